@@ -1,0 +1,31 @@
+# flchain — the two commands that matter: `make demo` and `make test`. Both run the idempotent setup first.
+.PHONY: setup test test-unit demo contracts gas bench lint clean
+
+VENV := .venv/bin
+
+setup:
+	./scripts/setup.sh
+
+test: setup
+	$(VENV)/python -m pytest -q -p no:cacheprovider tests
+
+test-unit: setup
+	$(VENV)/python -m pytest -q tests/unit
+
+demo: setup
+	$(VENV)/flchain demo
+
+contracts: setup
+	$(VENV)/flchain contracts build
+
+gas: setup
+	$(VENV)/python scripts/gas_report.py
+
+bench: setup
+	$(VENV)/python scripts/bench_codec.py
+
+lint: setup
+	$(VENV)/ruff check flchain trainer aggregator backend tests scripts
+
+clean:
+	rm -rf .venv node_modules .pytest_cache

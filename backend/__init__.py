@@ -1,0 +1,1 @@
+"""flchain backend."""

@@ -1,0 +1,221 @@
+"""Typed clients for the coordinator and the reward token over web3.py.
+
+Every write is signed locally by the client's account (see `flchain.chain.accounts`), sent with a tracked nonce,
+and checked for its receipt status; a revert raises `ContractRevert` carrying the decoded custom error name and
+arguments (e.g. `WindowClosed(taskId, round, windowEnd)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3 import HTTPProvider, Web3
+from web3.contract import Contract
+from web3.types import TxReceipt
+
+from flchain.chain.compile import load_artifact
+from flchain.chain.errors import ChainError, ChainUnavailable, ErrorDecoder, WrongChain
+from flchain.chain.tx import TxSender
+from flchain.chain.types import (
+    ClaimItem,
+    Finalization,
+    Reputation,
+    RoundState,
+    RoundStatus,
+    TaskParams,
+    TaskState,
+    TrainerState,
+)
+
+
+def connect(rpc_url: str, *, timeout_s: float = 30.0, expected_chain_id: int | None = None) -> Web3:
+    """A Web3 connection to `rpc_url`, checked to answer (and to serve `expected_chain_id` when given)."""
+    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
+    try:
+        chain_id = w3.eth.chain_id
+    except Exception as e:  # noqa: BLE001 - any transport failure means the node is unreachable
+        raise ChainUnavailable(f"cannot reach the chain at {rpc_url}: {e}") from e
+    if expected_chain_id is not None and chain_id != expected_chain_id:
+        raise WrongChain(f"{rpc_url} serves chain {chain_id}, expected {expected_chain_id}")
+    return w3
+
+
+def _error_decoder() -> ErrorDecoder:
+    return ErrorDecoder([load_artifact("FLCoordinator").abi, load_artifact("DemoToken").abi])
+
+
+class _BaseClient:
+    artifact_name = ""
+
+    def __init__(self, w3: Web3, address: str, signer: LocalAccount | None = None) -> None:
+        self.w3 = w3
+        self.address = to_checksum_address(address)
+        self.abi = load_artifact(self.artifact_name).abi
+        self.contract: Contract = w3.eth.contract(address=self.address, abi=self.abi)
+        self.decoder = _error_decoder()
+        self.signer = signer
+        self._sender = TxSender(w3, signer, self.decoder) if signer is not None else None
+
+    @property
+    def account(self) -> str:
+        """The signing account's address."""
+        return self._tx().address
+
+    def _tx(self) -> TxSender:
+        if self._sender is None:
+            raise ChainError(f"{type(self).__name__} has no signer: it is read-only")
+        return self._sender
+
+    def _send(self, name: str, *args: Any) -> TxReceipt:
+        return self._tx().send(self.contract.functions[name](*args))
+
+    def _call(self, name: str, *args: Any) -> Any:
+        fn = self.contract.functions[name](*args)
+        if self._sender is not None:
+            return self._sender.call(fn)
+        return TxSender.call_unsigned(fn, self.decoder)
+
+
+class TokenClient(_BaseClient):
+    """The ERC-20 reward token (DemoToken locally; any ERC-20 on a testnet)."""
+
+    artifact_name = "DemoToken"
+
+    def with_signer(self, signer: LocalAccount) -> TokenClient:
+        return TokenClient(self.w3, self.address, signer)
+
+    def balance_of(self, account: str) -> int:
+        return int(self._call("balanceOf", to_checksum_address(account)))
+
+    def allowance(self, owner: str, spender: str) -> int:
+        return int(self._call("allowance", to_checksum_address(owner), to_checksum_address(spender)))
+
+    def approve(self, spender: str, amount_wei: int) -> TxReceipt:
+        return self._send("approve", to_checksum_address(spender), amount_wei)
+
+    def ensure_allowance(self, spender: str, amount_wei: int) -> TxReceipt | None:
+        """Approve `amount_wei` for `spender` unless the current allowance already covers it."""
+        if self.allowance(self.account, spender) >= amount_wei:
+            return None
+        return self.approve(spender, amount_wei)
+
+    def transfer(self, to: str, amount_wei: int) -> TxReceipt:
+        return self._send("transfer", to_checksum_address(to), amount_wei)
+
+    def mint(self, to: str, amount_wei: int) -> TxReceipt:
+        return self._send("mint", to_checksum_address(to), amount_wei)
+
+
+class CoordinatorClient(_BaseClient):
+    """The FLCoordinator contract: tasks, stakes, rounds, commitments, reputation, slashing and payouts."""
+
+    artifact_name = "FLCoordinator"
+
+    def with_signer(self, signer: LocalAccount) -> CoordinatorClient:
+        return CoordinatorClient(self.w3, self.address, signer)
+
+    def token(self, task_id: int) -> TokenClient:
+        """A client for the task's token, signing with the same account."""
+        return TokenClient(self.w3, self.get_task(task_id).token, self.signer)
+
+    # ---------------------------------------------------------------- tasks
+    def create_task(self, params: TaskParams, funding_wei: int) -> tuple[int, TxReceipt]:
+        """Create and fund a task (approves the funding first); returns the new task id and the receipt."""
+        if funding_wei:
+            TokenClient(self.w3, params.token, self.signer).ensure_allowance(self.address, funding_wei)
+        receipt = self._send("createTask", params.to_abi(), funding_wei)
+        events = self.contract.events.TaskCreated().process_receipt(receipt)
+        return int(events[0]["args"]["taskId"]), receipt
+
+    def fund_task(self, task_id: int, amount_wei: int) -> TxReceipt:
+        self.token(task_id).ensure_allowance(self.address, amount_wei)
+        return self._send("fundTask", task_id, amount_wei)
+
+    def close_task(self, task_id: int) -> TxReceipt:
+        return self._send("closeTask", task_id)
+
+    # ---------------------------------------------------------------- stakes
+    def stake(self, task_id: int, amount_wei: int) -> TxReceipt:
+        """Stake `amount_wei` (approving it first when needed)."""
+        self.token(task_id).ensure_allowance(self.address, amount_wei)
+        return self._send("stake", task_id, amount_wei)
+
+    def request_unstake(self, task_id: int) -> TxReceipt:
+        return self._send("requestUnstake", task_id)
+
+    def withdraw_stake(self, task_id: int) -> TxReceipt:
+        return self._send("withdrawStake", task_id)
+
+    # ---------------------------------------------------------------- rounds
+    def open_round(
+        self, task_id: int, round_id: int, base_model_digest: bytes, base_model_cid: str, eval_commitment: bytes
+    ) -> TxReceipt:
+        return self._send("openRound", task_id, round_id, base_model_digest, base_model_cid, eval_commitment)
+
+    def submit_update(self, task_id: int, round_id: int, digest: bytes, cid: str, num_samples: int) -> TxReceipt:
+        return self._send("submitUpdate", task_id, round_id, digest, cid, num_samples)
+
+    def finalize_round(self, task_id: int, round_id: int, finalization: Finalization) -> TxReceipt:
+        return self._send("finalizeRound", task_id, round_id, finalization.to_abi())
+
+    def record_reputations(
+        self, task_id: int, round_id: int, trainers: Sequence[str], reputations: Sequence[Reputation]
+    ) -> TxReceipt:
+        accounts = [to_checksum_address(t) for t in trainers]
+        return self._send("recordReputations", task_id, round_id, accounts, [r.to_abi() for r in reputations])
+
+    # ---------------------------------------------------------------- payouts and slashing
+    def claim(self, task_id: int, item: ClaimItem) -> TxReceipt:
+        return self._send(
+            "claim", task_id, item.round, item.index, to_checksum_address(item.account), item.amount_wei,
+            list(item.proof),
+        )
+
+    def claim_many(self, task_id: int, items: Sequence[ClaimItem]) -> TxReceipt:
+        return self._send("claimMany", task_id, [i.to_abi() for i in items])
+
+    def slash(
+        self, task_id: int, round_id: int, trainer: str, bps: int, reason_code: int, evidence_cid: str
+    ) -> TxReceipt:
+        return self._send("slash", task_id, round_id, to_checksum_address(trainer), bps, reason_code, evidence_cid)
+
+    # ---------------------------------------------------------------- admin
+    def pause(self) -> TxReceipt:
+        return self._send("pause")
+
+    def unpause(self) -> TxReceipt:
+        return self._send("unpause")
+
+    # ---------------------------------------------------------------- views
+    def task_count(self) -> int:
+        return int(self._call("taskCount"))
+
+    def get_task(self, task_id: int) -> TaskState:
+        return TaskState.from_abi(self._call("getTask", task_id))
+
+    def is_aggregator(self, task_id: int, account: str) -> bool:
+        return bool(self._call("isAggregator", task_id, to_checksum_address(account)))
+
+    def get_round(self, task_id: int, round_id: int) -> RoundState:
+        return RoundState.from_abi(self._call("getRound", task_id, round_id))
+
+    def round_status(self, task_id: int, round_id: int) -> RoundStatus:
+        return RoundStatus(int(self._call("roundStatus", task_id, round_id)))
+
+    def get_trainer(self, task_id: int, trainer: str) -> TrainerState:
+        return TrainerState.from_abi(self._call("getTrainer", task_id, to_checksum_address(trainer)))
+
+    def get_submission(self, task_id: int, round_id: int, trainer: str) -> bytes:
+        return bytes(self._call("getSubmission", task_id, round_id, to_checksum_address(trainer)))
+
+    def get_reputation(self, task_id: int, trainer: str) -> Reputation:
+        return Reputation.from_abi(self._call("getReputation", task_id, to_checksum_address(trainer)))
+
+    def is_claimed(self, task_id: int, round_id: int, index: int) -> bool:
+        return bool(self._call("isClaimed", task_id, round_id, index))
+
+    def is_slashed(self, task_id: int, round_id: int, trainer: str) -> bool:
+        return bool(self._call("isSlashed", task_id, round_id, to_checksum_address(trainer)))

@@ -1,0 +1,61 @@
+"""The deployment manifest: which chain, which addresses, from which block, with which ABIs.
+
+`flchain deploy` writes it; the trainer, aggregator and backend read it and refuse to run against another chain
+or against contracts whose ABI differs from the artifacts they ship with.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flchain.chain.compile import load_artifact
+from flchain.chain.errors import ChainError
+
+
+class ManifestError(ChainError):
+    """The manifest is missing, malformed, or does not match the chain or the shipped artifacts."""
+
+
+class ContractRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    address: str
+    abi_sha256: str
+
+
+class DeploymentManifest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    chain_id: int
+    coordinator: ContractRecord
+    token: ContractRecord
+    deploy_block: int = Field(ge=0)
+    deployer: str
+    compiler_version: str
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.model_dump_json(indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> DeploymentManifest:
+        try:
+            return cls.model_validate_json(path.read_text())
+        except OSError as e:
+            raise ManifestError(f"cannot read deployment manifest {path}: {e}") from e
+        except ValueError as e:
+            raise ManifestError(f"malformed deployment manifest {path}: {e}") from e
+
+    def check_artifacts(self) -> None:
+        """Raise unless the shipped coordinator ABI is the one that was deployed."""
+        shipped = load_artifact("FLCoordinator").abi_sha256
+        if shipped != self.coordinator.abi_sha256:
+            raise ManifestError(
+                f"coordinator ABI mismatch: deployed {self.coordinator.abi_sha256[:12]}…, "
+                f"this build ships {shipped[:12]}…; redeploy or upgrade flchain"
+            )

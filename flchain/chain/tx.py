@@ -1,0 +1,106 @@
+"""Sending transactions: estimate (decoding reverts), sign locally, track the nonce, wait, check the status."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+from web3.types import TxReceipt
+
+from flchain.chain.errors import ChainError, ChainUnavailable, ErrorDecoder, TransactionFailed
+
+logger = logging.getLogger(__name__)
+
+
+class TxSender:
+    """Signs and sends contract transactions for one account, keeping its own nonce (thread-safe)."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        account: LocalAccount,
+        decoder: ErrorDecoder,
+        *,
+        gas_margin: float = 1.25,
+        receipt_timeout_s: float = 120.0,
+    ) -> None:
+        self.w3 = w3
+        self.account = account
+        self.decoder = decoder
+        self.gas_margin = gas_margin
+        self.receipt_timeout_s = receipt_timeout_s
+        self._nonce: int | None = None
+        self._lock = threading.Lock()
+        self._chain_id: int | None = None
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    def call(self, fn: ContractFunction) -> Any:
+        """A read-only call from this account whose revert becomes a ContractRevert."""
+        return self.call_unsigned(fn, self.decoder, {"from": self.account.address})
+
+    @staticmethod
+    def call_unsigned(fn: ContractFunction, decoder: ErrorDecoder, params: dict[str, Any] | None = None) -> Any:
+        """A read-only call (no account needed) whose revert becomes a ContractRevert."""
+        try:
+            return fn.call(params or {})
+        except ContractLogicError as e:
+            raise decoder.decode(e.data, fn.fn_name) from e
+        except (ConnectionError, OSError) as e:
+            raise ChainUnavailable(f"RPC call {fn.fn_name} failed: {e}") from e
+
+    def send(self, fn: ContractFunction, *, gas: int | None = None) -> TxReceipt:
+        """Estimate, sign, send and wait for `fn`; reverts raise ContractRevert, status 0 TransactionFailed."""
+        with self._lock:
+            tx = self._build(fn, gas)
+            signed = self.account.sign_transaction(tx)
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Web3RPCError as e:
+                self._nonce = None  # resync on the next send (e.g. "nonce too low" after a restart)
+                raise ChainError(f"{fn.fn_name}: node refused the transaction: {e}") from e
+            assert self._nonce is not None
+            self._nonce += 1
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout_s)
+        except TimeExhausted as e:
+            raise ChainError(f"{fn.fn_name}: no receipt for 0x{bytes(tx_hash).hex()} after {self.receipt_timeout_s}s") from e
+        if receipt["status"] != 1:
+            self._raise_mined_revert(fn, receipt)
+        logger.debug("%s mined in block %d, gas %d", fn.fn_name, receipt["blockNumber"], receipt["gasUsed"])
+        return receipt
+
+    def _build(self, fn: ContractFunction, gas: int | None) -> dict[str, Any]:
+        sender = self.account.address
+        if gas is None:
+            try:
+                estimate = fn.estimate_gas({"from": sender})
+            except ContractLogicError as e:
+                raise self.decoder.decode(e.data, fn.fn_name) from e
+            except (ConnectionError, OSError) as e:
+                raise ChainUnavailable(f"cannot estimate {fn.fn_name}: {e}") from e
+            gas = int(estimate * self.gas_margin) + 10_000
+        if self._nonce is None:
+            self._nonce = self.w3.eth.get_transaction_count(sender, "pending")
+        if self._chain_id is None:
+            self._chain_id = self.w3.eth.chain_id
+        tx: dict[str, Any] = fn.build_transaction(
+            {"from": sender, "nonce": self._nonce, "gas": gas, "chainId": self._chain_id}
+        )
+        return tx
+
+    def _raise_mined_revert(self, fn: ContractFunction, receipt: TxReceipt) -> None:
+        """Replay the call at the block before to recover the custom error of a mined revert."""
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        try:
+            fn.call({"from": self.account.address}, block_identifier=receipt["blockNumber"] - 1)
+        except ContractLogicError as e:
+            raise self.decoder.decode(e.data, fn.fn_name) from e
+        raise TransactionFailed(f"{fn.fn_name} reverted on-chain in tx {tx_hash}")

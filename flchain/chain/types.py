@@ -1,0 +1,191 @@
+"""Frozen dataclasses mirroring the coordinator's Solidity structs (contracts/interfaces/IFLCoordinator.sol).
+
+`to_abi()` gives the tuple web3 expects for a struct argument; `from_abi()` reads what a view returns.
+Amounts are token base units (wei); digests are 32-byte `bytes`; durations are seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from eth_utils import keccak, to_checksum_address
+
+REPUTATION_SCALE = 1_000_000  # fixed point of Reputation.mu / sigma / score on-chain
+
+
+class RoundStatus(IntEnum):
+    NONE = 0
+    OPEN = 1
+    CLOSED = 2
+    FINALIZED = 3
+    EXPIRED = 4
+
+
+class SlashReason(IntEnum):
+    DIGEST_MISMATCH = 1
+    COPIED_UPDATE = 2
+    NON_FINITE = 3
+    MALFORMED_UPDATE = 4
+
+
+def eval_commitment(eval_cid: str) -> bytes:
+    """The commitment posted at openRound for the round's evaluation data: keccak256(bytes(evalCid))."""
+    return keccak(text=eval_cid)
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    token: str
+    reward_per_round_wei: int
+    min_stake_wei: int
+    window_s: int
+    finalize_timeout_s: int
+    unstake_cooldown_s: int
+    max_slash_bps: int
+    model_spec_hash: bytes
+    initial_model_digest: bytes
+    initial_model_cid: str
+    aggregators: tuple[str, ...]
+
+    def to_abi(self) -> tuple[Any, ...]:
+        return (
+            to_checksum_address(self.token), self.reward_per_round_wei, self.min_stake_wei, self.window_s,
+            self.finalize_timeout_s, self.unstake_cooldown_s, self.max_slash_bps, self.model_spec_hash,
+            self.initial_model_digest, self.initial_model_cid, [to_checksum_address(a) for a in self.aggregators],
+        )
+
+    @classmethod
+    def from_abi(cls, v: Sequence[Any]) -> TaskParams:
+        return cls(
+            token=str(v[0]), reward_per_round_wei=int(v[1]), min_stake_wei=int(v[2]), window_s=int(v[3]),
+            finalize_timeout_s=int(v[4]), unstake_cooldown_s=int(v[5]), max_slash_bps=int(v[6]),
+            model_spec_hash=bytes(v[7]), initial_model_digest=bytes(v[8]), initial_model_cid=str(v[9]),
+            aggregators=tuple(str(a) for a in v[10]),
+        )
+
+
+@dataclass(frozen=True)
+class TaskState:
+    sponsor: str
+    token: str
+    reward_per_round_wei: int
+    min_stake_wei: int
+    pool_wei: int
+    owed_wei: int
+    total_staked_wei: int
+    window_s: int
+    finalize_timeout_s: int
+    unstake_cooldown_s: int
+    max_slash_bps: int
+    current_round: int
+    closed: bool
+    model_spec_hash: bytes
+    latest_model_digest: bytes
+
+    @classmethod
+    def from_abi(cls, v: Sequence[Any]) -> TaskState:
+        return cls(
+            sponsor=str(v[0]), token=str(v[1]), reward_per_round_wei=int(v[2]), min_stake_wei=int(v[3]),
+            pool_wei=int(v[4]), owed_wei=int(v[5]), total_staked_wei=int(v[6]), window_s=int(v[7]),
+            finalize_timeout_s=int(v[8]), unstake_cooldown_s=int(v[9]), max_slash_bps=int(v[10]),
+            current_round=int(v[11]), closed=bool(v[12]), model_spec_hash=bytes(v[13]),
+            latest_model_digest=bytes(v[14]),
+        )
+
+
+@dataclass(frozen=True)
+class RoundState:
+    base_model_digest: bytes
+    eval_commitment: bytes
+    new_model_digest: bytes
+    report_digest: bytes
+    payout_root: bytes
+    payout_total_wei: int
+    claimed_total_wei: int
+    opened_at: int
+    window_end: int
+    finalized_at: int
+
+    @classmethod
+    def from_abi(cls, v: Sequence[Any]) -> RoundState:
+        return cls(
+            base_model_digest=bytes(v[0]), eval_commitment=bytes(v[1]), new_model_digest=bytes(v[2]),
+            report_digest=bytes(v[3]), payout_root=bytes(v[4]), payout_total_wei=int(v[5]),
+            claimed_total_wei=int(v[6]), opened_at=int(v[7]), window_end=int(v[8]), finalized_at=int(v[9]),
+        )
+
+
+@dataclass(frozen=True)
+class TrainerState:
+    stake_wei: int
+    last_round: int
+    unstake_requested_at: int
+
+    @classmethod
+    def from_abi(cls, v: Sequence[Any]) -> TrainerState:
+        return cls(stake_wei=int(v[0]), last_round=int(v[1]), unstake_requested_at=int(v[2]))
+
+
+@dataclass(frozen=True)
+class Reputation:
+    """On-chain reputation, fixed point scaled by REPUTATION_SCALE (use `from_floats` to convert)."""
+
+    mu: int
+    sigma: int
+    score: int
+    round: int = 0
+
+    @classmethod
+    def from_floats(cls, mu: float, sigma: float, score: float, round_id: int = 0) -> Reputation:
+        return cls(
+            mu=round(mu * REPUTATION_SCALE), sigma=round(sigma * REPUTATION_SCALE),
+            score=round(score * REPUTATION_SCALE), round=round_id,
+        )
+
+    def to_abi(self) -> tuple[int, int, int, int]:
+        return (self.mu, self.sigma, self.score, self.round)
+
+    @classmethod
+    def from_abi(cls, v: Sequence[Any]) -> Reputation:
+        return cls(mu=int(v[0]), sigma=int(v[1]), score=int(v[2]), round=int(v[3]))
+
+
+@dataclass(frozen=True)
+class Finalization:
+    new_model_digest: bytes
+    new_model_cid: str
+    report_digest: bytes
+    report_cid: str
+    eval_cid: str
+    payout_root: bytes
+    payout_total_wei: int
+
+    def to_abi(self) -> tuple[Any, ...]:
+        return (
+            self.new_model_digest, self.new_model_cid, self.report_digest, self.report_cid, self.eval_cid,
+            self.payout_root, self.payout_total_wei,
+        )
+
+    @classmethod
+    def from_abi(cls, v: Sequence[Any]) -> Finalization:
+        return cls(
+            new_model_digest=bytes(v[0]), new_model_cid=str(v[1]), report_digest=bytes(v[2]),
+            report_cid=str(v[3]), eval_cid=str(v[4]), payout_root=bytes(v[5]), payout_total_wei=int(v[6]),
+        )
+
+
+@dataclass(frozen=True)
+class ClaimItem:
+    """One payout leaf to claim with its Merkle proof."""
+
+    round: int
+    index: int
+    account: str
+    amount_wei: int
+    proof: tuple[bytes, ...]
+
+    def to_abi(self) -> tuple[Any, ...]:
+        return (self.round, self.index, to_checksum_address(self.account), self.amount_wei, list(self.proof))

@@ -1,0 +1,33 @@
+"""The `flchain` command line. Each package contributes its own sub-commands."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from flchain.chain.cli import contracts_app, deploy, keystore_app
+
+app = typer.Typer(
+    name="flchain",
+    help="Blockchain-incentivized federated learning: deploy tasks, train, aggregate, verify and explore.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(keystore_app, name="keystore")
+app.command("deploy")(deploy)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,96 @@
+"""Encode models and pseudo-gradients as safetensors bytes (never pickle).
+
+Dense payloads hold one float32 entry per tensor under its own name. Top-k payloads hold, per tensor `name`,
+the entries `name::indices`, `name::values`, `name::scale` and `name::shape` (see `compression.py`).
+The same tensors and header always give the same bytes: entries are written in a fixed order by safetensors,
+and the header is one canonical JSON string (see `header.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+from safetensors.numpy import save
+
+from flchain.codec.compression import compress_topk
+from flchain.codec.errors import BadCompression, InvalidTensorName, NonFiniteValues, WrongDtype
+from flchain.codec.header import Compression, PayloadKind, UpdateHeader
+
+if TYPE_CHECKING:
+    import torch
+
+TensorLike: TypeAlias = "npt.NDArray[np.float32] | torch.Tensor"
+SEPARATOR = "::"
+
+
+def encode_update(
+    tensors: Mapping[str, TensorLike],
+    *,
+    spec_hash: bytes,
+    base_digest: bytes,
+    compression: Compression = Compression.NONE,
+    topk_ratio: float | None = None,
+    allow_non_finite: bool = False,
+) -> bytes:
+    """Encode a pseudo-gradient (`delta = theta_base - theta_local`) computed against the model `base_digest`.
+
+    `allow_non_finite=True` lets NaN/inf through (red-team trainers); the decoder rejects them anyway.
+    """
+    header = UpdateHeader(
+        kind=PayloadKind.UPDATE,
+        spec_hash=spec_hash,
+        base_digest=base_digest,
+        compression=compression,
+        topk_ratio=topk_ratio,
+    )
+    return encode_payload(tensors, header, allow_non_finite=allow_non_finite)
+
+
+def encode_model(
+    tensors: Mapping[str, TensorLike], *, spec_hash: bytes, base_digest: bytes | None = None
+) -> bytes:
+    """Encode model parameters (dense float32); `base_digest` optionally names the parent model."""
+    header = UpdateHeader(kind=PayloadKind.MODEL, spec_hash=spec_hash, base_digest=base_digest)
+    return encode_payload(tensors, header)
+
+
+def encode_payload(tensors: Mapping[str, TensorLike], header: UpdateHeader, *, allow_non_finite: bool = False) -> bytes:
+    """Encode `tensors` under `header` (the general form behind encode_update and encode_model)."""
+    arrays = {name: _as_float32(name, tensors[name]) for name in sorted(tensors)}
+    if not allow_non_finite:
+        for name, array in arrays.items():
+            if not np.isfinite(array).all():
+                raise NonFiniteValues(f"tensor {name!r} holds NaN or infinity")
+    entries = _compressed_entries(arrays, header) if header.compression.is_topk else arrays
+    return save(entries, metadata=header.to_metadata())
+
+
+def _as_float32(name: str, value: TensorLike) -> npt.NDArray[np.float32]:
+    if not name or SEPARATOR in name or name == "__metadata__":
+        raise InvalidTensorName(f"tensor name {name!r} is empty, reserved or contains {SEPARATOR!r}")
+    if isinstance(value, np.ndarray):
+        array = value
+    else:
+        try:
+            array = value.detach().cpu().numpy()
+        except (AttributeError, TypeError) as e:
+            raise WrongDtype(f"tensor {name!r}: expected a float32 numpy array or torch tensor: {e}") from e
+    if array.dtype.kind != "f" or array.dtype.itemsize != 4:
+        raise WrongDtype(f"tensor {name!r} is {array.dtype}, expected float32")
+    return np.ascontiguousarray(array, dtype="<f4")
+
+
+def _compressed_entries(arrays: Mapping[str, npt.NDArray[np.float32]], header: UpdateHeader) -> dict[str, np.ndarray]:
+    entries: dict[str, np.ndarray] = {}
+    for name, array in arrays.items():
+        sparse = compress_topk(array, header.topk_count(array.size), header.compression)
+        if not np.isfinite(sparse.values.astype(np.float32)).all():
+            raise BadCompression(f"tensor {name!r} cannot be represented as {header.compression}")
+        entries[f"{name}{SEPARATOR}indices"] = sparse.indices
+        entries[f"{name}{SEPARATOR}values"] = sparse.values
+        entries[f"{name}{SEPARATOR}scale"] = sparse.scale
+        entries[f"{name}{SEPARATOR}shape"] = np.array(sparse.shape, dtype=np.int64)
+    return entries

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Idempotent setup: installs everything flchain needs into this checkout.
+#   .venv/          Python 3.11 virtual environment with flchain (editable) and its dev extras, torch pinned
+#   node_modules/   Anvil + cast (Foundry), solc-js, OpenZeppelin Contracts, js-ipfs, playwright-core
+# Re-running it only installs what is missing or changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+STAMP_DIR=.venv/.flchain-stamps
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+mkdir -p "$STAMP_DIR"
+
+py_hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$STAMP_DIR/pyproject" 2>/dev/null)" != "$py_hash" ]; then
+  echo "setup: installing Python dependencies (torch 2.13.0 CPU)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  # torch first and pinned: any other spec would pull the CUDA wheels.
+  .venv/bin/python -m pip install -q torch==2.13.0 numpy
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  echo "$py_hash" > "$STAMP_DIR/pyproject"
+fi
+
+npm_install() {  # npm_install DIR: `npm ci` from DIR's committed lockfile unless it is already installed
+  local dir=$1 hash
+  hash=$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$dir/node_modules/.flchain-stamp" 2>/dev/null)" != "$hash" ]; then
+    echo "setup: npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error --omit=optional)
+    echo "$hash" > "$dir/node_modules/.flchain-stamp"
+  fi
+}
+# Anvil + cast (Foundry), solc-js, OpenZeppelin Contracts and merkle-tree, playwright-core
+npm_install .
+# js-ipfs: a local daemon speaking Kubo's RPC API (no Kubo binary can be installed here)
+npm_install toolchain/ipfs
+
+if [ "${FLCHAIN_BROWSER:-auto}" != "skip" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian chromium for the dashboard browser test"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "setup: chromium could not be installed; browser tests will be skipped"
+  fi
+fi
+echo "setup: done"
