@@ -21,7 +21,7 @@ def pairwise_sq_distances(rows: NDArray[np.float64]) -> NDArray[np.float64]:
     gram = rows @ rows.T
     distances = np.maximum(sq_norms[:, None] + sq_norms[None, :] - 2.0 * gram, 0.0)
     np.fill_diagonal(distances, 0.0)
-    return distances
+    return np.asarray(distances, dtype=np.float64)
 
 
 def krum_scores(updates: Matrix, f: int) -> Vector:
@@ -34,7 +34,7 @@ def krum_scores(updates: Matrix, f: int) -> Vector:
     n_neighbours = n_trainers - f - 2
     # Column 0 of each sorted row is the distance to itself (0); the neighbours follow.
     nearest = np.sort(distances, axis=1)[:, 1 : 1 + n_neighbours]
-    return nearest.sum(axis=1)
+    return np.asarray(nearest.sum(axis=1), dtype=np.float64)
 
 
 def krum_select(updates: Matrix, f: int, m: int = 1) -> NDArray[np.int64]:
@@ -49,7 +49,7 @@ def multi_krum(updates: Matrix, f: int, m: int = 1) -> Vector:
     """Mean of the `m` updates Krum scores best; `m = 1` is Krum itself."""
     rows = as_updates(updates)
     selected = krum_select(rows, f, m)
-    return rows[selected].mean(axis=0)
+    return np.asarray(rows[selected].mean(axis=0), dtype=np.float64)
 
 
 def krum(updates: Matrix, f: int) -> Vector:

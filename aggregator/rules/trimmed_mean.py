@@ -28,4 +28,4 @@ def trimmed_mean(updates: Matrix, beta: float) -> Vector:
     n_trainers = rows.shape[0]
     k = trimmed_count(n_trainers, beta)
     ordered = np.sort(rows, axis=0)
-    return ordered[k : n_trainers - k].mean(axis=0)
+    return np.asarray(ordered[k : n_trainers - k].mean(axis=0), dtype=np.float64)

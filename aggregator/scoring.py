@@ -1,0 +1,138 @@
+"""LossScore: what one update is worth, from the loss before and after applying it.
+
+Gauntlet (Incentivizing Permissionless Distributed Learning of LLMs, 2025), the core stage: estimate the loss
+on the round's evaluation batch before and after each surviving pseudo-gradient. Update `i` alone is applied as
+the outer step would apply it, `theta_i = theta_base - outer_lr * delta_i`, and
+
+    score_i = (loss_before - loss_after_i) / |loss_before|
+
+the relative improvement. Normalizing by the round's own base loss (not by the best improvement of the round)
+keeps a trainer's score independent of who else took part, so a Sybil cannot deflate the others by adding a
+strong update, and keeps scores comparable across rounds as the loss falls. It is at most 1 for non-negative
+losses, 0 for a no-op, negative for a harmful update and `-inf` when the loss is not finite afterwards. Rankings
+and within-round payouts do not depend on the normalization; the on-chain final score does.
+
+The optional leave-one-out marginal score measures the update inside the aggregate instead of alone:
+`(loss(aggregate without i) - loss(aggregate)) / |loss_before|`, positive when removing `i` hurts.
+
+The forward passes are the caller's: it hands in `loss_fn(params_vector) -> float` (load the flat vector into
+the model, evaluate the batch, return the mean loss), so the math is tested here with a tiny quadratic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import numpy as np
+from numpy.typing import NDArray
+
+from aggregator.rules.common import Matrix, Vector, read_only
+
+LossFn: TypeAlias = Callable[[NDArray[np.float64]], float]
+"""Loss of the model with the given flat parameter vector on the round's evaluation batch (read-only input)."""
+
+AggregateFn: TypeAlias = Callable[[NDArray[np.float64]], NDArray[np.float64]]
+"""The round's aggregation rule as a function of the updates matrix, e.g. `partial(aggregate, rule, ...)`."""
+
+_MIN_SCALE = 1e-12
+
+
+class ScoringError(ValueError):
+    """Raised on a non-finite base loss or mismatched shapes."""
+
+
+@dataclass(frozen=True)
+class LossScores:
+    """Base loss, the loss after each update alone, and the normalized scores (read-only arrays)."""
+
+    loss_before: float
+    losses_after: Vector
+    scores: Vector
+
+
+@dataclass(frozen=True)
+class MarginalScores:
+    """Loss of the full aggregate, of each leave-one-out aggregate, and the normalized marginal scores."""
+
+    loss_aggregate: float
+    losses_without: Vector
+    scores: Vector
+
+
+def _scale(loss_before: float) -> float:
+    if not np.isfinite(loss_before):
+        raise ScoringError(f"base loss must be finite, got {loss_before}")
+    return max(abs(loss_before), _MIN_SCALE)
+
+
+def loss_scores(loss_before: float, losses_after: Vector) -> Vector:
+    """`(loss_before - loss_after_i) / |loss_before|`; a non-finite loss after gives `-inf`."""
+    scale = _scale(loss_before)
+    after = np.asarray(losses_after, dtype=np.float64)
+    scores = (loss_before - after) / scale
+    return np.where(np.isfinite(after), scores, -np.inf)
+
+
+def marginal_scores(loss_before: float, loss_aggregate: float, losses_without: Vector) -> Vector:
+    """`(loss_without_i - loss_aggregate) / |loss_before|`; non-finite terms give `-inf` (never rewarded)."""
+    scale = _scale(loss_before)
+    without = np.asarray(losses_without, dtype=np.float64)
+    if not np.isfinite(loss_aggregate):
+        return np.full(without.shape, -np.inf)
+    scores = (without - loss_aggregate) / scale
+    return np.where(np.isfinite(without), scores, -np.inf)
+
+
+def _apply(base: NDArray[np.float64], delta: NDArray[np.float64], outer_lr: float) -> NDArray[np.float64]:
+    return read_only(base - outer_lr * delta)
+
+
+def _check(base_vector: Vector, deltas: Matrix) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    base = np.asarray(base_vector, dtype=np.float64)
+    rows = np.asarray(deltas, dtype=np.float64)
+    if base.ndim != 1 or rows.ndim != 2 or rows.shape[1] != base.shape[0]:
+        raise ScoringError(f"deltas {rows.shape} must be (n, {base.shape}) for a 1-D base vector")
+    return base, rows
+
+
+def compute_loss_scores(base_vector: Vector, deltas: Matrix, loss_fn: LossFn, outer_lr: float = 1.0) -> LossScores:
+    """Evaluate the base and each `base - outer_lr * delta_i` with `loss_fn`, then score them."""
+    base, rows = _check(base_vector, deltas)
+    loss_before = float(loss_fn(read_only(base)))
+    losses_after = np.array([float(loss_fn(_apply(base, row, outer_lr))) for row in rows])
+    return LossScores(
+        loss_before=loss_before,
+        losses_after=read_only(losses_after),
+        scores=read_only(loss_scores(loss_before, losses_after)),
+    )
+
+
+def compute_marginal_scores(
+    base_vector: Vector,
+    deltas: Matrix,
+    loss_fn: LossFn,
+    aggregate_fn: AggregateFn,
+    outer_lr: float = 1.0,
+    loss_before: float | None = None,
+) -> MarginalScores:
+    """Leave-one-out scores: re-aggregate without each update (one `aggregate_fn` call and forward pass each).
+
+    Without any update left (a round of one) the model stays at the base, whose loss is `loss_before`.
+    """
+    base, rows = _check(base_vector, deltas)
+    before = float(loss_fn(read_only(base))) if loss_before is None else loss_before
+    loss_aggregate = float(loss_fn(_apply(base, aggregate_fn(read_only(rows)), outer_lr)))
+    losses_without = []
+    for i in range(rows.shape[0]):
+        rest = read_only(np.delete(rows, i, axis=0))
+        losses_without.append(
+            before if rest.shape[0] == 0 else float(loss_fn(_apply(base, aggregate_fn(rest), outer_lr)))
+        )
+    without = np.array(losses_without, dtype=np.float64)
+    return MarginalScores(
+        loss_aggregate=loss_aggregate,
+        losses_without=read_only(without),
+        scores=read_only(marginal_scores(before, loss_aggregate, without)),
+    )

@@ -1,0 +1,116 @@
+"""OpenSkill Plackett-Luce ratings, the final score and the chain's fixed point."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from openskill.models import PlackettLuce
+
+from aggregator.ratings import (
+    Rating,
+    RatingConfig,
+    RatingError,
+    competition_ranks,
+    final_scores,
+    from_fixed,
+    rating_weight,
+    to_fixed,
+    update_ratings,
+)
+
+
+def test_competition_ranks_tie_equal_scores_and_put_non_finite_last() -> None:
+    assert competition_ranks([3.0, 1.0, 1.0, math.nan, -math.inf, 5.0]) == [1, 2, 2, 4, 4, 0]
+
+
+def test_update_ratings_orders_mu_by_score() -> None:
+    ratings = update_ratings({}, {"0xa": 0.3, "0xb": 0.1, "0xc": -0.2})
+
+    assert ratings["0xa"].mu > ratings["0xb"].mu > ratings["0xc"].mu
+    assert all(r.sigma < 25.0 / 3.0 for r in ratings.values())
+
+
+def test_update_ratings_matches_openskill_directly() -> None:
+    model = PlackettLuce()
+    [[winner], [loser]] = model.rate([[model.rating()], [model.rating()]], ranks=[0, 1])
+
+    ratings = update_ratings({}, {"0xloser": 0.0, "0xwinner": 1.0})
+
+    assert ratings["0xwinner"] == Rating(winner.mu, winner.sigma)
+    assert ratings["0xloser"] == Rating(loser.mu, loser.sigma)
+
+
+def test_equal_scores_from_equal_priors_give_equal_ratings() -> None:
+    ratings = update_ratings({}, {"0xa": 0.5, "0xb": 0.5, "0xc": 0.1})
+
+    assert ratings["0xa"] == ratings["0xb"]
+    assert ratings["0xa"].mu > ratings["0xc"].mu
+
+
+def test_absent_trainers_keep_their_rating_and_newcomers_start_at_the_default() -> None:
+    prior = {"0xold": Rating(30.0, 2.0), "0xabsent": Rating(10.0, 3.0)}
+    prior_copy = dict(prior)
+
+    ratings = update_ratings(prior, {"0xold": 0.1, "0xnew": 0.2})
+
+    assert ratings["0xabsent"] == Rating(10.0, 3.0)
+    assert ratings["0xnew"].mu > 25.0 and ratings["0xold"].mu < 30.0
+    assert prior == prior_copy
+
+
+def test_update_ratings_is_deterministic_whatever_the_mapping_order() -> None:
+    scores = {"0xc": 0.2, "0xa": 0.9, "0xb": 0.2}
+
+    first = update_ratings({}, scores)
+    second = update_ratings({}, dict(reversed(list(scores.items()))))
+
+    assert first == second
+
+
+def test_a_lone_participant_is_not_rated() -> None:
+    assert update_ratings({}, {"0xa": 1.0}) == {"0xa": Rating()}
+    assert update_ratings({"0xa": Rating(20.0, 1.0)}, {"0xa": 1.0}) == {"0xa": Rating(20.0, 1.0)}
+
+
+def test_rating_weight_is_one_half_for_a_newcomer_and_grows_with_the_ordinal() -> None:
+    weights = [rating_weight(Rating(mu, 1.0)) for mu in (-10.0, 0.0, 3.0, 10.0, 40.0)]
+
+    assert rating_weight(Rating()) == pytest.approx(0.5)
+    assert weights == sorted(weights) and weights[0] > 0.0 and weights[-1] < 1.0
+
+
+def test_final_score_is_gate_times_positive_score_times_weight() -> None:
+    newcomer = Rating()  # weight 1/2
+    strong = Rating(mu=25.0 / 6.0 * math.log(3.0) + 3.0, sigma=1.0)  # ordinal = scale * ln 3: weight 3/4
+
+    scores = final_scores(
+        [True, True, False, True, True],
+        [0.2, 0.2, 0.9, -0.4, math.nan],
+        [newcomer, strong, strong, strong, strong],
+    )
+
+    np.testing.assert_allclose(scores, [0.1, 0.15, 0.0, 0.0, 0.0])
+
+
+def test_final_scores_reject_misaligned_inputs_and_infinite_scores() -> None:
+    with pytest.raises(RatingError):
+        final_scores([True], [0.1, 0.2], [Rating(), Rating()])
+    with pytest.raises(RatingError):
+        final_scores([True], [math.inf], [Rating()])
+
+
+def test_to_fixed_rounds_x_times_1e6() -> None:
+    assert to_fixed(25.0) == 25_000_000
+    assert to_fixed(8.333333333333334) == 8_333_333
+    assert to_fixed(-0.0000016) == -2
+    assert from_fixed(to_fixed(0.123456)) == 0.123456
+    with pytest.raises(RatingError):
+        to_fixed(math.nan)
+
+
+def test_custom_rating_config_changes_the_starting_rating() -> None:
+    ratings = update_ratings({}, {"0xa": 1.0}, RatingConfig(mu=10.0, sigma=2.0))
+
+    assert ratings["0xa"] == Rating(10.0, 2.0)

@@ -1,0 +1,113 @@
+"""LossScore (Gauntlet): relative loss improvement of each update alone, and the leave-one-out marginal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aggregator.rules import AggregationRule, aggregate
+from aggregator.rules.fedavg import fedavg
+from aggregator.scoring import (
+    ScoringError,
+    compute_loss_scores,
+    compute_marginal_scores,
+    loss_scores,
+    marginal_scores,
+)
+
+OPTIMUM = np.array([1.0, 1.0])
+BASE = np.zeros(2)
+
+
+def quadratic_loss(params: np.ndarray) -> float:
+    """||theta - (1, 1)||^2: 2 at the base (0, 0), 0 at the optimum."""
+    return float(np.sum((params - OPTIMUM) ** 2))
+
+
+def test_scores_are_the_improvement_over_the_base_loss() -> None:
+    scores = loss_scores(2.0, np.array([0.0, 2.0, 8.0, 1.5]))
+
+    np.testing.assert_allclose(scores, [1.0, 0.0, -3.0, 0.25])
+
+
+def test_a_non_finite_loss_after_scores_minus_infinity() -> None:
+    scores = loss_scores(2.0, np.array([np.nan, np.inf, 1.0]))
+
+    assert scores[0] == -np.inf and scores[1] == -np.inf and scores[2] == 0.5
+
+
+def test_a_non_finite_base_loss_is_an_error() -> None:
+    with pytest.raises(ScoringError):
+        loss_scores(float("nan"), np.array([1.0]))
+
+
+def test_compute_loss_scores_applies_each_update_alone_with_the_outer_lr() -> None:
+    deltas = np.array([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]])  # toward, none, away (delta = base - local)
+
+    full = compute_loss_scores(BASE, deltas, quadratic_loss, outer_lr=1.0)
+    half = compute_loss_scores(BASE, deltas, quadratic_loss, outer_lr=0.5)
+
+    assert full.loss_before == 2.0
+    np.testing.assert_allclose(full.losses_after, [0.0, 2.0, 8.0])
+    np.testing.assert_allclose(full.scores, [1.0, 0.0, -3.0])
+    np.testing.assert_allclose(half.losses_after, [0.5, 2.0, 4.5])
+    np.testing.assert_allclose(half.scores, [0.75, 0.0, -1.25])
+
+
+def test_loss_fn_gets_read_only_vectors_and_inputs_are_untouched() -> None:
+    deltas = np.array([[-1.0, -1.0]])
+    base = BASE.copy()
+    seen: list[bool] = []
+
+    def spy(params: np.ndarray) -> float:
+        seen.append(params.flags.writeable)
+        return quadratic_loss(params)
+
+    compute_loss_scores(base, deltas, spy)
+
+    assert seen == [False, False]
+    np.testing.assert_array_equal(base, BASE)
+    np.testing.assert_array_equal(deltas, [[-1.0, -1.0]])
+
+
+def test_marginal_scores_compare_the_aggregate_with_and_without_each_update() -> None:
+    deltas = np.array([[-1.0, -1.0], [1.0, 1.0]])
+
+    result = compute_marginal_scores(BASE, deltas, quadratic_loss, fedavg)
+
+    # With both: mean 0 -> loss 2. Without 0: theta (-1, -1) -> 8. Without 1: theta (1, 1) -> 0.
+    assert result.loss_aggregate == 2.0
+    np.testing.assert_allclose(result.losses_without, [8.0, 0.0])
+    np.testing.assert_allclose(result.scores, [3.0, -1.0])
+
+
+def test_marginal_score_of_a_lone_update_compares_with_the_base() -> None:
+    result = compute_marginal_scores(BASE, np.array([[-0.5, -0.5]]), quadratic_loss, fedavg)
+
+    np.testing.assert_allclose(result.losses_without, [2.0])
+    np.testing.assert_allclose(result.scores, [(2.0 - 0.5) / 2.0])
+
+
+def test_marginal_scores_work_with_a_registry_rule() -> None:
+    deltas = np.array([[-1.0, -1.0], [-1.0, -1.0], [5.0, 5.0]])
+
+    def median(updates: np.ndarray) -> np.ndarray:
+        return aggregate(AggregationRule.MEDIAN, updates).vector
+
+    result = compute_marginal_scores(BASE, deltas, quadratic_loss, median, loss_before=2.0)
+
+    assert result.loss_aggregate == 0.0
+    # Without either honest update the median of the other two is their mean (2, 2): theta (-2, -2), loss 18.
+    np.testing.assert_allclose(result.losses_without, [18.0, 18.0, 0.0])
+    np.testing.assert_allclose(result.scores, [9.0, 9.0, 0.0])
+
+
+def test_marginal_scores_of_a_diverged_aggregate_are_minus_infinity() -> None:
+    scores = marginal_scores(2.0, float("inf"), np.array([1.0, 2.0]))
+
+    assert np.all(scores == -np.inf)
+
+
+def test_shapes_must_line_up() -> None:
+    with pytest.raises(ScoringError):
+        compute_loss_scores(BASE, np.ones((2, 3)), quadratic_loss)
