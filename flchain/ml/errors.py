@@ -19,6 +19,10 @@ class DataError(MLError):
     """A dataset could not be loaded or is inconsistent."""
 
 
+class DatasetError(DataError, ValueError):
+    """A `Dataset`'s arrays are inconsistent: dtypes, shapes, or labels outside [0, num_classes)."""
+
+
 class DataFormatError(DataError, ValueError):
     """A data file's bytes do not follow its format (bad IDX header, wrong payload size, bad CSV)."""
 

@@ -253,8 +253,8 @@ def preset_names() -> tuple[str, ...]:
     return tuple(sorted(PRESETS))
 
 
-def spec_from_name(name: str, **overrides: object) -> ModelSpec:
-    """The preset `name`, with any fields replaced by `overrides` (e.g. `seed=3`, `hidden=(128,)`)."""
+def spec_from_name(name: str, /, **overrides: object) -> ModelSpec:
+    """The preset `name` with fields replaced by `overrides`, e.g. `seed=3`, `hidden=(128,)`, `name="mine"`."""
     try:
         preset = PRESETS[name]
     except KeyError as e:
