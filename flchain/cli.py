@@ -7,6 +7,7 @@ import logging
 import typer
 
 from flchain.chain.cli import contracts_app, deploy, keystore_app
+from flchain.sponsor_cli import task_app, token_app
 
 app = typer.Typer(
     name="flchain",
@@ -27,6 +28,8 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logg
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(keystore_app, name="keystore")
 app.command("deploy")(deploy)
+app.add_typer(task_app, name="task")
+app.add_typer(token_app, name="token")
 
 
 if __name__ == "__main__":

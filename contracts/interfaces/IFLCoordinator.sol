@@ -28,6 +28,7 @@ interface IFLCoordinator {
         bytes32 initialModelDigest; // SHA-256 of the initial global model bytes
         string initialModelCid; // IPFS CID of the initial global model
         address[] aggregators; // accounts allowed to open, finalize, score and slash
+        string taskCardCid; // IPFS CID of the task card: the model spec JSON (hashing to modelSpecHash) and data notes
     }
 
     /// @notice A task as stored (aggregators are kept in a separate mapping).

@@ -25,13 +25,17 @@ class ContractRevert(ChainError):
     """A call or transaction reverted; `name` and `args` are the decoded custom error (or Error(string)/Panic)."""
 
     def __init__(self, name: str, args: tuple[Any, ...], function: str = "", raw: str = "") -> None:
-        self.name = name
-        self.args = args
-        self.function = function
-        self.raw = raw
         rendered = ", ".join(_render(a) for a in args)
         where = f"{function} reverted: " if function else "reverted: "
-        super().__init__(f"{where}{name}({rendered})")
+        self.message = f"{where}{name}({rendered})"
+        super().__init__(self.message)
+        self.name = name
+        self.args = args  # the decoded custom error arguments (BaseException.args is reused on purpose)
+        self.function = function
+        self.raw = raw
+
+    def __str__(self) -> str:
+        return self.message
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ContractRevert, (self.name, self.args, self.function, self.raw))

@@ -49,12 +49,14 @@ class TaskParams:
     initial_model_digest: bytes
     initial_model_cid: str
     aggregators: tuple[str, ...]
+    task_card_cid: str = ""
 
     def to_abi(self) -> tuple[Any, ...]:
         return (
             to_checksum_address(self.token), self.reward_per_round_wei, self.min_stake_wei, self.window_s,
             self.finalize_timeout_s, self.unstake_cooldown_s, self.max_slash_bps, self.model_spec_hash,
             self.initial_model_digest, self.initial_model_cid, [to_checksum_address(a) for a in self.aggregators],
+            self.task_card_cid,
         )
 
     @classmethod
@@ -63,7 +65,7 @@ class TaskParams:
             token=str(v[0]), reward_per_round_wei=int(v[1]), min_stake_wei=int(v[2]), window_s=int(v[3]),
             finalize_timeout_s=int(v[4]), unstake_cooldown_s=int(v[5]), max_slash_bps=int(v[6]),
             model_spec_hash=bytes(v[7]), initial_model_digest=bytes(v[8]), initial_model_cid=str(v[9]),
-            aggregators=tuple(str(a) for a in v[10]),
+            aggregators=tuple(str(a) for a in v[10]), task_card_cid=str(v[11]),
         )
 
 

@@ -1,0 +1,37 @@
+# One image recipe for the three flchain services; pick the service with --target (trainer, aggregator, backend).
+#   docker build -f docker/python.Dockerfile --target trainer -t flchain-trainer .
+# CUDA: --build-arg BASE_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 --build-arg TORCH_INDEX=cu126
+# Images hold code only: keystores, keys and data are mounted or passed as environment at run time.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+FROM ${BASE_IMAGE} AS base
+ARG TORCH_INDEX=cpu
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN if ! command -v python3 >/dev/null; then \
+      apt-get update && apt-get install -y --no-install-recommends python3 python3-pip python3-venv \
+      && rm -rf /var/lib/apt/lists/*; fi \
+ && python3 -m venv /opt/flchain
+ENV PATH=/opt/flchain/bin:$PATH
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/${TORCH_INDEX}
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY flchain ./flchain
+COPY trainer ./trainer
+COPY aggregator ./aggregator
+COPY backend ./backend
+RUN pip install . && useradd --create-home --uid 10001 flchain
+USER flchain
+ENTRYPOINT ["flchain"]
+
+FROM base AS trainer
+VOLUME ["/keys", "/data", "/state"]
+CMD ["trainer", "run"]
+
+FROM base AS aggregator
+VOLUME ["/keys", "/data", "/state"]
+CMD ["aggregator", "run"]
+
+FROM base AS backend
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"
+CMD ["api", "--host", "0.0.0.0", "--port", "8000"]

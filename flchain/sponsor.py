@@ -1,0 +1,79 @@
+"""The sponsor's flow: publish the initial model and task card, then create and fund a task."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flchain.chain.client import CoordinatorClient
+from flchain.chain.types import TaskParams
+from flchain.codec import content_digest, encode_model
+from flchain.ml.params import module_to_params
+from flchain.ml.specs import ModelSpec
+from flchain.storage.protocol import Storage
+from flchain.taskcard import TaskCard
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskTerms:
+    """The economic and timing terms a sponsor chooses."""
+
+    reward_per_round_wei: int
+    min_stake_wei: int
+    funding_wei: int
+    window_s: int = 120
+    finalize_timeout_s: int = 3_600
+    unstake_cooldown_s: int = 600
+    max_slash_bps: int = 1_000
+
+
+@dataclass(frozen=True)
+class CreatedTask:
+    task_id: int
+    initial_model_cid: str
+    initial_model_digest: bytes
+    task_card_cid: str
+    block_number: int
+
+
+def publish_initial_model(spec: ModelSpec, storage: Storage) -> tuple[str, bytes]:
+    """Encode the spec's deterministic initial weights, pin them on IPFS; returns (cid, digest)."""
+    blob = encode_model(module_to_params(spec.build()), spec_hash=spec.spec_hash())
+    return storage.add(blob), content_digest(blob)
+
+
+def create_task(
+    client: CoordinatorClient,
+    storage: Storage,
+    *,
+    token: str,
+    spec: ModelSpec,
+    terms: TaskTerms,
+    aggregators: Sequence[str],
+    dataset: str = "digits",
+    title: str = "",
+) -> CreatedTask:
+    """Publish the initial model and the task card, then create and fund the task on-chain."""
+    model_cid, model_digest = publish_initial_model(spec, storage)
+    card = TaskCard.for_spec(spec, title=title or f"{spec.name} on {dataset}", dataset=dataset)
+    card_cid = storage.add(card.to_bytes())
+    params = TaskParams(
+        token=token,
+        reward_per_round_wei=terms.reward_per_round_wei,
+        min_stake_wei=terms.min_stake_wei,
+        window_s=terms.window_s,
+        finalize_timeout_s=terms.finalize_timeout_s,
+        unstake_cooldown_s=terms.unstake_cooldown_s,
+        max_slash_bps=terms.max_slash_bps,
+        model_spec_hash=spec.spec_hash(),
+        initial_model_digest=model_digest,
+        initial_model_cid=model_cid,
+        aggregators=tuple(aggregators),
+        task_card_cid=card_cid,
+    )
+    task_id, receipt = client.create_task(params, terms.funding_wei)
+    logger.info("task %d created: model %s, card %s, funded %d", task_id, model_cid, card_cid, terms.funding_wei)
+    return CreatedTask(task_id, model_cid, model_digest, card_cid, int(receipt["blockNumber"]))

@@ -1,0 +1,97 @@
+"""`flchain task create`, `flchain task show` and `flchain token mint`: the sponsor's task commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from flchain.chain.accounts import load_signer
+from flchain.chain.cli import KeyEnvOpt, KeystoreOpt, PasswordFileOpt, RpcUrl
+from flchain.chain.client import CoordinatorClient, TokenClient, connect
+from flchain.chain.manifest import DeploymentManifest
+from flchain.ml.specs import preset_names, spec_from_name
+from flchain.sponsor import TaskTerms, create_task
+from flchain.storage import IpfsClient
+
+console = Console()
+task_app = typer.Typer(help="Create, fund and inspect training tasks.", no_args_is_help=True)
+token_app = typer.Typer(help="The demo reward token (local and test chains).", no_args_is_help=True)
+
+ManifestOpt = Annotated[Path, typer.Option("--manifest", envvar="FLCHAIN_MANIFEST", help="Deployment manifest.")]
+IpfsOpt = Annotated[str, typer.Option("--ipfs-url", envvar="FLCHAIN_IPFS_URL", help="IPFS RPC API URL.")]
+
+
+@task_app.command("create")
+def task_create(
+    rpc_url: RpcUrl,
+    manifest: ManifestOpt,
+    aggregator: Annotated[list[str], typer.Option("--aggregator", help="Aggregator address (repeatable).")],
+    reward_per_round: Annotated[int, typer.Option(help="Payout budget per round, token base units.")],
+    min_stake: Annotated[int, typer.Option(help="Stake a trainer needs, token base units.")],
+    funding: Annotated[int, typer.Option(help="Initial reward pool, token base units.")],
+    ipfs_url: IpfsOpt = "http://127.0.0.1:5001",
+    model: Annotated[str, typer.Option(help=f"Model spec preset: {', '.join(preset_names())}.")] = "mlp-digits",
+    dataset: Annotated[str, typer.Option(help="Dataset trainers are expected to hold.")] = "digits",
+    window_s: Annotated[int, typer.Option(help="Submission window per round, seconds.")] = 120,
+    finalize_timeout_s: Annotated[int, typer.Option(help="Time the aggregator has to finalize, seconds.")] = 3600,
+    unstake_cooldown_s: Annotated[int, typer.Option(help="Unstake cooldown, seconds.")] = 600,
+    max_slash_bps: Annotated[int, typer.Option(help="Largest slash per round, basis points of stake.")] = 1000,
+    keystore: KeystoreOpt = None,
+    private_key_env: KeyEnvOpt = None,
+    password_file: PasswordFileOpt = None,
+) -> None:
+    """Publish the initial model and task card to IPFS, then create and fund a task."""
+    signer = load_signer(keystore=keystore, private_key_env=private_key_env, password_file=password_file)
+    deployment = DeploymentManifest.load(manifest)
+    w3 = connect(rpc_url, expected_chain_id=deployment.chain_id)
+    client = CoordinatorClient(w3, deployment.coordinator.address, signer)
+    terms = TaskTerms(
+        reward_per_round_wei=reward_per_round, min_stake_wei=min_stake, funding_wei=funding, window_s=window_s,
+        finalize_timeout_s=finalize_timeout_s, unstake_cooldown_s=unstake_cooldown_s, max_slash_bps=max_slash_bps,
+    )
+    with IpfsClient(ipfs_url) as storage:
+        created = create_task(
+            client, storage, token=deployment.token.address, spec=spec_from_name(model), terms=terms,
+            aggregators=aggregator, dataset=dataset,
+        )
+    console.print_json(
+        json.dumps(
+            {
+                "task_id": created.task_id,
+                "initial_model_cid": created.initial_model_cid,
+                "task_card_cid": created.task_card_cid,
+                "block": created.block_number,
+            }
+        )
+    )
+
+
+@task_app.command("show")
+def task_show(rpc_url: RpcUrl, manifest: ManifestOpt, task_id: Annotated[int, typer.Option("--task")]) -> None:
+    """Print a task's on-chain state."""
+    deployment = DeploymentManifest.load(manifest)
+    client = CoordinatorClient(connect(rpc_url, expected_chain_id=deployment.chain_id), deployment.coordinator.address)
+    state = client.get_task(task_id)
+    console.print_json(json.dumps({k: (v.hex() if isinstance(v, bytes) else v) for k, v in vars(state).items()}))
+
+
+@token_app.command("mint")
+def token_mint(
+    rpc_url: RpcUrl,
+    manifest: ManifestOpt,
+    to: Annotated[str, typer.Option(help="Recipient address.")],
+    amount: Annotated[int, typer.Option(help="Token base units.")],
+    keystore: KeystoreOpt = None,
+    private_key_env: KeyEnvOpt = None,
+    password_file: PasswordFileOpt = None,
+) -> None:
+    """Mint demo tokens (only the DemoToken owner can)."""
+    signer = load_signer(keystore=keystore, private_key_env=private_key_env, password_file=password_file)
+    deployment = DeploymentManifest.load(manifest)
+    w3 = connect(rpc_url, expected_chain_id=deployment.chain_id)
+    TokenClient(w3, deployment.token.address, signer).mint(to, amount)
+    console.print(f"minted {amount} to {to}")
