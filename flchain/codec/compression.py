@@ -6,8 +6,9 @@ strictly increasing flat indices (int32, or int64 for tensors of 2^31 entries or
 - `topk-fp16`: values / scale as float16 with scale = max |kept| (fp32). Normalizing first means no overflow to
   inf and no fp16 subnormals for the large entries, whatever the gradient's magnitude. Error bound per kept entry
   v: |v' - v| <= max(|v| * 2^-10, scale * 2^-24) (relative 2^-10 for |v| >= scale * 2^-14).
-- `topk-int8`: round(v / scale) in [-127, 127] as int8 with scale = max |kept| / 127 (fp32). Error per kept entry
-  <= scale / 2 (plus fp32 rounding of the product, <= |v| * 2^-23).
+- `topk-int8`: round(v / scale) in [-127, 127] as int8 with scale = max |kept| / 127 rounded up to fp32. Error
+  per kept entry <= scale / 2, plus the fp32 rounding of the decoded product (<= |v| * 2^-23).
+Both bounds hold up to one fp32 subnormal step (2^-149) when values are subnormal (below 1.2e-38).
 
 Dropped entries decode to exactly 0. Pure functions: arrays in, arrays out, inputs never mutated.
 """
@@ -15,6 +16,7 @@ Dropped entries decode to exactly 0. Pure functions: arrays in, arrays out, inpu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -51,12 +53,11 @@ def select_topk(flat: FloatArray, k: int) -> IndexArray:
     numel = flat.size
     index_dtype = np.int32 if numel <= _INT32_LIMIT else np.int64
     if k >= numel:
-        return np.arange(numel, dtype=index_dtype)
-    if k == 0:
-        return np.zeros(0, dtype=index_dtype)
-    chosen = np.argpartition(np.abs(flat), numel - k)[numel - k :]
-    chosen.sort()
-    return chosen.astype(index_dtype, copy=False)
+        chosen = np.arange(numel)
+    else:
+        chosen = np.argpartition(np.abs(flat), numel - k)[numel - k :]
+        chosen.sort()
+    return cast(IndexArray, chosen.astype(index_dtype, copy=False))
 
 
 def compress_topk(dense: FloatArray, k: int, compression: Compression) -> SparseTensor:
@@ -69,12 +70,22 @@ def compress_topk(dense: FloatArray, k: int, compression: Compression) -> Sparse
         scale = np.float32(max_abs) if max_abs > 0 else np.float32(1.0)
         values: npt.NDArray[np.float16] | npt.NDArray[np.int8] = (kept / scale).astype(np.float16)
     else:
-        scale = np.float32(max_abs / _INT8_LEVELS) if max_abs > 0 else np.float32(1.0)
+        scale = _int8_scale(max_abs)
         quantized = np.rint(kept.astype(np.float64) / np.float64(scale))
         values = np.clip(quantized, -_INT8_LEVELS, _INT8_LEVELS).astype(np.int8)
     return SparseTensor(
         shape=tuple(dense.shape), indices=indices, values=values, scale=np.array([scale], dtype=np.float32)
     )
+
+
+def _int8_scale(max_abs: float) -> np.float32:
+    """max_abs / 127 rounded *up* to fp32, so |v| / scale <= 127 and no kept entry is clipped (even subnormals)."""
+    if max_abs == 0:
+        return np.float32(1.0)
+    scale = np.float32(max_abs / _INT8_LEVELS)
+    if float(scale) * _INT8_LEVELS < max_abs:
+        scale = np.nextafter(scale, np.float32(np.inf))
+    return scale
 
 
 def decompress_topk(sparse: SparseTensor, expected_k: int) -> FloatArray:

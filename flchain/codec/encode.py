@@ -16,7 +16,7 @@ import numpy.typing as npt
 from safetensors.numpy import save
 
 from flchain.codec.compression import compress_topk
-from flchain.codec.errors import BadCompression, InvalidTensorName, NonFiniteValues, WrongDtype
+from flchain.codec.errors import InvalidTensorName, NonFiniteValues, WrongDtype
 from flchain.codec.header import Compression, PayloadKind, UpdateHeader
 
 if TYPE_CHECKING:
@@ -37,7 +37,8 @@ def encode_update(
 ) -> bytes:
     """Encode a pseudo-gradient (`delta = theta_base - theta_local`) computed against the model `base_digest`.
 
-    `allow_non_finite=True` lets NaN/inf through (red-team trainers); the decoder rejects them anyway.
+    `allow_non_finite=True` lets NaN/inf through (red-team trainers); the decoder rejects such payloads anyway
+    (NonFiniteValues when dense; under top-k the result depends on the quantizer and may be BadCompression).
     """
     header = UpdateHeader(
         kind=PayloadKind.UPDATE,
@@ -49,9 +50,7 @@ def encode_update(
     return encode_payload(tensors, header, allow_non_finite=allow_non_finite)
 
 
-def encode_model(
-    tensors: Mapping[str, TensorLike], *, spec_hash: bytes, base_digest: bytes | None = None
-) -> bytes:
+def encode_model(tensors: Mapping[str, TensorLike], *, spec_hash: bytes, base_digest: bytes | None = None) -> bytes:
     """Encode model parameters (dense float32); `base_digest` optionally names the parent model."""
     header = UpdateHeader(kind=PayloadKind.MODEL, spec_hash=spec_hash, base_digest=base_digest)
     return encode_payload(tensors, header)
@@ -71,8 +70,8 @@ def encode_payload(tensors: Mapping[str, TensorLike], header: UpdateHeader, *, a
 def _as_float32(name: str, value: TensorLike) -> npt.NDArray[np.float32]:
     if not name or SEPARATOR in name or name == "__metadata__":
         raise InvalidTensorName(f"tensor name {name!r} is empty, reserved or contains {SEPARATOR!r}")
-    if isinstance(value, np.ndarray):
-        array = value
+    if isinstance(value, np.ndarray | np.generic):
+        array = np.asarray(value)
     else:
         try:
             array = value.detach().cpu().numpy()
@@ -80,15 +79,13 @@ def _as_float32(name: str, value: TensorLike) -> npt.NDArray[np.float32]:
             raise WrongDtype(f"tensor {name!r}: expected a float32 numpy array or torch tensor: {e}") from e
     if array.dtype.kind != "f" or array.dtype.itemsize != 4:
         raise WrongDtype(f"tensor {name!r} is {array.dtype}, expected float32")
-    return np.ascontiguousarray(array, dtype="<f4")
+    return np.asarray(array, dtype="<f4", order="C")  # not ascontiguousarray: it turns 0-d into 1-d
 
 
 def _compressed_entries(arrays: Mapping[str, npt.NDArray[np.float32]], header: UpdateHeader) -> dict[str, np.ndarray]:
     entries: dict[str, np.ndarray] = {}
     for name, array in arrays.items():
         sparse = compress_topk(array, header.topk_count(array.size), header.compression)
-        if not np.isfinite(sparse.values.astype(np.float32)).all():
-            raise BadCompression(f"tensor {name!r} cannot be represented as {header.compression}")
         entries[f"{name}{SEPARATOR}indices"] = sparse.indices
         entries[f"{name}{SEPARATOR}values"] = sparse.values
         entries[f"{name}{SEPARATOR}scale"] = sparse.scale

@@ -40,7 +40,9 @@ class Frame:
 def parse_frame(data: bytes, limits: CodecLimits) -> Frame:
     """Check the header length, header JSON and data offsets of `data`; raise a typed CodecError if wrong."""
     if len(data) < HEADER_LENGTH_BYTES:
-        raise TruncatedPayload(f"payload is {len(data)} bytes, shorter than the {HEADER_LENGTH_BYTES}-byte header length")
+        raise TruncatedPayload(
+            f"payload is {len(data)} bytes, shorter than the {HEADER_LENGTH_BYTES}-byte header length"
+        )
     (header_size,) = struct.unpack_from("<Q", data, 0)
     if header_size > limits.max_header_bytes:
         raise HeaderTooLarge(f"header is {header_size} bytes, limit {limits.max_header_bytes}")

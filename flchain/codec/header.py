@@ -75,6 +75,8 @@ class UpdateHeader:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
+        if self.dtype != DENSE_DTYPE or self.format_version != FORMAT_VERSION:
+            raise ValueError(f"only format version {FORMAT_VERSION} with dtype {DENSE_DTYPE} can be written")
         if len(self.spec_hash) != DIGEST_SIZE_BYTES:
             raise ValueError(f"spec_hash must be {DIGEST_SIZE_BYTES} bytes, got {len(self.spec_hash)}")
         if self.base_digest is not None and len(self.base_digest) != DIGEST_SIZE_BYTES:

@@ -62,6 +62,7 @@ def _configure(repo_path: Path, api_port: int, gateway_port: int, swarm_port: in
     addresses["API"] = f"/ip4/127.0.0.1/tcp/{api_port}"
     addresses["Gateway"] = f"/ip4/127.0.0.1/tcp/{gateway_port}"
     addresses["Swarm"] = [f"/ip4/127.0.0.1/tcp/{swarm_port}"]
+    addresses["RPC"] = f"/ip4/127.0.0.1/tcp/{free_port()}"  # js-ipfs's gRPC listener; fixed at 5003 by default
     addresses["Delegates"] = []
     config["Bootstrap"] = []
     discovery = config.setdefault("Discovery", {})
