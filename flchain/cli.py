@@ -6,8 +6,12 @@ import logging
 
 import typer
 
+from aggregator.cli import aggregator_app, verify_app
+from backend.cli import api, index
 from flchain.chain.cli import contracts_app, deploy, keystore_app
+from flchain.devnet.cli import demo, down, up
 from flchain.sponsor_cli import task_app, token_app
+from trainer.cli import trainer_app
 
 app = typer.Typer(
     name="flchain",
@@ -30,6 +34,14 @@ app.add_typer(keystore_app, name="keystore")
 app.command("deploy")(deploy)
 app.add_typer(task_app, name="task")
 app.add_typer(token_app, name="token")
+app.command("up")(up)
+app.command("down")(down)
+app.command("demo")(demo)
+app.add_typer(trainer_app, name="trainer")
+app.add_typer(aggregator_app, name="aggregator")
+app.add_typer(verify_app, name="verify")
+app.command("api")(api)
+app.command("index")(index)
 
 
 if __name__ == "__main__":

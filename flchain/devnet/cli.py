@@ -1,0 +1,72 @@
+"""`flchain up`, `flchain down`, `flchain demo`: the whole platform on this machine, without Docker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from flchain.devnet.demo import DEMO_TRAINERS, DemoFailed, render_summary, run_demo
+from flchain.devnet.process import DevnetError
+from flchain.devnet.stack import LocalStack, StackConfig, TrainerRole, down as stop_stack
+
+console = Console()
+RunDir = Annotated[Path, typer.Option("--run-dir", help="Where the stack keeps state, logs and stack.json.")]
+
+
+def up(
+    run_dir: RunDir = Path("run/local"),
+    trainers: Annotated[int, typer.Option(help="Number of (honest) trainer processes.")] = 3,
+    rounds: Annotated[int, typer.Option(help="Rounds the aggregator runs (0: until stopped).")] = 0,
+    window_s: Annotated[int, typer.Option(help="Submission window per round, seconds.")] = 15,
+    model: Annotated[str, typer.Option(help="Model spec preset.")] = "mlp-digits",
+    api_port: Annotated[int | None, typer.Option(help="Dashboard API port (default: a free one).")] = None,
+) -> None:
+    """Start chain, IPFS, contracts, a funded task, the dashboard API + indexer, the aggregator and K trainers."""
+    config = StackConfig(
+        run_dir=run_dir, trainers=tuple(TrainerRole(f"trainer-{i + 1}") for i in range(trainers)),
+        rounds=rounds, window_s=window_s, model=model, api_port=api_port,
+    )
+    with console.status("starting the local stack"):
+        info = LocalStack(config).up()
+    console.print(f"chain     {info.rpc_url}\nipfs      {info.ipfs_url}\ndashboard {info.api_url}/")
+    console.print(f"manifest  {info.manifest} (task {info.task_id})\nlogs      {run_dir}/logs/")
+    console.print("stop everything with: flchain down")
+
+
+def down(run_dir: RunDir = Path("run/local")) -> None:
+    """Stop every process `flchain up` or `flchain demo` started (by PID)."""
+    try:
+        stopped = stop_stack(run_dir)
+    except DevnetError as e:
+        console.print(f"nothing to stop: {e}")
+        raise typer.Exit(0) from e
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+def demo(
+    run_dir: RunDir = Path("run/demo"),
+    rounds: Annotated[int, typer.Option(help="Training rounds.")] = 4,
+    window_s: Annotated[int, typer.Option(help="Submission window per round, seconds.")] = 12,
+    keep: Annotated[bool, typer.Option("--keep/--no-keep", help="Leave chain, IPFS and dashboard running.")] = True,
+) -> None:
+    """Federated training with honest, noisy, attacking and free-riding trainers; prints who got paid and why."""
+    if (run_dir / "stack.json").exists():
+        stop_stack(run_dir)
+    for stale in ("anvil-state.json", "index.sqlite3"):
+        (run_dir / stale).unlink(missing_ok=True)
+    config = StackConfig(run_dir=run_dir, trainers=DEMO_TRAINERS, rounds=rounds, window_s=window_s)
+    try:
+        stack, result = run_demo(config, console)
+    except DemoFailed as e:
+        console.print(f"[red]demo failed:[/red] {e}")
+        raise typer.Exit(1) from e
+    render_summary(result, console)
+    for name in [n for n in stack.processes if n not in ("anvil", "ipfs", "api")] if keep else list(stack.processes):
+        stack.processes[name].stop()
+    if keep:
+        console.print(f"chain, IPFS and dashboard keep running; stop them with: flchain down --run-dir {run_dir}")
+    else:
+        (run_dir / "stack.json").unlink(missing_ok=True)
