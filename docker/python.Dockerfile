@@ -19,16 +19,15 @@ COPY flchain ./flchain
 COPY trainer ./trainer
 COPY aggregator ./aggregator
 COPY backend ./backend
-RUN pip install . && useradd --create-home --uid 10001 flchain
+RUN pip install . && useradd --create-home --uid 10001 flchain \
+ && mkdir -p /state /shared /locks && chown flchain /state /shared /locks
 USER flchain
 ENTRYPOINT ["flchain"]
 
 FROM base AS trainer
-VOLUME ["/keys", "/data", "/state"]
 CMD ["trainer", "run"]
 
 FROM base AS aggregator
-VOLUME ["/keys", "/data", "/state"]
 CMD ["aggregator", "run"]
 
 FROM base AS backend

@@ -9,7 +9,7 @@ import typer
 from aggregator.cli import aggregator_app, verify_app
 from backend.cli import api, index
 from flchain.chain.cli import contracts_app, deploy, keystore_app
-from flchain.devnet.cli import demo, down, up
+from flchain.devnet.cli import bootstrap_command, demo, down, up
 from flchain.sponsor_cli import task_app, token_app
 from trainer.cli import trainer_app
 
@@ -37,6 +37,7 @@ app.add_typer(token_app, name="token")
 app.command("up")(up)
 app.command("down")(down)
 app.command("demo")(demo)
+app.command("bootstrap")(bootstrap_command)
 app.add_typer(trainer_app, name="trainer")
 app.add_typer(aggregator_app, name="aggregator")
 app.add_typer(verify_app, name="verify")

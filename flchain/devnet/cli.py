@@ -10,7 +10,8 @@ from rich.console import Console
 
 from flchain.devnet.demo import DEMO_TRAINERS, DemoFailed, render_summary, run_demo
 from flchain.devnet.process import DevnetError
-from flchain.devnet.stack import LocalStack, StackConfig, TrainerRole, down as stop_stack
+from flchain.devnet.stack import LocalStack, StackConfig, TrainerRole
+from flchain.devnet.stack import down as stop_stack
 
 console = Console()
 RunDir = Annotated[Path, typer.Option("--run-dir", help="Where the stack keeps state, logs and stack.json.")]
@@ -70,3 +71,30 @@ def demo(
         console.print(f"chain, IPFS and dashboard keep running; stop them with: flchain down --run-dir {run_dir}")
     else:
         (run_dir / "stack.json").unlink(missing_ok=True)
+
+
+def bootstrap_command(
+    rpc_url: Annotated[str, typer.Option("--rpc-url", envvar="FLCHAIN_RPC_URL")],
+    ipfs_url: Annotated[str, typer.Option("--ipfs-url", envvar="FLCHAIN_IPFS_URL")],
+    manifest: Annotated[Path, typer.Option("--manifest", envvar="FLCHAIN_MANIFEST")],
+    private_key_env: Annotated[str, typer.Option("--private-key-env", help="Env var holding the sponsor's key.")],
+    aggregator: Annotated[list[str], typer.Option("--aggregator", envvar="FLCHAIN_AGGREGATOR_ADDRESS")],
+    trainer_keystores: Annotated[Path | None, typer.Option(help="Directory of trainer keystores to fund.")] = None,
+    model: Annotated[str, typer.Option(help="Model spec preset.")] = "mlp-digits",
+    window_s: Annotated[int, typer.Option(help="Submission window per round, seconds.")] = 30,
+) -> None:
+    """Development chains only: deploy, create and fund task 1, fund trainer accounts (idempotent)."""
+    from flchain.chain.accounts import from_env
+    from flchain.chain.client import connect
+    from flchain.devnet.bootstrap import BootstrapPlan, bootstrap
+    from flchain.devnet.stack import TOKEN
+    from flchain.sponsor import TaskTerms
+    from flchain.storage import IpfsClient
+
+    terms = TaskTerms(reward_per_round_wei=100 * TOKEN, min_stake_wei=10 * TOKEN, funding_wei=10_000 * TOKEN,
+                      window_s=window_s)
+    plan = BootstrapPlan(manifest_path=manifest, aggregators=tuple(aggregator), trainer_keystores=trainer_keystores,
+                         terms=terms, model=model)
+    with IpfsClient(ipfs_url) as storage:
+        result = bootstrap(connect(rpc_url), from_env(private_key_env), storage, plan)
+    console.print(f"ready: coordinator {result.coordinator.address} on chain {result.chain_id}, manifest {manifest}")

@@ -114,7 +114,7 @@ def _wait_for_claims(stack: LocalStack, client: CoordinatorClient, console: Cons
 def render_summary(result: DemoResult, console: Console) -> None:
     """The per-trainer table and the accuracy per round."""
     table = Table(title=f"Task {result.summary.task_id}: trainers")
-    for column in ("trainer", "address", "accepted", "last status", "mean score", "reputation μ±σ",
+    for column in ("trainer", "address", "accepted", "last status", "mean score", "reputation mu±sigma",
                    "earned", "claimed", "slashed"):
         table.add_column(column, justify="right" if column not in ("trainer", "address", "last status") else "left")
     for address, entry in sorted(result.summary.trainers.items(), key=lambda kv: result.roles.get(kv[0], kv[0])):

@@ -69,8 +69,8 @@ def summarize_task(client: CoordinatorClient, storage: Storage, task_id: int, fr
             entry.slashed_wei += int(event.args["amount"])
             entry.slash_reasons.append(int(event.args["reasonCode"]))
         elif event.name == "RoundFinalized":
-            finalization = event.args["finalization"]
-            report = RoundReport.from_bytes(storage.cat_verified(finalization["reportCid"], finalization["reportDigest"]))
+            final = event.args["finalization"]
+            report = RoundReport.from_bytes(storage.cat_verified(final["reportCid"], final["reportDigest"]))
             rounds.append(_fold_report(report, trainers))
     for address, entry in trainers.items():
         entry.address = address
