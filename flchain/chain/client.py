@@ -14,6 +14,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from flchain.chain.compile import load_artifact
@@ -127,7 +128,7 @@ class CoordinatorClient(_BaseClient):
         if funding_wei:
             TokenClient(self.w3, params.token, self.signer).ensure_allowance(self.address, funding_wei)
         receipt = self._send("createTask", params.to_abi(), funding_wei)
-        events = self.contract.events.TaskCreated().process_receipt(receipt)
+        events = self.contract.events.TaskCreated().process_receipt(receipt, errors=DISCARD)
         return int(events[0]["args"]["taskId"]), receipt
 
     def fund_task(self, task_id: int, amount_wei: int) -> TxReceipt:

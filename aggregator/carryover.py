@@ -1,0 +1,172 @@
+"""The aggregator state each round publishes, so the next round (and `flchain verify round`) can start from it.
+
+A round's result depends on what earlier rounds left: OpenSkill ratings, replay fingerprints and the aggregation
+state (centered clipping's last aggregate, the outer momentum). None of that fits on-chain exactly (reputations
+there are 1e6 fixed point), so every finalized round publishes it on IPFS, referenced from the score report
+(`RoundReport.aggregator_state_cid`, covered by the on-chain report digest), together with the `PipelineConfig`
+the round was computed with.
+
+Format (`flchain-aggregator-state/1`): safetensors bytes, float64 tensors `clip_center` and `momentum_buffer`
+(when set) and `fingerprint_sketches` (one row per fingerprint, when any); one metadata key
+`flchain.aggregator-state` holding canonical JSON of the config, the ratings `[account, mu, sigma]` (sorted by
+account) and the fingerprints `[round, trainer, 0x-digest]` in sketch-row order. JSON floats round-trip exactly,
+and the same state always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from safetensors import SafetensorError
+from safetensors.numpy import load, save
+
+from aggregator.filters import FilterConfig, Fingerprint, RejectReason
+from aggregator.outer import OuterConfig, OuterState
+from aggregator.pipeline import AggregationState, PipelineConfig
+from aggregator.ratings import Rating, RatingConfig
+from aggregator.rules import AggregationRule, CenteredClipState, RuleParams
+from aggregator.rules.common import read_only
+from flchain.codec.errors import CodecError
+from flchain.codec.frame import parse_frame
+from flchain.codec.header import CodecLimits
+from flchain.report import canonical_json
+
+STATE_FORMAT = "flchain-aggregator-state/1"
+METADATA_KEY = "flchain.aggregator-state"
+_LIMITS = CodecLimits(max_payload_bytes=2 * 1024**3, max_tensors=8, max_header_bytes=64 * 1024 * 1024)
+
+
+class CarryoverError(ValueError):
+    """Published aggregator state that is malformed or does not fit the round."""
+
+
+@dataclass(frozen=True)
+class CarryState:
+    """What one round leaves for the next: ratings, fingerprints and the aggregation state."""
+
+    ratings: Mapping[str, Rating] = field(default_factory=dict)
+    fingerprints: tuple[Fingerprint, ...] = ()
+    aggregation: AggregationState = field(default_factory=AggregationState)
+
+
+INITIAL_STATE = CarryState()
+
+
+@dataclass(frozen=True)
+class PublishedState:
+    """A decoded state file: the round it follows, the config that round used, and the state it left."""
+
+    task_id: int
+    round_id: int
+    config: PipelineConfig
+    carry: CarryState
+
+
+def config_to_json(config: PipelineConfig) -> dict[str, Any]:
+    return {
+        "rule": config.rule.value,
+        "rule_params": asdict(config.rule_params),
+        "outer": asdict(config.outer),
+        "filters": asdict(config.filters),
+        "ratings": asdict(config.ratings),
+        "slash_bps": config.slash_bps,
+        "slash_reasons": sorted(reason.value for reason in config.slash_reasons),
+        "aggregate_positive_only": config.aggregate_positive_only,
+        "compute_loo": config.compute_loo,
+        "fingerprint_rounds": config.fingerprint_rounds,
+    }
+
+
+def config_from_json(doc: Mapping[str, Any]) -> PipelineConfig:
+    """The config from `config_to_json`'s form; unknown or missing fields are an error."""
+    try:
+        return PipelineConfig(
+            rule=AggregationRule(doc["rule"]),
+            rule_params=RuleParams(**doc["rule_params"]),
+            outer=OuterConfig(**doc["outer"]),
+            filters=FilterConfig(**doc["filters"]),
+            ratings=RatingConfig(**doc["ratings"]),
+            slash_bps=int(doc["slash_bps"]),
+            slash_reasons=frozenset(RejectReason(r) for r in doc["slash_reasons"]),
+            aggregate_positive_only=bool(doc["aggregate_positive_only"]),
+            compute_loo=bool(doc["compute_loo"]),
+            fingerprint_rounds=int(doc["fingerprint_rounds"]),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise CarryoverError(f"invalid pipeline config: {e!r}") from e
+
+
+def _tensors(carry: CarryState) -> dict[str, NDArray[np.float64]]:
+    tensors: dict[str, NDArray[np.float64]] = {}
+    if carry.aggregation.clip.center is not None:
+        tensors["clip_center"] = np.asarray(carry.aggregation.clip.center, dtype=np.float64)
+    if carry.aggregation.outer.momentum_buffer is not None:
+        tensors["momentum_buffer"] = np.asarray(carry.aggregation.outer.momentum_buffer, dtype=np.float64)
+    if carry.fingerprints:
+        sketches = [np.asarray(fp.sketch, dtype=np.float64) for fp in carry.fingerprints]
+        tensors["fingerprint_sketches"] = np.stack(sketches)
+    return tensors
+
+
+def encode_state(task_id: int, round_id: int, config: PipelineConfig, carry: CarryState) -> bytes:
+    """The state file of round `round_id` (computed with `config`, leaving `carry`)."""
+    doc = {
+        "format": STATE_FORMAT,
+        "task_id": task_id,
+        "round": round_id,
+        "config": config_to_json(config),
+        "ratings": [[account, r.mu, r.sigma] for account, r in sorted(carry.ratings.items())],
+        "fingerprints": [[fp.round_id, fp.trainer, "0x" + fp.digest.hex()] for fp in carry.fingerprints],
+    }
+    metadata = {METADATA_KEY: canonical_json(doc).decode()}
+    return bytes(save(_tensors(carry), metadata=metadata))
+
+
+def _read(data: bytes) -> tuple[dict[str, Any], dict[str, NDArray[np.float64]]]:
+    try:
+        frame = parse_frame(data, _LIMITS)
+        doc = json.loads(frame.metadata[METADATA_KEY])
+        if any(entry.dtype != "F64" for entry in frame.entries.values()):
+            raise CarryoverError("state tensors must be float64")
+        tensors = {name: np.asarray(array, dtype=np.float64) for name, array in load(data).items()}
+    except (CodecError, SafetensorError, KeyError, json.JSONDecodeError) as e:
+        raise CarryoverError(f"not an aggregator state file: {e!r}") from e
+    if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
+        raise CarryoverError(f"state format must be {STATE_FORMAT!r}")
+    return doc, tensors
+
+
+def _fingerprints(doc: Mapping[str, Any], tensors: Mapping[str, NDArray[np.float64]]) -> tuple[Fingerprint, ...]:
+    rows = doc["fingerprints"]
+    sketches = tensors.get("fingerprint_sketches", np.zeros((0, 0)))
+    if len(rows) != sketches.shape[0]:
+        raise CarryoverError(f"{len(rows)} fingerprints but {sketches.shape[0]} sketches")
+    return tuple(
+        Fingerprint(int(round_id), str(trainer), bytes.fromhex(str(digest)[2:]), read_only(sketches[i]))
+        for i, (round_id, trainer, digest) in enumerate(rows)
+    )
+
+
+def _optional(tensors: Mapping[str, NDArray[np.float64]], name: str) -> NDArray[np.float64] | None:
+    return read_only(tensors[name]) if name in tensors else None
+
+
+def decode_state(data: bytes) -> PublishedState:
+    """Parse a state file strictly; raise CarryoverError on anything unexpected."""
+    doc, tensors = _read(data)
+    try:
+        ratings = {str(a): Rating(float(mu), float(sigma)) for a, mu, sigma in doc["ratings"]}
+        aggregation = AggregationState(
+            clip=CenteredClipState(center=_optional(tensors, "clip_center")),
+            outer=OuterState(momentum_buffer=_optional(tensors, "momentum_buffer")),
+        )
+        carry = CarryState(MappingProxyType(ratings), _fingerprints(doc, tensors), aggregation)
+        return PublishedState(int(doc["task_id"]), int(doc["round"]), config_from_json(doc["config"]), carry)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CarryoverError(f"malformed aggregator state: {e!r}") from e

@@ -1,0 +1,145 @@
+"""`flchain aggregator run` and `flchain verify round`.
+
+Wired into the `flchain` CLI (flchain/cli.py) with:
+
+    from aggregator.cli import aggregator_app, verify_app
+    app.add_typer(aggregator_app, name="aggregator")
+    app.add_typer(verify_app, name="verify")
+
+and runnable on its own as `python -m aggregator.cli run ...` / `python -m aggregator.cli verify round ...`.
+Every `run` option can also be set as FLCHAIN_AGGREGATOR_<NAME> (see aggregator/settings.py); flags win.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from aggregator.bootstrap import build_aggregator, connect_task, model_runtime
+from aggregator.evaldata import ValidationSource
+from aggregator.settings import AggregatorSettings
+from aggregator.verify import VerifyResult, verify_round
+from flchain.chain.errors import ChainError
+from flchain.storage.errors import StorageError
+from flchain.storage.ipfs import IpfsClient
+
+logger = logging.getLogger(__name__)
+
+aggregator_app = typer.Typer(help="Run the aggregator service of a task.", no_args_is_help=True)
+verify_app = typer.Typer(help="Recompute published rounds from public data.", no_args_is_help=True)
+
+
+@aggregator_app.callback()
+def _aggregator_group() -> None:
+    """Aggregate a task's rounds: score updates, pay trainers, publish the new model."""
+
+
+@verify_app.callback()
+def _verify_group() -> None:
+    """Check what aggregators published against what the data says."""
+
+
+Opt = typer.Option
+
+
+@aggregator_app.command("run")
+def run(
+    rpc_url: Annotated[str | None, Opt("--rpc-url", help="JSON-RPC endpoint.")] = None,
+    manifest: Annotated[Path | None, Opt("--manifest", help="Deployment manifest.")] = None,
+    task_id: Annotated[int | None, Opt("--task", help="Task id.")] = None,
+    ipfs_url: Annotated[str | None, Opt("--ipfs-url", help="IPFS RPC API URL.")] = None,
+    state_dir: Annotated[Path | None, Opt("--state-dir", help="Journal directory.")] = None,
+    keystore: Annotated[Path | None, Opt("--keystore", help="Keystore (FLCHAIN_KEYSTORE_PASSWORD).")] = None,
+    password_file: Annotated[Path | None, Opt("--password-file", help="Keystore password file.")] = None,
+    private_key_env: Annotated[str | None, Opt("--private-key-env", help="Env var holding a private key.")] = None,
+    rounds: Annotated[int | None, Opt("--rounds", help="Stop once this round is settled (0: never).")] = None,
+    rule: Annotated[str | None, Opt("--rule", help="Aggregation rule.")] = None,
+    outer_lr: Annotated[float | None, Opt("--outer-lr", help="Outer learning rate.")] = None,
+    outer_momentum: Annotated[float | None, Opt("--outer-momentum", help="Outer momentum.")] = None,
+    poll_interval_s: Annotated[float | None, Opt("--poll-interval", help="Seconds between chain polls.")] = None,
+) -> None:
+    """Open, score, publish and finalize the task's rounds (restart-safe; see `aggregator/service.py`)."""
+    given: dict[str, Any] = {k: v for k, v in locals().items() if v is not None}
+    try:
+        settings = AggregatorSettings(**given)
+    except ValidationError as e:
+        Console(stderr=True).print(f"[red]invalid aggregator settings:[/red]\n{e}")
+        raise typer.Exit(2) from e
+    try:
+        aggregator = build_aggregator(settings)
+    except (ChainError, StorageError, ValueError) as e:
+        Console(stderr=True).print(f"[red]cannot start the aggregator:[/red] {e}")
+        raise typer.Exit(2) from e
+    aggregator.run()
+
+
+def _print(result: VerifyResult) -> None:
+    console = Console()
+    table = Table(title=f"task {result.task_id} round {result.round_id}")
+    for column in ("check", "on-chain", "recomputed", ""):
+        table.add_column(column, overflow="fold")
+    for check in result.checks:
+        verdict = "[green]ok[/green]" if check.ok else "[red]MISMATCH[/red]"
+        table.add_row(check.name, check.on_chain, check.recomputed, verdict)
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}")
+    for difference in result.differences:
+        console.print(f"[yellow]differs[/yellow] {difference}")
+    console.print("[green]round verified[/green]" if result.ok else "[red]round does NOT match the chain[/red]")
+
+
+@verify_app.command("round")
+def round_(
+    task: Annotated[int, Opt("--task", help="Task id.")],
+    round_id: Annotated[int, Opt("--round", help="Round to recompute.")],
+    rpc_url: Annotated[str, Opt("--rpc-url", envvar="FLCHAIN_RPC_URL", help="JSON-RPC endpoint.")],
+    manifest: Annotated[Path, Opt("--manifest", envvar="FLCHAIN_MANIFEST")] = Path("deployment.json"),
+    ipfs_url: Annotated[str, Opt("--ipfs-url", envvar="FLCHAIN_IPFS_URL")] = "http://127.0.0.1:5001",
+    model_spec: Annotated[str | None, Opt("--model-spec", help="Preset or spec JSON (default: task card).")] = None,
+    validation: Annotated[ValidationSource, Opt("--validation")] = ValidationSource.DIGITS,
+    validation_path: Annotated[Path | None, Opt("--validation-path")] = None,
+    torch_threads: Annotated[int, Opt("--torch-threads", help="As the aggregator ran with.")] = 1,
+    as_json: Annotated[bool, Opt("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Recompute a finalized round from chain events and IPFS; exit 0 only if model, report and payouts match."""
+    try:
+        parts = connect_task(rpc_url, manifest, task)
+        with IpfsClient(ipfs_url) as storage:
+            runtime = model_runtime(parts, storage, task, model_spec, validation, validation_path, torch_threads)
+            result = verify_round(parts.coordinator, parts.log, storage, runtime, task, round_id)
+    except (ChainError, StorageError, ValueError, RuntimeError) as e:
+        Console().print(f"[red]cannot verify round {round_id} of task {task}:[/red] {e}")
+        raise typer.Exit(2) from e
+    if as_json:
+        checks = [{"name": c.name, "on_chain": c.on_chain, "recomputed": c.recomputed, "ok": c.ok}
+                  for c in result.checks]
+        typer.echo(json.dumps({"ok": result.ok, "checks": checks, "differences": list(result.differences),
+                               "notes": list(result.notes)}))
+    else:
+        _print(result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+main_app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False)
+main_app.add_typer(verify_app, name="verify")
+main_app.command("run")(run)
+
+
+@main_app.callback()
+def _main(verbose: Annotated[bool, Opt("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)  # one line per request
+
+
+if __name__ == "__main__":
+    main_app()

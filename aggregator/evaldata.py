@@ -1,0 +1,142 @@
+"""The sponsor's held-out validation data and each round's evaluation batch.
+
+Validation data never goes to trainers. By default it is the held-out part of scikit-learn's digits: the
+`val` and `test` parts of `train_val_test_split(load_digits(), (0.8, 0.1, 0.1), seed=0)` (359 samples); trainers
+train on the `train` part. Any `.npz`/`.csv` file can be used instead.
+
+Round `r`'s evaluation batch is drawn from it without replacement with a seed from `(task, r)`
+(`eval_seed`), encoded as safetensors (`x` float32, `y` int64, one metadata key), and committed at `openRound`
+as keccak256 of its CID; it is put on IPFS only at finalization. The loss scores of the round are forward passes
+on this batch (`batch_loss_fn`); the report's validation metrics are forward passes on the whole validation set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from safetensors import SafetensorError
+from safetensors.numpy import load, save
+
+from flchain.codec.errors import CodecError
+from flchain.codec.frame import parse_frame
+from flchain.codec.header import CodecLimits
+from flchain.ml.data import Dataset, load_arrays, load_digits, train_val_test_split
+from flchain.ml.specs import ModelSpec
+from flchain.ml.train import Evaluator
+from flchain.report import ModelMetrics, canonical_json
+
+EVAL_FORMAT = "flchain-eval-batch/1"
+METADATA_KEY = "flchain.eval-batch"
+DIGITS_SPLIT = (0.8, 0.1, 0.1)
+DIGITS_SPLIT_SEED = 0
+_SEED_DOMAIN = b"flchain-eval-batch-seed/1"
+_LIMITS = CodecLimits(max_payload_bytes=512 * 1024 * 1024, max_tensors=2, max_header_bytes=64 * 1024)
+
+
+class EvalDataError(ValueError):
+    """Validation data or an evaluation batch that cannot be used for the task's model."""
+
+
+class ValidationSource(StrEnum):
+    DIGITS = "digits"  # the held-out part of scikit-learn's digits (default)
+    FILE = "file"  # a .npz (arrays x, y) or .csv (label last) file
+
+
+def digits_heldout() -> Dataset:
+    """The held-out digits (val + test of the seeded 80/10/10 split); trainers use the train part."""
+    digits = load_digits()
+    split = train_val_test_split(digits, DIGITS_SPLIT, seed=DIGITS_SPLIT_SEED)
+    x = np.concatenate([split.val.x, split.test.x])
+    y = np.concatenate([split.val.y, split.test.y])
+    return Dataset(x, y, "digits-heldout", digits.input_shape, digits.num_classes)
+
+
+def load_validation(source: ValidationSource, path: Path | None, spec: ModelSpec) -> Dataset:
+    """The validation data, shaped for `spec`'s input."""
+    if source is ValidationSource.DIGITS:
+        dataset = digits_heldout()
+    elif path is None:
+        raise EvalDataError("validation source 'file' needs a path")
+    else:
+        dataset = load_arrays(path, num_classes=spec.num_classes)
+    if dataset.input_shape != spec.input_shape:
+        try:
+            dataset = dataset.reshaped(spec.input_shape)
+        except ValueError as e:
+            raise EvalDataError(f"validation samples {dataset.input_shape} do not fit {spec.input_shape}") from e
+    if len(dataset) == 0 or dataset.num_classes > spec.num_classes:
+        raise EvalDataError(f"validation data {dataset.name} is empty or has more classes than the model")
+    return dataset
+
+
+def eval_seed(task_id: int, round_id: int) -> int:
+    """The seed of round `round_id`'s evaluation batch: 8 bytes of SHA-256 over a domain tag, task and round."""
+    message = _SEED_DOMAIN + task_id.to_bytes(32, "big") + round_id.to_bytes(32, "big")
+    return int.from_bytes(hashlib.sha256(message).digest()[:8], "big")
+
+
+def draw_eval_batch(validation: Dataset, task_id: int, round_id: int, size: int) -> Dataset:
+    """`min(size, N)` validation samples without replacement, in index order, seeded by `(task, round)`."""
+    if size < 1:
+        raise EvalDataError(f"evaluation batch size must be >= 1, got {size}")
+    rng = np.random.default_rng(eval_seed(task_id, round_id))
+    chosen = np.sort(rng.choice(len(validation), size=min(size, len(validation)), replace=False))
+    return validation.subset(chosen, name=f"eval-t{task_id}-r{round_id}")
+
+
+def encode_eval_batch(batch: Dataset, task_id: int, round_id: int) -> bytes:
+    doc = {"format": EVAL_FORMAT, "task_id": task_id, "round": round_id, "num_classes": batch.num_classes}
+    tensors: dict[str, np.ndarray] = {"x": np.ascontiguousarray(batch.x), "y": np.ascontiguousarray(batch.y)}
+    return bytes(save(tensors, metadata={METADATA_KEY: canonical_json(doc).decode()}))
+
+
+def decode_eval_batch(data: bytes, spec: ModelSpec) -> Dataset:
+    """A revealed evaluation batch, checked strictly against the model spec."""
+    try:
+        frame = parse_frame(data, _LIMITS)
+        doc = json.loads(frame.metadata[METADATA_KEY])
+        dtypes = {name: entry.dtype for name, entry in frame.entries.items()}
+        if dtypes != {"x": "F32", "y": "I64"} or doc.get("format") != EVAL_FORMAT:
+            raise EvalDataError(f"not an evaluation batch: entries {dtypes}, format {doc.get('format')!r}")
+        arrays = load(data)
+    except (CodecError, SafetensorError, KeyError, json.JSONDecodeError, AttributeError) as e:
+        raise EvalDataError(f"not an evaluation batch: {e!r}") from e
+    x, y = arrays["x"], arrays["y"]
+    if x.shape[1:] != spec.input_shape or y.shape != (x.shape[0],) or x.shape[0] == 0:
+        raise EvalDataError(f"evaluation batch shapes x {x.shape}, y {y.shape} do not fit {spec.input_shape}")
+    try:
+        return Dataset(x, y, "eval-batch", spec.input_shape, spec.num_classes)
+    except ValueError as e:
+        raise EvalDataError(f"invalid evaluation batch: {e}") from e
+
+
+def batch_loss_fn(evaluator: Evaluator) -> Callable[[NDArray[np.float64]], float]:
+    """`loss_fn` for the pipeline: mean cross-entropy of a flat parameter vector on the evaluator's data."""
+
+    def loss(vector: NDArray[np.float64]) -> float:
+        return evaluator.evaluate_vector(np.asarray(vector, dtype=np.float32)).loss
+
+    return loss
+
+
+def validation_metrics(evaluator: Evaluator, before: NDArray[np.floating], after: NDArray[np.floating]) -> ModelMetrics:
+    """Loss and accuracy of the base and the new model on the whole validation set."""
+    first = evaluator.evaluate_vector(np.asarray(before, dtype=np.float32))
+    second = evaluator.evaluate_vector(np.asarray(after, dtype=np.float32))
+    return ModelMetrics(
+        val_loss_before=first.loss, val_accuracy_before=first.accuracy,
+        val_loss_after=second.loss, val_accuracy_after=second.accuracy, eval_samples=first.num_samples,
+    )
+
+
+def set_torch_threads(threads: int) -> None:
+    """Fix the CPU thread count: forward passes must give the same floats in the aggregator and in `verify`."""
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)

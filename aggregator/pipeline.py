@@ -1,0 +1,393 @@
+"""The round computation: already-fetched, already-verified submissions in, a frozen `RoundOutcome` out.
+
+One function, `run_round`, strings the pure round math together in Gauntlet's order (Incentivizing Permissionless
+Distributed Learning of LLMs, 2025): fast filters (`filters.filter_round`) -> LossScore on the evaluation batch
+(`scoring`) -> OpenSkill ratings and the final score (`ratings`) -> payouts within the round budget (`payouts`)
+-> robust aggregation (`rules.aggregate`) and the outer step (`outer.outer_step`). The service, `flchain verify
+round` and the benchmark harness all call it, so a round computed anywhere is the same round.
+
+No I/O: the forward passes are the caller's `loss_fn(flat_params) -> float` (the ml `Evaluator` on the round's
+evaluation batch in the service, a tiny quadratic in unit tests). Deterministic: the same inputs give identical
+outputs (every step is deterministic numpy; `loss_fn` must be deterministic too). Inputs are never mutated.
+
+Who is aggregated: the updates the filters accept and, with `aggregate_positive_only` (default), whose loss
+score is positive: an update that makes the evaluation loss worse on its own is neither paid nor applied.
+Who is slashed: a rejection whose reason proves misbehaviour (`slash_reasons`: digest mismatch, copying,
+non-finite values by default), with the reason code of `filters.SLASH_CODES`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
+from types import MappingProxyType
+from typing import Literal
+
+import numpy as np
+from eth_utils.address import is_address, to_checksum_address
+from numpy.typing import NDArray
+
+from aggregator.filters import (
+    SLASH_CODES,
+    FilterConfig,
+    FilterVerdict,
+    Fingerprint,
+    RejectReason,
+    RoundFilterResult,
+    SubmissionMeta,
+    filter_round,
+)
+from aggregator.outer import OuterConfig, OuterState, outer_step
+from aggregator.payouts import PayoutLeaf, compute_payouts
+from aggregator.ratings import Rating, RatingConfig, final_scores, update_ratings
+from aggregator.rules import DEFAULT_RULE, AggregationRule, CenteredClipState, RuleParams, aggregate
+from aggregator.rules.common import Vector
+from aggregator.scoring import compute_loss_scores, compute_marginal_scores
+
+LossFn = Callable[[NDArray[np.float64]], float]
+"""Mean loss on the round's evaluation batch of the model with the given flat parameter vector."""
+
+TrainerStatus = Literal["accepted", "rejected"]
+
+_R = RejectReason
+DEFAULT_SLASH_REASONS = frozenset({_R.DIGEST_MISMATCH, _R.COPY_OF_EARLIER, _R.DUPLICATE, _R.NEAR_DUPLICATE,
+                                   _R.NON_FINITE})
+FETCH_REASONS = frozenset({_R.MISSING, _R.DIGEST_MISMATCH, _R.UNDECODABLE, _R.WRONG_BASE, _R.WRONG_SHAPE,
+                           _R.NON_FINITE})
+"""Reasons recorded before the pipeline, while fetching and decoding (a submission without a delta)."""
+
+
+class PipelineError(ValueError):
+    """Inconsistent round inputs (lengths, repeated accounts, a delta and a failure at once, bad config)."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything that decides a round besides its data; published with each round so it can be recomputed."""
+
+    rule: AggregationRule = DEFAULT_RULE
+    rule_params: RuleParams = field(default_factory=RuleParams)
+    outer: OuterConfig = field(default_factory=OuterConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    ratings: RatingConfig = field(default_factory=RatingConfig)
+    slash_bps: int = 1000
+    slash_reasons: frozenset[RejectReason] = DEFAULT_SLASH_REASONS
+    aggregate_positive_only: bool = True
+    compute_loo: bool = False
+    fingerprint_rounds: int = 20
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rule", AggregationRule(self.rule))
+        if not 0 <= self.slash_bps <= 10_000:
+            raise PipelineError(f"slash_bps must be in [0, 10000], got {self.slash_bps}")
+        if self.fingerprint_rounds < 1:
+            raise PipelineError(f"fingerprint_rounds must be >= 1, got {self.fingerprint_rounds}")
+        unknown = self.slash_reasons - set(SLASH_CODES)
+        if unknown:
+            raise PipelineError(f"reasons {sorted(unknown)} have no slash code")
+
+
+@dataclass(frozen=True)
+class AggregationState:
+    """What aggregation carries between rounds: centered clipping's last aggregate and the outer momentum."""
+
+    clip: CenteredClipState = field(default_factory=CenteredClipState)
+    outer: OuterState = field(default_factory=OuterState)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One on-chain submission and what fetching it gave: a flat delta, or the reason there is none."""
+
+    account: str
+    digest: bytes
+    cid: str
+    num_samples: int
+    block_number: int
+    log_index: int
+    delta: NDArray[np.float32] | None = None
+    failure: RejectReason | None = None
+    detail: str = ""
+
+    @property
+    def order_key(self) -> tuple[int, int]:
+        return (self.block_number, self.log_index)
+
+    def meta(self) -> SubmissionMeta:
+        return SubmissionMeta(self.account, self.digest, self.block_number, self.log_index)
+
+
+@dataclass(frozen=True)
+class RoundInputs:
+    """A round's inputs: base parameters (flat, layout order), submissions and what earlier rounds left."""
+
+    task_id: int
+    round_id: int
+    base: NDArray[np.float32] | NDArray[np.float64]
+    submissions: tuple[Submission, ...]
+    budget_wei: int
+    history: tuple[Fingerprint, ...] = ()
+    ratings: Mapping[str, Rating] = field(default_factory=dict)
+    state: AggregationState = field(default_factory=AggregationState)
+
+
+@dataclass(frozen=True)
+class TrainerOutcome:
+    """Every component of one trainer's score in one round (the score report's row)."""
+
+    account: str
+    digest: bytes
+    cid: str
+    num_samples: int
+    block_number: int
+    log_index: int
+    status: TrainerStatus
+    reason: RejectReason | None
+    detail: str
+    update_norm: float | None
+    loss_before: float | None
+    loss_after: float | None
+    loss_score: float | None
+    loo_score: float | None
+    aggregated: bool
+    rating: Rating
+    final_score: float
+    payout_wei: int
+    payout_index: int | None
+    slash_bps: int
+    slash_reason: int | None
+
+
+@dataclass(frozen=True)
+class SlashOrder:
+    """A provably dishonest submission: slash `bps` of the trainer's stake with `reason_code`."""
+
+    account: str
+    bps: int
+    reason_code: int
+    reason: RejectReason
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """The round's result: per-trainer rows in submission order, the new model and the state to carry on."""
+
+    task_id: int
+    round_id: int
+    trainers: tuple[TrainerOutcome, ...]
+    loss_before: float | None
+    new_params: NDArray[np.float32]
+    state: AggregationState
+    ratings: Mapping[str, Rating]
+    fingerprints: tuple[Fingerprint, ...]
+    payouts: tuple[PayoutLeaf, ...]
+    slashes: tuple[SlashOrder, ...]
+    aggregated_count: int
+
+    @property
+    def payout_total_wei(self) -> int:
+        return sum(leaf.amount_wei for leaf in self.payouts)
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """Per-submission arrays (NaN where not applicable), indexed like the ordered submissions."""
+
+    loss_before: float | None
+    losses_after: NDArray[np.float64]
+    loss_scores: NDArray[np.float64]
+    loo_scores: NDArray[np.float64] | None
+
+
+def _check_inputs(inputs: RoundInputs) -> NDArray[np.float64]:
+    base = np.asarray(inputs.base, dtype=np.float64)
+    if base.ndim != 1:
+        raise PipelineError(f"base must be a flat vector, got shape {base.shape}")
+    if not all(is_address(s.account) for s in inputs.submissions):
+        raise PipelineError("every submission needs a 20-byte hex account")
+    accounts = [s.account.lower() for s in inputs.submissions]
+    if len(set(accounts)) != len(accounts):
+        raise PipelineError("an account may submit once per round")
+    if inputs.budget_wei < 0:
+        raise PipelineError(f"budget must be non-negative, got {inputs.budget_wei}")
+    for s in inputs.submissions:
+        if (s.delta is None) == (s.failure is None):
+            raise PipelineError(f"submission of {s.account}: give exactly one of a delta or a failure reason")
+        if s.failure is not None and s.failure not in FETCH_REASONS:
+            raise PipelineError(f"submission of {s.account}: {s.failure} is not a fetch-time reason")
+        if s.delta is not None and np.shape(s.delta) != base.shape:
+            raise PipelineError(f"delta of {s.account} has shape {np.shape(s.delta)}, base {base.shape}")
+    return base
+
+
+def _filter(
+    ordered: Sequence[Submission], history: Sequence[Fingerprint], config: PipelineConfig
+) -> tuple[list[FilterVerdict], NDArray[np.float64], RoundFilterResult | None, list[int]]:
+    """Verdicts and norms for every submission; the filter result over the decoded ones and their indices."""
+    verdicts = [FilterVerdict(s.failure, s.detail) if s.failure is not None else FilterVerdict() for s in ordered]
+    norms = np.full(len(ordered), np.nan)
+    decoded = [i for i, s in enumerate(ordered) if s.delta is not None]
+    if not decoded:
+        return verdicts, norms, None, decoded
+    rows = np.stack([np.asarray(ordered[i].delta) for i in decoded])
+    result = filter_round(rows, [ordered[i].meta() for i in decoded], history, config.filters)
+    for k, i in enumerate(decoded):
+        verdicts[i] = result.verdicts[k]
+        norms[i] = result.norms[k]
+    return verdicts, norms, result, decoded
+
+
+def _score(
+    base: NDArray[np.float64],
+    ordered: Sequence[Submission],
+    accepted: Sequence[int],
+    inputs: RoundInputs,
+    config: PipelineConfig,
+    loss_fn: LossFn,
+) -> _Scores:
+    n = len(ordered)
+    after, scores = np.full(n, np.nan), np.full(n, np.nan)
+    if not accepted:
+        return _Scores(None, after, scores, None)
+    rows = np.stack([np.asarray(ordered[i].delta, dtype=np.float64) for i in accepted])
+    measured = compute_loss_scores(base, rows, loss_fn, config.outer.lr)
+    after[list(accepted)] = measured.losses_after
+    scores[list(accepted)] = measured.scores
+    loo = None
+    if config.compute_loo:
+        aggregate_fn = partial(_aggregate_vector, config=config, state=inputs.state.clip)
+        marginal = compute_marginal_scores(base, rows, loss_fn, aggregate_fn, config.outer.lr, measured.loss_before)
+        loo = np.full(n, np.nan)
+        loo[list(accepted)] = marginal.scores
+    return _Scores(measured.loss_before, after, scores, loo)
+
+
+def _aggregate_vector(rows: NDArray[np.float64], *, config: PipelineConfig, state: CenteredClipState) -> Vector:
+    return aggregate(config.rule, rows, state=state, params=config.rule_params).vector
+
+
+def _rate(
+    ordered: Sequence[Submission], accepted: Sequence[int], scores: _Scores, inputs: RoundInputs, config: PipelineConfig
+) -> dict[str, Rating]:
+    """Every submitter takes part in the round's match; a rejected one ranks last (score -inf)."""
+    round_scores = {s.account: -math.inf for s in ordered}
+    for i in accepted:
+        round_scores[ordered[i].account] = float(scores.loss_scores[i])
+    return update_ratings(inputs.ratings, round_scores, config.ratings)
+
+
+def _step_model(
+    base: NDArray[np.float64],
+    ordered: Sequence[Submission],
+    chosen: Sequence[int],
+    state: AggregationState,
+    config: PipelineConfig,
+) -> tuple[NDArray[np.float32], AggregationState]:
+    """Robust aggregation of the chosen updates and the outer step; no update leaves model and state as they were."""
+    if not chosen:
+        return base.astype(np.float32), state
+    rows = np.stack([np.asarray(ordered[i].delta, dtype=np.float64) for i in chosen])
+    weights = np.array([float(max(ordered[i].num_samples, 0)) for i in chosen])
+    use_weights = weights if weights.sum() > 0 else None
+    result = aggregate(config.rule, rows, weights=use_weights, state=state.clip, params=config.rule_params)
+    stepped = outer_step(base, result.vector, state.outer, config.outer)
+    new_params = np.asarray(stepped.params, dtype=np.float32).copy()
+    new_params.setflags(write=False)
+    return new_params, AggregationState(clip=result.state, outer=stepped.state)
+
+
+def _slashes(
+    ordered: Sequence[Submission], verdicts: Sequence[FilterVerdict], config: PipelineConfig
+) -> dict[int, SlashOrder]:
+    if config.slash_bps == 0:
+        return {}
+    out = {}
+    for i, verdict in enumerate(verdicts):
+        if verdict.reason is not None and verdict.reason in config.slash_reasons:
+            code = SLASH_CODES[verdict.reason]
+            out[i] = SlashOrder(ordered[i].account, config.slash_bps, code, verdict.reason)
+    return out
+
+
+def _fingerprints(
+    inputs: RoundInputs, result: RoundFilterResult | None, ordered: Sequence[Submission], decoded: Sequence[int],
+    config: PipelineConfig,
+) -> tuple[Fingerprint, ...]:
+    fresh = () if result is None else result.fingerprints(inputs.round_id, [ordered[i].meta() for i in decoded])
+    oldest = inputs.round_id - config.fingerprint_rounds + 1
+    return tuple(fp for fp in (*inputs.history, *fresh) if fp.round_id >= oldest)
+
+
+def _optional(values: NDArray[np.float64] | None, i: int) -> float | None:
+    if values is None or np.isnan(values[i]):
+        return None
+    return float(values[i])
+
+
+def _rows(
+    ordered: Sequence[Submission],
+    verdicts: Sequence[FilterVerdict],
+    norms: NDArray[np.float64],
+    scores: _Scores,
+    chosen: set[int],
+    ratings: Mapping[str, Rating],
+    finals: NDArray[np.float64],
+    payouts: Mapping[str, PayoutLeaf],
+    slashes: Mapping[int, SlashOrder],
+) -> tuple[TrainerOutcome, ...]:
+    rows = []
+    for i, (s, verdict) in enumerate(zip(ordered, verdicts, strict=True)):
+        leaf, slash = payouts.get(s.account), slashes.get(i)
+        rows.append(
+            TrainerOutcome(
+                account=s.account, digest=s.digest, cid=s.cid, num_samples=s.num_samples,
+                block_number=s.block_number, log_index=s.log_index,
+                status="accepted" if verdict.accepted else "rejected", reason=verdict.reason, detail=verdict.detail,
+                update_norm=_optional(norms, i),
+                loss_before=scores.loss_before if verdict.accepted else None,
+                loss_after=_optional(scores.losses_after, i), loss_score=_optional(scores.loss_scores, i),
+                loo_score=_optional(scores.loo_scores, i), aggregated=i in chosen, rating=ratings[s.account],
+                final_score=float(finals[i]),
+                payout_wei=0 if leaf is None else leaf.amount_wei, payout_index=None if leaf is None else leaf.index,
+                slash_bps=0 if slash is None else slash.bps, slash_reason=None if slash is None else slash.reason_code,
+            )
+        )
+    return tuple(rows)
+
+
+def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | None = None) -> RoundOutcome:
+    """Filter, score, rate, pay, aggregate and step one round (see the module docstring)."""
+    config = PipelineConfig() if config is None else config
+    base = _check_inputs(inputs)
+    ordered = sorted(
+        (replace(s, account=to_checksum_address(s.account)) for s in inputs.submissions),
+        key=lambda s: (s.order_key, s.account.lower()),
+    )
+    verdicts, norms, filtered, decoded = _filter(ordered, inputs.history, config)
+    accepted = [i for i, v in enumerate(verdicts) if v.accepted]
+    scores = _score(base, ordered, accepted, inputs, config, loss_fn)
+    ratings = _rate(ordered, accepted, scores, inputs, config)
+    gates = np.array([v.accepted for v in verdicts], dtype=bool)
+    finals = final_scores(gates, scores.loss_scores, [ratings[s.account] for s in ordered], config.ratings)
+    leaves = compute_payouts([s.account for s in ordered], finals, inputs.budget_wei) if ordered else []
+    chosen = [i for i in accepted if not config.aggregate_positive_only or scores.loss_scores[i] > 0]
+    new_params, state = _step_model(base, ordered, chosen, inputs.state, config)
+    slashes = _slashes(ordered, verdicts, config)
+    by_account = {leaf.account: leaf for leaf in leaves}
+    trainers = _rows(ordered, verdicts, norms, scores, set(chosen), ratings, finals, by_account, slashes)
+    return RoundOutcome(
+        task_id=inputs.task_id,
+        round_id=inputs.round_id,
+        trainers=trainers,
+        loss_before=scores.loss_before,
+        new_params=new_params,
+        state=state,
+        ratings=MappingProxyType(dict(sorted(ratings.items()))),
+        fingerprints=_fingerprints(inputs, filtered, ordered, decoded, config),
+        payouts=tuple(leaves),
+        slashes=tuple(slashes[i] for i in sorted(slashes)),
+        aggregated_count=len(chosen),
+    )
+

@@ -1,0 +1,324 @@
+"""The aggregator service: the round loop as a list of named steps.
+
+Each round:
+
+1. open      the round on the current global model, committing to a fresh evaluation batch;
+2. collect   after the window, every UpdateSubmitted of the round, fetched in parallel, verified and kept;
+3-6. score   filters, LossScore, ratings, final scores, payouts, robust aggregation and the outer step;
+7. publish   the new model, the payout tree, the revealed evaluation batch, the aggregator state, the report;
+8. finalize  on-chain, then reputations (in batches) and slashes (with the report as evidence).
+
+Restart-safe (kill -9 at any point): every step's result is journaled atomically in `state_dir` (aggregator.state)
+before the next step runs, and every on-chain action first checks the chain (round status, reputation rounds,
+slashed flags), so a restarted aggregator finishes the same round with the same result and never acts twice.
+`tick()` advances by what the chain allows now; `run()` repeats it, with `except Exception` only there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from aggregator.chainlog import TaskLog
+from aggregator.collect import Fetched, fetch_updates
+from aggregator.compute import MAX_REPORT_BYTES, ModelRuntime, RoundData, compute_round, prior_state
+from aggregator.evaldata import draw_eval_batch, encode_eval_batch
+from aggregator.publish import RoundArtifacts, RoundContext, publish_artifacts
+from aggregator.settings import AggregatorSettings, Step
+from aggregator.settle import Coordinator, finalize, record_reputations, slash_dishonest
+from aggregator.state import BlobCache, RoundJournal, load_artifacts, load_fetched, save_artifacts, save_fetched
+from flchain.chain.types import RoundStatus, TaskState, eval_commitment
+from flchain.codec import DEFAULT_LIMITS
+from flchain.report import RoundReport
+from flchain.storage.errors import StorageError
+from flchain.storage.protocol import Storage
+
+logger = logging.getLogger(__name__)
+
+
+class Tick(StrEnum):
+    WAIT = "wait"  # nothing to do until the chain moves (window open, blocks unconfirmed)
+    WORKED = "worked"  # a step was taken; look again at once
+    DONE = "done"  # the last round to run is finalized and settled, or the task is closed
+
+
+class AggregatorError(RuntimeError):
+    """The chain and this aggregator disagree about a round (e.g. another evaluation commitment)."""
+
+
+@dataclass(frozen=True)
+class Deps:
+    coordinator: Coordinator
+    log: TaskLog
+    storage: Storage  # models, reports, publishing
+    fetch_storage: Storage  # trainers' updates (shorter timeout)
+    namespace: str  # which chain and coordinator: keeps journals of different deployments apart
+
+
+@dataclass(frozen=True)
+class Opening:
+    base_digest: bytes
+    base_cid: str
+    eval_bytes: bytes
+    eval_cid: str
+
+
+@contextmanager
+def scoring_progress(round_id: int, total: int) -> Iterator[Callable[[], None]]:
+    """A rich progress bar over the round's forward passes (rendered only on a terminal)."""
+    columns = (TextColumn(f"round {round_id}: scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    console = Console(stderr=True)
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("forward passes", total=total)
+        yield lambda: progress.advance(task)
+
+
+class Aggregator:
+    """Runs rounds of one task; see the module docstring for the steps."""
+
+    def __init__(
+        self, settings: AggregatorSettings, deps: Deps, runtime: ModelRuntime, *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.deps = deps
+        self.runtime = runtime
+        self.task_id = settings.task_id
+        self.sleep = sleep
+        self.root = settings.state_dir / deps.namespace / f"task-{settings.task_id}"
+        self.cache = BlobCache(self.root, deps.storage)
+        self._started: dict[int, float] = {}
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> None:
+        logger.info("aggregator %s on task %d, rounds: %s", self.deps.coordinator.account, self.task_id,
+                    self.settings.rounds or "until stopped")
+        while True:
+            try:
+                tick = self.tick()
+            except Exception:  # the loop boundary: log with traceback, wait, try the step again
+                logger.exception("round step failed; retrying in %.1f s", self.settings.poll_interval_s)
+                tick = Tick.WAIT
+            if tick is Tick.DONE:
+                return
+            if tick is Tick.WAIT:
+                self.sleep(self.settings.poll_interval_s)
+
+    def tick(self) -> Tick:
+        """Take the next step the chain allows for the task's current round."""
+        self.deps.log.refresh()
+        task = self.deps.coordinator.get_task(self.task_id)
+        round_id = task.current_round
+        if task.closed:
+            logger.info("task %d is closed", self.task_id)
+            return Tick.DONE
+        if round_id == 0:
+            return self.open_round(task, 1)
+        status = self.deps.coordinator.round_status(self.task_id, round_id)
+        if status is RoundStatus.OPEN:
+            return Tick.WAIT
+        if status is RoundStatus.CLOSED:
+            return self.finish_round(round_id)
+        if status is RoundStatus.FINALIZED:
+            if not self.settle_round(round_id):
+                return Tick.WAIT
+        else:
+            logger.warning("round %d expired without finalization", round_id)
+        if self.settings.rounds and round_id >= self.settings.rounds:
+            return Tick.DONE
+        return self.open_round(task, round_id + 1)
+
+    # ------------------------------------------------------------------ step 1: open
+    def open_round(self, task: TaskState, round_id: int) -> Tick:
+        if self.settings.rounds and round_id > self.settings.rounds:
+            return Tick.DONE
+        journal = RoundJournal(self.root, round_id)
+        opening = self._journaled_opening(journal) or self._prepare_opening(task, round_id, journal)
+        self.deps.coordinator.open_round(
+            self.task_id, round_id, opening.base_digest, opening.base_cid, eval_commitment(opening.eval_cid)
+        )
+        self._started[round_id] = time.monotonic()
+        logger.info("round %d: open: base model %s, evaluation batch committed (%d bytes)", round_id,
+                    opening.base_cid, len(opening.eval_bytes))
+        self._checkpoint(Step.OPEN, round_id)
+        return Tick.WORKED
+
+    def _prepare_opening(self, task: TaskState, round_id: int, journal: RoundJournal) -> Opening:
+        """Base model (made available on IPFS) and evaluation batch, journaled BEFORE openRound is sent."""
+        base_cid = self._model_cid(task.latest_model_digest)
+        self._ensure_on_ipfs(base_cid, task.latest_model_digest)
+        eval_bytes = self._eval_batch(round_id)
+        eval_cid = self.deps.storage.add(eval_bytes, only_hash=True)  # NOT stored before finalization
+        journal.write_bytes("eval-batch.bin", eval_bytes)
+        journal.write_json("opening.json", {
+            "base_digest": task.latest_model_digest.hex(), "base_cid": base_cid, "eval_cid": eval_cid,
+        })
+        return Opening(task.latest_model_digest, base_cid, eval_bytes, eval_cid)
+
+    def _journaled_opening(self, journal: RoundJournal) -> Opening | None:
+        index, eval_bytes = journal.read_json("opening.json"), journal.read_bytes("eval-batch.bin")
+        if index is None or eval_bytes is None:
+            return None
+        return Opening(bytes.fromhex(index["base_digest"]), index["base_cid"], eval_bytes, index["eval_cid"])
+
+    def _eval_batch(self, round_id: int) -> bytes:
+        batch = draw_eval_batch(self.runtime.validation, self.task_id, round_id, self.settings.eval_batch_size)
+        return encode_eval_batch(batch, self.task_id, round_id)
+
+    def _opening(self, round_id: int) -> Opening:
+        """The opened round's base and evaluation batch (journal, or derived again), checked against the chain."""
+        event = self.deps.log.openings.get(round_id)
+        if event is None:
+            raise AggregatorError(f"the RoundOpened event of round {round_id} is not visible yet")
+        journal = RoundJournal(self.root, round_id)
+        opening = self._journaled_opening(journal)
+        if opening is None:
+            eval_bytes = self._eval_batch(round_id)
+            eval_cid = self.deps.storage.add(eval_bytes, only_hash=True)
+            opening = Opening(event.base_model_digest, event.base_model_cid, eval_bytes, eval_cid)
+        if eval_commitment(opening.eval_cid) != event.eval_commitment or opening.base_digest != event.base_model_digest:
+            raise AggregatorError(f"round {round_id} was opened with another evaluation commitment or base model")
+        return opening
+
+    def _model_cid(self, digest: bytes) -> str:
+        for fin in self.deps.log.finalizations.values():
+            if fin.new_model_digest == digest:
+                return fin.new_model_cid
+        return self.deps.log.initial_model_cid
+
+    def _ensure_on_ipfs(self, cid: str, digest: bytes) -> None:
+        """The base model must be fetchable by trainers: re-add our copy, else fetch and pin it."""
+        data = self.cache.get(cid, digest, DEFAULT_LIMITS.max_payload_bytes)
+        if self.deps.storage.add(data, pin=True) != cid:
+            self.deps.storage.pin_add(cid)
+
+    # ------------------------------------------------------------------ steps 2-8 of a closed round
+    def finish_round(self, round_id: int) -> Tick:
+        if round_id not in self.deps.log.openings:
+            logger.info("round %d: waiting for its RoundOpened event to be confirmed", round_id)
+            return Tick.WAIT
+        opening = self._opening(round_id)
+        fetched = self.collect(round_id)
+        if fetched is None:
+            return Tick.WAIT
+        artifacts = self.score(round_id, opening, fetched)
+        self.publish(round_id, artifacts, fetched)
+        finalize(self.deps.coordinator, self.task_id, round_id, artifacts)
+        self._checkpoint(Step.FINALIZE, round_id)
+        return Tick.WORKED
+
+    def collect(self, round_id: int) -> list[Fetched] | None:
+        journal = RoundJournal(self.root, round_id)
+        fetched = load_fetched(journal)
+        if fetched is not None:
+            return fetched
+        window_end = self.deps.coordinator.get_round(self.task_id, round_id).window_end
+        if self.deps.log.confirmed_time_s() < window_end:
+            logger.info("round %d: collect: waiting for confirmed blocks past the window end", round_id)
+            return None
+        updates = self.deps.log.submissions(round_id)
+        started = time.monotonic()
+        fetched = fetch_updates(
+            self.deps.fetch_storage, updates, max_bytes=self.settings.max_update_bytes or self.runtime.max_update_bytes,
+            workers=self.settings.fetch_workers,
+        )
+        save_fetched(journal, fetched)
+        failed = [f"{f.update.trainer[:10]}: {f.failure}" for f in fetched if f.failure is not None]
+        logger.info("round %d: collect: %d submissions, %d fetched and verified, failed: %s (%.1f s)", round_id,
+                    len(fetched), len(fetched) - len(failed), failed or "none", time.monotonic() - started)
+        self._checkpoint(Step.COLLECT, round_id)
+        return fetched
+
+    def score(self, round_id: int, opening: Opening, fetched: list[Fetched]) -> RoundArtifacts:
+        journal = RoundJournal(self.root, round_id)
+        artifacts = load_artifacts(journal)
+        if artifacts is not None:
+            return artifacts
+        task = self.deps.coordinator.get_task(self.task_id)
+        ctx = RoundContext(
+            task_id=self.task_id, round_id=round_id, spec_hash=self.runtime.spec.spec_hash(),
+            base_digest=opening.base_digest, base_cid=opening.base_cid, eval_bytes=opening.eval_bytes,
+            eval_cid=opening.eval_cid, budget_wei=min(task.reward_per_round_wei, task.pool_wei),
+        )
+        data = RoundData(
+            ctx=ctx, base_model=self.cache.get(opening.base_cid, opening.base_digest, DEFAULT_LIMITS.max_payload_bytes),
+            fetched=tuple(fetched), prior=prior_state(self.deps.log, self.cache, round_id),
+            config=self.settings.pipeline_config(task.max_slash_bps),
+        )
+        passes = 1 + 2 * len(fetched) if data.config.compute_loo else 1 + len(fetched)
+        with scoring_progress(round_id, passes) as advance:
+            computed = compute_round(data, self.runtime, self._cid_of, advance)
+        save_artifacts(journal, computed.artifacts)
+        report = RoundReport.from_bytes(computed.artifacts.report.data)
+        logger.info("round %d: score: %d accepted, %d rejected, %d aggregated, payout %d of %d wei to %d trainers",
+                    round_id, report.aggregation.accepted, report.aggregation.rejected,
+                    computed.outcome.aggregated_count, computed.artifacts.payout_total_wei, ctx.budget_wei,
+                    len(computed.outcome.payouts))
+        self._checkpoint(Step.SCORE, round_id)
+        return computed.artifacts
+
+    def _cid_of(self, data: bytes) -> str:
+        return self.deps.storage.add(data, only_hash=True)
+
+    def publish(self, round_id: int, artifacts: RoundArtifacts, fetched: list[Fetched]) -> None:
+        publish_artifacts(self.deps.storage, artifacts)
+        for blob in artifacts.blobs():
+            self.cache.put(blob.data)
+        for f in fetched:  # keep the updates retrievable for `flchain verify round`
+            if f.data is not None:
+                try:
+                    self.deps.storage.pin_add(f.update.cid)
+                except StorageError as e:
+                    logger.warning("round %d: could not pin update %s: %s", round_id, f.update.cid, e)
+        logger.info("round %d: publish: model %s, report %s, payout tree %s, evaluation batch %s revealed",
+                    round_id, artifacts.model.cid, artifacts.report.cid, artifacts.tree.cid, artifacts.eval.cid)
+        self._checkpoint(Step.PUBLISH, round_id)
+
+    def settle_round(self, round_id: int) -> bool:
+        """Reputations and slashes of a finalized round; False while its RoundFinalized event is unconfirmed."""
+        fin = self.deps.log.finalizations.get(round_id)
+        if fin is None:
+            logger.info("round %d: waiting for its RoundFinalized event to be confirmed", round_id)
+            return False
+        report = RoundReport.from_bytes(self.cache.get(fin.report_cid, fin.report_digest, MAX_REPORT_BYTES))
+        recorded = record_reputations(self.deps.coordinator, self.task_id, report, self.settings.reputation_batch)
+        self._checkpoint(Step.REPUTATIONS, round_id)
+        slashed = slash_dishonest(self.deps.coordinator, self.task_id, report, fin.report_cid)
+        self._checkpoint(Step.SLASH, round_id)
+        if recorded or slashed or round_id in self._started:
+            self._summary(report, slashed)
+        return True
+
+    def _summary(self, report: RoundReport, slashed: int) -> None:
+        started = self._started.pop(report.round, None)
+        took = "" if started is None else f", {time.monotonic() - started:.1f} s"
+        m, paid = report.metrics, sum(1 for row in report.trainers if int(row.payout_wei) > 0)
+        logger.info(
+            "round %d done: %d submissions (%d accepted, %d rejected), paid %s wei to %d, slashed %d, "
+            "validation accuracy %.3f -> %.3f, loss %.4f -> %.4f%s", report.round, len(report.trainers),
+            report.aggregation.accepted, report.aggregation.rejected, report.payout_total_wei, paid, slashed,
+            m.val_accuracy_before, m.val_accuracy_after, m.val_loss_before, m.val_loss_after, took,
+        )
+
+    # ------------------------------------------------------------------ fault injection (tests only)
+    def _checkpoint(self, step: Step, round_id: int) -> None:
+        if self.settings.crash_after is not step or self.settings.crash_round not in (None, round_id):
+            return
+        marker = self.root / f"crashed-after-{step.value}-round-{round_id}"
+        if marker.exists():
+            return
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        logger.warning("FAULT INJECTION: SIGKILL after step %s of round %d", step.value, round_id)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,122 @@
+"""The aggregator's settings: one pydantic-settings model, from flags and FLCHAIN_AGGREGATOR_* variables.
+
+Secrets are never settings values: a keystore's password comes from FLCHAIN_KEYSTORE_PASSWORD or a password file,
+a raw private key from the environment variable that `private_key_env` names. Exactly one signer is required.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aggregator.evaldata import ValidationSource
+from aggregator.filters import FilterConfig
+from aggregator.outer import OuterConfig
+from aggregator.pipeline import PipelineConfig
+from aggregator.rules import DEFAULT_RULE, AggregationRule, RuleParams
+
+ENV_PREFIX = "FLCHAIN_AGGREGATOR_"
+
+
+class Step(StrEnum):
+    """The named steps of a round (also the values of the crash_after fault injection)."""
+
+    OPEN = "open"
+    COLLECT = "collect"
+    SCORE = "score"
+    PUBLISH = "publish"
+    FINALIZE = "finalize"
+    REPUTATIONS = "reputations"
+    SLASH = "slash"
+
+
+def default_sketch_seed(task_id: int) -> int:
+    """The replay-sketch seed of a task: public, so `flchain verify round` can recompute the fingerprints."""
+    return int.from_bytes(hashlib.sha256(b"flchain-sketch-seed/1" + task_id.to_bytes(32, "big")).digest()[:8], "big")
+
+
+class AggregatorSettings(BaseSettings):
+    """Everything `flchain aggregator run` needs. Env names: FLCHAIN_AGGREGATOR_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    # ---------------------------------------------------------------- where
+    rpc_url: str = Field(description="JSON-RPC endpoint of the chain.")
+    manifest: Path = Field(Path("deployment.json"), description="Deployment manifest written by `flchain deploy`.")
+    task_id: int = Field(ge=1, description="The task to aggregate.")
+    ipfs_url: str = Field("http://127.0.0.1:5001", description="Kubo RPC API of the IPFS daemon.")
+    state_dir: Path = Field(Path("aggregator-state"), description="Directory of the per-round journal.")
+    model_spec: str | None = Field(
+        None, description="Model spec preset name or spec JSON path; default: the task card's, else a preset."
+    )
+
+    # ---------------------------------------------------------------- signer (exactly one source)
+    keystore: Path | None = Field(None, description="Encrypted keystore file (password: FLCHAIN_KEYSTORE_PASSWORD).")
+    password_file: Path | None = Field(None, description="File whose first line is the keystore password.")
+    private_key_env: str | None = Field(None, description="Name of an environment variable holding a private key.")
+
+    # ---------------------------------------------------------------- validation data (never given to trainers)
+    validation: ValidationSource = Field(ValidationSource.DIGITS, description="digits (held-out split) | file.")
+    validation_path: Path | None = Field(None, description=".npz or .csv validation file (validation 'file').")
+    eval_batch_size: int = Field(256, ge=1, description="Samples in each round's evaluation batch.")
+
+    # ---------------------------------------------------------------- round math
+    rule: AggregationRule = Field(DEFAULT_RULE, description="Robust aggregation rule.")
+    clip_tau: float | None = Field(None, gt=0, description="Centered clipping radius (default: adaptive median).")
+    clip_iterations: int = Field(3, ge=1, description="Centered clipping iterations.")
+    trim_fraction: float = Field(0.1, ge=0, lt=0.5, description="Trimmed mean's fraction cut at each end.")
+    byzantine_f: int | None = Field(None, ge=0, description="Krum's f (default: the largest the round allows).")
+    outer_lr: float = Field(1.0, gt=0, description="Outer learning rate (1 with momentum 0 is FedAvg).")
+    outer_momentum: float = Field(0.0, ge=0, lt=1, description="Outer SGD momentum.")
+    outer_nesterov: bool = Field(False, description="Nesterov outer momentum.")
+    slash_bps: int = Field(1000, ge=0, le=10_000, description="Slash of a provably dishonest update (capped by task).")
+    compute_loo: bool = Field(False, description="Also compute leave-one-out marginal scores.")
+    sketch_seed: int | None = Field(None, ge=0, lt=2**64, description="Replay-sketch seed (default: from the task).")
+
+    # ---------------------------------------------------------------- loop
+    rounds: int = Field(0, ge=0, description="Stop once this round is finalized and settled (0: run until stopped).")
+    poll_interval_s: float = Field(2.0, gt=0, description="How often to poll the chain while waiting.")
+    confirmations: int = Field(0, ge=0, description="Blocks an event must be buried under before it is read.")
+    reputation_batch: int = Field(50, ge=1, description="Reputations recorded per transaction.")
+    torch_threads: int = Field(1, ge=1, description="CPU threads for forward passes (fixed, for reproducibility).")
+
+    # ---------------------------------------------------------------- fetching
+    fetch_workers: int = Field(8, ge=1, description="Updates fetched in parallel.")
+    fetch_timeout_s: float = Field(30.0, gt=0, description="Timeout of one update fetch.")
+    max_update_bytes: int | None = Field(None, ge=1, description="Size cap of one update (default: from the model).")
+    ipfs_timeout_s: float = Field(60.0, gt=0, description="Timeout of other IPFS requests.")
+    rpc_timeout_s: float = Field(30.0, gt=0, description="Timeout of one JSON-RPC request.")
+
+    # ---------------------------------------------------------------- fault injection (tests only)
+    crash_after: Step | None = Field(
+        None, description="TESTS ONLY: SIGKILL the process right after this step, once per round (a marker in "
+        "state_dir keeps the restarted process from crashing again)."
+    )
+    crash_round: int | None = Field(None, ge=1, description="TESTS ONLY: crash only in this round.")
+
+    @model_validator(mode="after")
+    def _check(self) -> AggregatorSettings:
+        if (self.keystore is None) == (self.private_key_env is None):
+            raise ValueError("give exactly one signer: keystore or private_key_env")
+        if self.validation is ValidationSource.FILE and self.validation_path is None:
+            raise ValueError("validation 'file' needs validation_path")
+        return self
+
+    def pipeline_config(self, max_slash_bps: int) -> PipelineConfig:
+        """The round math's configuration; the slash is capped by the task's maxSlashBps."""
+        seed = default_sketch_seed(self.task_id) if self.sketch_seed is None else self.sketch_seed
+        return PipelineConfig(
+            rule=self.rule,
+            rule_params=RuleParams(
+                trim_fraction=self.trim_fraction, byzantine_f=self.byzantine_f, clip_tau=self.clip_tau,
+                clip_iterations=self.clip_iterations,
+            ),
+            outer=OuterConfig(lr=self.outer_lr, momentum=self.outer_momentum, nesterov=self.outer_nesterov),
+            filters=FilterConfig(sketch_seed=seed),
+            slash_bps=min(self.slash_bps, max_slash_bps),
+            compute_loo=self.compute_loo,
+        )

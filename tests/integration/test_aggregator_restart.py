@@ -1,0 +1,140 @@
+"""kill -9 mid-round, restart: the aggregator finalizes the same round it would have finalized uninterrupted.
+
+The aggregator runs as a subprocess (`python -m aggregator.cli run`, configured through FLCHAIN_AGGREGATOR_*);
+the fault injection FLCHAIN_AGGREGATOR_CRASH_AFTER=<step> makes it SIGKILL itself right after that step (once: a
+marker in its state_dir keeps the restarted process going). Every scenario replays the same inputs on a fresh
+chain (same deployer, same transactions in the same order, deterministic trainers), so the finalized round must
+be byte-for-byte the uninterrupted one: model digest, report digest, payout root and total, and the settlement
+(reputations recorded once, the copycat slashed once).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from flchain.chain.types import RoundStatus
+from flchain.devnet.accounts import dev_account
+from flchain.devnet.anvil import advance_time, start_anvil
+from flchain.devnet.ipfs import IpfsNode
+from flchain.paths import REPO_ROOT
+from tests.integration.test_aggregator_round import (
+    AGGREGATOR_INDEX,
+    AGGREGATOR_KEY_ENV,
+    COPYCAT,
+    ROLES,
+    WINDOW_S,
+    Stage,
+    aggregator_env,
+    ipfs,  # noqa: F401 - the module's own IPFS daemon fixture
+    make_stage,
+    run_trainers,
+    use_keys,
+)
+
+pytestmark = pytest.mark.integration
+SIGKILLED = -9
+
+
+@dataclass(frozen=True)
+class Finalized:
+    """What a finalized round leaves on-chain, and how many times the aggregator process had to be started."""
+
+    new_model_digest: bytes
+    report_digest: bytes
+    payout_root: bytes
+    payout_total_wei: int
+    reputation_rounds: tuple[int, ...]
+    copycat_slashed: bool
+    copycat_stake_wei: int
+    starts: int
+
+
+def _start_aggregator(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "aggregator.cli", "run"], cwd=REPO_ROOT, env=env, stdout=log,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.1)
+
+
+def _finalized(stage: Stage, starts: int) -> Finalized:
+    chain = stage.sponsor
+    stored = chain.get_round(stage.task_id, 1)
+    assert chain.round_status(stage.task_id, 1) is RoundStatus.FINALIZED
+    return Finalized(
+        stored.new_model_digest, stored.report_digest, stored.payout_root, stored.payout_total_wei,
+        tuple(chain.get_reputation(stage.task_id, role.address).round for role in ROLES),
+        chain.is_slashed(stage.task_id, 1, COPYCAT.address),
+        chain.get_trainer(stage.task_id, COPYCAT.address).stake_wei, starts,
+    )
+
+
+def run_one_round(root: Path, ipfs_node: IpfsNode, crash_after: str | None) -> Finalized:
+    """A fresh chain and task, one round with the five trainers, the aggregator restarted after each crash."""
+    anvil = start_anvil(root / "anvil.log")
+    try:
+        stage = make_stage(anvil, ipfs_node, root)
+        env = {**os.environ, **aggregator_env(stage, root / "aggregator", rounds=1),
+               AGGREGATOR_KEY_ENV: dev_account(AGGREGATOR_INDEX).key.hex()}
+        if crash_after is not None:
+            env["FLCHAIN_AGGREGATOR_CRASH_AFTER"] = crash_after
+        log_path = root / "aggregator.log"
+        process, starts = _start_aggregator(env, log_path), 1
+        _wait_for(lambda: process.poll() is not None
+                  or stage.sponsor.round_status(stage.task_id, 1) is RoundStatus.OPEN)
+        run_trainers(stage)
+        advance_time(stage.rpc_url, WINDOW_S + 1)
+        while (code := process.wait(timeout=120)) == SIGKILLED:
+            process, starts = _start_aggregator(env, log_path), starts + 1
+        assert code == 0, log_path.read_text()[-3000:]
+        return _finalized(stage, starts)
+    finally:
+        anvil.stop()
+
+
+@pytest.fixture(scope="module")
+def keys() -> Iterator[None]:
+    torch.set_num_threads(1)  # the trainers train in this process: same threads in every scenario
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_keys(monkeypatch)
+        yield
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(
+    keys: None, ipfs: IpfsNode, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+) -> Finalized:
+    return run_one_round(tmp_path_factory.mktemp("uninterrupted"), ipfs, crash_after=None)
+
+
+@pytest.mark.parametrize("crash_after", ["open", "score", "finalize", "reputations"])
+def test_kill_9_after_a_step_then_restart_finalizes_the_same_round_once(
+    crash_after: str, uninterrupted: Finalized, keys: None, ipfs: IpfsNode,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    result = run_one_round(tmp_path, ipfs, crash_after)
+
+    assert result.starts == 2  # it was killed once, and the restarted process did not crash again
+    assert result.new_model_digest == uninterrupted.new_model_digest
+    assert result.report_digest == uninterrupted.report_digest
+    assert result.payout_root == uninterrupted.payout_root
+    assert result.payout_total_wei == uninterrupted.payout_total_wei > 0
+    assert result.reputation_rounds == uninterrupted.reputation_rounds == (1,) * len(ROLES)
+    assert result.copycat_slashed and result.copycat_stake_wei == uninterrupted.copycat_stake_wei

@@ -1,0 +1,274 @@
+"""One aggregator and five real trainers over three rounds of digits, on a real Anvil chain and IPFS daemon.
+
+Three honest trainers hold different shards of the digits train split; a sign-flip attacker and a copycat (a
+lightly disguised copy of another trainer's update) take part too. The aggregator runs in-process, one `tick()`
+at a time, and the chain's clock is moved past each window. The honest trainers must be paid every round, the
+attacker and the copycat never, the copycat must be slashed, the held-out validation accuracy must rise round
+over round, and `flchain verify round` must agree with the chain on every round.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aggregator.bootstrap import build_aggregator, connect_task, model_runtime
+from aggregator.chainlog import TaskLog
+from aggregator.evaldata import DIGITS_SPLIT, DIGITS_SPLIT_SEED, ValidationSource
+from aggregator.service import Aggregator, Tick
+from aggregator.settings import AggregatorSettings
+from aggregator.state import RoundJournal
+from aggregator.verify import verify_round
+from flchain.chain.client import CoordinatorClient, TokenClient, connect
+from flchain.chain.deploy import deploy_contracts
+from flchain.chain.events import EventReader
+from flchain.chain.types import RoundStatus
+from flchain.devnet.accounts import dev_account
+from flchain.devnet.anvil import AnvilNode, advance_time
+from flchain.devnet.ipfs import IpfsNode, _init_repo, start_ipfs
+from flchain.devnet.process import free_port
+from flchain.ml.data import load_digits, train_val_test_split
+from flchain.ml.specs import spec_from_name
+from flchain.paths import REPO_ROOT
+from flchain.report import RoundReport
+from flchain.sponsor import TaskTerms, create_task
+from flchain.storage import ContentNotFound, IpfsClient
+from trainer.node import RoundOutcome, run_trainer
+from trainer.runtime import StopToken
+from trainer.settings import TrainerSettings
+from trainer.setup import trainer_node
+
+pytestmark = pytest.mark.integration
+logger = logging.getLogger(__name__)
+
+WINDOW_S = 600
+MIN_STAKE_WEI = 10**17
+REWARD_PER_ROUND_WEI = 10**18
+TRAINER_FUNDS_WEI = 5 * 10**18
+MAX_SLASH_BPS = 2_000
+AGGREGATOR_INDEX = 6
+AGGREGATOR_KEY_ENV = "TEST_AGGREGATOR_KEY"
+
+
+@dataclass(frozen=True)
+class Role:
+    """A trainer: dev account index, digits train shard, and (for the dishonest ones) its red-team settings."""
+
+    account_index: int
+    shard: int
+    overrides: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def address(self) -> str:
+        return str(dev_account(self.account_index).address)
+
+
+HONEST = (Role(1, 0), Role(2, 1), Role(3, 2))
+ATTACKER = Role(4, 0, (("red_team", "sign-flip"), ("seed", 7)))
+COPYCAT = Role(5, 1, (("red_team", "copycat"), ("red_team_noise_std", 1e-4), ("copycat_lead_s", float(WINDOW_S))))
+ROLES = (*HONEST, ATTACKER, COPYCAT)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A deployed coordinator with one funded digits task, the trainers' data, and where everything lives."""
+
+    rpc_url: str
+    ipfs_url: str
+    manifest_path: Path
+    task_id: int
+    sponsor: CoordinatorClient
+    train_file: Path
+    root: Path
+
+
+def digits_train_file(path: Path) -> Path:
+    """The trainers' data: the train part of the split whose held-out part is the aggregator's validation set."""
+    train = train_val_test_split(load_digits(), DIGITS_SPLIT, seed=DIGITS_SPLIT_SEED).train
+    np.savez(path, x=np.asarray(train.x), y=np.asarray(train.y))
+    return path
+
+
+def make_stage(anvil: AnvilNode, ipfs: IpfsNode, root: Path) -> Stage:
+    w3 = connect(anvil.rpc_url)
+    sponsor = dev_account(0)
+    deployment = deploy_contracts(w3, sponsor)
+    manifest_path = deployment.manifest.save(root / "deployment.json")
+    client = CoordinatorClient(w3, deployment.coordinator, sponsor)
+    token = TokenClient(w3, deployment.token, sponsor)
+    token.mint(sponsor.address, 100 * REWARD_PER_ROUND_WEI)
+    for role in ROLES:
+        token.mint(role.address, TRAINER_FUNDS_WEI)
+    terms = TaskTerms(REWARD_PER_ROUND_WEI, MIN_STAKE_WEI, 10 * REWARD_PER_ROUND_WEI, window_s=WINDOW_S,
+                      max_slash_bps=MAX_SLASH_BPS)
+    with IpfsClient(ipfs.api_url) as storage:
+        created = create_task(client, storage, token=deployment.token, spec=spec_from_name("mlp-digits"),
+                              terms=terms, aggregators=[dev_account(AGGREGATOR_INDEX).address])
+    return Stage(anvil.rpc_url, ipfs.api_url, manifest_path, created.task_id, client,
+                 digits_train_file(root / "digits-train.npz"), root)
+
+
+def use_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(AGGREGATOR_KEY_ENV, dev_account(AGGREGATOR_INDEX).key.hex())
+    for role in ROLES:
+        monkeypatch.setenv(f"TEST_TRAINER_KEY_{role.account_index}", dev_account(role.account_index).key.hex())
+
+
+def aggregator_env(stage: Stage, state_dir: Path, rounds: int) -> dict[str, str]:
+    """The aggregator's settings as FLCHAIN_AGGREGATOR_* variables (what a deployment would set)."""
+    return {
+        "FLCHAIN_AGGREGATOR_RPC_URL": stage.rpc_url, "FLCHAIN_AGGREGATOR_MANIFEST": str(stage.manifest_path),
+        "FLCHAIN_AGGREGATOR_TASK_ID": str(stage.task_id), "FLCHAIN_AGGREGATOR_IPFS_URL": stage.ipfs_url,
+        "FLCHAIN_AGGREGATOR_STATE_DIR": str(state_dir), "FLCHAIN_AGGREGATOR_PRIVATE_KEY_ENV": AGGREGATOR_KEY_ENV,
+        "FLCHAIN_AGGREGATOR_ROUNDS": str(rounds), "FLCHAIN_AGGREGATOR_POLL_INTERVAL_S": "0.1",
+        "FLCHAIN_AGGREGATOR_FETCH_TIMEOUT_S": "10",
+    }
+
+
+def run_trainers(stage: Stage) -> None:
+    """Every role handles the open round with the real trainer loop (in-process, one round each, in order)."""
+    for role in ROLES:
+        values: dict[str, object] = {
+            "rpc_url": stage.rpc_url, "manifest": stage.manifest_path, "task_id": stage.task_id,
+            "ipfs_url": stage.ipfs_url, "state_dir": stage.root / f"trainer-{role.account_index}",
+            "private_key_env": f"TEST_TRAINER_KEY_{role.account_index}", "data_source": "file",
+            "data_path": stage.train_file, "shard_index": role.shard, "num_shards": len(HONEST),
+            "local_steps": 20, "batch_size": 32, "lr": 0.1, "device": "cpu", "max_rounds": 1,
+            "poll_interval_s": 0.1, "submit_margin_s": 1.0, "log_format": "plain", **dict(role.overrides),
+        }
+        with trainer_node(TrainerSettings(**values), StopToken()) as node:  # type: ignore[arg-type]
+            summary = run_trainer(node)
+        assert [outcome for _, outcome in summary.outcomes] == [RoundOutcome.SUBMITTED], role
+
+
+def round_is_open(chain: CoordinatorClient, task_id: int, round_id: int) -> bool:
+    return chain.round_status(task_id, round_id) is RoundStatus.OPEN
+
+
+def round_is_settled(chain: CoordinatorClient, task_id: int, round_id: int) -> bool:
+    """Finalized, reputations recorded and the copycat slashed (the last step of the round)."""
+    return chain.is_slashed(task_id, round_id, COPYCAT.address)
+
+
+def drive(aggregator: Aggregator, until: Callable[[], bool], max_ticks: int = 50) -> None:
+    for _ in range(max_ticks):
+        tick = aggregator.tick()
+        if until() or tick is Tick.DONE:
+            return
+        if tick is Tick.WAIT:
+            time.sleep(0.05)
+    raise AssertionError("the aggregator did not get there")
+
+
+def published_reports(stage: Stage, rounds: int) -> list[RoundReport]:
+    w3 = stage.sponsor.w3
+    log = TaskLog(w3, EventReader(w3, stage.sponsor.contract), stage.task_id, 0)
+    log.refresh()
+    with IpfsClient(stage.ipfs_url) as storage:
+        return [RoundReport.from_bytes(storage.cat(log.finalizations[r].report_cid)) for r in range(1, rounds + 1)]
+
+
+def verify_cli(stage: Stage, round_id: int, *extra: str) -> tuple[int, str]:
+    """`flchain verify round` as a user runs it (wired into flchain's CLI as `verify`)."""
+    args = ["verify", "round", "--task", str(stage.task_id), "--round", str(round_id), "--rpc-url", stage.rpc_url,
+            "--manifest", str(stage.manifest_path), "--ipfs-url", stage.ipfs_url, *extra]
+    result = subprocess.run([sys.executable, "-m", "aggregator.cli", *args], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def ipfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpfsNode]:
+    """An IPFS daemon of our own, its js-ipfs gRPC port (Addresses.RPC, fixed 5003 by default) on a free port.
+
+    Workaround: flchain.devnet.ipfs leaves Addresses.RPC at 5003, so a second daemon on the machine dies with
+    EADDRINUSE right after answering its readiness check.
+    """
+    root = tmp_path_factory.mktemp("ipfs-aggregator")
+    repo, log_path = root / "repo", root / "ipfs.log"
+    _init_repo(repo, log_path)
+    config = json.loads((repo / "config").read_text())
+    config["Addresses"]["RPC"] = f"/ip4/127.0.0.1/tcp/{free_port()}"
+    (repo / "config").write_text(json.dumps(config))
+    node = start_ipfs(repo, log_path)
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+def stage(anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stage]:
+    use_keys(monkeypatch)
+    yield make_stage(anvil, ipfs, tmp_path)
+
+
+def test_three_rounds_pay_honest_trainers_slash_the_copycat_and_verify(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: the aggregator service, configured through its environment variables, three rounds to run.
+    rounds = 3
+    for name, value in aggregator_env(stage, stage.root / "aggregator", rounds).items():
+        monkeypatch.setenv(name, value)
+    aggregator = build_aggregator(AggregatorSettings())  # type: ignore[call-arg]
+    chain = stage.sponsor
+    timings = []
+
+    # Execute: each round, the aggregator opens, the five trainers submit, time passes, the aggregator finishes.
+    for round_id in range(1, rounds + 1):
+        started = time.monotonic()
+        drive(aggregator, partial(round_is_open, chain, stage.task_id, round_id))
+        if round_id == 1:  # committed, yet not on IPFS before finalization
+            eval_cid = RoundJournal(aggregator.root, round_id).read_json("opening.json")["eval_cid"]
+            with pytest.raises(ContentNotFound), IpfsClient(stage.ipfs_url, timeout_s=1.0) as probe:
+                probe.cat(eval_cid)
+        run_trainers(stage)
+        advance_time(stage.rpc_url, WINDOW_S + 1)
+        closing = time.monotonic()
+        drive(aggregator, partial(round_is_settled, chain, stage.task_id, round_id))
+        timings.append((closing - started, time.monotonic() - closing))
+
+    # Assert: payouts, slashes, reputations and validation accuracy, as published and as on-chain.
+    reports = published_reports(stage, rounds)
+    for report in reports:
+        rows = {row.account: row for row in report.trainers}
+        assert all(int(rows[role.address].payout_wei) > 0 for role in HONEST), report.round
+        assert int(rows[ATTACKER.address].payout_wei) == 0 and not rows[ATTACKER.address].aggregated
+        assert (rows[ATTACKER.address].loss_score or 0.0) < 0
+        assert int(rows[COPYCAT.address].payout_wei) == 0
+        assert rows[COPYCAT.address].reason in ("duplicate", "near_duplicate")
+        assert chain.is_slashed(stage.task_id, report.round, COPYCAT.address)
+        assert not chain.is_slashed(stage.task_id, report.round, ATTACKER.address)
+        assert int(report.payout_total_wei) <= REWARD_PER_ROUND_WEI
+    accuracy = [reports[0].metrics.val_accuracy_before] + [r.metrics.val_accuracy_after for r in reports]
+    assert all(a < b for a, b in itertools.pairwise(accuracy)), accuracy
+    assert all(chain.get_reputation(stage.task_id, role.address).round == rounds for role in ROLES)
+    honest_mu = min(chain.get_reputation(stage.task_id, r.address).mu for r in HONEST)
+    assert chain.get_reputation(stage.task_id, ATTACKER.address).mu < honest_mu
+    logger.info("validation accuracy per round: %s; seconds per round (open+train, finish): %s", accuracy, timings)
+
+    # Assert: anyone can recompute every round from public data and gets what the chain holds.
+    for round_id in range(1, rounds + 1):
+        exit_code, output = verify_cli(stage, round_id)
+        assert exit_code == 0, output
+        assert "round verified" in output
+
+    # Assert: and the check can fail: measured on other validation data, the report is not the published one.
+    parts = connect_task(stage.rpc_url, stage.manifest_path, stage.task_id)
+    with IpfsClient(stage.ipfs_url) as storage:
+        runtime = model_runtime(parts, storage, stage.task_id, None, ValidationSource.FILE, stage.train_file, 1)
+        result = verify_round(parts.coordinator, parts.log, storage, runtime, stage.task_id, 1)
+    assert not result.ok and [c.name for c in result.checks if not c.ok] == ["report digest"]
+    assert any(d.startswith("metrics:") for d in result.differences)

@@ -1,0 +1,79 @@
+"""Validation data and evaluation batches: held out from trainers, seeded per round, strictly decoded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aggregator.evaldata import (
+    DIGITS_SPLIT,
+    DIGITS_SPLIT_SEED,
+    EvalDataError,
+    batch_loss_fn,
+    decode_eval_batch,
+    digits_heldout,
+    draw_eval_batch,
+    encode_eval_batch,
+    eval_seed,
+)
+from flchain.ml.data import load_digits, train_val_test_split
+from flchain.ml.params import ParamLayout, module_to_params
+from flchain.ml.specs import ModelSpec, spec_from_name
+from flchain.ml.train import Evaluator
+
+SPEC = spec_from_name("mlp-digits")
+
+
+def _rows(x: np.ndarray) -> list[bytes]:
+    return [row.tobytes() for row in np.asarray(x).reshape(len(x), -1)]
+
+
+def test_heldout_digits_never_overlap_the_trainers_split() -> None:
+    train = train_val_test_split(load_digits(), DIGITS_SPLIT, seed=DIGITS_SPLIT_SEED).train
+    heldout = digits_heldout()
+
+    # Together they are exactly the dataset, each sample once: no sample is in both.
+    assert sorted(_rows(train.x) + _rows(heldout.x)) == sorted(_rows(load_digits().x))
+    assert heldout.input_shape == SPEC.input_shape
+
+
+def test_eval_batch_is_a_function_of_task_and_round() -> None:
+    heldout = digits_heldout()
+
+    first, again = draw_eval_batch(heldout, 1, 2, 64), draw_eval_batch(heldout, 1, 2, 64)
+    other_round, other_task = draw_eval_batch(heldout, 1, 3, 64), draw_eval_batch(heldout, 2, 2, 64)
+
+    np.testing.assert_array_equal(first.x, again.x)
+    assert len({eval_seed(1, 2), eval_seed(1, 3), eval_seed(2, 2)}) == 3
+    assert not np.array_equal(first.y, other_round.y) or not np.array_equal(first.x, other_round.x)
+    assert not np.array_equal(first.x, other_task.x)
+    assert len(draw_eval_batch(heldout, 1, 1, 10_000)) == len(heldout)
+
+
+def test_eval_batch_round_trips_and_bytes_are_stable() -> None:
+    batch = draw_eval_batch(digits_heldout(), 5, 1, 32)
+
+    data = encode_eval_batch(batch, 5, 1)
+    decoded = decode_eval_batch(data, SPEC)
+
+    assert data == encode_eval_batch(draw_eval_batch(digits_heldout(), 5, 1, 32), 5, 1)
+    np.testing.assert_array_equal(decoded.x, batch.x)
+    np.testing.assert_array_equal(decoded.y, batch.y)
+
+
+def test_eval_batch_for_another_model_or_garbage_is_refused() -> None:
+    data = encode_eval_batch(draw_eval_batch(digits_heldout(), 5, 1, 32), 5, 1)
+    other = ModelSpec("wide", "mlp", (1, 4, 4), 10, hidden=(8,))
+
+    with pytest.raises(EvalDataError):
+        decode_eval_batch(data, other)
+    with pytest.raises(EvalDataError):
+        decode_eval_batch(b"\x00" * 40, SPEC)
+
+
+def test_batch_loss_fn_is_the_evaluator_loss_of_the_flat_vector() -> None:
+    evaluator = Evaluator(SPEC, draw_eval_batch(digits_heldout(), 1, 1, 50))
+    params = module_to_params(SPEC.build())
+    vector = ParamLayout.of(params).flatten(params)
+
+    assert batch_loss_fn(evaluator)(vector.astype(np.float64)) == evaluator.evaluate(params).loss
