@@ -2,8 +2,9 @@
 
 Dense payloads hold one float32 entry per tensor under its own name. Top-k payloads hold, per tensor `name`,
 the entries `name::indices`, `name::values`, `name::scale` and `name::shape` (see `compression.py`).
-The same tensors and header always give the same bytes: entries are written in a fixed order by safetensors,
-and the header is one canonical JSON string (see `header.py`).
+The same tensors and header always give the same bytes: entries are written in safetensors' fixed order, and
+the header is one canonical JSON string (see `header.py`). The frame is written by `frame_writer.py` in a single
+copy, byte for byte what `safetensors.numpy.save` writes (that module says why and how this is tested).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-from safetensors.numpy import save
 
 from flchain.codec.compression import compress_topk
 from flchain.codec.errors import InvalidTensorName, NonFiniteValues, WrongDtype
+from flchain.codec.frame_writer import write_frame
 from flchain.codec.header import Compression, PayloadKind, UpdateHeader
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def encode_payload(tensors: Mapping[str, TensorLike], header: UpdateHeader, *, a
             if not np.isfinite(array).all():
                 raise NonFiniteValues(f"tensor {name!r} holds NaN or infinity")
     entries = _compressed_entries(arrays, header) if header.compression.is_topk else arrays
-    return save(entries, metadata=header.to_metadata())
+    return write_frame(entries, header.to_metadata())
 
 
 def _as_float32(name: str, value: TensorLike) -> npt.NDArray[np.float32]:

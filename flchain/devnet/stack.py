@@ -102,7 +102,8 @@ class LocalStack:
 
     # ------------------------------------------------------------ the steps of `up`
     def start_chain(self) -> None:
-        node = start_anvil(self.logs / "anvil.log", state_path=self.run_dir / "anvil-state.json")
+        # One block a second, as on a real chain: services read time from blocks, and an idle Anvil mines none.
+        node = start_anvil(self.logs / "anvil.log", state_path=self.run_dir / "anvil-state.json", block_time_s=1)
         self._track("anvil", node.process)
         self.info.rpc_url = node.rpc_url
 
