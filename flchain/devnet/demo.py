@@ -112,19 +112,18 @@ def _wait_for_claims(stack: LocalStack, client: CoordinatorClient, console: Cons
 
 
 def render_summary(result: DemoResult, console: Console) -> None:
-    """The per-trainer table and the accuracy per round."""
-    table = Table(title=f"Task {result.summary.task_id}: trainers")
-    for column in ("trainer", "address", "accepted", "last status", "mean score", "reputation mu±sigma",
-                   "earned", "claimed", "slashed"):
-        table.add_column(column, justify="right" if column not in ("trainer", "address", "last status") else "left")
+    """The per-trainer table (who was paid, and why not) and the validation accuracy per round."""
+    table = Table(title=f"Task {result.summary.task_id}: trainers (tokens)")
+    for column, justify in (("trainer", "left"), ("paid", "right"), ("last round", "left"), ("score", "right"),
+                            ("rating mu", "right"), ("earned", "right"), ("claimed", "right"), ("slashed", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for address, entry in sorted(result.summary.trainers.items(), key=lambda kv: result.roles.get(kv[0], kv[0])):
-        status = entry.last_status + (f" ({entry.last_reason})" if entry.last_reason else "")
+        verdict = entry.last_status + (f": {entry.last_reason}" if entry.last_reason else "")
         reasons = ", ".join(SlashReason(r).name.lower() for r in entry.slash_reasons)
         table.add_row(
-            result.roles.get(address, "?"), f"{address[:8]}…", f"{entry.rounds_accepted}/{entry.rounds_submitted}",
-            status, f"{entry.mean_final_score:.4f}", f"{entry.rating_mu:.2f}±{entry.rating_sigma:.2f}",
-            _tokens(entry.earned_wei), _tokens(entry.claimed_wei),
-            _tokens(entry.slashed_wei) + (f" ({reasons})" if reasons else ""),
+            result.roles.get(address, address[:10]), f"{entry.rounds_paid}/{entry.rounds_submitted}", verdict,
+            f"{entry.mean_final_score:.3f}", f"{entry.rating_mu:.1f}", _tokens(entry.earned_wei),
+            _tokens(entry.claimed_wei), _tokens(entry.slashed_wei) + (f" ({reasons})" if reasons else ""),
         )
     console.print(table)
     rounds = Table(title="Validation accuracy per round (held-out digits)")

@@ -17,6 +17,7 @@ class TrainerSummary:
     address: str
     rounds_submitted: int = 0
     rounds_accepted: int = 0
+    rounds_paid: int = 0
     last_status: str = "-"
     last_reason: str = ""
     final_scores: list[float] = field(default_factory=list)
@@ -80,12 +81,21 @@ def summarize_task(client: CoordinatorClient, storage: Storage, task_id: int, fr
     return TaskSummary(task_id=task_id, rounds=tuple(rounds), trainers=dict(trainers))
 
 
+def _verdict(status: str, reason: str | None, loss_score: float | None) -> tuple[str, str]:
+    """A short answer to "why was I (not) paid": rejected with its reason, or accepted but harmful/useless."""
+    if status != "accepted":
+        return "rejected", reason or ""
+    if loss_score is None or loss_score <= 0:
+        return "no gain", "raised the loss" if loss_score is not None and loss_score < 0 else "did not lower the loss"
+    return "paid", ""
+
+
 def _fold_report(report: RoundReport, trainers: dict[str, TrainerSummary]) -> RoundSummary:
     for score in report.trainers:
         entry = trainers[score.account]
         entry.rounds_accepted += score.status == "accepted"
-        entry.last_status = score.status
-        entry.last_reason = score.reason or ""
+        entry.rounds_paid += int(score.payout_wei) > 0
+        entry.last_status, entry.last_reason = _verdict(score.status, score.reason, score.loss_score)
         entry.final_scores.append(score.final_score)
         entry.earned_wei += int(score.payout_wei)
     return RoundSummary(
