@@ -1,0 +1,257 @@
+"""The trainer's run loop. One round, as named steps:
+
+    settle_rewards -> ensure_registered -> wait_for_round -> decide_resume
+    -> fetch_global_model -> produce_update -> encode -> upload (checkpoint) -> submit (checkpoint)
+
+Each step lives in its own module and takes its collaborators as arguments; this module only sequences them,
+retries transport failures with backoff (`Retrier`), and records progress in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from flchain.chain.client import CoordinatorClient
+from flchain.ml.data import Dataset
+from flchain.ml.specs import ModelSpec
+from flchain.storage.protocol import Storage
+from trainer.backoff import Retrier
+from trainer.chain_view import ChainView
+from trainer.checkpoint import CheckpointStore, PendingUpload
+from trainer.errors import StopRequested
+from trainer.model import fetch_global_model
+from trainer.progress import StepReporter
+from trainer.publish import SubmitOutcome, submit_commitment, upload_update
+from trainer.redteam import RedTeamConfig
+from trainer.registration import ensure_registered
+from trainer.resume import ResumeAction, decide_resume
+from trainer.rewards import claim_rewards
+from trainer.rounds import RoundInfo, wait_for_round
+from trainer.runtime import Fields, StopToken
+from trainer.settings import CrashPoint, TrainerSettings
+from trainer.training import EncodeConfig, TrainConfig, encode_delta
+from trainer.update import UpdateInputs, produce_update
+
+logger = logging.getLogger(__name__)
+
+
+class RoundOutcome(StrEnum):
+    SUBMITTED = "submitted"
+    ALREADY_SUBMITTED = "already_submitted"
+    SKIPPED = "skipped"  # the window would close (or closed) before the commitment, or nothing to send
+    MISSED = "missed"  # the round was already over when this trainer saw it
+
+
+@dataclass(eq=False)
+class TrainerNode:
+    """One trainer's collaborators; built from settings by `trainer.setup.build_node` (or directly by tests)."""
+
+    settings: TrainerSettings
+    coordinator: CoordinatorClient
+    storage: Storage
+    chain: ChainView
+    spec: ModelSpec
+    dataset: Dataset
+    shard_index: int
+    store: CheckpointStore
+    retrier: Retrier
+    stop: StopToken
+    now_s: Callable[[], int]
+    reporter: StepReporter = field(default_factory=StepReporter)
+    red_team: RedTeamConfig | None = None
+    crash: Callable[[CrashPoint], None] = lambda _point: None
+    last_settled_at: float = float("-inf")
+
+    @property
+    def task_id(self) -> int:
+        return self.settings.task_id
+
+
+def window_allows(now_s: int, window_end: int, margin_s: float) -> bool:
+    """Whether a commitment started now leaves `margin_s` before the window ends."""
+    return now_s + margin_s < window_end
+
+
+def settle_rewards(node: TrainerNode) -> None:
+    """Step: claim the rewards of every finalized round this account committed to and has not settled."""
+    checkpoint = node.store.load()
+    node.retrier.call("refresh_events", node.chain.refresh)
+    rounds = [r for r in node.chain.rounds_submitted_by(node.coordinator.account) if r not in checkpoint.settled_rounds]
+    node.last_settled_at = time.monotonic()
+    if not rounds:
+        return
+    with node.reporter.step("claim_rewards", rounds=",".join(map(str, rounds))):
+        outcome = node.retrier.call(
+            "claim_rewards", lambda: claim_rewards(node.coordinator, node.storage, node.chain, node.task_id, rounds)
+        )
+    if outcome.settled_rounds:
+        node.store.save(node.store.load().with_settled(outcome.settled_rounds))
+
+
+def _settle_when_due(node: TrainerNode) -> None:
+    if time.monotonic() - node.last_settled_at >= node.settings.claim_interval_s:
+        settle_rewards(node)
+
+
+def run_round(node: TrainerNode) -> RoundOutcome:
+    """Handle the next round this trainer has not handled yet (waiting for it to open)."""
+    settle_rewards(node)
+    with node.reporter.step("ensure_registered"):
+        node.retrier.call(
+            "ensure_registered", lambda: ensure_registered(node.coordinator, node.task_id, node.settings.stake_wei)
+        )
+    checkpoint = node.store.load()
+    node.reporter.show(f"waiting for a round after {checkpoint.last_handled_round}")
+    info = node.retrier.call(
+        "wait_for_round",
+        lambda: wait_for_round(
+            node.coordinator,
+            node.chain,
+            node.task_id,
+            checkpoint.last_handled_round,
+            poll_interval_s=node.settings.poll_interval_s,
+            stop=node.stop,
+            idle=lambda: _settle_when_due(node),
+        ),
+    )
+    on_chain = node.retrier.call(
+        "get_submission", lambda: node.coordinator.get_submission(node.task_id, info.round_id, node.coordinator.account)
+    )
+    decision = decide_resume(info.round_id, info.status, on_chain, checkpoint.pending)
+    logger.info(
+        "event=round_seen %s",
+        Fields(round=info.round_id, status=info.status.name, resume_action=decision.action.value, note=decision.note),
+    )
+    if decision.action is ResumeAction.ALREADY_SUBMITTED:
+        _record(node, info.round_id, decision.pending)
+        return RoundOutcome.ALREADY_SUBMITTED
+    if decision.action is ResumeAction.MISSED:
+        _record(node, info.round_id, None)
+        return RoundOutcome.MISSED
+    pending = decision.pending if decision.action is ResumeAction.SUBMIT_PENDING else prepare_update(node, info)
+    if pending is None:
+        _record(node, info.round_id, None)
+        return RoundOutcome.SKIPPED
+    return commit_update(node, pending)
+
+
+def prepare_update(node: TrainerNode, info: RoundInfo) -> PendingUpload | None:
+    """fetch_global_model -> produce_update -> encode -> upload; the upload is checkpointed before it returns."""
+    now = node.retrier.call("chain_time", node.now_s)
+    if not window_allows(now, info.window_end, node.settings.submit_margin_s):
+        logger.warning(
+            "event=round_skipped %s",
+            Fields(round=info.round_id, reason="window closes too soon", seconds_left=info.window_end - now),
+        )
+        return None
+    node.stop.check()
+    with node.reporter.step("fetch_global_model", info.round_id):
+        base = node.retrier.call(
+            "fetch_global_model",
+            lambda: fetch_global_model(node.storage, node.spec, info.base_model_cid, info.base_model_digest),
+        )
+    with node.reporter.step("train", info.round_id, steps=node.settings.local_steps):
+        update = produce_update(_update_inputs(node), info, base)
+    if update is None:
+        return None
+    with node.reporter.step("encode", info.round_id, compression=node.settings.compression.value):
+        blob = encode_delta(
+            update.delta, node.spec, base.digest, EncodeConfig(node.settings.compression, node.settings.topk_ratio)
+        )
+    node.stop.check()  # nothing is published yet: a stop here abandons the round cleanly
+    with node.reporter.step("upload", info.round_id, size_bytes=len(blob)):
+        pending = node.retrier.call(
+            "upload",
+            lambda: upload_update(
+                node.storage, blob, round_id=info.round_id, num_samples=update.num_samples, base_digest=base.digest
+            ),
+        )
+    node.store.save(node.store.load().with_pending(pending))
+    node.crash(CrashPoint.UPLOAD)
+    return pending
+
+
+def commit_update(node: TrainerNode, pending: PendingUpload) -> RoundOutcome:
+    """submit, then record the round in the checkpoint (a stop request does not interrupt this step)."""
+    with node.reporter.step("submit", pending.round_id, cid=pending.cid):
+        result = node.retrier.call("submit", lambda: submit_commitment(node.coordinator, node.task_id, pending))
+    node.crash(CrashPoint.SUBMIT)
+    if result.outcome is SubmitOutcome.WINDOW_CLOSED:
+        _record(node, pending.round_id, None)
+        return RoundOutcome.SKIPPED
+    if result.on_chain_digest != pending.digest_bytes:
+        logger.warning(
+            "event=commitment_differs %s",
+            Fields(round=pending.round_id, on_chain=result.on_chain_digest, ours=pending.digest),
+        )
+    _record(node, pending.round_id, pending)
+    if result.outcome is SubmitOutcome.ALREADY_SUBMITTED:
+        return RoundOutcome.ALREADY_SUBMITTED
+    return RoundOutcome.SUBMITTED
+
+
+def _record(node: TrainerNode, round_id: int, committed: PendingUpload | None) -> None:
+    node.store.save(node.store.load().with_round_handled(round_id, committed))
+
+
+def _update_inputs(node: TrainerNode) -> UpdateInputs:
+    s = node.settings
+    return UpdateInputs(
+        spec=node.spec,
+        dataset=node.dataset,
+        train=TrainConfig(s.local_steps, s.batch_size, s.lr, s.device, s.label_noise, s.seed),
+        shard_index=node.shard_index,
+        account=node.coordinator.account,
+        storage=node.storage,
+        chain=node.chain,
+        stop=node.stop,
+        now_s=node.now_s,
+        poll_interval_s=s.poll_interval_s,
+        red_team=node.red_team,
+        last_update=node.store.load().last_update,
+    )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    outcomes: tuple[tuple[int, RoundOutcome], ...]
+    failures: int
+    stopped: bool
+
+
+def run_trainer(node: TrainerNode) -> RunSummary:
+    """Handle rounds until `max_rounds` are handled (missed rounds do not count) or a stop is requested."""
+    outcomes: list[tuple[int, RoundOutcome]] = []
+    handled = failures = consecutive = 0
+    max_rounds = node.settings.max_rounds
+    while max_rounds is None or handled < max_rounds:
+        try:
+            outcome = run_round(node)
+        except StopRequested:
+            break
+        except Exception:
+            failures, consecutive = failures + 1, consecutive + 1
+            logger.exception("event=round_failed %s", Fields(consecutive_failures=consecutive))
+            if node.stop.wait(node.retrier.policy.delay_s(consecutive)):
+                break
+            continue
+        consecutive = 0
+        round_id = node.store.load().last_handled_round
+        outcomes.append((round_id, outcome))
+        logger.info("event=round_done %s", Fields(round=round_id, outcome=outcome.value))
+        handled += outcome is not RoundOutcome.MISSED
+    _final_settle(node)
+    return RunSummary(tuple(outcomes), failures, node.stop.requested)
+
+
+def _final_settle(node: TrainerNode) -> None:
+    if node.stop.requested:
+        return
+    try:
+        settle_rewards(node)
+    except Exception:
+        logger.exception("event=final_claim_failed")

@@ -1,0 +1,79 @@
+"""Step: wait until the task has a round this trainer has not handled yet, and describe it.
+
+`task.currentRound` and `roundStatus` come from views; the base model's CID from the RoundOpened event (only its
+digest is stored on-chain). A round that is already past its window is returned too, so the caller can record a
+commitment it made before a restart, or note the round as missed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flchain.chain.client import CoordinatorClient
+from flchain.chain.types import RoundStatus
+from trainer.chain_view import ChainView
+from trainer.runtime import Fields, StopToken
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    round_id: int
+    status: RoundStatus
+    base_model_digest: bytes  # from the Round struct: what the fetched model must hash to
+    base_model_cid: str  # from the RoundOpened event ("" when not seen yet and not needed)
+    window_end: int
+
+
+def round_to_handle(current_round: int, last_handled_round: int) -> int | None:
+    """The round to look at next: the task's current one, unless it is 0 or already handled."""
+    if current_round == 0 or current_round <= last_handled_round:
+        return None
+    return current_round
+
+
+def wait_for_round(
+    coordinator: CoordinatorClient,
+    chain: ChainView,
+    task_id: int,
+    last_handled_round: int,
+    *,
+    poll_interval_s: float,
+    stop: StopToken,
+    idle: Callable[[], None] = lambda: None,
+) -> RoundInfo:
+    """Poll until a round after `last_handled_round` exists (open, or already past); `idle` runs between polls."""
+    while True:
+        stop.check()
+        round_id = round_to_handle(coordinator.get_task(task_id).current_round, last_handled_round)
+        if round_id is not None:
+            info = _describe(coordinator, chain, task_id, round_id)
+            if info is not None:
+                return info
+        idle()
+        stop.wait(poll_interval_s)
+
+
+def _describe(coordinator: CoordinatorClient, chain: ChainView, task_id: int, round_id: int) -> RoundInfo | None:
+    status = coordinator.round_status(task_id, round_id)
+    state = coordinator.get_round(task_id, round_id)
+    chain.refresh()
+    opening = chain.openings.get(round_id)
+    if status is RoundStatus.OPEN and opening is None:
+        logger.debug("round %d is open but its RoundOpened event is not confirmed yet", round_id)
+        return None
+    if opening is not None and opening.base_model_digest != state.base_model_digest:
+        logger.warning(
+            "event=opening_mismatch %s",
+            Fields(round=round_id, event_digest=opening.base_model_digest, state_digest=state.base_model_digest),
+        )
+    return RoundInfo(
+        round_id=round_id,
+        status=status,
+        base_model_digest=state.base_model_digest,
+        base_model_cid=opening.base_model_cid if opening is not None else "",
+        window_end=state.window_end,
+    )
