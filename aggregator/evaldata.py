@@ -27,15 +27,13 @@ from safetensors.numpy import load, save
 from flchain.codec.errors import CodecError
 from flchain.codec.frame import parse_frame
 from flchain.codec.header import CodecLimits
-from flchain.ml.data import Dataset, load_arrays, load_digits, train_val_test_split
+from flchain.ml.data import Dataset, digits_split, load_arrays
 from flchain.ml.specs import ModelSpec
 from flchain.ml.train import Evaluator
 from flchain.report import ModelMetrics, canonical_json
 
 EVAL_FORMAT = "flchain-eval-batch/1"
 METADATA_KEY = "flchain.eval-batch"
-DIGITS_SPLIT = (0.8, 0.1, 0.1)
-DIGITS_SPLIT_SEED = 0
 _SEED_DOMAIN = b"flchain-eval-batch-seed/1"
 _LIMITS = CodecLimits(max_payload_bytes=512 * 1024 * 1024, max_tensors=2, max_header_bytes=64 * 1024)
 
@@ -51,8 +49,8 @@ class ValidationSource(StrEnum):
 
 def digits_heldout() -> Dataset:
     """The held-out digits (val + test of the seeded 80/10/10 split); trainers use the train part."""
-    digits = load_digits()
-    split = train_val_test_split(digits, DIGITS_SPLIT, seed=DIGITS_SPLIT_SEED)
+    split = digits_split()
+    digits = split.train
     x = np.concatenate([split.val.x, split.test.x])
     y = np.concatenate([split.val.y, split.test.y])
     return Dataset(x, y, "digits-heldout", digits.input_shape, digits.num_classes)

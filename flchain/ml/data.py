@@ -268,3 +268,14 @@ def train_val_test_split(ds: Dataset, fractions: tuple[float, float, float] = (0
     n_train, n_val = int(fractions[0] * len(ds)), int(fractions[1] * len(ds))
     parts = np.split(order, [n_train, n_train + n_val])
     return Split(*(ds.subset(np.sort(p), name=f"{ds.name}-{tag}") for p, tag in zip(parts, Split._fields, strict=True)))
+
+
+# The default task's data: scikit-learn's digits split once, with a fixed seed, into the part trainers hold
+# (train) and the sponsor's held-out part (val + test) that scores updates and measures the global model.
+DIGITS_SPLIT = (0.8, 0.1, 0.1)
+DIGITS_SPLIT_SEED = 0
+
+
+def digits_split() -> Split:
+    """The fixed 80/10/10 digits split shared by trainers (train) and the aggregator (val + test)."""
+    return train_val_test_split(load_digits(), DIGITS_SPLIT, seed=DIGITS_SPLIT_SEED)

@@ -26,7 +26,7 @@ import pytest
 
 from aggregator.bootstrap import build_aggregator, connect_task, model_runtime
 from aggregator.chainlog import TaskLog
-from aggregator.evaldata import DIGITS_SPLIT, DIGITS_SPLIT_SEED, ValidationSource
+from aggregator.evaldata import ValidationSource
 from aggregator.service import Aggregator, Tick
 from aggregator.settings import AggregatorSettings
 from aggregator.state import RoundJournal
@@ -39,7 +39,7 @@ from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import AnvilNode, advance_time
 from flchain.devnet.ipfs import IpfsNode, _init_repo, start_ipfs
 from flchain.devnet.process import free_port
-from flchain.ml.data import load_digits, train_val_test_split
+from flchain.ml.data import digits_split
 from flchain.ml.specs import spec_from_name
 from flchain.paths import REPO_ROOT
 from flchain.report import RoundReport
@@ -96,7 +96,7 @@ class Stage:
 
 def digits_train_file(path: Path) -> Path:
     """The trainers' data: the train part of the split whose held-out part is the aggregator's validation set."""
-    train = train_val_test_split(load_digits(), DIGITS_SPLIT, seed=DIGITS_SPLIT_SEED).train
+    train = digits_split().train
     np.savez(path, x=np.asarray(train.x), y=np.asarray(train.y))
     return path
 

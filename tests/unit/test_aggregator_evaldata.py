@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 
 from aggregator.evaldata import (
-    DIGITS_SPLIT,
-    DIGITS_SPLIT_SEED,
     EvalDataError,
     batch_loss_fn,
     decode_eval_batch,
@@ -16,12 +14,24 @@ from aggregator.evaldata import (
     encode_eval_batch,
     eval_seed,
 )
-from flchain.ml.data import load_digits, train_val_test_split
+from flchain.ml.data import digits_split, load_digits
 from flchain.ml.params import ParamLayout, module_to_params
 from flchain.ml.specs import ModelSpec, spec_from_name
 from flchain.ml.train import Evaluator
+from trainer.dataset import load_source
+from trainer.settings import TrainerSettings
 
 SPEC = spec_from_name("mlp-digits")
+
+
+def trainer_digits():  # type: ignore[no-untyped-def]
+    """What a trainer with the default data source actually trains on."""
+    settings = TrainerSettings(rpc_url="http://127.0.0.1:1", task_id=1, private_key_env="UNUSED_KEY_VAR")
+    return load_source(settings)
+
+
+def test_trainer_default_data_is_the_train_part_of_the_digits_split() -> None:
+    assert np.array_equal(trainer_digits().x, digits_split().train.x)
 
 
 def _rows(x: np.ndarray) -> list[bytes]:
@@ -29,7 +39,7 @@ def _rows(x: np.ndarray) -> list[bytes]:
 
 
 def test_heldout_digits_never_overlap_the_trainers_split() -> None:
-    train = train_val_test_split(load_digits(), DIGITS_SPLIT, seed=DIGITS_SPLIT_SEED).train
+    train = trainer_digits()
     heldout = digits_heldout()
 
     # Together they are exactly the dataset, each sample once: no sample is in both.
