@@ -58,7 +58,8 @@ def deploy(
     w3 = connect(rpc_url, expected_chain_id=expected_chain_id)
     deployment = deploy_contracts(w3, signer, token_address=token)
     deployment.manifest.save(out)
-    console.print(f"chain {deployment.manifest.chain_id}: coordinator {deployment.coordinator}, token {deployment.token}")
+    manifest = deployment.manifest
+    console.print(f"chain {manifest.chain_id}: coordinator {deployment.coordinator}, token {deployment.token}")
     console.print(f"manifest written to {out}")
 
 

@@ -19,7 +19,7 @@ from web3.types import TxReceipt
 
 from flchain.chain.compile import load_artifact
 from flchain.chain.errors import ChainError, ChainUnavailable, ErrorDecoder, WrongChain
-from flchain.chain.tx import TxSender
+from flchain.chain.tx import TxSender, shared_sender
 from flchain.chain.types import (
     ClaimItem,
     Finalization,
@@ -37,7 +37,7 @@ def connect(rpc_url: str, *, timeout_s: float = 30.0, expected_chain_id: int | N
     w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
     try:
         chain_id = w3.eth.chain_id
-    except Exception as e:  # noqa: BLE001 - any transport failure means the node is unreachable
+    except Exception as e:
         raise ChainUnavailable(f"cannot reach the chain at {rpc_url}: {e}") from e
     if expected_chain_id is not None and chain_id != expected_chain_id:
         raise WrongChain(f"{rpc_url} serves chain {chain_id}, expected {expected_chain_id}")
@@ -58,7 +58,7 @@ class _BaseClient:
         self.contract: Contract = w3.eth.contract(address=self.address, abi=self.abi)
         self.decoder = _error_decoder()
         self.signer = signer
-        self._sender = TxSender(w3, signer, self.decoder) if signer is not None else None
+        self._sender = shared_sender(w3, signer, self.decoder) if signer is not None else None
 
     @property
     def account(self) -> str:
@@ -115,12 +115,24 @@ class CoordinatorClient(_BaseClient):
 
     artifact_name = "FLCoordinator"
 
+    def __init__(self, w3: Web3, address: str, signer: LocalAccount | None = None) -> None:
+        super().__init__(w3, address, signer)
+        self._token_of_task: dict[int, str] = {}  # a task's token never changes
+
     def with_signer(self, signer: LocalAccount) -> CoordinatorClient:
         return CoordinatorClient(self.w3, self.address, signer)
 
     def token(self, task_id: int) -> TokenClient:
-        """A client for the task's token, signing with the same account."""
-        return TokenClient(self.w3, self.get_task(task_id).token, self.signer)
+        """A client for the task's token, signing with the same account (and sharing its nonce)."""
+        if task_id not in self._token_of_task:
+            self._token_of_task[task_id] = self.get_task(task_id).token
+        return TokenClient(self.w3, self._token_of_task[task_id], self.signer)
+
+    def _approve_for_task(self, task_id: int, amount_wei: int) -> None:
+        """Approve the coordinator for `amount_wei` of the task's token; an unknown task is left to the contract,
+        which reverts with TaskNotFound."""
+        if 0 < task_id <= self.task_count():
+            self.token(task_id).ensure_allowance(self.address, amount_wei)
 
     # ---------------------------------------------------------------- tasks
     def create_task(self, params: TaskParams, funding_wei: int) -> tuple[int, TxReceipt]:
@@ -132,7 +144,7 @@ class CoordinatorClient(_BaseClient):
         return int(events[0]["args"]["taskId"]), receipt
 
     def fund_task(self, task_id: int, amount_wei: int) -> TxReceipt:
-        self.token(task_id).ensure_allowance(self.address, amount_wei)
+        self._approve_for_task(task_id, amount_wei)
         return self._send("fundTask", task_id, amount_wei)
 
     def close_task(self, task_id: int) -> TxReceipt:
@@ -141,7 +153,7 @@ class CoordinatorClient(_BaseClient):
     # ---------------------------------------------------------------- stakes
     def stake(self, task_id: int, amount_wei: int) -> TxReceipt:
         """Stake `amount_wei` (approving it first when needed)."""
-        self.token(task_id).ensure_allowance(self.address, amount_wei)
+        self._approve_for_task(task_id, amount_wei)
         return self._send("stake", task_id, amount_wei)
 
     def request_unstake(self, task_id: int) -> TxReceipt:

@@ -37,7 +37,7 @@ def deploy_artifact(w3: Web3, signer: LocalAccount, artifact: Artifact, *args: o
     )
     try:
         tx_hash = w3.eth.send_raw_transaction(signer.sign_transaction(tx).raw_transaction)
-    except Exception as e:  # noqa: BLE001 - the node's refusal is reported with the contract's name
+    except Exception as e:
         raise ChainError(f"deploying {artifact.contract_name} was refused: {e}") from e
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=180)
     if receipt["status"] != 1:
@@ -74,4 +74,6 @@ def deploy_contracts(
         deployer=str(signer.address),
         compiler_version=coordinator_artifact.compiler_version,
     )
-    return Deployment(coordinator=coordinator_address, token=token_address, deploy_block=deploy_block, manifest=manifest)
+    return Deployment(
+        coordinator=coordinator_address, token=token_address, deploy_block=deploy_block, manifest=manifest
+    )

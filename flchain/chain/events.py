@@ -39,7 +39,7 @@ def safe_head(w3: Web3, confirmations: int) -> int:
     """The newest block considered final: latest minus `confirmations` (never below -1)."""
     try:
         latest = int(w3.eth.block_number)
-    except Exception as e:  # noqa: BLE001 - any transport failure means the node is unreachable
+    except Exception as e:
         raise ChainUnavailable(f"cannot read the block number: {e}") from e
     return max(latest - confirmations, -1)
 
@@ -73,7 +73,7 @@ class EventReader:
             logs = self.w3.eth.get_logs(
                 {"address": self.contract.address, "fromBlock": block_range.from_block, "toBlock": block_range.to_block}
             )
-        except Exception as e:  # noqa: BLE001 - transport errors surface as ChainUnavailable
+        except Exception as e:
             raise ChainUnavailable(f"eth_getLogs {block_range} failed: {e}") from e
         events = []
         for log in logs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -59,23 +60,34 @@ class TxSender:
     def send(self, fn: ContractFunction, *, gas: int | None = None) -> TxReceipt:
         """Estimate, sign, send and wait for `fn`; reverts raise ContractRevert, status 0 TransactionFailed."""
         with self._lock:
-            tx = self._build(fn, gas)
-            signed = self.account.sign_transaction(tx)
-            try:
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except Web3RPCError as e:
-                self._nonce = None  # resync on the next send (e.g. "nonce too low" after a restart)
-                raise ChainError(f"{fn.fn_name}: node refused the transaction: {e}") from e
-            assert self._nonce is not None
-            self._nonce += 1
+            tx_hash = self._sign_and_send(fn, gas)
         try:
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout_s)
         except TimeExhausted as e:
-            raise ChainError(f"{fn.fn_name}: no receipt for 0x{bytes(tx_hash).hex()} after {self.receipt_timeout_s}s") from e
+            waited = f"after {self.receipt_timeout_s}s"
+            raise ChainError(f"{fn.fn_name}: no receipt for 0x{bytes(tx_hash).hex()} {waited}") from e
         if receipt["status"] != 1:
             self._raise_mined_revert(fn, receipt)
         logger.debug("%s mined in block %d, gas %d", fn.fn_name, receipt["blockNumber"], receipt["gasUsed"])
         return receipt
+
+    def _sign_and_send(self, fn: ContractFunction, gas: int | None) -> Any:
+        """Send with the tracked nonce; if the node says the nonce is stale (another process used this account),
+        resync from the node once and retry."""
+        for attempt in (1, 2):
+            signed = self.account.sign_transaction(self._build(fn, gas))
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Web3RPCError as e:
+                self._nonce = None
+                if attempt == 1 and "nonce" in str(e).lower():
+                    logger.warning("%s: stale nonce for %s, resyncing", fn.fn_name, self.address)
+                    continue
+                raise ChainError(f"{fn.fn_name}: node refused the transaction: {e}") from e
+            assert self._nonce is not None
+            self._nonce += 1
+            return tx_hash
+        raise AssertionError("unreachable")
 
     def _build(self, fn: ContractFunction, gas: int | None) -> dict[str, Any]:
         sender = self.account.address
@@ -104,3 +116,17 @@ class TxSender:
         except ContractLogicError as e:
             raise self.decoder.decode(e.data, fn.fn_name) from e
         raise TransactionFailed(f"{fn.fn_name} reverted on-chain in tx {tx_hash}")
+
+
+_SENDERS: weakref.WeakKeyDictionary[Web3, dict[str, TxSender]] = weakref.WeakKeyDictionary()
+_SENDERS_LOCK = threading.Lock()
+
+
+def shared_sender(w3: Web3, account: LocalAccount, decoder: ErrorDecoder) -> TxSender:
+    """The one TxSender of `account` on this connection, so every client signing as it shares one nonce."""
+    with _SENDERS_LOCK:
+        per_connection = _SENDERS.setdefault(w3, {})
+        sender = per_connection.get(account.address)
+        if sender is None:
+            sender = per_connection[account.address] = TxSender(w3, account, decoder)
+        return sender

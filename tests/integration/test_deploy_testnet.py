@@ -122,6 +122,6 @@ def test_sponsor_flow_deploy_mint_and_create_task_from_keystore(
     assert (task.sponsor, task.pool_wei, task.reward_per_round_wei) == (account.address, 1000, 100)
     assert client.is_aggregator(1, dev_account(1).address)
     created = client.contract.events.TaskCreated().get_logs(from_block=manifest.deploy_block)[0]["args"]
-    card_cid = created["params"][11]
+    card_cid = created["params"]["taskCardCid"]
     card = TaskCard.from_bytes(IpfsClient(ipfs.api_url).cat(card_cid))
     assert card.spec(expected_hash=task.model_spec_hash) == spec_from_name("mlp-digits")
