@@ -1,0 +1,301 @@
+"""Every guard of task creation, funding, closing, staking, unstaking, pausing and the demo token reverts with its
+custom error (one test per guard, on a real Anvil chain)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from eth_utils import keccak
+from web3.exceptions import ContractLogicError
+
+from flchain.chain.client import CoordinatorClient, TokenClient
+from flchain.chain.compile import load_artifact
+from flchain.chain.errors import ErrorDecoder
+from tests.integration.test_contract_helpers import (
+    COOLDOWN_S,
+    MIN_STAKE,
+    TOKEN,
+    WINDOW_S,
+    Chain,
+    World,
+    chain_module,
+    reverts,
+    snapshot,
+)
+
+pytestmark = pytest.mark.integration
+ZERO = "0x0000000000000000000000000000000000000000"
+PAUSER_ROLE = keccak(text="PAUSER_ROLE")
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    with chain_module(tmp_path_factory) as c:
+        yield c
+
+
+@pytest.fixture
+def world(chain: Chain) -> Iterator[World]:
+    with snapshot(chain) as w:
+        yield w
+
+
+def sponsor(world: World) -> CoordinatorClient:
+    return world.as_(world.chain.sponsor)
+
+
+# ---------------------------------------------------------------------- createTask
+
+
+def test_create_task_rejects_a_zero_token_address(world: World) -> None:
+    with reverts("ZeroAddress"):
+        sponsor(world).create_task(world.params(token=ZERO), 0)
+
+
+def test_create_task_rejects_a_zero_aggregator_address(world: World) -> None:
+    with reverts("ZeroAddress"):
+        sponsor(world).create_task(world.params(aggregators=(world.chain.aggregator.address, ZERO)), 0)
+
+
+def test_create_task_requires_at_least_one_aggregator(world: World) -> None:
+    with reverts("NoAggregators"):
+        sponsor(world).create_task(world.params(aggregators=()), 0)
+
+
+def test_create_task_requires_a_non_zero_min_stake(world: World) -> None:
+    with reverts("ZeroAmount"):
+        sponsor(world).create_task(world.params(min_stake_wei=0), 0)
+
+
+@pytest.mark.parametrize("duration", ["window_s", "finalize_timeout_s", "unstake_cooldown_s"])
+def test_create_task_rejects_each_zero_duration(world: World, duration: str) -> None:
+    with reverts("InvalidDuration", 0):
+        sponsor(world).create_task(world.params(**{duration: 0}), 0)
+
+
+def test_create_task_caps_max_slash_bps_at_the_protocol_maximum(world: World) -> None:
+    assert world.reader.contract.functions.MAX_SLASH_BPS().call() == 5_000
+    with reverts("SlashCapTooHigh", 5_001, 5_000):
+        sponsor(world).create_task(world.params(max_slash_bps=5_001), 0)
+
+
+def test_create_task_numbers_tasks_from_one_and_makes_the_creator_sponsor(world: World) -> None:
+    first, second = world.create_task(), world.create_task(funding=0)
+
+    task = world.reader.get_task(first)
+    assert (first, second, world.reader.task_count()) == (1, 2, 2)
+    assert task.sponsor == world.chain.sponsor.address
+    assert task.latest_model_digest == world.params().initial_model_digest
+    assert world.reader.get_task(second).pool_wei == 0
+
+
+# ---------------------------------------------------------------------- fundTask
+
+
+def test_fund_task_rejects_a_zero_amount(world: World) -> None:
+    task_id = world.create_task()
+    with reverts("ZeroAmount"):
+        world.as_(world.chain.funder).fund_task(task_id, 0)
+
+
+def test_fund_task_rejects_an_unknown_task(world: World) -> None:
+    # fund_task() first approves the task's token, which an unknown task does not have: send the bare call.
+    with reverts("TaskNotFound", 42):
+        world.as_(world.chain.funder)._send("fundTask", 42, TOKEN)
+
+
+def test_fund_task_rejects_a_closed_task(world: World) -> None:
+    task_id = world.create_task()
+    sponsor(world).close_task(task_id)
+    with reverts("TaskIsClosed", task_id):
+        world.as_(world.chain.funder).fund_task(task_id, TOKEN)
+
+
+# ---------------------------------------------------------------------- closeTask
+
+
+def test_close_task_is_for_the_sponsor_only(world: World) -> None:
+    task_id = world.create_task()
+    with reverts("NotSponsor", task_id, world.chain.outsider.address):
+        world.as_(world.chain.outsider).close_task(task_id)
+
+
+def test_close_task_is_refused_while_a_round_is_open(world: World) -> None:
+    task_id = world.create_task()
+    round_id = world.open_round(task_id)
+    with reverts("RoundInProgress", task_id, round_id):
+        sponsor(world).close_task(task_id)
+
+
+def test_close_task_is_refused_while_a_round_awaits_finalization(world: World) -> None:
+    task_id = world.create_task()
+    round_id = world.open_round(task_id)
+    world.advance(WINDOW_S + 1)
+    with reverts("RoundInProgress", task_id, round_id):
+        sponsor(world).close_task(task_id)
+
+
+def test_close_task_works_once(world: World) -> None:
+    task_id = world.create_task()
+    sponsor(world).close_task(task_id)
+    with reverts("TaskIsClosed", task_id):
+        sponsor(world).close_task(task_id)
+
+
+# ---------------------------------------------------------------------- stake
+
+
+def test_stake_rejects_a_zero_amount(world: World) -> None:
+    task_id = world.create_task()
+    with reverts("ZeroAmount"):
+        world.as_(world.trainers[0]).stake(task_id, 0)
+
+
+def test_stake_rejects_an_unknown_task(world: World) -> None:
+    with reverts("TaskNotFound", 7):
+        world.as_(world.trainers[0])._send("stake", 7, MIN_STAKE)
+
+
+def test_stake_must_reach_the_min_stake(world: World) -> None:
+    task_id = world.create_task()
+    with reverts("StakeTooLow", task_id, MIN_STAKE - 1, MIN_STAKE):
+        world.as_(world.trainers[0]).stake(task_id, MIN_STAKE - 1)
+
+
+def test_stake_is_refused_while_an_unstake_is_pending(world: World) -> None:
+    task_id = world.create_task()
+    trainer = world.as_(world.trainers[0])
+    trainer.stake(task_id, MIN_STAKE)
+    trainer.request_unstake(task_id)
+    with reverts("UnstakePending", task_id, world.trainers[0].address):
+        trainer.stake(task_id, MIN_STAKE)
+
+
+def test_stake_is_refused_on_a_closed_task(world: World) -> None:
+    task_id = world.create_task()
+    sponsor(world).close_task(task_id)
+    with reverts("TaskIsClosed", task_id):
+        world.as_(world.trainers[0]).stake(task_id, MIN_STAKE)
+
+
+# ---------------------------------------------------------------------- requestUnstake / withdrawStake
+
+
+def test_request_unstake_needs_a_stake(world: World) -> None:
+    task_id = world.create_task()
+    with reverts("NotRegistered", task_id, world.trainers[0].address):
+        world.as_(world.trainers[0]).request_unstake(task_id)
+
+
+def test_request_unstake_cannot_be_repeated(world: World) -> None:
+    task_id = world.create_task()
+    trainer = world.as_(world.trainers[0])
+    trainer.stake(task_id, MIN_STAKE)
+    trainer.request_unstake(task_id)
+    with reverts("UnstakePending"):
+        trainer.request_unstake(task_id)
+
+
+def test_withdraw_stake_needs_an_unstake_request(world: World) -> None:
+    task_id = world.create_task()
+    trainer = world.as_(world.trainers[0])
+    trainer.stake(task_id, MIN_STAKE)
+    with reverts("UnstakeNotRequested", task_id, world.trainers[0].address):
+        trainer.withdraw_stake(task_id)
+
+
+def test_withdraw_stake_waits_for_the_cooldown_after_the_request(world: World) -> None:
+    task_id = world.create_task()
+    trainer = world.as_(world.trainers[0])
+    trainer.stake(task_id, MIN_STAKE)
+    trainer.request_unstake(task_id)
+    requested_at = world.reader.get_trainer(task_id, world.trainers[0].address).unstake_requested_at
+    with reverts("CooldownActive", task_id, world.trainers[0].address, requested_at + COOLDOWN_S):
+        trainer.withdraw_stake(task_id)
+
+
+@pytest.mark.parametrize(("wait_s", "status"), [(61, "OPEN"), (WINDOW_S, "CLOSED")])
+def test_withdraw_stake_is_locked_while_the_last_committed_round_is_open_or_unfinalized(
+    world: World, wait_s: int, status: str
+) -> None:
+    task_id = world.create_task(unstake_cooldown_s=60)
+    world.stake(task_id, world.trainers[:1])
+    round_id = world.open_round(task_id)
+    world.submit(task_id, round_id, world.trainers[:1])
+    trainer = world.as_(world.trainers[0])
+    trainer.request_unstake(task_id)
+    world.advance(wait_s)  # the request's 60 s cooldown is over; the round is not settled
+    assert world.reader.round_status(task_id, round_id).name == status
+    with reverts("StakeLocked", task_id, world.trainers[0].address, round_id):
+        trainer.withdraw_stake(task_id)
+
+
+def test_withdraw_stake_waits_a_cooldown_after_the_last_round_is_finalized(world: World) -> None:
+    task_id = world.create_task()
+    world.stake(task_id, world.trainers[:1])
+    trainer = world.as_(world.trainers[0])
+    round_id = world.open_round(task_id)
+    world.submit(task_id, round_id, world.trainers[:1])
+    trainer.request_unstake(task_id)
+    requested_at = world.reader.get_trainer(task_id, world.trainers[0].address).unstake_requested_at
+    world.finalize(task_id, round_id, [(world.trainers[0].address, TOKEN)])  # advances WINDOW_S first
+    finalized_at = world.reader.get_round(task_id, round_id).finalized_at
+    world.advance(requested_at + COOLDOWN_S - world.now() + 1)  # the request's cooldown is over
+    with reverts("CooldownActive", task_id, world.trainers[0].address, finalized_at + COOLDOWN_S):
+        trainer.withdraw_stake(task_id)
+
+
+# ---------------------------------------------------------------------- pause, roles, token, constructor
+
+
+def test_pause_is_for_the_pauser_role_only(world: World) -> None:
+    with reverts("AccessControlUnauthorizedAccount", world.chain.outsider.address, PAUSER_ROLE):
+        world.as_(world.chain.outsider).pause()
+
+
+def test_unpause_needs_a_paused_coordinator(world: World) -> None:
+    with reverts("ExpectedPause"):
+        world.as_(world.chain.deployer).unpause()
+
+
+def test_demo_token_mint_is_for_the_owner_only(world: World) -> None:
+    with reverts("OwnableUnauthorizedAccount", world.chain.outsider.address):
+        TokenClient(world.w3, world.chain.token, world.chain.outsider).mint(world.chain.outsider.address, 1)
+
+
+def test_coordinator_constructor_rejects_a_zero_admin(world: World) -> None:
+    artifact = load_artifact("FLCoordinator")
+    factory = world.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    with pytest.raises(ContractLogicError) as info:
+        factory.constructor(ZERO).estimate_gas({"from": world.chain.outsider.address})
+    assert ErrorDecoder([artifact.abi]).decode(str(info.value.data)).name == "ZeroAddress"
+
+
+def test_coordinator_grants_admin_and_pauser_roles_and_advertises_its_interface(world: World) -> None:
+    functions = world.reader.contract.functions
+    admin = world.chain.deployer.address
+    assert functions.hasRole(bytes(32), admin).call() is True
+    assert functions.hasRole(PAUSER_ROLE, admin).call() is True
+    assert functions.supportsInterface(ierc165_id_of_coordinator()).call() is True
+    assert functions.supportsInterface(bytes.fromhex("ffffffff")).call() is False
+
+
+def ierc165_id_of_coordinator() -> bytes:
+    """ERC-165 id of IFLCoordinator: XOR of its function selectors."""
+    value = 0
+    for entry in load_artifact("IFLCoordinator").abi:
+        if entry["type"] == "function":
+            inputs = entry["inputs"]
+            assert isinstance(inputs, list)
+            value ^= int.from_bytes(keccak(text=f"{entry['name']}({','.join(_type(i) for i in inputs)})")[:4])
+    return value.to_bytes(4, "big")
+
+
+def _type(param: dict[str, object]) -> str:
+    kind = str(param["type"])
+    if kind.startswith("tuple"):
+        components = param["components"]
+        assert isinstance(components, list)
+        return "(" + ",".join(_type(c) for c in components) + ")" + kind[len("tuple") :]
+    return kind
