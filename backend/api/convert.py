@@ -1,0 +1,131 @@
+"""Turning database rows into response models (scaling reputations, naming slash reasons)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from backend.api.schemas import (
+    LeaderboardRow,
+    MetricsPoint,
+    ReportStatus,
+    ReputationPoint,
+    RoundDetail,
+    RoundMetrics,
+    RoundOut,
+    ScoreStatus,
+    SlashOut,
+    SubmissionOut,
+    TrainerRoundLine,
+)
+from backend.db.models import ReportFetch, ReputationRecord, Round, RoundReport, ScoreEntry, SlashRecord, Trainer
+from flchain.chain.types import REPUTATION_SCALE
+
+SLASH_REASONS = {1: "digest mismatch", 2: "copied update", 3: "non-finite values", 4: "malformed update"}
+
+
+def scaled(value: int | None) -> float | None:
+    return None if value is None else value / REPUTATION_SCALE
+
+
+def reputation_point(record: ReputationRecord) -> ReputationPoint:
+    return ReputationPoint(
+        round=record.round,
+        mu=record.mu / REPUTATION_SCALE,
+        sigma=record.sigma / REPUTATION_SCALE,
+        score=record.score / REPUTATION_SCALE,
+        block_number=record.block_number,
+    )
+
+
+def slash_out(record: SlashRecord) -> SlashOut:
+    return SlashOut(
+        task_id=record.task_id,
+        round=record.round,
+        trainer=record.trainer,
+        amount_wei=record.amount_wei,
+        reason_code=record.reason_code,
+        reason=SLASH_REASONS.get(record.reason_code, "unknown"),
+        evidence_cid=record.evidence_cid,
+        block_number=record.block_number,
+        tx_hash=record.tx_hash,
+    )
+
+
+def round_fields(row: Round, fetch: ReportFetch | None, report: RoundReport | None) -> dict[str, Any]:
+    fields = {name: getattr(row, name) for name in RoundOut.model_fields if hasattr(row, name)}
+    fields["report_status"] = fetch.status if fetch else None
+    fields["report_error"] = fetch.error if fetch else None
+    fields["report"] = RoundMetrics.model_validate(report) if report else None
+    return fields
+
+
+def round_out(row: Round, fetch: ReportFetch | None, report: RoundReport | None) -> RoundOut:
+    return RoundOut(**round_fields(row, fetch, report))
+
+
+def trainer_line(info: dict[str, Any]) -> TrainerRoundLine:
+    score: ScoreEntry | None = info.get("score")
+    slash: SlashRecord | None = info.get("slash")
+    reputation: ReputationRecord | None = info.get("reputation")
+    submission = info.get("submission")
+    return TrainerRoundLine(
+        account=info["account"],
+        submission=SubmissionOut.model_validate(submission) if submission is not None else None,
+        status=cast(ScoreStatus, score.status) if score else None,
+        reason=score.reason if score else None,
+        update_norm=score.update_norm if score else None,
+        loss_before=score.loss_before if score else None,
+        loss_after=score.loss_after if score else None,
+        loss_score=score.loss_score if score else None,
+        loo_score=score.loo_score if score else None,
+        rating_mu=score.rating_mu if score else None,
+        rating_sigma=score.rating_sigma if score else None,
+        final_score=score.final_score if score else None,
+        payout_wei=score.payout_wei if score else 0,
+        payout_index=score.payout_index if score else None,
+        claimed=bool(info.get("claimed")),
+        report_slash_bps=score.slash_bps if score else 0,
+        report_slash_reason=score.slash_reason if score else None,
+        slash=slash_out(slash) if slash else None,
+        reputation=reputation_point(reputation) if reputation else None,
+    )
+
+
+def round_detail(
+    row: Round, fetch: ReportFetch | None, report: RoundReport | None, participants: dict[str, dict[str, Any]]
+) -> RoundDetail:
+    lines = [trainer_line(info) for info in participants.values()]
+    lines.sort(key=lambda line: (-(line.final_score if line.final_score is not None else float("-inf")), line.account))
+    return RoundDetail(**round_fields(row, fetch, report), trainers=lines)
+
+
+def leaderboard_row(rank: int, trainer: Trainer) -> LeaderboardRow:
+    return LeaderboardRow(
+        rank=rank,
+        address=trainer.address,
+        stake_wei=trainer.stake_wei,
+        reputation_mu=scaled(trainer.reputation_mu),
+        reputation_sigma=scaled(trainer.reputation_sigma),
+        reputation_score=scaled(trainer.reputation_score),
+        reputation_round=trainer.reputation_round,
+        earned_wei=trainer.earned_wei,
+        claimed_wei=trainer.claimed_wei,
+        slashed_wei=trainer.slashed_wei,
+        submissions=trainer.submissions,
+    )
+
+
+def metrics_point(row: Round, fetch: ReportFetch | None, report: RoundReport | None) -> MetricsPoint:
+    return MetricsPoint(
+        round=row.round,
+        finalized_block=row.finalized_block,
+        payout_total_wei=row.payout_total_wei,
+        report_status=cast(ReportStatus, fetch.status) if fetch else None,
+        aggregation_rule=report.aggregation_rule if report else None,
+        accepted=report.accepted if report else None,
+        rejected=report.rejected if report else None,
+        val_loss_before=report.val_loss_before if report else None,
+        val_accuracy_before=report.val_accuracy_before if report else None,
+        val_loss_after=report.val_loss_after if report else None,
+        val_accuracy_after=report.val_accuracy_after if report else None,
+    )

@@ -1,0 +1,113 @@
+"""GET /api/tasks…: tasks, rounds (with every trainer's score components), leaderboard and metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy.orm import Session
+
+from backend.api import convert
+from backend.api.deps import PageDep, RoundPath, SessionsDep, TaskIdPath
+from backend.api.schemas import (
+    LeaderboardRow,
+    Page,
+    RoundDetail,
+    RoundOut,
+    TaskDetail,
+    TaskMetrics,
+    TaskOut,
+)
+from backend.crud import tasks as crud
+from backend.db.models import Task
+
+router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "unknown task or round"}}
+
+
+def _task_or_404(session: Session, task_id: int) -> Task:
+    task = crud.get_task(session, task_id)
+    if task is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"task {task_id} is not indexed (unknown task id)")
+    return task
+
+
+@router.get("", response_model=Page[TaskOut], summary="List tasks")
+def list_tasks(
+    sessions: SessionsDep,
+    page: PageDep,
+    closed: Annotated[bool | None, Query(description="only closed (true) or open (false) tasks")] = None,
+) -> Page[TaskOut]:
+    with sessions() as session:
+        rows, total = crud.list_tasks(session, closed, page.limit, page.offset)
+        return Page[TaskOut](
+            items=[TaskOut.model_validate(r) for r in rows], total=total, limit=page.limit, offset=page.offset
+        )
+
+
+@router.get("/{task_id}", response_model=TaskDetail, responses=NOT_FOUND, summary="One task with its totals")
+def get_task(sessions: SessionsDep, task_id: TaskIdPath) -> TaskDetail:
+    with sessions() as session:
+        task = _task_or_404(session, task_id)
+        base = TaskOut.model_validate(task).model_dump()
+        return TaskDetail.model_validate({**base, **crud.task_totals(session, task_id)})
+
+
+@router.get("/{task_id}/rounds", response_model=Page[RoundOut], responses=NOT_FOUND, summary="Rounds of a task")
+def list_rounds(
+    sessions: SessionsDep,
+    task_id: TaskIdPath,
+    page: PageDep,
+    finalized: Annotated[bool | None, Query(description="only finalized (true) or unfinalized (false) rounds")] = None,
+) -> Page[RoundOut]:
+    with sessions() as session:
+        _task_or_404(session, task_id)
+        rows, total = crud.list_rounds(session, task_id, finalized, page.limit, page.offset)
+        items = [convert.round_out(*row) for row in rows]
+        return Page[RoundOut](items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get(
+    "/{task_id}/rounds/{round_id}",
+    response_model=RoundDetail,
+    responses=NOT_FOUND,
+    summary="One round: every trainer's submission, score components, payout and slash",
+)
+def get_round(sessions: SessionsDep, task_id: TaskIdPath, round_id: RoundPath) -> RoundDetail:
+    with sessions() as session:
+        _task_or_404(session, task_id)
+        found = crud.get_round(session, task_id, round_id)
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"round {round_id} of task {task_id} is not indexed")
+        return convert.round_detail(*found, crud.round_participants(session, task_id, round_id))
+
+
+@router.get(
+    "/{task_id}/leaderboard", response_model=Page[LeaderboardRow], responses=NOT_FOUND, summary="Trainers ranked"
+)
+def leaderboard(
+    sessions: SessionsDep,
+    task_id: TaskIdPath,
+    page: PageDep,
+    sort: Annotated[crud.LeaderboardSort, Query(description="ranking key")] = "reputation",
+) -> Page[LeaderboardRow]:
+    with sessions() as session:
+        _task_or_404(session, task_id)
+        rows, total = crud.leaderboard(session, task_id, sort, page.limit, page.offset)
+        items = [convert.leaderboard_row(page.offset + i + 1, t) for i, t in enumerate(rows)]
+        return Page[LeaderboardRow](items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get(
+    "/{task_id}/metrics",
+    response_model=TaskMetrics,
+    responses=NOT_FOUND,
+    summary="Validation loss and accuracy per finalized round, from the score reports",
+)
+def metrics(sessions: SessionsDep, task_id: TaskIdPath) -> TaskMetrics:
+    with sessions() as session:
+        _task_or_404(session, task_id)
+        return TaskMetrics(
+            task_id=task_id, rounds=[convert.metrics_point(*row) for row in crud.task_metrics(session, task_id)]
+        )

@@ -1,0 +1,133 @@
+"""Read queries about tasks, rounds, leaderboards and metrics (the API's data access)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from backend.crud.common import count
+from backend.db.models import (
+    ClaimRecord,
+    Payout,
+    ReportFetch,
+    ReputationRecord,
+    Round,
+    RoundReport,
+    ScoreEntry,
+    SlashRecord,
+    Submission,
+    Task,
+    Trainer,
+)
+
+LeaderboardSort = Literal["reputation", "earned", "stake", "submissions"]
+
+
+def list_tasks(session: Session, closed: bool | None, limit: int, offset: int) -> tuple[Sequence[Task], int]:
+    query = select(Task)
+    if closed is not None:
+        query = query.where(Task.closed == closed)
+    rows = session.scalars(query.order_by(Task.task_id).limit(limit).offset(offset)).all()
+    return rows, count(session, query)
+
+
+def get_task(session: Session, task_id: int) -> Task | None:
+    return session.get(Task, task_id)
+
+
+def task_totals(session: Session, task_id: int) -> dict[str, int]:
+    """Trainer count, finalized rounds, total paid out (allocated), claimed and slashed of one task."""
+    trainers = session.scalar(select(func.count()).where(Trainer.task_id == task_id)) or 0
+    finalized = session.scalars(select(Round).where(Round.task_id == task_id, Round.finalized)).all()
+    slashed = session.scalars(select(SlashRecord.amount_wei).where(SlashRecord.task_id == task_id)).all()
+    return {
+        "trainer_count": int(trainers),
+        "rounds_finalized": len(finalized),
+        "paid_out_wei": sum(r.payout_total_wei for r in finalized),
+        "claimed_wei": sum(r.claimed_wei for r in finalized),
+        "slashed_wei": sum(slashed),
+    }
+
+
+def list_rounds(
+    session: Session, task_id: int, finalized: bool | None, limit: int, offset: int
+) -> tuple[Sequence[tuple[Round, ReportFetch | None, RoundReport | None]], int]:
+    conditions = [Round.task_id == task_id]
+    if finalized is not None:
+        conditions.append(Round.finalized == finalized)
+    rows = session.execute(
+        select(Round, ReportFetch, RoundReport)
+        .where(*conditions)
+        .outerjoin(ReportFetch, (ReportFetch.task_id == Round.task_id) & (ReportFetch.round == Round.round))
+        .outerjoin(RoundReport, (RoundReport.task_id == Round.task_id) & (RoundReport.round == Round.round))
+        .order_by(Round.round)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return rows, count(session, select(Round).where(*conditions))
+
+
+def get_round(
+    session: Session, task_id: int, round_id: int
+) -> tuple[Round, ReportFetch | None, RoundReport | None] | None:
+    row = session.get(Round, (task_id, round_id))
+    if row is None:
+        return None
+    return row, session.get(ReportFetch, (task_id, round_id)), session.get(RoundReport, (task_id, round_id))
+
+
+def round_participants(session: Session, task_id: int, round_id: int) -> dict[str, dict[str, object]]:
+    """Per account of a round: its submission, report line, slash, reputation and claimed leaves."""
+    where = {"task_id": task_id, "round": round_id}
+    lines: dict[str, dict[str, object]] = {}
+
+    def slot(account: str) -> dict[str, object]:
+        return lines.setdefault(account, {})
+
+    for s in session.scalars(
+        select(Submission).filter_by(**where).order_by(Submission.block_number, Submission.log_index)
+    ):
+        slot(s.trainer)["submission"] = s
+    for e in session.scalars(select(ScoreEntry).filter_by(**where)):
+        slot(e.account)["score"] = e
+    for x in session.scalars(select(SlashRecord).filter_by(**where)):
+        slot(x.trainer)["slash"] = x
+    for r in session.scalars(select(ReputationRecord).filter_by(**where)):
+        slot(r.trainer)["reputation"] = r
+    claimed = set(session.scalars(select(ClaimRecord.leaf_index).filter_by(**where)))
+    for account, info in lines.items():
+        score = info.get("score")
+        info["claimed"] = isinstance(score, ScoreEntry) and score.payout_index in claimed
+        info["account"] = account
+    return lines
+
+
+def leaderboard(
+    session: Session, task_id: int, sort: LeaderboardSort, limit: int, offset: int
+) -> tuple[Sequence[Trainer], int]:
+    order: tuple[Any, ...] = {
+        "reputation": (Trainer.reputation_mu.desc().nulls_last(),),
+        "earned": (Trainer.earned_wei.desc(),),
+        "stake": (Trainer.stake_wei.desc(),),
+        "submissions": (Trainer.submissions.desc(),),
+    }[sort]
+    query = select(Trainer).where(Trainer.task_id == task_id)
+    rows = session.scalars(query.order_by(*order, Trainer.address).limit(limit).offset(offset)).all()
+    return rows, count(session, query)
+
+
+def task_metrics(session: Session, task_id: int) -> Sequence[tuple[Round, ReportFetch | None, RoundReport | None]]:
+    return session.execute(
+        select(Round, ReportFetch, RoundReport)
+        .where(Round.task_id == task_id, Round.finalized)
+        .outerjoin(ReportFetch, (ReportFetch.task_id == Round.task_id) & (ReportFetch.round == Round.round))
+        .outerjoin(RoundReport, (RoundReport.task_id == Round.task_id) & (RoundReport.round == Round.round))
+        .order_by(Round.round)
+    ).all()
+
+
+def payouts_of_round(session: Session, task_id: int, round_id: int) -> Sequence[Payout]:
+    return session.scalars(select(Payout).filter_by(task_id=task_id, round=round_id).order_by(Payout.leaf_index)).all()

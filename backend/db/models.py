@@ -1,0 +1,252 @@
+"""The index database: raw events keyed by (tx_hash, log_index), the checkpoint, and the projected tables.
+
+Projected tables hold only what follows from the chain (and from the score reports the chain commits to), so two
+indexers that saw the same blocks hold identical rows. Amounts are `Uint` (exact, numerically ordered).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from backend.db.types import Uint
+
+ADDRESS = String(42)
+HEX32 = String(66)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Checkpoint(Base):
+    """The last indexed block (number and hash) of one chain and coordinator; a single row, id 1."""
+
+    __tablename__ = "checkpoint"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    coordinator: Mapped[str] = mapped_column(ADDRESS)
+    deploy_block: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str | None] = mapped_column(HEX32)
+
+
+class RawEvent(Base):
+    __tablename__ = "raw_events"
+
+    tx_hash: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    log_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger, index=True)
+    block_hash: Mapped[str] = mapped_column(HEX32)
+    name: Mapped[str] = mapped_column(String(40), index=True)
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    sponsor: Mapped[str] = mapped_column(ADDRESS, index=True)
+    token: Mapped[str] = mapped_column(ADDRESS)
+    reward_per_round_wei: Mapped[int] = mapped_column(Uint)
+    min_stake_wei: Mapped[int] = mapped_column(Uint)
+    window_s: Mapped[int] = mapped_column(BigInteger)
+    finalize_timeout_s: Mapped[int] = mapped_column(BigInteger)
+    unstake_cooldown_s: Mapped[int] = mapped_column(BigInteger)
+    max_slash_bps: Mapped[int] = mapped_column(Integer)
+    model_spec_hash: Mapped[str] = mapped_column(HEX32)
+    initial_model_digest: Mapped[str] = mapped_column(HEX32)
+    initial_model_cid: Mapped[str] = mapped_column(Text)
+    aggregators: Mapped[list[str]] = mapped_column(JSON)
+    pool_wei: Mapped[int] = mapped_column(Uint, default=0)
+    owed_wei: Mapped[int] = mapped_column(Uint, default=0)
+    total_staked_wei: Mapped[int] = mapped_column(Uint, default=0)
+    funded_wei: Mapped[int] = mapped_column(Uint, default=0)
+    reclaimed_wei: Mapped[int] = mapped_column(Uint, default=0)
+    current_round: Mapped[int] = mapped_column(BigInteger, default=0)
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_block: Mapped[int] = mapped_column(BigInteger)
+    created_tx: Mapped[str] = mapped_column(HEX32)
+
+
+class Trainer(Base):
+    """A trainer's position in one task: stake, money flows and latest reputation (scaled by 1e6)."""
+
+    __tablename__ = "trainers"
+
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.task_id"), primary_key=True)
+    address: Mapped[str] = mapped_column(ADDRESS, primary_key=True, index=True)
+    stake_wei: Mapped[int] = mapped_column(Uint, default=0)
+    staked_total_wei: Mapped[int] = mapped_column(Uint, default=0)
+    withdrawn_wei: Mapped[int] = mapped_column(Uint, default=0)
+    slashed_wei: Mapped[int] = mapped_column(Uint, default=0)
+    earned_wei: Mapped[int] = mapped_column(Uint, default=0)
+    claimed_wei: Mapped[int] = mapped_column(Uint, default=0)
+    unstake_requested_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_round: Mapped[int] = mapped_column(BigInteger, default=0)
+    submissions: Mapped[int] = mapped_column(Integer, default=0)
+    reputation_mu: Mapped[int | None] = mapped_column(BigInteger)
+    reputation_sigma: Mapped[int | None] = mapped_column(Uint)
+    reputation_score: Mapped[int | None] = mapped_column(BigInteger)
+    reputation_round: Mapped[int | None] = mapped_column(BigInteger)
+    first_block: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_trainers_task_mu", "task_id", "reputation_mu"),)
+
+
+class Round(Base):
+    __tablename__ = "rounds"
+
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.task_id"), primary_key=True)
+    round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    base_model_digest: Mapped[str] = mapped_column(HEX32)
+    base_model_cid: Mapped[str] = mapped_column(Text)
+    eval_commitment: Mapped[str] = mapped_column(HEX32)
+    window_end: Mapped[int] = mapped_column(BigInteger)
+    opened_block: Mapped[int] = mapped_column(BigInteger)
+    opened_tx: Mapped[str] = mapped_column(HEX32)
+    submissions: Mapped[int] = mapped_column(Integer, default=0)
+    finalized: Mapped[bool] = mapped_column(Boolean, default=False)
+    new_model_digest: Mapped[str | None] = mapped_column(HEX32)
+    new_model_cid: Mapped[str | None] = mapped_column(Text)
+    report_digest: Mapped[str | None] = mapped_column(HEX32)
+    report_cid: Mapped[str | None] = mapped_column(Text)
+    eval_cid: Mapped[str | None] = mapped_column(Text)
+    payout_root: Mapped[str | None] = mapped_column(HEX32)
+    payout_total_wei: Mapped[int] = mapped_column(Uint, default=0)
+    claimed_wei: Mapped[int] = mapped_column(Uint, default=0)
+    finalized_block: Mapped[int | None] = mapped_column(BigInteger)
+    finalized_tx: Mapped[str | None] = mapped_column(HEX32)
+
+
+class ReportFetch(Base):
+    """Enrichment state of a finalized round's score report and payout tree (retried with back-off)."""
+
+    __tablename__ = "report_fetches"
+
+    task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class RoundReport(Base):
+    """What the round's verified score report says about the round as a whole."""
+
+    __tablename__ = "round_reports"
+
+    task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    aggregation_rule: Mapped[str] = mapped_column(String(64))
+    accepted: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)
+    budget_wei: Mapped[int] = mapped_column(Uint)
+    payout_tree_cid: Mapped[str] = mapped_column(Text)
+    val_loss_before: Mapped[float | None] = mapped_column(Float)
+    val_accuracy_before: Mapped[float | None] = mapped_column(Float)
+    val_loss_after: Mapped[float | None] = mapped_column(Float)
+    val_accuracy_after: Mapped[float | None] = mapped_column(Float)
+    eval_samples: Mapped[int] = mapped_column(BigInteger)
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+
+    task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    trainer: Mapped[str] = mapped_column(ADDRESS, primary_key=True, index=True)
+    digest: Mapped[str] = mapped_column(HEX32)
+    cid: Mapped[str] = mapped_column(Text)
+    num_samples: Mapped[int] = mapped_column(Uint)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(HEX32)
+    log_index: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReputationRecord(Base):
+    """Reputation history: one row per (task, round, trainer), values scaled by 1e6."""
+
+    __tablename__ = "reputations"
+
+    task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    trainer: Mapped[str] = mapped_column(ADDRESS, primary_key=True, index=True)
+    mu: Mapped[int] = mapped_column(BigInteger)
+    sigma: Mapped[int] = mapped_column(Uint)
+    score: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(HEX32)
+
+
+class ClaimRecord(Base):
+    __tablename__ = "claims"
+
+    tx_hash: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    log_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    task_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    round: Mapped[int] = mapped_column(BigInteger)
+    account: Mapped[str] = mapped_column(ADDRESS, index=True)
+    leaf_index: Mapped[int] = mapped_column(Uint)
+    amount_wei: Mapped[int] = mapped_column(Uint)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_claims_leaf", "task_id", "round", "leaf_index"),)
+
+
+class SlashRecord(Base):
+    __tablename__ = "slashes"
+
+    tx_hash: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    log_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    task_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    round: Mapped[int] = mapped_column(BigInteger)
+    trainer: Mapped[str] = mapped_column(ADDRESS, index=True)
+    amount_wei: Mapped[int] = mapped_column(Uint)
+    reason_code: Mapped[int] = mapped_column(Integer)
+    evidence_cid: Mapped[str] = mapped_column(Text)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+
+
+class ScoreEntry(Base):
+    """One trainer's line of a round's score report: every component of its score and its payout."""
+
+    __tablename__ = "score_entries"
+
+    task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    account: Mapped[str] = mapped_column(ADDRESS, primary_key=True, index=True)
+    digest: Mapped[str] = mapped_column(HEX32)
+    cid: Mapped[str] = mapped_column(Text)
+    num_samples: Mapped[int] = mapped_column(Uint)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    update_norm: Mapped[float | None] = mapped_column(Float)
+    loss_before: Mapped[float | None] = mapped_column(Float)
+    loss_after: Mapped[float | None] = mapped_column(Float)
+    loss_score: Mapped[float | None] = mapped_column(Float)
+    loo_score: Mapped[float | None] = mapped_column(Float)
+    rating_mu: Mapped[float | None] = mapped_column(Float)
+    rating_sigma: Mapped[float | None] = mapped_column(Float)
+    final_score: Mapped[float | None] = mapped_column(Float)
+    payout_wei: Mapped[int] = mapped_column(Uint)
+    payout_index: Mapped[int | None] = mapped_column(BigInteger)
+    slash_bps: Mapped[int] = mapped_column(Integer)
+    slash_reason: Mapped[int | None] = mapped_column(Integer)
+
+
+class Payout(Base):
+    """One leaf of a round's payout tree with its Merkle proof (from the verified tree dump)."""
+
+    __tablename__ = "payouts"
+
+    task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    leaf_index: Mapped[int] = mapped_column(Uint, primary_key=True)
+    account: Mapped[str] = mapped_column(ADDRESS, index=True)
+    amount_wei: Mapped[int] = mapped_column(Uint)
+    proof: Mapped[list[str]] = mapped_column(JSON)

@@ -1,0 +1,105 @@
+"""Running the services: the indexer loop (standalone or in a background thread) and the API under uvicorn."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from backend.api.main import create_app
+from backend.core.config import ApiSettings, IndexerSettings
+from backend.db.session import init_db, make_engine, session_factory
+from backend.indexer.build import build_indexer
+from backend.indexer.errors import ChainChanged
+from backend.indexer.service import Indexer
+from backend.indexer.status import IndexerStatus
+
+logger = logging.getLogger(__name__)
+
+
+def run_indexer_until_signal(settings: IndexerSettings) -> None:
+    """Index until SIGTERM or SIGINT (the current poll finishes first); ChainChanged propagates."""
+    indexer = build_indexer(settings)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("signal %d: stopping after the current poll", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    indexer.run(stop)
+
+
+class IndexerThread:
+    """The indexer in a daemon thread next to the API; a changed chain stops it and is shown by /health."""
+
+    def __init__(self, indexer: Indexer) -> None:
+        self.indexer = indexer
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="flchain-indexer", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.indexer.run(self.stop_event)
+        except ChainChanged as e:
+            logger.error("indexer stopped, the dashboard keeps serving the old chain's data read-only: %s", e)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout_s)
+
+
+def app_from_environment() -> FastAPI:
+    """The API over FLCHAIN_API_DATABASE_URL, for uvicorn worker processes (`--workers` > 1, no indexer)."""
+    settings = ApiSettings()
+    engine = make_engine(settings.database_url)
+    init_db(engine)
+    return create_app(session_factory(engine), cors_origins=settings.cors_origins, db_threads=settings.db_threads)
+
+
+def serve_api(api_settings: ApiSettings, indexer_settings: IndexerSettings | None) -> None:
+    """Serve the API (and, given `indexer_settings`, index in a background thread) until SIGTERM/SIGINT.
+
+    The indexer thread starts and stops with the app's lifespan, so a SIGTERM lets the current poll finish.
+    """
+    if api_settings.workers > 1:
+        if indexer_settings is not None:
+            raise ValueError("several API workers need the indexer in its own process: use --no-indexer")
+        os.environ["FLCHAIN_API_DATABASE_URL"] = api_settings.database_url
+        os.environ["FLCHAIN_API_CORS_ORIGINS"] = json.dumps(api_settings.cors_origins)
+        uvicorn.run(
+            "backend.serve:app_from_environment",
+            factory=True,
+            workers=api_settings.workers,
+            host=api_settings.host,
+            port=api_settings.port,
+            log_level=api_settings.log_level,
+            access_log=False,
+        )
+        return
+    engine = make_engine(api_settings.database_url)
+    init_db(engine)
+    sessions = session_factory(engine)
+    status: IndexerStatus | None = None
+    workers: list[IndexerThread] = []
+    if indexer_settings is not None:
+        status = IndexerStatus()
+        workers.append(IndexerThread(build_indexer(indexer_settings, sessions=sessions, status=status)))
+    app = create_app(
+        sessions,
+        cors_origins=api_settings.cors_origins,
+        indexer_status=status,
+        workers=workers,
+        db_threads=api_settings.db_threads,
+    )
+    uvicorn.run(app, host=api_settings.host, port=api_settings.port, log_level=api_settings.log_level, access_log=False)

@@ -1,0 +1,140 @@
+"""API parameter validation, pagination bounds and read queries on an in-memory SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.api.deps import MAX_LIMIT, MAX_OFFSET, InvalidAddress, parse_address
+from backend.api.main import create_app
+from backend.crud import tasks as crud_tasks
+from backend.db.session import init_db, make_engine, session_factory
+from backend.indexer.projector import apply_event
+from tests.unit.test_backend_indexer import ALICE, ALICE_CS, BOB, SPONSOR, ev, task_created
+
+CHECKSUMMED = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+
+
+@pytest.fixture
+def sessions() -> Iterator[sessionmaker[Session]]:
+    engine = make_engine("sqlite://")
+    init_db(engine)
+    factory = session_factory(engine)
+    with factory.begin() as session:
+        for task_id in range(1, 6):
+            apply_event(session, task_created(block=task_id, task_id=task_id))
+        apply_event(session, ev("TaskClosed", 9, taskId=5, sponsor=SPONSOR, reclaimed=0))
+        for i, (who, amount) in enumerate(((ALICE, 300), (BOB, 2**70), (CHECKSUMMED, 100))):
+            apply_event(session, ev("Staked", 10 + i, taskId=1, trainer=who, amount=amount, stakeAfter=amount))
+    yield factory
+    engine.dispose()
+
+
+@pytest.fixture
+def client(sessions: sessionmaker[Session]) -> Iterator[TestClient]:
+    with TestClient(create_app(sessions)) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (ALICE, ALICE_CS),
+        (ALICE.upper().replace("0X", "0x"), ALICE_CS),
+        (CHECKSUMMED.lower(), CHECKSUMMED),
+        (CHECKSUMMED, CHECKSUMMED),
+    ],
+)
+def test_addresses_in_one_case_or_valid_checksum_are_accepted(given: str, expected: str) -> None:
+    assert parse_address(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "checksum"),
+        ("0x1234", "20-byte"),
+        ("5a" * 21, "20-byte"),
+        ("0x" + "zz" * 20, "hex"),
+    ],
+)
+def test_malformed_or_miss_checksummed_addresses_are_refused(given: str, message: str) -> None:
+    with pytest.raises(InvalidAddress, match=message):
+        parse_address(given)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=0", f"limit={MAX_LIMIT + 1}", "offset=-1", f"offset={MAX_OFFSET + 1}", "limit=abc", "limit=" + "9" * 40],
+)
+def test_pagination_outside_its_bounds_is_a_422(client: TestClient, query: str) -> None:
+    response = client.get(f"/api/tasks?{query}")
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"][0] == "query"
+
+
+def test_pagination_slices_and_counts(client: TestClient) -> None:
+    page = client.get("/api/tasks?limit=2&offset=2").json()
+    beyond = client.get("/api/tasks?limit=2&offset=50").json()
+    assert [t["task_id"] for t in page["items"]] == [3, 4] and page["total"] == 5
+    assert (page["limit"], page["offset"]) == (2, 2)
+    assert beyond["items"] == [] and beyond["total"] == 5
+
+
+def test_closed_filter_selects_tasks(client: TestClient) -> None:
+    closed = client.get("/api/tasks?closed=true").json()
+    still_open = client.get("/api/tasks?closed=false").json()
+    assert [t["task_id"] for t in closed["items"]] == [5] and still_open["total"] == 4
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/tasks/0",
+        "/api/tasks/-3",
+        "/api/tasks/" + "9" * 25,
+        "/api/tasks/1/rounds/0",
+        "/api/tasks/x/leaderboard",
+        "/api/tasks/1/leaderboard?sort=nope",
+        "/api/trainers/0x12/proofs",
+        "/api/trainers/" + CHECKSUMMED + "?task_id=0",
+    ],
+)
+def test_bad_ids_are_a_422_never_a_500(client: TestClient, path: str) -> None:
+    assert client.get(path).status_code == 422
+
+
+def test_unknown_ids_are_a_404_with_a_clear_message(client: TestClient) -> None:
+    task = client.get("/api/tasks/77")
+    round_ = client.get("/api/tasks/1/rounds/4")
+    trainer = client.get(f"/api/trainers/{BOB}?task_id=2")
+    assert task.status_code == 404 and "task 77" in task.json()["detail"]
+    assert round_.status_code == 404 and "round 4" in round_.json()["detail"]
+    assert trainer.status_code == 404 and "task 2" in trainer.json()["detail"]
+
+
+def test_leaderboard_orders_exact_amounts_beyond_64_bits(client: TestClient) -> None:
+    board = client.get("/api/tasks/1/leaderboard?sort=stake").json()["items"]
+    assert [row["stake_wei"] for row in board] == [str(2**70), "300", "100"]
+    assert [row["rank"] for row in board] == [1, 2, 3]
+
+
+def test_trainer_endpoint_accepts_any_single_case(client: TestClient) -> None:
+    lower = client.get(f"/api/trainers/{CHECKSUMMED.lower()}").json()
+    assert lower["address"] == CHECKSUMMED and lower["tasks"][0]["stake_wei"] == "100"
+
+
+def test_crud_task_totals_count_trainers(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        totals = crud_tasks.task_totals(session, 1)
+    assert totals == {"trainer_count": 3, "rounds_finalized": 0, "paid_out_wei": 0, "claimed_wei": 0, "slashed_wei": 0}
+
+
+def test_page_and_openapi_are_served(client: TestClient) -> None:
+    page = client.get("/")
+    schema = client.get("/openapi.json").json()
+    assert page.status_code == 200 and "leaderboard" in page.text
+    assert client.get("/static/app.js").status_code == 200
+    assert "/api/tasks/{task_id}/rounds/{round_id}" in schema["paths"]
