@@ -125,3 +125,26 @@ def test_sponsor_flow_deploy_mint_and_create_task_from_keystore(
     card_cid = created["params"]["taskCardCid"]
     card = TaskCard.from_bytes(IpfsClient(ipfs.api_url).cat(card_cid))
     assert card.spec(expected_hash=task.model_spec_hash) == spec_from_name("mlp-digits")
+
+
+def test_sponsor_script_runs_the_whole_testnet_flow(sepolia_like: AnvilNode, ipfs: IpfsNode, tmp_path: Path) -> None:
+    # Prepare: the sponsor already has a funded keystore (the script would otherwise create one and wait).
+    account = Account.create()
+    keystore = write_keystore(account, tmp_path / "sponsor.keystore.json", "pw", iterations=2)
+    _fund(sepolia_like.rpc_url, account.address, 10**18)
+    env = {
+        **os.environ, "RPC_URL": sepolia_like.rpc_url, "CHAIN_ID": str(SEPOLIA_CHAIN_ID),
+        "AGGREGATOR": dev_account(1).address, "FLCHAIN_KEYSTORE_PASSWORD": "pw", "KEYSTORE": str(keystore),
+        "MANIFEST": str(tmp_path / "deployment.json"), "IPFS_URL": ipfs.api_url,
+    }
+
+    # Execute
+    result = subprocess.run(["bash", "scripts/testnet_sponsor.sh"], cwd=Path(__file__).parents[2], env=env,
+                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+    # Assert: a funded task exists on the chain the manifest names, and the manifest was printed.
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    manifest = DeploymentManifest.load(tmp_path / "deployment.json")
+    assert str(SEPOLIA_CHAIN_ID) in result.stdout and manifest.coordinator.address in result.stdout
+    task = CoordinatorClient(connect(sepolia_like.rpc_url), manifest.coordinator.address).get_task(1)
+    assert task.sponsor == account.address and task.pool_wei == 10**21
