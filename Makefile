@@ -6,8 +6,9 @@ VENV := .venv/bin
 setup:
 	./scripts/setup.sh
 
+# One BLAS/OpenMP thread per process: the suite runs chain, IPFS and several services side by side on 2 cores.
 test: setup
-	$(VENV)/python -m pytest -q -p no:cacheprovider tests
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(VENV)/python -m pytest -q -p no:cacheprovider tests
 
 test-unit: setup
 	$(VENV)/python -m pytest -q tests/unit
@@ -22,6 +23,7 @@ gas: setup
 	$(VENV)/python scripts/gas_report.py
 
 bench: setup
+	$(VENV)/flchain bench all --quick
 	$(VENV)/python scripts/bench_codec.py
 
 lint: setup

@@ -1,0 +1,174 @@
+"""Simulated trainers: honest ones, honest-but-poor ones (noisy, few or duplicated data) and the attacks.
+
+Every dishonest update is made by `flchain.ml.attacks`, the module the trainer service's red-team mode uses.
+Attack parameters (`AttackParams`), fixed for every rule compared:
+
+- sign_flip: `-4 x` the attacker's own honest delta.
+- scaled: `10 x` the own honest delta (the trainer service's red-team default).
+- gaussian_noise: the own honest delta plus N(0, s^2) per coordinate, `s = 3 x` the delta's RMS, so the noise
+  norm is ~3x the delta norm (scale-free across rounds, below the norm filter's 10x).
+- alie: "A Little Is Enough" (Baruch et al. 2019), mean - z * std of this round's honest deltas with
+  z = z_max(n, m); omniscient attackers that all send the same vector.
+- ipm: inner product manipulation (Xie et al. 2019), `-0.5 x` the mean of this round's honest deltas.
+- label_flip: honest training on labels mapped y -> 9 - y (all of them).
+- free_rider_zero: an all-zero delta. free_rider_stale: trains honestly once (round 1), then resends that delta
+  every round (re-encoded on the current base), as the trainer service's free-rider-stale does.
+- copycat: the earliest honest submission of the round plus N(0, s^2) noise with `s = 0.1 x` its RMS (a 10 %
+  disguise that changes every byte), submitted after it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from flchain.ml import attacks
+from flchain.ml.data import Dataset
+from flchain.ml.params import Params, global_norm, pseudo_gradient
+from flchain.ml.specs import ModelSpec
+from flchain.ml.train import local_train
+
+
+class Behaviour(StrEnum):
+    HONEST = "honest"
+    SIGN_FLIP = "sign_flip"
+    SCALED = "scaled"
+    GAUSSIAN_NOISE = "gaussian_noise"
+    ALIE = "alie"
+    IPM = "ipm"
+    LABEL_FLIP = "label_flip"
+    FREE_RIDER_ZERO = "free_rider_zero"
+    FREE_RIDER_STALE = "free_rider_stale"
+    COPYCAT = "copycat"
+
+
+ATTACKS = tuple(b for b in Behaviour if b is not Behaviour.HONEST)
+_TRAINS = frozenset({Behaviour.HONEST, Behaviour.SIGN_FLIP, Behaviour.SCALED, Behaviour.GAUSSIAN_NOISE,
+                     Behaviour.LABEL_FLIP})
+
+
+@dataclass(frozen=True)
+class AttackParams:
+    sign_flip_scale: float = 4.0
+    scale_factor: float = 10.0
+    noise_rms_multiple: float = 3.0
+    ipm_epsilon: float = 0.5
+    label_flip_fraction: float = 1.0
+    copycat_noise_rms_fraction: float = 0.1
+
+
+@dataclass(frozen=True)
+class LocalTraining:
+    """Minibatch SGD of one trainer in one round."""
+
+    local_steps: int
+    batch_size: int = 32
+    lr: float = 0.1
+
+
+@dataclass(frozen=True, eq=False)
+class SimTrainer:
+    """One simulated trainer: its account, the data it trains on (already poisoned if it is a label flipper or
+    noisy), what it does, and its seed."""
+
+    account: str
+    dataset: Dataset
+    behaviour: Behaviour
+    seed: int
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.dataset)
+
+
+@dataclass
+class AttackerMemory:
+    """What stateful attackers remember across rounds (the free rider's one honest delta)."""
+
+    first_delta: dict[str, Params] = field(default_factory=dict)
+
+
+def poisoned(dataset: Dataset, behaviour: Behaviour, params: AttackParams, seed: int) -> Dataset:
+    """The data a trainer actually trains on: flipped labels for a label flipper, else the data as it is."""
+    if behaviour is not Behaviour.LABEL_FLIP:
+        return dataset
+    flipped = attacks.flip_labels(dataset.y, dataset.num_classes, seed, params.label_flip_fraction)
+    return dataset.with_labels(flipped, name=f"{dataset.name}-flipped")
+
+
+def _rms(delta: Params) -> float:
+    size = sum(array.size for array in delta.values())
+    return global_norm(delta) / math.sqrt(max(size, 1))
+
+
+def _train(trainer: SimTrainer, base: Params, spec: ModelSpec, training: LocalTraining, round_id: int) -> Params:
+    result = local_train(
+        base, spec, trainer.dataset, steps=training.local_steps, batch_size=training.batch_size, lr=training.lr,
+        seed=trainer.seed * 1_000 + round_id,
+    )
+    return pseudo_gradient(base, result.params)
+
+
+def _needs_training(trainer: SimTrainer, memory: AttackerMemory) -> bool:
+    if trainer.behaviour is Behaviour.FREE_RIDER_STALE:
+        return trainer.account not in memory.first_delta
+    return trainer.behaviour in _TRAINS
+
+
+def _attack(
+    trainer: SimTrainer, own: Params | None, honest: Sequence[Params], n_attackers: int, n_total: int,
+    params: AttackParams, memory: AttackerMemory, seed: int,
+) -> Params:
+    kind = trainer.behaviour
+    if kind is Behaviour.SIGN_FLIP and own is not None:
+        return attacks.sign_flip(own, params.sign_flip_scale)
+    if kind is Behaviour.SCALED and own is not None:
+        return attacks.scaled(own, params.scale_factor)
+    if kind is Behaviour.GAUSSIAN_NOISE and own is not None:
+        return attacks.gaussian_noise(own, params.noise_rms_multiple * _rms(own), seed)
+    if kind is Behaviour.ALIE:
+        return attacks.alie(honest, attacks.alie_z(n_total, n_attackers))
+    if kind is Behaviour.IPM:
+        return attacks.ipm(honest, params.ipm_epsilon)
+    if kind is Behaviour.FREE_RIDER_ZERO:
+        return attacks.free_rider_zero({name: array.shape for name, array in honest[0].items()})
+    if kind is Behaviour.FREE_RIDER_STALE:
+        if own is not None:
+            memory.first_delta[trainer.account] = own
+            return own
+        return attacks.free_rider_stale(memory.first_delta[trainer.account])
+    if kind is Behaviour.COPYCAT:
+        source = honest[0]
+        return attacks.copycat(source, params.copycat_noise_rms_fraction * _rms(source), seed)
+    if kind is Behaviour.LABEL_FLIP and own is not None:
+        return own
+    raise ValueError(f"no update for behaviour {kind} (own delta: {own is not None})")
+
+
+def round_deltas(
+    trainers: Sequence[SimTrainer],
+    base: Params,
+    spec: ModelSpec,
+    training: LocalTraining,
+    round_id: int,
+    params: AttackParams,
+    memory: AttackerMemory,
+) -> list[Params]:
+    """Every trainer's pseudo-gradient of the round, in the order of `trainers` (the submission order)."""
+    own = {i: _train(t, base, spec, training, round_id) for i, t in enumerate(trainers) if _needs_training(t, memory)}
+    honest = [own[i] for i, t in enumerate(trainers) if t.behaviour is Behaviour.HONEST]
+    if not honest:
+        raise ValueError("a round needs at least one honest trainer")
+    counts: dict[Behaviour, int] = {}
+    for t in trainers:
+        counts[t.behaviour] = counts.get(t.behaviour, 0) + 1
+    deltas = []
+    for i, t in enumerate(trainers):
+        if t.behaviour is Behaviour.HONEST:
+            deltas.append(own[i])
+            continue
+        seed = t.seed * 1_000 + round_id
+        deltas.append(_attack(t, own.get(i), honest, counts[t.behaviour], len(trainers), params, memory, seed))
+    return deltas

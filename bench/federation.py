@@ -1,0 +1,215 @@
+"""A simulated federation, round by round, through the services' code path.
+
+Each round: the base model is encoded (`encode_model`) for its digest; every simulated trainer makes its delta
+(`bench.behaviours`), which is encoded (`encode_update`), digested (`content_digest`) and strictly decoded
+(`decode_update`) exactly as the aggregator receives it; the decoded deltas, the evaluation batch (as the
+`Evaluator`'s loss function), the prior ratings, replay fingerprints and aggregation state go into
+`aggregator.pipeline.run_round`, whose `RoundOutcome` gives the payouts, slashes and the new parameters.
+The submission order (block number) is the trainers' order: attackers come after the honest trainers, so a
+copycat is always the later of a copied pair.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from eth_utils.address import to_checksum_address
+from numpy.typing import NDArray
+
+from aggregator.filters import FilterConfig, Fingerprint, RejectReason
+from aggregator.pipeline import (
+    AggregationState,
+    PipelineConfig,
+    RoundInputs,
+    RoundOutcome,
+    Submission,
+    run_round,
+)
+from aggregator.ratings import Rating
+from aggregator.rules import AggregationRule
+from bench.behaviours import AttackerMemory, AttackParams, LocalTraining, SimTrainer, round_deltas
+from bench.data import BenchData
+from flchain.codec import CodecError, NonFiniteValues, content_digest, decode_update, encode_model, encode_update
+from flchain.ml.params import ParamLayout, Params, module_to_params
+from flchain.ml.specs import ModelSpec
+from flchain.ml.train import Evaluator
+
+BUDGET_WEI = 100 * 10**18
+"""Reward per round of every simulated task (100 tokens of 18 decimals)."""
+
+TASK_ID = 1
+
+
+def account(index: int) -> str:
+    """The simulated trainer `index`'s account: a fixed, checksummed address."""
+    return to_checksum_address(f"0x{index + 1:040x}")
+
+
+def plain_fedavg_config() -> PipelineConfig:
+    """Textbook FedAvg through the same pipeline: sample-weighted mean, outer lr 1, every update applied.
+
+    The filters are switched off by thresholds that never match (the pipeline still rejects an all-zero update,
+    which changes no mean), LossScore gating is off and nobody is slashed. Payouts stay LossScore-based.
+    """
+    off = FilterConfig(norm_k=math.inf, near_duplicate_cosine=2.0, replay_cosine=2.0, copy_relative_distance=-1.0)
+    return PipelineConfig(rule=AggregationRule.FEDAVG, filters=off, aggregate_positive_only=False, slash_bps=0)
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    pipeline: PipelineConfig
+    rounds: int
+    training: LocalTraining
+    attack_params: AttackParams = field(default_factory=AttackParams)
+    budget_wei: int = BUDGET_WEI
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """What the benchmark keeps of one round: test metrics of the new model and who got what."""
+
+    round_id: int
+    test_accuracy: float
+    test_loss: float
+    payouts_wei: dict[str, int]
+    rejected: dict[str, str]
+    aggregated: tuple[str, ...]
+    slashed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PhaseSeconds:
+    training: float = 0.0
+    codec: float = 0.0
+    pipeline: float = 0.0
+    evaluation: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class FederationResult:
+    rounds: tuple[RoundRecord, ...]
+    final_params: NDArray[np.float32]
+    initial_accuracy: float
+    seconds: PhaseSeconds
+
+    @property
+    def final_accuracy(self) -> float:
+        return self.rounds[-1].test_accuracy if self.rounds else self.initial_accuracy
+
+    @property
+    def final_loss(self) -> float:
+        return self.rounds[-1].test_loss if self.rounds else math.nan
+
+    def payouts_by_account(self) -> dict[str, int]:
+        """Total payout in wei of every account over all rounds."""
+        totals: dict[str, int] = {}
+        for record in self.rounds:
+            for who, amount in record.payouts_wei.items():
+                totals[who] = totals.get(who, 0) + amount
+        return totals
+
+    def total_paid_wei(self) -> int:
+        return sum(self.payouts_by_account().values())
+
+
+@dataclass(frozen=True, eq=False)
+class _Codec:
+    """Encode -> digest -> strict decode, as a trainer uploads and the aggregator fetches."""
+
+    spec_hash: bytes
+    layout: ParamLayout
+
+    def base_digest(self, base: Params) -> bytes:
+        return content_digest(encode_model(base, spec_hash=self.spec_hash))
+
+    def submission(self, trainer: SimTrainer, delta: Params, base_digest: bytes, order: int) -> Submission:
+        """What the aggregator gets for `trainer`'s upload: the decoded flat delta, or why there is none."""
+        try:
+            blob = encode_update(delta, spec_hash=self.spec_hash, base_digest=base_digest)
+        except NonFiniteValues as e:
+            return _submission(trainer, bytes(32), order, failure=RejectReason.NON_FINITE, detail=str(e))
+        digest = content_digest(blob)
+        shapes = dict(zip(self.layout.names, self.layout.shapes, strict=True))
+        try:
+            decoded = decode_update(
+                blob, expected_spec_hash=self.spec_hash, expected_base_digest=base_digest, expected_shapes=shapes
+            )
+        except CodecError as e:
+            reason = RejectReason.NON_FINITE if isinstance(e, NonFiniteValues) else RejectReason.UNDECODABLE
+            return _submission(trainer, digest, order, failure=reason, detail=str(e))
+        return _submission(trainer, digest, order, delta=self.layout.flatten(decoded.tensors))
+
+
+def _submission(trainer: SimTrainer, digest: bytes, order: int, *, delta: NDArray[np.float32] | None = None,
+                failure: RejectReason | None = None, detail: str = "") -> Submission:
+    return Submission(account=trainer.account, digest=digest, cid="", num_samples=trainer.num_samples,
+                      block_number=order, log_index=0, delta=delta, failure=failure, detail=detail)
+
+
+def loss_function(evaluator: Evaluator) -> Callable[[NDArray[np.float64]], float]:
+    """The pipeline's `loss_fn`: mean loss of a flat parameter vector on the evaluation batch."""
+    return lambda vector: evaluator.evaluate_vector(vector).loss
+
+
+def _record(round_id: int, outcome: RoundOutcome, tester: Evaluator) -> RoundRecord:
+    metrics = tester.evaluate_vector(outcome.new_params)
+    return RoundRecord(
+        round_id=round_id,
+        test_accuracy=metrics.accuracy,
+        test_loss=metrics.loss,
+        payouts_wei={row.account: row.payout_wei for row in outcome.trainers if row.payout_wei > 0},
+        rejected={row.account: str(row.reason) for row in outcome.trainers if row.reason is not None},
+        aggregated=tuple(row.account for row in outcome.trainers if row.aggregated),
+        slashed=tuple(order.account for order in outcome.slashes),
+    )
+
+
+def initial_params(spec: ModelSpec) -> Params:
+    return module_to_params(spec.build())
+
+
+def run_federation(trainers: Sequence[SimTrainer], data: BenchData, config: FederationConfig) -> FederationResult:
+    """`config.rounds` rounds of the federation from the spec's initial weights; see the module docstring."""
+    spec = data.spec
+    start = initial_params(spec)
+    codec = _Codec(spec.spec_hash(), ParamLayout.of(start))
+    evaluator, tester = Evaluator(spec, data.eval), Evaluator(spec, data.test)
+    loss_fn = loss_function(evaluator)
+    params = codec.layout.flatten(start)
+    state = AggregationState()
+    ratings: dict[str, Rating] = {}
+    history: tuple[Fingerprint, ...] = ()
+    memory = AttackerMemory()
+    clock = {"training": 0.0, "codec": 0.0, "pipeline": 0.0, "evaluation": 0.0}
+    records = []
+    for round_id in range(1, config.rounds + 1):
+        base = codec.layout.unflatten(params)
+        t0 = time.perf_counter()
+        deltas = round_deltas(trainers, base, spec, config.training, round_id, config.attack_params, memory)
+        t1 = time.perf_counter()
+        base_digest = codec.base_digest(base)
+        order = [codec.submission(t, d, base_digest, round_id * 1_000 + i) for i, (t, d) in enumerate(
+            zip(trainers, deltas, strict=True))]
+        t2 = time.perf_counter()
+        inputs = RoundInputs(
+            task_id=TASK_ID, round_id=round_id, base=params, submissions=tuple(order), budget_wei=config.budget_wei,
+            history=history, ratings=ratings, state=state,
+        )
+        outcome = run_round(inputs, loss_fn, config.pipeline)
+        t3 = time.perf_counter()
+        records.append(_record(round_id, outcome, tester))
+        clock["training"] += t1 - t0
+        clock["codec"] += t2 - t1
+        clock["pipeline"] += t3 - t2
+        clock["evaluation"] += time.perf_counter() - t3
+        params, state, ratings, history = outcome.new_params, outcome.state, dict(outcome.ratings), outcome.fingerprints
+    return FederationResult(
+        rounds=tuple(records),
+        final_params=np.asarray(params, dtype=np.float32),
+        initial_accuracy=tester.evaluate(start).accuracy,
+        seconds=PhaseSeconds(**clock),
+    )

@@ -1,0 +1,226 @@
+"""Robustness: every attack at 10 / 20 / 30 % of the trainers against every aggregation rule.
+
+Each rule runs inside flchain's pipeline (fast filters, LossScore gating, the rule, outer step lr 1), and
+"fedavg-plain" is textbook FedAvg through the same code with filters and gating off (the unprotected
+reference). `n_trainers` trainers share an IID split of the training data; the last `round(f * n)` of them
+are the attackers (`bench.behaviours`), so they submit after the honest ones. Per cell:
+
+- accuracy ratio: final test accuracy / the same rule's final test accuracy without attackers (same seed);
+- attackers' payout share: what the attackers were paid over all rounds / what everyone was paid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from aggregator.pipeline import PipelineConfig
+from aggregator.rules import AggregationRule
+from bench import plots
+from bench.behaviours import Behaviour, SimTrainer, poisoned
+from bench.data import BenchData, load_bench_data
+from bench.federation import FederationConfig, account, plain_fedavg_config, run_federation
+from bench.report import Aim, ExperimentReport, aim_at_least, aim_at_most
+from bench.settings import Mode, RobustnessSettings, RuleConfig
+from flchain.ml.partition import partition_iid
+
+logger = logging.getLogger(__name__)
+
+DEFAULT = RuleConfig.CENTERED_CLIP
+AIM_FRACTION = 0.3
+AIM_RATIO, AIM_SHARE = 0.98, 0.01
+
+Matrices = dict[float, dict[str, NDArray[np.float64]]]
+"""Per attacker fraction: named (attack x rule) matrices."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    rule: str
+    attack: str
+    fraction: float
+    seed: int
+    attackers: int
+    final_accuracy: float
+    payout_share: float
+    rejected_attacker_submissions: int
+    attacker_submissions: int
+    rejected_honest_submissions: int
+    seconds: float
+
+
+def pipeline_config(rule: RuleConfig) -> PipelineConfig:
+    if rule is RuleConfig.FEDAVG_PLAIN:
+        return plain_fedavg_config()
+    return PipelineConfig(rule=AggregationRule(rule.value))
+
+
+def _trainers(data: BenchData, settings: RobustnessSettings, attack: Behaviour, attackers: int,
+              seed: int) -> list[SimTrainer]:
+    parts = partition_iid(len(data.train), settings.n_trainers, seed)
+    first_attacker = settings.n_trainers - attackers
+    trainers = []
+    for i, part in enumerate(parts):
+        kind = attack if i >= first_attacker else Behaviour.HONEST
+        local = poisoned(data.train.subset(part), kind, settings.attack_params, seed * 10_000 + i)
+        trainers.append(SimTrainer(account(i), local, kind, seed * 10_000 + i))
+    return trainers
+
+
+def _cell(data: BenchData, settings: RobustnessSettings, rule: RuleConfig, attack: Behaviour, fraction: float,
+          seed: int) -> Cell:
+    start = time.perf_counter()
+    attackers = round(fraction * settings.n_trainers)
+    trainers = _trainers(data, settings, attack, attackers, seed)
+    config = FederationConfig(pipeline_config(rule), settings.rounds, settings.train, settings.attack_params)
+    result = run_federation(trainers, data, config)
+    bad = {t.account for t in trainers if t.behaviour is not Behaviour.HONEST}
+    paid = result.payouts_by_account()
+    total = sum(paid.values())
+    share = sum(v for k, v in paid.items() if k in bad) / total if total else 0.0
+    rejected = sum(1 for record in result.rounds for who in record.rejected if who in bad)
+    rejected_honest = sum(1 for record in result.rounds for who in record.rejected if who not in bad)
+    return Cell(rule.value, attack.value, fraction, seed, attackers, result.final_accuracy, share, rejected,
+                attackers * settings.rounds, rejected_honest, time.perf_counter() - start)
+
+
+def _all_cells(data: BenchData, settings: RobustnessSettings) -> list[Cell]:
+    cells = []
+    for seed in settings.seeds:
+        seeded = dataclasses.replace(data, spec=dataclasses.replace(data.spec, seed=seed))
+        for rule in settings.rules:
+            logger.info("robustness: seed %d, rule %s", seed, rule.value)
+            cells.append(_cell(seeded, settings, rule, Behaviour.HONEST, 0.0, seed))
+            for attack in settings.attacks:
+                for fraction in settings.fractions:
+                    cells.append(_cell(seeded, settings, rule, attack, fraction, seed))
+    return cells
+
+
+def _matrices(cells: list[Cell], settings: RobustnessSettings) -> Matrices:
+    """Per fraction: (attack x rule) matrices of the mean accuracy ratio and payout share over seeds."""
+    clean = {(c.rule, c.seed): c.final_accuracy for c in cells if c.attack == Behaviour.HONEST.value}
+    out = {}
+    for fraction in settings.fractions:
+        ratio = np.full((len(settings.attacks), len(settings.rules)), np.nan)
+        share, rejected = np.full_like(ratio, np.nan), np.full_like(ratio, np.nan)
+        for i, attack in enumerate(settings.attacks):
+            for j, rule in enumerate(settings.rules):
+                hits = [c for c in cells if c.attack == attack.value and c.rule == rule.value
+                        and c.fraction == fraction]
+                ratios = [c.final_accuracy / clean[(c.rule, c.seed)] for c in hits if clean[(c.rule, c.seed)] > 0]
+                ratio[i, j] = np.mean(ratios) if ratios else np.nan
+                share[i, j] = np.mean([c.payout_share for c in hits]) if hits else np.nan
+                rejected[i, j] = np.mean([c.rejected_attacker_submissions / c.attacker_submissions
+                                          for c in hits if c.attacker_submissions]) if hits else np.nan
+        out[fraction] = {"accuracy_ratio": ratio, "payout_share": share, "rejected_fraction": rejected}
+    return out
+
+
+def _clean_row(cells: list[Cell], settings: RobustnessSettings) -> list[float]:
+    return [float(np.mean([c.final_accuracy for c in cells if c.attack == "honest" and c.rule == r.value]))
+            for r in settings.rules]
+
+
+def _honest_rejections(cells: list[Cell], settings: RobustnessSettings) -> dict[str, int]:
+    """Per rule: honest submissions the filters rejected, over every run (should be 0)."""
+    return {r.value: sum(c.rejected_honest_submissions for c in cells if c.rule == r.value) for r in settings.rules}
+
+
+def _table(title: str, matrix: np.ndarray, settings: RobustnessSettings, fmt: str) -> list[str]:
+    rules = [r.value for r in settings.rules]
+    lines = [f"### {title}", "", "| attack | " + " | ".join(rules) + " |", "|---|" + "---:|" * len(rules)]
+    for i, attack in enumerate(settings.attacks):
+        cells = ["n/a" if np.isnan(v) else format(v, fmt) for v in matrix[i]]
+        lines.append(f"| {attack.value} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _markdown(settings: RobustnessSettings, data: BenchData, matrices: Matrices, clean: list[float],
+              honest_rejected: dict[str, int]) -> list[str]:
+    rules = [r.value for r in settings.rules]
+    lines = [
+        "# Robustness: attacks x aggregation rules",
+        "",
+        f"Data: {data.dataset_name}, IID split across {settings.n_trainers} trainers; model {data.spec.name}; "
+        f"{settings.rounds} rounds x {settings.train.local_steps} local SGD steps (batch "
+        f"{settings.train.batch_size}, lr {settings.train.lr}); seeds {list(settings.seeds)}. Every rule runs in "
+        "flchain's pipeline (filters + LossScore gating + rule + outer step); `fedavg-plain` is FedAvg with "
+        "filters and gating off. `centered_clip` is flchain's default. Attack parameters: "
+        f"`{dataclasses.asdict(settings.attack_params)}` (see bench/behaviours.py).",
+        "",
+        "Clean final test accuracy (no attackers): "
+        + ", ".join(f"{r} {a:.3f}" for r, a in zip(rules, clean, strict=True)) + ".",
+        "",
+        "Honest submissions rejected by the filters, over all runs of each rule: "
+        + ", ".join(f"{r} {n}" for r, n in honest_rejected.items()) + ".",
+        "",
+    ]
+    for fraction in sorted(matrices, reverse=True):
+        pct = f"{fraction:.0%}"
+        lines += _table(f"Final accuracy / clean accuracy, {pct} attackers", matrices[fraction]["accuracy_ratio"],
+                        settings, ".3f")
+        lines += _table(f"Attackers' share of payouts, {pct} attackers (percent)",
+                        100 * matrices[fraction]["payout_share"], settings, ".1f")
+        lines += _table(f"Attackers' submissions rejected by the filters, {pct} attackers (percent)",
+                        100 * matrices[fraction]["rejected_fraction"], settings, ".0f")
+    return lines
+
+
+def _aims(matrices: Matrices, settings: RobustnessSettings) -> tuple[Aim, ...]:
+    if AIM_FRACTION not in matrices or DEFAULT not in settings.rules:
+        return ()
+    j = settings.rules.index(DEFAULT)
+    aims = []
+    for i, attack in enumerate(settings.attacks):
+        ratio = float(matrices[AIM_FRACTION]["accuracy_ratio"][i, j])
+        share = float(matrices[AIM_FRACTION]["payout_share"][i, j])
+        aims.append(aim_at_least(f"default, 30 % {attack.value}: accuracy / clean", ratio, AIM_RATIO))
+        aims.append(aim_at_most(f"default, 30 % {attack.value}: attackers' payout share", share, AIM_SHARE))
+    return tuple(aims)
+
+
+def run(settings: RobustnessSettings, mode: Mode, out_dir: Path) -> ExperimentReport:
+    start = time.perf_counter()
+    data = load_bench_data(settings.data)
+    cells = _all_cells(data, settings)
+    matrices = _matrices(cells, settings)
+    clean = _clean_row(cells, settings)
+    honest_rejected = _honest_rejections(cells, settings)
+    figures = plots.robustness_figures(matrices, [a.value for a in settings.attacks],
+                                       [r.value for r in settings.rules], out_dir)
+    results = {
+        "data": data.describe(),
+        "rules": [r.value for r in settings.rules],
+        "attacks": [a.value for a in settings.attacks],
+        "clean_accuracy": dict(zip([r.value for r in settings.rules], clean, strict=True)),
+        "honest_submissions_rejected": honest_rejected,
+        "matrices": {f"{f:g}": {k: v.tolist() for k, v in m.items()} for f, m in matrices.items()},
+        "cells": [dataclasses.asdict(c) for c in cells],
+    }
+    notes = (
+        "Payout shares count every round's Merkle payout leaves from run_round; slashes are not subtracted.",
+        "'Rejected' counts attacker submissions the fast filters rejected (duplicates, replays, norm outliers, "
+        "zero updates); an accepted update with a non-positive LossScore is neither paid nor aggregated "
+        "but is not counted as rejected. fedavg-plain's filters are off except the pipeline's zero-update rule.",
+    )
+    markdown = _markdown(settings, data, matrices, clean, honest_rejected)
+    return ExperimentReport("robustness", mode.value, settings, results, markdown, _aims(matrices, settings),
+                            time.perf_counter() - start, notes, tuple(p.name for p in figures),
+                            _headline(matrices, settings))
+
+
+def _headline(matrices: Matrices, settings: RobustnessSettings) -> str:
+    fraction = max(matrices)
+    if DEFAULT not in settings.rules:
+        return ""
+    j = settings.rules.index(DEFAULT)
+    ratio, share = matrices[fraction]["accuracy_ratio"][:, j], matrices[fraction]["payout_share"][:, j]
+    return (f"default at {fraction:.0%} attackers: accuracy / clean {np.nanmin(ratio):.3f} (worst attack), "
+            f"attackers' payout share up to {100 * np.nanmax(share):.1f} %")
