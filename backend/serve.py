@@ -11,7 +11,9 @@ from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
+from backend.api.cache import ResponseCache, data_version_of
 from backend.api.main import create_app
 from backend.core.config import ApiSettings, IndexerSettings
 from backend.db.session import init_db, make_engine, session_factory
@@ -59,12 +61,28 @@ class IndexerThread:
         self.thread.join(timeout_s)
 
 
+def response_cache(engine: Engine, settings: ApiSettings) -> ResponseCache | None:
+    """The response cache `settings` ask for, if `engine`'s database can tell when it changed (a SQLite file)."""
+    if settings.response_cache_mib == 0:
+        return None
+    version = data_version_of(engine)
+    if version is None:
+        logger.info("no response cache: %s has no cheap data version", engine.url.get_backend_name())
+        return None
+    return ResponseCache(version, settings.response_cache_mib * 1024 * 1024)
+
+
 def app_from_environment() -> FastAPI:
     """The API over FLCHAIN_API_DATABASE_URL, for uvicorn worker processes (`--workers` > 1, no indexer)."""
     settings = ApiSettings()
     engine = make_engine(settings.database_url)
     init_db(engine)
-    return create_app(session_factory(engine), cors_origins=settings.cors_origins, db_threads=settings.db_threads)
+    return create_app(
+        session_factory(engine),
+        cors_origins=settings.cors_origins,
+        db_threads=settings.db_threads,
+        response_cache=response_cache(engine, settings),
+    )
 
 
 def serve_api(api_settings: ApiSettings, indexer_settings: IndexerSettings | None) -> None:
@@ -101,5 +119,6 @@ def serve_api(api_settings: ApiSettings, indexer_settings: IndexerSettings | Non
         indexer_status=status,
         workers=workers,
         db_threads=api_settings.db_threads,
+        response_cache=response_cache(engine, api_settings),
     )
     uvicorn.run(app, host=api_settings.host, port=api_settings.port, log_level=api_settings.log_level, access_log=False)

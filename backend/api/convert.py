@@ -17,7 +17,8 @@ from backend.api.schemas import (
     SubmissionOut,
     TrainerRoundLine,
 )
-from backend.db.models import ReportFetch, ReputationRecord, Round, RoundReport, ScoreEntry, SlashRecord, Trainer
+from backend.crud.common import AnyRow
+from backend.db.models import ReportFetch, ReputationRecord, Round, RoundReport, ScoreEntry, SlashRecord
 from flchain.chain.types import REPUTATION_SCALE
 
 SLASH_REASONS = {1: "digest mismatch", 2: "copied update", 3: "non-finite values", 4: "malformed update"}
@@ -27,7 +28,7 @@ def scaled(value: int | None) -> float | None:
     return None if value is None else value / REPUTATION_SCALE
 
 
-def reputation_point(record: ReputationRecord) -> ReputationPoint:
+def reputation_point(record: ReputationRecord | AnyRow) -> ReputationPoint:
     return ReputationPoint(
         round=record.round,
         mu=record.mu / REPUTATION_SCALE,
@@ -37,7 +38,7 @@ def reputation_point(record: ReputationRecord) -> ReputationPoint:
     )
 
 
-def slash_out(record: SlashRecord) -> SlashOut:
+def slash_out(record: SlashRecord | AnyRow) -> SlashOut:
     return SlashOut(
         task_id=record.task_id,
         round=record.round,
@@ -99,7 +100,8 @@ def round_detail(
     return RoundDetail(**round_fields(row, fetch, report), trainers=lines)
 
 
-def leaderboard_row(rank: int, trainer: Trainer) -> LeaderboardRow:
+def leaderboard_row(rank: int, trainer: AnyRow) -> LeaderboardRow:
+    """One ranked row, from a leaderboard query row (crud.tasks.LEADERBOARD_COLUMNS)."""
     return LeaderboardRow(
         rank=rank,
         address=trainer.address,

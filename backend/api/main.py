@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.api.cache import ResponseCache, ResponseCacheMiddleware
 from backend.api.routes import health, tasks, trainers, web
 from backend.api.routes.web import STATIC_DIR
 from backend.api.telemetry import ApiMetrics, MetricsMiddleware
@@ -33,8 +34,10 @@ def create_app(
     indexer_status: IndexerStatus | None = None,
     workers: Sequence[BackgroundWorker] = (),
     db_threads: int = 8,
+    response_cache: ResponseCache | None = None,
 ) -> FastAPI:
-    """The API over the database behind `sessions`; `indexer_status` adds chain head and lag to /health."""
+    """The API over the database behind `sessions`; `indexer_status` adds chain head and lag to /health;
+    `response_cache` answers repeated GETs under /api/ until the database changes (see backend.api.cache)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -64,6 +67,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if response_cache is not None:  # innermost: CORS headers and metrics apply to cached answers too
+        app.add_middleware(ResponseCacheMiddleware, cache=response_cache)
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET"], allow_headers=["*"])
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
+
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]
+"""A result row of any width; its columns are read by name (row.address)."""
 
 
 def count(session: Session, query: Select[Any]) -> int:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from backend.crud.common import count
+from backend.crud.common import AnyRow, count
 from backend.db.models import (
     ClaimRecord,
     Payout,
@@ -25,6 +25,43 @@ from backend.db.models import (
 
 LeaderboardSort = Literal["reputation", "earned", "stake", "submissions"]
 
+trainers = Trainer.__table__.c  # plain table columns: rows without the ORM loading step
+tasks = Task.__table__.c
+
+LEADERBOARD_COLUMNS = (
+    trainers.address,
+    trainers.stake_wei,
+    trainers.reputation_mu,
+    trainers.reputation_sigma,
+    trainers.reputation_score,
+    trainers.reputation_round,
+    trainers.earned_wei,
+    trainers.claimed_wei,
+    trainers.slashed_wei,
+    trainers.submissions,
+)
+_TASK_EXISTS = select(tasks.task_id).where(tasks.task_id == bindparam("task_id"))
+_TRAINER_COUNT = select(func.count()).select_from(Trainer.__table__).where(trainers.task_id == bindparam("task_id"))
+
+
+def _leaderboard_page(*order: Any) -> Select[Any]:
+    return (
+        select(*LEADERBOARD_COLUMNS)
+        .where(trainers.task_id == bindparam("task_id"))
+        .order_by(*order, trainers.address)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
+# built once: the statement's cache key is computed once, not per request
+_LEADERBOARD_PAGES: dict[str, Select[Any]] = {
+    "reputation": _leaderboard_page(trainers.reputation_mu.desc().nulls_last()),
+    "earned": _leaderboard_page(trainers.earned_wei.desc()),
+    "stake": _leaderboard_page(trainers.stake_wei.desc()),
+    "submissions": _leaderboard_page(trainers.submissions.desc()),
+}
+
 
 def list_tasks(session: Session, closed: bool | None, limit: int, offset: int) -> tuple[Sequence[Task], int]:
     query = select(Task)
@@ -36,6 +73,10 @@ def list_tasks(session: Session, closed: bool | None, limit: int, offset: int) -
 
 def get_task(session: Session, task_id: int) -> Task | None:
     return session.get(Task, task_id)
+
+
+def task_exists(session: Session, task_id: int) -> bool:
+    return session.execute(_TASK_EXISTS, {"task_id": task_id}).first() is not None
 
 
 def task_totals(session: Session, task_id: int) -> dict[str, int]:
@@ -107,16 +148,11 @@ def round_participants(session: Session, task_id: int, round_id: int) -> dict[st
 
 def leaderboard(
     session: Session, task_id: int, sort: LeaderboardSort, limit: int, offset: int
-) -> tuple[Sequence[Trainer], int]:
-    order: tuple[Any, ...] = {
-        "reputation": (Trainer.reputation_mu.desc().nulls_last(),),
-        "earned": (Trainer.earned_wei.desc(),),
-        "stake": (Trainer.stake_wei.desc(),),
-        "submissions": (Trainer.submissions.desc(),),
-    }[sort]
-    query = select(Trainer).where(Trainer.task_id == task_id)
-    rows = session.scalars(query.order_by(*order, Trainer.address).limit(limit).offset(offset)).all()
-    return rows, count(session, query)
+) -> tuple[Sequence[AnyRow], int]:
+    """One page of the task's trainers (LEADERBOARD_COLUMNS) ranked by `sort`, ties by address; and their count."""
+    params = {"task_id": task_id}
+    rows = session.execute(_LEADERBOARD_PAGES[sort], {**params, "limit": limit, "offset": offset}).all()
+    return rows, int(session.scalar(_TRAINER_COUNT, params) or 0)
 
 
 def task_metrics(session: Session, task_id: int) -> Sequence[tuple[Round, ReportFetch | None, RoundReport | None]]:

@@ -175,12 +175,14 @@ class ReputationRecord(Base):
 
     task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    trainer: Mapped[str] = mapped_column(ADDRESS, primary_key=True, index=True)
+    trainer: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
     mu: Mapped[int] = mapped_column(BigInteger)
     sigma: Mapped[int] = mapped_column(Uint)
     score: Mapped[int] = mapped_column(BigInteger)
     block_number: Mapped[int] = mapped_column(BigInteger)
     tx_hash: Mapped[str] = mapped_column(HEX32)
+
+    __table_args__ = (Index("ix_reputations_trainer_task_round", "trainer", "task_id", "round"),)
 
 
 class ClaimRecord(Base):
@@ -190,12 +192,15 @@ class ClaimRecord(Base):
     log_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     task_id: Mapped[int] = mapped_column(BigInteger, index=True)
     round: Mapped[int] = mapped_column(BigInteger)
-    account: Mapped[str] = mapped_column(ADDRESS, index=True)
+    account: Mapped[str] = mapped_column(ADDRESS)
     leaf_index: Mapped[int] = mapped_column(Uint)
     amount_wei: Mapped[int] = mapped_column(Uint)
     block_number: Mapped[int] = mapped_column(BigInteger)
 
-    __table_args__ = (Index("ix_claims_leaf", "task_id", "round", "leaf_index"),)
+    __table_args__ = (
+        Index("ix_claims_leaf", "task_id", "round", "leaf_index"),
+        Index("ix_claims_account_task", "account", "task_id"),
+    )
 
 
 class SlashRecord(Base):
@@ -205,11 +210,13 @@ class SlashRecord(Base):
     log_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     task_id: Mapped[int] = mapped_column(BigInteger, index=True)
     round: Mapped[int] = mapped_column(BigInteger)
-    trainer: Mapped[str] = mapped_column(ADDRESS, index=True)
+    trainer: Mapped[str] = mapped_column(ADDRESS)
     amount_wei: Mapped[int] = mapped_column(Uint)
     reason_code: Mapped[int] = mapped_column(Integer)
     evidence_cid: Mapped[str] = mapped_column(Text)
     block_number: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_slashes_trainer_task", "trainer", "task_id", "block_number", "log_index"),)
 
 
 class ScoreEntry(Base):
@@ -219,7 +226,7 @@ class ScoreEntry(Base):
 
     task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    account: Mapped[str] = mapped_column(ADDRESS, primary_key=True, index=True)
+    account: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
     digest: Mapped[str] = mapped_column(HEX32)
     cid: Mapped[str] = mapped_column(Text)
     num_samples: Mapped[int] = mapped_column(Uint)
@@ -238,6 +245,8 @@ class ScoreEntry(Base):
     slash_bps: Mapped[int] = mapped_column(Integer)
     slash_reason: Mapped[int | None] = mapped_column(Integer)
 
+    __table_args__ = (Index("ix_score_entries_account_task_round", "account", "task_id", "round"),)
+
 
 class Payout(Base):
     """One leaf of a round's payout tree with its Merkle proof (from the verified tree dump)."""
@@ -247,6 +256,8 @@ class Payout(Base):
     task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     leaf_index: Mapped[int] = mapped_column(Uint, primary_key=True)
-    account: Mapped[str] = mapped_column(ADDRESS, index=True)
+    account: Mapped[str] = mapped_column(ADDRESS)
     amount_wei: Mapped[int] = mapped_column(Uint)
     proof: Mapped[list[str]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_payouts_account_task_leaf", "account", "task_id", "round", "leaf_index"),)

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateIndex
 
 from backend.db.models import Base
 
@@ -35,8 +36,12 @@ def make_engine(database_url: str) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create every table that does not exist yet."""
+    """Create every table and every index that does not exist yet (an index added to an existing table too)."""
     Base.metadata.create_all(engine)
+    with engine.begin() as connection:
+        for table in Base.metadata.sorted_tables:
+            for index in table.indexes:
+                connection.execute(CreateIndex(index, if_not_exists=True))
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

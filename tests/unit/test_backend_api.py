@@ -6,14 +6,18 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.api.deps import MAX_LIMIT, MAX_OFFSET, InvalidAddress, parse_address
 from backend.api.main import create_app
 from backend.crud import tasks as crud_tasks
+from backend.db.models import ClaimRecord, Payout
 from backend.db.session import init_db, make_engine, session_factory
 from backend.indexer.projector import apply_event
 from tests.unit.test_backend_indexer import ALICE, ALICE_CS, BOB, SPONSOR, ev, task_created
+
+BOB_CS = "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"
 
 CHECKSUMMED = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 
@@ -138,3 +142,53 @@ def test_page_and_openapi_are_served(client: TestClient) -> None:
     assert page.status_code == 200 and "leaderboard" in page.text
     assert client.get("/static/app.js").status_code == 200
     assert "/api/tasks/{task_id}/rounds/{round_id}" in schema["paths"]
+
+
+def test_proofs_flag_claimed_leaves_and_filter_unclaimed(sessions: sessionmaker[Session], client: TestClient) -> None:
+    with sessions.begin() as session:
+        for task_id, round_, leaf, who in (
+            (1, 1, 0, ALICE_CS),
+            (1, 2, 3, ALICE_CS),
+            (2, 1, 1, ALICE_CS),
+            (1, 1, 1, BOB_CS),
+        ):
+            session.add(Payout(task_id=task_id, round=round_, leaf_index=leaf, account=who, amount_wei=5, proof=[]))
+        for leaf, who in ((0, ALICE_CS), (1, BOB_CS)):  # Bob's claim is on another leaf of the same round
+            session.add(
+                ClaimRecord(
+                    tx_hash=f"0x{leaf:064x}",
+                    log_index=0,
+                    task_id=1,
+                    round=1,
+                    account=who,
+                    leaf_index=leaf,
+                    amount_wei=5,
+                    block_number=20,
+                )
+            )
+
+    every = client.get(f"/api/trainers/{ALICE}/proofs").json()
+    unclaimed = client.get(f"/api/trainers/{ALICE}/proofs?unclaimed=true").json()
+    one = client.get(f"/api/trainers/{ALICE}/proofs?task_id=1&unclaimed=true&limit=1").json()
+
+    assert [(p["task_id"], p["round"], p["index"], p["claimed"]) for p in every["items"]] == [
+        (1, 1, 0, True),
+        (1, 2, 3, False),
+        (2, 1, 1, False),
+    ]
+    assert [(p["task_id"], p["round"]) for p in unclaimed["items"]] == [(1, 2), (2, 1)] and unclaimed["total"] == 2
+    assert [(p["task_id"], p["round"]) for p in one["items"]] == [(1, 2)] and one["total"] == 1
+
+
+def test_init_db_adds_an_index_missing_from_an_existing_database() -> None:
+    engine = make_engine("sqlite://")
+    init_db(engine)
+    with engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_payouts_account_task_leaf"))
+    dropped = {ix["name"] for ix in inspect(engine).get_indexes("payouts")}
+
+    init_db(engine)
+
+    assert "ix_payouts_account_task_leaf" not in dropped
+    assert "ix_payouts_account_task_leaf" in {ix["name"] for ix in inspect(engine).get_indexes("payouts")}
+    engine.dispose()

@@ -1,14 +1,19 @@
-"""GET /api/tasks…: tasks, rounds (with every trainer's score components), leaderboard and metrics."""
+"""GET /api/tasks…: tasks, rounds (with every trainer's score components), leaderboard and metrics.
+
+Each endpoint is `async` and runs its reads in one worker thread (`run_in_threadpool`), so a request costs one
+thread hop: FastAPI validates and serializes the returned model on the event loop, as for any async endpoint.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from backend.api import convert
-from backend.api.deps import PageDep, RoundPath, SessionsDep, TaskIdPath
+from backend.api.deps import PageDep, Pagination, RoundPath, SessionsDep, TaskIdPath
 from backend.api.schemas import (
     LeaderboardRow,
     Page,
@@ -26,19 +31,32 @@ router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "unknown task or round"}}
 
 
+def _unknown_task(task_id: int) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"task {task_id} is not indexed (unknown task id)")
+
+
 def _task_or_404(session: Session, task_id: int) -> Task:
     task = crud.get_task(session, task_id)
     if task is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"task {task_id} is not indexed (unknown task id)")
+        raise _unknown_task(task_id)
     return task
 
 
+def _require_task(session: Session, task_id: int) -> None:
+    if not crud.task_exists(session, task_id):
+        raise _unknown_task(task_id)
+
+
 @router.get("", response_model=Page[TaskOut], summary="List tasks")
-def list_tasks(
+async def list_tasks(
     sessions: SessionsDep,
     page: PageDep,
     closed: Annotated[bool | None, Query(description="only closed (true) or open (false) tasks")] = None,
 ) -> Page[TaskOut]:
+    return await run_in_threadpool(_list_tasks, sessions, page, closed)
+
+
+def _list_tasks(sessions: sessionmaker[Session], page: Pagination, closed: bool | None) -> Page[TaskOut]:
     with sessions() as session:
         rows, total = crud.list_tasks(session, closed, page.limit, page.offset)
         return Page[TaskOut](
@@ -47,7 +65,11 @@ def list_tasks(
 
 
 @router.get("/{task_id}", response_model=TaskDetail, responses=NOT_FOUND, summary="One task with its totals")
-def get_task(sessions: SessionsDep, task_id: TaskIdPath) -> TaskDetail:
+async def get_task(sessions: SessionsDep, task_id: TaskIdPath) -> TaskDetail:
+    return await run_in_threadpool(_get_task, sessions, task_id)
+
+
+def _get_task(sessions: sessionmaker[Session], task_id: int) -> TaskDetail:
     with sessions() as session:
         task = _task_or_404(session, task_id)
         base = TaskOut.model_validate(task).model_dump()
@@ -55,14 +77,20 @@ def get_task(sessions: SessionsDep, task_id: TaskIdPath) -> TaskDetail:
 
 
 @router.get("/{task_id}/rounds", response_model=Page[RoundOut], responses=NOT_FOUND, summary="Rounds of a task")
-def list_rounds(
+async def list_rounds(
     sessions: SessionsDep,
     task_id: TaskIdPath,
     page: PageDep,
     finalized: Annotated[bool | None, Query(description="only finalized (true) or unfinalized (false) rounds")] = None,
 ) -> Page[RoundOut]:
+    return await run_in_threadpool(_list_rounds, sessions, task_id, page, finalized)
+
+
+def _list_rounds(
+    sessions: sessionmaker[Session], task_id: int, page: Pagination, finalized: bool | None
+) -> Page[RoundOut]:
     with sessions() as session:
-        _task_or_404(session, task_id)
+        _require_task(session, task_id)
         rows, total = crud.list_rounds(session, task_id, finalized, page.limit, page.offset)
         items = [convert.round_out(*row) for row in rows]
         return Page[RoundOut](items=items, total=total, limit=page.limit, offset=page.offset)
@@ -74,9 +102,13 @@ def list_rounds(
     responses=NOT_FOUND,
     summary="One round: every trainer's submission, score components, payout and slash",
 )
-def get_round(sessions: SessionsDep, task_id: TaskIdPath, round_id: RoundPath) -> RoundDetail:
+async def get_round(sessions: SessionsDep, task_id: TaskIdPath, round_id: RoundPath) -> RoundDetail:
+    return await run_in_threadpool(_get_round, sessions, task_id, round_id)
+
+
+def _get_round(sessions: sessionmaker[Session], task_id: int, round_id: int) -> RoundDetail:
     with sessions() as session:
-        _task_or_404(session, task_id)
+        _require_task(session, task_id)
         found = crud.get_round(session, task_id, round_id)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"round {round_id} of task {task_id} is not indexed")
@@ -86,14 +118,20 @@ def get_round(sessions: SessionsDep, task_id: TaskIdPath, round_id: RoundPath) -
 @router.get(
     "/{task_id}/leaderboard", response_model=Page[LeaderboardRow], responses=NOT_FOUND, summary="Trainers ranked"
 )
-def leaderboard(
+async def leaderboard(
     sessions: SessionsDep,
     task_id: TaskIdPath,
     page: PageDep,
     sort: Annotated[crud.LeaderboardSort, Query(description="ranking key")] = "reputation",
 ) -> Page[LeaderboardRow]:
+    return await run_in_threadpool(_leaderboard, sessions, task_id, page, sort)
+
+
+def _leaderboard(
+    sessions: sessionmaker[Session], task_id: int, page: Pagination, sort: crud.LeaderboardSort
+) -> Page[LeaderboardRow]:
     with sessions() as session:
-        _task_or_404(session, task_id)
+        _require_task(session, task_id)
         rows, total = crud.leaderboard(session, task_id, sort, page.limit, page.offset)
         items = [convert.leaderboard_row(page.offset + i + 1, t) for i, t in enumerate(rows)]
         return Page[LeaderboardRow](items=items, total=total, limit=page.limit, offset=page.offset)
@@ -105,9 +143,13 @@ def leaderboard(
     responses=NOT_FOUND,
     summary="Validation loss and accuracy per finalized round, from the score reports",
 )
-def metrics(sessions: SessionsDep, task_id: TaskIdPath) -> TaskMetrics:
+async def metrics(sessions: SessionsDep, task_id: TaskIdPath) -> TaskMetrics:
+    return await run_in_threadpool(_metrics, sessions, task_id)
+
+
+def _metrics(sessions: sessionmaker[Session], task_id: int) -> TaskMetrics:
     with sessions() as session:
-        _task_or_404(session, task_id)
+        _require_task(session, task_id)
         return TaskMetrics(
             task_id=task_id, rounds=[convert.metrics_point(*row) for row in crud.task_metrics(session, task_id)]
         )

@@ -1,23 +1,28 @@
-"""GET /api/trainers/{address}…: a trainer's profile per task and its payout proofs."""
+"""GET /api/trainers/{address}…: a trainer's profile per task and its payout proofs.
+
+Like the task endpoints, each endpoint is `async` and runs its reads in one worker thread.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, cast
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from backend.api import convert
-from backend.api.deps import AddressPath, PageDep, SessionsDep, TaskIdQuery
+from backend.api.deps import AddressPath, PageDep, Pagination, SessionsDep, TaskIdQuery
 from backend.api.schemas import Page, PayoutProof, ScoreStatus, TrainerProfile, TrainerRoundSummary, TrainerTaskProfile
 from backend.crud import trainers as crud
-from backend.db.models import Trainer
+from backend.crud.common import AnyRow
 
 router = APIRouter(prefix="/api/trainers", tags=["trainers"])
 
 
-def _task_profile(session: Session, trainer: Trainer) -> TrainerTaskProfile:
-    address, task_id = trainer.address, trainer.task_id
+def _task_profile(session: Session, address: str, trainer: AnyRow) -> TrainerTaskProfile:
+    """The profile of `address` in one task, from its position row (crud.POSITION_COLUMNS)."""
+    task_id = trainer.task_id
     history = [convert.reputation_point(r) for r in crud.reputation_history(session, address, task_id)]
     claimed = crud.claimed_leaves(session, task_id, address)
     rounds = [
@@ -56,13 +61,17 @@ def _task_profile(session: Session, trainer: Trainer) -> TrainerTaskProfile:
     responses={404: {"description": "address never seen"}},
     summary="A trainer's stake, reputation history, rewards and slashes per task",
 )
-def get_trainer(sessions: SessionsDep, address: AddressPath, task_id: TaskIdQuery = None) -> TrainerProfile:
+async def get_trainer(sessions: SessionsDep, address: AddressPath, task_id: TaskIdQuery = None) -> TrainerProfile:
+    return await run_in_threadpool(_get_trainer, sessions, address, task_id)
+
+
+def _get_trainer(sessions: sessionmaker[Session], address: str, task_id: int | None) -> TrainerProfile:
     with sessions() as session:
         found = crud.positions(session, address, task_id)
         if not found:
             where = f" in task {task_id}" if task_id is not None else ""
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"{address} has never staked, submitted or been paid{where}")
-        return TrainerProfile(address=address, tasks=[_task_profile(session, t) for t in found])
+        return TrainerProfile(address=address, tasks=[_task_profile(session, address, t) for t in found])
 
 
 @router.get(
@@ -70,26 +79,31 @@ def get_trainer(sessions: SessionsDep, address: AddressPath, task_id: TaskIdQuer
     response_model=Page[PayoutProof],
     summary="Payout leaves and Merkle proofs of an address, ready for claim()",
 )
-def get_proofs(
+async def get_proofs(
     sessions: SessionsDep,
     address: AddressPath,
     page: PageDep,
     task_id: TaskIdQuery = None,
     unclaimed: Annotated[bool, Query(description="only leaves not claimed yet")] = False,
 ) -> Page[PayoutProof]:
+    return await run_in_threadpool(_get_proofs, sessions, address, page, task_id, unclaimed)
+
+
+def _get_proofs(
+    sessions: sessionmaker[Session], address: str, page: Pagination, task_id: int | None, unclaimed: bool
+) -> Page[PayoutProof]:
     with sessions() as session:
         rows, total = crud.payout_proofs(session, address, task_id, page.limit, page.offset, unclaimed_only=unclaimed)
-        claimed = crud.claimed_leaves(session, task_id, address)
-        items = [
-            PayoutProof(
-                task_id=p.task_id,
-                round=p.round,
-                index=p.leaf_index,
-                account=p.account,
-                amount_wei=p.amount_wei,
-                proof=list(p.proof),
-                claimed=(p.task_id, p.round, p.leaf_index) in claimed,
-            )
-            for p in rows
-        ]
-        return Page[PayoutProof](items=items, total=total, limit=page.limit, offset=page.offset)
+    items = [
+        PayoutProof(
+            task_id=p.task_id,
+            round=p.round,
+            index=p.leaf_index,
+            account=p.account,
+            amount_wei=p.amount_wei,
+            proof=list(p.proof),
+            claimed=bool(p.claimed),
+        )
+        for p in rows
+    ]
+    return Page[PayoutProof](items=items, total=total, limit=page.limit, offset=page.offset)
