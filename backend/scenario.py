@@ -8,7 +8,6 @@ returns what it did, so tests can check every endpoint against what happened on 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +21,6 @@ from flchain.chain.manifest import DeploymentManifest
 from flchain.chain.types import ClaimItem, Finalization, Reputation, TaskParams, eval_commitment
 from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import advance_time
-from flchain.devnet.ipfs import IpfsNode, start_ipfs
-from flchain.devnet.ipfs import _init_repo as init_ipfs_repo
-from flchain.devnet.process import free_port
 from flchain.merkle import PAYOUT_LEAF_ENCODING, StandardMerkleTree
 from flchain.report import AggregationInfo, ModelMetrics, RoundReport, TrainerScore, canonical_json
 from flchain.storage import Storage
@@ -291,20 +287,3 @@ def run_scenario(w3: Web3, rpc_url: str, manifest_path: Path, storage: Storage) 
     coordinator.with_signer(signer).request_unstake(scenario.task_id)
     scenario.unstaked.append(signer.address)
     return scenario
-
-
-def start_ipfs_isolated(root: Path) -> IpfsNode:
-    """An IPFS daemon whose js-ipfs RPC (gRPC-websocket) port is free too, not the fixed default 5003.
-
-    `flchain.devnet.ipfs.start_ipfs` moves the API, gateway and swarm ports only, so two daemons on one machine
-    (parallel test sessions) collide on 5003; until it does, the backend tests start theirs through this.
-    """
-    repo = root / "repo"
-    if not (repo / "config").exists():
-        repo.mkdir(parents=True, exist_ok=True)
-        init_ipfs_repo(repo, root / "ipfs.log")
-    config_path = repo / "config"
-    config = json.loads(config_path.read_text())
-    config.setdefault("Addresses", {})["RPC"] = f"/ip4/127.0.0.1/tcp/{free_port()}"
-    config_path.write_text(json.dumps(config, indent=2))
-    return start_ipfs(repo, root / "ipfs.log")

@@ -34,7 +34,6 @@ from tests.integration.test_aggregator_round import (
     WINDOW_S,
     Stage,
     aggregator_env,
-    ipfs,  # noqa: F401 - the module's own IPFS daemon fixture
     make_stage,
     run_trainers,
     use_keys,

@@ -10,7 +10,6 @@ over round, and `flchain verify round` must agree with the chain on every round.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import subprocess
@@ -37,8 +36,7 @@ from flchain.chain.events import EventReader
 from flchain.chain.types import RoundStatus
 from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import AnvilNode, advance_time
-from flchain.devnet.ipfs import IpfsNode, _init_repo, start_ipfs
-from flchain.devnet.process import free_port
+from flchain.devnet.ipfs import IpfsNode
 from flchain.ml.data import digits_split
 from flchain.ml.specs import spec_from_name
 from flchain.paths import REPO_ROOT
@@ -187,26 +185,6 @@ def verify_cli(stage: Stage, round_id: int, *extra: str) -> tuple[int, str]:
     result = subprocess.run([sys.executable, "-m", "aggregator.cli", *args], cwd=REPO_ROOT, capture_output=True,
                             text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
     return result.returncode, result.stdout + result.stderr
-
-
-@pytest.fixture(scope="module")
-def ipfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpfsNode]:
-    """An IPFS daemon of our own, its js-ipfs gRPC port (Addresses.RPC, fixed 5003 by default) on a free port.
-
-    Workaround: flchain.devnet.ipfs leaves Addresses.RPC at 5003, so a second daemon on the machine dies with
-    EADDRINUSE right after answering its readiness check.
-    """
-    root = tmp_path_factory.mktemp("ipfs-aggregator")
-    repo, log_path = root / "repo", root / "ipfs.log"
-    _init_repo(repo, log_path)
-    config = json.loads((repo / "config").read_text())
-    config["Addresses"]["RPC"] = f"/ip4/127.0.0.1/tcp/{free_port()}"
-    (repo / "config").write_text(json.dumps(config))
-    node = start_ipfs(repo, log_path)
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from backend.api.main import create_app
 from backend.core.config import IndexerSettings
 from backend.indexer.build import build_indexer
 from backend.indexer.service import Indexer
-from backend.scenario import TOKEN, Scenario, run_scenario, start_ipfs_isolated
+from backend.scenario import TOKEN, Scenario, run_scenario
 from backend.serve import IndexerThread
 from flchain.chain.client import CoordinatorClient, connect
 from flchain.chain.types import REPUTATION_SCALE, ClaimItem
@@ -29,16 +29,6 @@ from flchain.merkle import PAYOUT_LEAF_ENCODING, StandardMerkleTree
 from flchain.storage import IpfsClient
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def ipfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpfsNode]:
-    """This module's IPFS daemon (also safe next to other daemons on the machine, see start_ipfs_isolated)."""
-    node = start_ipfs_isolated(tmp_path_factory.mktemp("ipfs"))
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 @dataclass

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +19,13 @@ from backend.indexer import service
 from backend.indexer.build import build_indexer
 from backend.indexer.errors import ChainChanged
 from backend.indexer.service import Indexer
-from backend.scenario import run_scenario, start_ipfs_isolated
+from backend.scenario import run_scenario
 from flchain.chain.client import connect
 from flchain.devnet.anvil import AnvilNode, start_anvil
 from flchain.devnet.ipfs import IpfsNode
 from flchain.storage import IpfsClient
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def ipfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpfsNode]:
-    """This module's IPFS daemon (also safe next to other daemons on the machine, see start_ipfs_isolated)."""
-    node = start_ipfs_isolated(tmp_path_factory.mktemp("ipfs"))
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 def settings_for(anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path, db: str, **extra: Any) -> IndexerSettings:

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.api.main import create_app
 from backend.core.config import IndexerSettings
 from backend.indexer.build import build_indexer
-from backend.scenario import run_scenario, start_ipfs_isolated
+from backend.scenario import run_scenario
 from flchain.chain.client import connect
 from flchain.devnet.anvil import start_anvil
+from flchain.devnet.ipfs import start_ipfs
 from flchain.storage import IpfsClient
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,7 @@ def indexed_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Run the scenario on a fresh Anvil, index it, and bind the app's sessions to that database."""
     root = tmp_path_factory.mktemp("schemathesis")
     anvil = start_anvil(root / "anvil.log")
-    ipfs = start_ipfs_isolated(root / "ipfs")
+    ipfs = start_ipfs(root / "ipfs-repo", root / "ipfs.log")
     try:
         run_scenario(connect(anvil.rpc_url), anvil.rpc_url, root / "deployment.json", IpfsClient(ipfs.api_url))
         indexer = build_indexer(

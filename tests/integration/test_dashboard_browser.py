@@ -13,13 +13,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from backend.scenario import run_scenario, start_ipfs_isolated
+from backend.scenario import run_scenario
 from flchain.chain.client import connect
 from flchain.devnet.anvil import AnvilNode
 from flchain.devnet.ipfs import IpfsNode
@@ -28,16 +27,6 @@ from flchain.paths import NODE_MODULES, REPO_ROOT
 from flchain.storage import IpfsClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-
-
-@pytest.fixture(scope="module")
-def ipfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpfsNode]:
-    """This module's IPFS daemon (also safe next to other daemons on the machine, see start_ipfs_isolated)."""
-    node = start_ipfs_isolated(tmp_path_factory.mktemp("ipfs"))
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 CHROMIUM = Path("/usr/bin/chromium")

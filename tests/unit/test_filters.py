@@ -130,6 +130,28 @@ def test_a_replay_of_an_earlier_accepted_update_is_a_copy_of_earlier() -> None:
     assert "round 7" in result.verdicts[1].detail and "same digest" in result.verdicts[2].detail
 
 
+def test_an_update_like_the_trainers_own_earlier_one_is_not_a_copy_but_one_like_anothers_is() -> None:
+    # Prepare: round 7 accepted updates of trainers 0, 1 and 2.
+    earlier_updates = honest_updates(3, seed=5)
+    earlier_metas = [meta(i, block=i) for i in range(3)]
+    history = filter_round(earlier_updates, earlier_metas).fingerprints(7, earlier_metas)
+    updates = honest_updates(4, seed=6)
+    updates[0] = earlier_updates[0] * (1 + 1e-4)  # trainer 0: nearly its own earlier update (sketch cosine ~1)
+    updates[1] = earlier_updates[1]  # trainer 1: exactly its own earlier update, same digest (a stale resubmit)
+    updates[2] = earlier_updates[0] * (1 + 1e-4)  # trainer 2: trainer 0's earlier update
+    metas = [meta(0, block=20), meta(1, block=21, digest=earlier_metas[1].digest), meta(2, block=22),
+             meta(3, block=23, digest=earlier_metas[2].digest)]  # trainer 3: trainer 2's earlier bytes
+
+    # Execute
+    result = filter_round(updates, metas, history=history)
+
+    # Assert: own earlier work is not copying; someone else's is, by sketch and by digest.
+    assert [v.reason for v in result.verdicts] == [None, None, RejectReason.COPY_OF_EARLIER,
+                                                   RejectReason.COPY_OF_EARLIER]
+    assert f"update of {earlier_metas[0].trainer}" in result.verdicts[2].detail
+    assert "same digest" in result.verdicts[3].detail
+
+
 def test_fingerprints_keep_only_accepted_updates() -> None:
     updates = honest_updates(4)
     updates[3] = np.nan

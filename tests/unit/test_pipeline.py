@@ -71,6 +71,7 @@ def _mixed_round() -> RoundInputs:
 
 
 def test_honest_trainers_are_paid_and_harmful_and_copied_updates_get_nothing() -> None:
+    """The harmful update passes the filters, so the robust rule aggregates it, but it earns nothing."""
     outcome = run_round(_mixed_round(), quadratic_loss)
 
     rows = _by_account(outcome)
@@ -80,7 +81,7 @@ def test_honest_trainers_are_paid_and_harmful_and_copied_updates_get_nothing() -
         assert (row.loss_score or 0.0) > 0
     attacker, copycat = rows[ATTACKER], rows[COPYCAT]
     assert attacker.status == "accepted" and (attacker.loss_score or 0.0) < 0
-    assert attacker.payout_wei == 0 and attacker.final_score == 0 and not attacker.aggregated
+    assert attacker.payout_wei == 0 and attacker.final_score == 0 and attacker.aggregated
     assert copycat.status == "rejected" and copycat.reason is RejectReason.DUPLICATE
     assert copycat.payout_wei == 0 and copycat.loss_score is None
     assert {leaf.account.lower() for leaf in outcome.payouts} == set(HONEST[:3])
@@ -105,9 +106,44 @@ def test_budget_is_respected_and_split_in_proportion_to_final_scores() -> None:
     assert [leaf.index for leaf in outcome.payouts] == list(range(len(outcome.payouts)))
 
 
-def test_new_model_is_the_outer_step_on_the_aggregate_of_the_positive_updates_only() -> None:
+def test_new_model_is_the_outer_step_on_the_aggregate_of_every_accepted_update() -> None:
     inputs = _mixed_round()
     config = PipelineConfig(rule=AggregationRule.FEDAVG, outer=OuterConfig(lr=1.0))
+
+    outcome = run_round(inputs, quadratic_loss, config)
+
+    accepted = np.stack([np.asarray(s.delta, dtype=np.float64) for s in inputs.submissions[:4]])  # + attacker
+    expected = (np.zeros(DIM) - accepted.mean(axis=0)).astype(np.float32)
+    np.testing.assert_array_equal(outcome.new_params, expected)
+    assert outcome.aggregated_count == 4
+
+
+def test_updates_no_better_alone_are_paid_on_their_share_and_the_model_moves() -> None:
+    # Prepare: local models optimum +- w and optimum +- u, with w, u orthogonal to the optimum and to each
+    # other and longer than it, so adopting any one of them is worse than the base; their mean is the optimum.
+    base = np.zeros(DIM)
+    raw = np.random.default_rng(0).normal(size=(2, DIM))
+    w = raw[0] - (raw[0] @ OPTIMUM) / (OPTIMUM @ OPTIMUM) * OPTIMUM
+    u = raw[1] - (raw[1] @ OPTIMUM) / (OPTIMUM @ OPTIMUM) * OPTIMUM
+    u -= (u @ w) / (w @ w) * w
+    w, u = (1.05 * np.linalg.norm(OPTIMUM) * v / np.linalg.norm(v) for v in (w, u))
+    deltas = [(base - (OPTIMUM + v)).astype(np.float32) for v in (w, -w, u, -u)]
+    inputs = _round([_submission(a, d, block=10 + i) for i, (a, d) in enumerate(zip(HONEST, deltas, strict=True))])
+
+    # Execute
+    outcome = run_round(inputs, quadratic_loss, PipelineConfig(rule=AggregationRule.FEDAVG))
+    alone = [quadratic_loss(base - d) for d in deltas]
+
+    # Assert
+    assert all(loss > quadratic_loss(base) for loss in alone)
+    assert all(row.loss_score is not None and row.loss_score > 0 and row.payout_wei > 0 for row in outcome.trainers)
+    assert outcome.aggregated_count == 4
+    assert quadratic_loss(outcome.new_params.astype(np.float64)) < 1e-6 * quadratic_loss(base)
+
+
+def test_with_the_gate_on_only_the_positive_updates_are_aggregated() -> None:
+    inputs = _mixed_round()
+    config = PipelineConfig(rule=AggregationRule.FEDAVG, outer=OuterConfig(lr=1.0), aggregate_positive_only=True)
 
     outcome = run_round(inputs, quadratic_loss, config)
 
@@ -172,6 +208,22 @@ def test_replay_of_an_earlier_accepted_update_is_caught_in_the_next_round() -> N
     replay_row = _by_account(second)[HONEST[3]]
     assert replay_row.reason is RejectReason.COPY_OF_EARLIER and replay_row.slash_reason == 2
     assert {fp.round_id for fp in second.fingerprints} == {1, 2}
+
+
+def test_an_update_like_the_trainers_own_earlier_one_is_not_slashed_but_anothers_replay_is() -> None:
+    first = run_round(_mixed_round(), quadratic_loss)
+    own = next(s for s in _mixed_round().submissions if s.account == HONEST[2])
+    base = first.new_params.astype(np.float64)
+    subs = [_submission(a, _honest_delta(10 + i, base), block=50 + i) for i, a in enumerate(HONEST[:2])]
+    subs.append(replace(own, block_number=60))  # HONEST[2] resubmits its own round-1 update, same bytes
+    inputs = _round(subs, round_id=2, base=first.new_params, history=first.fingerprints, ratings=first.ratings,
+                    state=first.state)
+
+    second = run_round(inputs, quadratic_loss, PipelineConfig(slash_bps=2500))
+
+    own_row = _by_account(second)[HONEST[2]]
+    assert own_row.status == "accepted" and own_row.slash_bps == 0 and own_row.slash_reason is None
+    assert second.slashes == ()
 
 
 def test_rejected_and_harmful_trainers_rate_below_honest_ones_and_absent_ones_keep_their_rating() -> None:

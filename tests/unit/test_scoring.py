@@ -44,8 +44,8 @@ def test_a_non_finite_base_loss_is_an_error() -> None:
 def test_compute_loss_scores_applies_each_update_alone_with_the_outer_lr() -> None:
     deltas = np.array([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]])  # toward, none, away (delta = base - local)
 
-    full = compute_loss_scores(BASE, deltas, quadratic_loss, outer_lr=1.0)
-    half = compute_loss_scores(BASE, deltas, quadratic_loss, outer_lr=0.5)
+    full = compute_loss_scores(BASE, deltas, quadratic_loss, outer_lr=1.0, n_aggregated=1)
+    half = compute_loss_scores(BASE, deltas, quadratic_loss, outer_lr=0.5, n_aggregated=1)
 
     assert full.loss_before == 2.0
     np.testing.assert_allclose(full.losses_after, [0.0, 2.0, 8.0])
@@ -54,18 +54,36 @@ def test_compute_loss_scores_applies_each_update_alone_with_the_outer_lr() -> No
     np.testing.assert_allclose(half.scores, [0.75, 0.0, -1.25])
 
 
-def test_loss_fn_gets_read_only_vectors_and_inputs_are_untouched() -> None:
+def test_each_update_is_scored_on_its_share_of_the_aggregate_step() -> None:
+    # Two local models at (2, 2) and (0, 0) around the optimum (1, 1): each alone is no better than the base
+    # (loss 2), their mean is the optimum. On its 1/2 share each lands on (1, 1) or stays put.
+    deltas = np.array([[-2.0, -2.0], [0.0, 0.0]])
+
+    alone = compute_loss_scores(BASE, deltas, quadratic_loss, n_aggregated=1)
+    shared = compute_loss_scores(BASE, deltas, quadratic_loss)  # n_aggregated defaults to the 2 rows
+
+    np.testing.assert_allclose(alone.scores, [0.0, 0.0])
+    np.testing.assert_allclose(shared.losses_after, [0.0, 2.0])
+    np.testing.assert_allclose(shared.scores, [1.0, 0.0])
+    quarter = compute_loss_scores(BASE, deltas[:1], quadratic_loss, outer_lr=1.0, n_aggregated=4)
+    np.testing.assert_allclose(quarter.losses_after, [0.5])  # theta = (0.5, 0.5)
+
+
+def test_loss_fn_gets_fresh_float32_vectors_and_inputs_are_untouched() -> None:
     deltas = np.array([[-1.0, -1.0]])
     base = BASE.copy()
-    seen: list[bool] = []
+    seen: list[np.dtype] = []
 
-    def spy(params: np.ndarray) -> float:
-        seen.append(params.flags.writeable)
-        return quadratic_loss(params)
+    def vandal(params: np.ndarray) -> float:
+        seen.append(params.dtype)
+        loss = quadratic_loss(params)
+        params[:] = 99.0  # whatever loss_fn does to its argument stays there
+        return loss
 
-    compute_loss_scores(base, deltas, spy)
+    scores = compute_loss_scores(base, deltas, vandal, n_aggregated=1)
 
-    assert seen == [False, False]
+    assert seen == [np.float32, np.float32]
+    np.testing.assert_allclose(scores.losses_after, [0.0])
     np.testing.assert_array_equal(base, BASE)
     np.testing.assert_array_equal(deltas, [[-1.0, -1.0]])
 

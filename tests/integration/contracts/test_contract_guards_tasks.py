@@ -3,8 +3,6 @@ custom error (one test per guard, on a real Anvil chain)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from eth_utils import keccak
 from web3.exceptions import ContractLogicError
@@ -12,33 +10,18 @@ from web3.exceptions import ContractLogicError
 from flchain.chain.client import CoordinatorClient, TokenClient
 from flchain.chain.compile import load_artifact
 from flchain.chain.errors import ErrorDecoder
-from tests.integration.test_contract_helpers import (
+from tests.integration.contracts.world import (
     COOLDOWN_S,
     MIN_STAKE,
     TOKEN,
     WINDOW_S,
-    Chain,
     World,
-    chain_module,
     reverts,
-    snapshot,
 )
 
 pytestmark = pytest.mark.integration
 ZERO = "0x0000000000000000000000000000000000000000"
 PAUSER_ROLE = keccak(text="PAUSER_ROLE")
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    with chain_module(tmp_path_factory) as c:
-        yield c
-
-
-@pytest.fixture
-def world(chain: Chain) -> Iterator[World]:
-    with snapshot(chain) as w:
-        yield w
 
 
 def sponsor(world: World) -> CoordinatorClient:

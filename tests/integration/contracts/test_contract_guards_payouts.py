@@ -3,38 +3,21 @@ Anvil chain)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.integration.test_contract_helpers import (
+from tests.integration.contracts.world import (
     TOKEN,
-    Chain,
     World,
-    chain_module,
     cid,
     claim_item,
     payout_tree,
     reverts,
-    snapshot,
 )
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.filterwarnings("ignore:The log with transaction hash:UserWarning"),
 ]
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    with chain_module(tmp_path_factory) as c:
-        yield c
-
-
-@pytest.fixture
-def world(chain: Chain) -> Iterator[World]:
-    with snapshot(chain) as w:
-        yield w
 
 
 # ---------------------------------------------------------------------- claim / claimMany

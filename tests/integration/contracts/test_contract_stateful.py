@@ -33,7 +33,7 @@ from hypothesis.stateful import (
 from flchain.chain.client import connect
 from flchain.chain.errors import ContractRevert
 from flchain.merkle import StandardMerkleTree
-from tests.integration.test_contract_helpers import (
+from tests.integration.contracts.world import (
     COOLDOWN_S,
     FINALIZE_TIMEOUT_S,
     MIN_STAKE,

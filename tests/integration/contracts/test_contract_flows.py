@@ -3,42 +3,27 @@ rounds, the timeout escape hatch, pausing, slashing and reputation records."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from flchain.chain.types import Reputation, RoundStatus
-from tests.integration.test_contract_helpers import (
+from tests.integration.contracts.world import (
     COOLDOWN_S,
     FINALIZE_TIMEOUT_S,
     INITIAL_FUNDING,
     MIN_STAKE,
     TOKEN,
     WINDOW_S,
-    Chain,
     World,
-    chain_module,
     claim_item,
     reverts,
-    snapshot,
 )
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.filterwarnings("ignore:The log with transaction hash:UserWarning"),
 ]
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    with chain_module(tmp_path_factory) as c:
-        yield c
-
-
-@pytest.fixture
-def world(chain: Chain) -> Iterator[World]:
-    with snapshot(chain) as w:
-        yield w
 
 
 def assert_tokens_conserved(world: World, *task_ids: int) -> None:

@@ -3,43 +3,27 @@ test per guard, on a real Anvil chain)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from eth_utils import keccak
 
 from flchain.chain.types import Reputation
-from tests.integration.test_contract_helpers import (
+from tests.integration.contracts.world import (
     FINALIZE_TIMEOUT_S,
     REWARD_PER_ROUND,
     TOKEN,
     WINDOW_S,
-    Chain,
     World,
-    chain_module,
     digest,
     reverts,
     rpc,
-    snapshot,
 )
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.filterwarnings("ignore:The log with transaction hash:UserWarning"),
 ]
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    with chain_module(tmp_path_factory) as c:
-        yield c
-
-
-@pytest.fixture
-def world(chain: Chain) -> Iterator[World]:
-    with snapshot(chain) as w:
-        yield w
 
 
 def reputation(round_id: int, mu: int = 25_000_000) -> Reputation:
