@@ -118,14 +118,14 @@ def keys() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(
-    keys: None, ipfs: IpfsNode, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+    keys: None, ipfs: IpfsNode, tmp_path_factory: pytest.TempPathFactory
 ) -> Finalized:
     return run_one_round(tmp_path_factory.mktemp("uninterrupted"), ipfs, crash_after=None)
 
 
 @pytest.mark.parametrize("crash_after", ["open", "score", "finalize", "reputations"])
 def test_kill_9_after_a_step_then_restart_finalizes_the_same_round_once(
-    crash_after: str, uninterrupted: Finalized, keys: None, ipfs: IpfsNode,  # noqa: F811
+    crash_after: str, uninterrupted: Finalized, keys: None, ipfs: IpfsNode,
     tmp_path: Path,
 ) -> None:
     result = run_one_round(tmp_path, ipfs, crash_after)
