@@ -8,19 +8,14 @@ submission of a closed round can still be missing from what was read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from web3 import Web3
 
 from flchain.chain.events import ChainEvent, EventReader, safe_head
-from flchain.chain.types import Finalization
+from flchain.chain.types import Finalization, struct_field
 
 EVENT_NAMES = frozenset({"TaskCreated", "RoundOpened", "UpdateSubmitted", "RoundFinalized"})
-_FINALIZATION_KEYS = (
-    "newModelDigest", "newModelCid", "reportDigest", "reportCid", "evalCid", "payoutRoot", "payoutTotal",
-)
 
 
 @dataclass(frozen=True)
@@ -88,8 +83,8 @@ class TaskLog:
     def _record(self, event: ChainEvent) -> None:
         args = event.args
         if event.name == "TaskCreated":
-            self.initial_model_cid = _field(args["params"], "initialModelCid", 9)
-            self.task_card_cid = _field(args["params"], "taskCardCid", 11)
+            self.initial_model_cid = struct_field(args["params"], "initialModelCid", 9)
+            self.task_card_cid = struct_field(args["params"], "taskCardCid", 11)
             return
         round_id = int(args["round"])
         if event.name == "RoundOpened":
@@ -105,17 +100,4 @@ class TaskLog:
                 )
             )
         elif event.name == "RoundFinalized":
-            self.finalizations[round_id] = _finalization(args["finalization"])
-
-
-def _field(struct: Any, name: str, position: int) -> str:
-    """A string field of an event struct decoded as a mapping or a tuple ("" when the ABI has no such field)."""
-    if isinstance(struct, Mapping):
-        return str(struct.get(name, ""))
-    return str(struct[position]) if len(struct) > position else ""
-
-
-def _finalization(value: Any) -> Finalization:
-    if isinstance(value, Mapping):
-        return Finalization.from_abi([value[key] for key in _FINALIZATION_KEYS])
-    return Finalization.from_abi(value)
+            self.finalizations[round_id] = Finalization.from_event(args["finalization"])

@@ -8,14 +8,12 @@ stopped), behind the configured confirmation depth, and kept in memory: a traine
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from web3 import Web3
 
 from flchain.chain.events import ChainEvent, EventReader, safe_head
-from flchain.chain.types import Finalization
+from flchain.chain.types import Finalization, struct_field
 
 EVENT_NAMES = frozenset({"TaskCreated", "RoundOpened", "UpdateSubmitted", "RoundFinalized"})
 
@@ -66,7 +64,7 @@ class ChainView:
     def _record(self, event: ChainEvent) -> None:
         args = event.args
         if event.name == "TaskCreated":
-            self.task_card_cid = _field(args["params"], "taskCardCid", 11) or None
+            self.task_card_cid = struct_field(args["params"], "taskCardCid", 11) or None
             return
         round_id = int(args["round"])
         if event.name == "RoundOpened":
@@ -86,7 +84,7 @@ class ChainView:
                 )
             )
         elif event.name == "RoundFinalized":
-            self.finalizations[round_id] = _finalization(args["finalization"])
+            self.finalizations[round_id] = Finalization.from_event(args["finalization"])
 
     def finalization(self, round_id: int) -> Finalization | None:
         """The round's RoundFinalized contents (reading new blocks first if not seen yet)."""
@@ -99,21 +97,6 @@ class ChainView:
 
     def rounds_submitted_by(self, account: str) -> list[int]:
         return sorted({s.round_id for s in self.submissions if s.trainer.lower() == account.lower()})
-
-
-def _field(struct: Any, name: str, position: int) -> str:
-    """A string field of an event struct decoded as a mapping or a tuple ("" when the ABI has no such field)."""
-    if isinstance(struct, Mapping):
-        return str(struct.get(name, ""))
-    return str(struct[position]) if len(struct) > position else ""
-
-
-def _finalization(value: Any) -> Finalization:
-    """The event's Finalization struct, decoded by web3 as a tuple or as a name -> value mapping."""
-    if isinstance(value, Mapping):
-        keys = ("newModelDigest", "newModelCid", "reportDigest", "reportCid", "evalCid", "payoutRoot", "payoutTotal")
-        return Finalization.from_abi([value[k] for k in keys])
-    return Finalization.from_abi(value)
 
 
 def chain_time_s(w3: Web3) -> int:

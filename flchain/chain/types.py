@@ -6,7 +6,7 @@ Amounts are token base units (wei); digests are 32-byte `bytes`; durations are s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -177,6 +177,25 @@ class Finalization:
             new_model_digest=bytes(v[0]), new_model_cid=str(v[1]), report_digest=bytes(v[2]),
             report_cid=str(v[3]), eval_cid=str(v[4]), payout_root=bytes(v[5]), payout_total_wei=int(v[6]),
         )
+
+    @classmethod
+    def from_event(cls, value: Mapping[str, Any] | Sequence[Any]) -> Finalization:
+        """The RoundFinalized event's struct, which web3 decodes as a name -> value mapping or as a tuple."""
+        if isinstance(value, Mapping):
+            return cls.from_abi([value[key] for key in _FINALIZATION_FIELDS])
+        return cls.from_abi(value)
+
+
+_FINALIZATION_FIELDS = (
+    "newModelDigest", "newModelCid", "reportDigest", "reportCid", "evalCid", "payoutRoot", "payoutTotal",
+)
+
+
+def struct_field(struct: Mapping[str, Any] | Sequence[Any], name: str, position: int) -> str:
+    """A string field of an event struct decoded as a mapping or a tuple ("" when the ABI has no such field)."""
+    if isinstance(struct, Mapping):
+        return str(struct.get(name, ""))
+    return str(struct[position]) if len(struct) > position else ""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from flchain.chain.client import CoordinatorClient
 from flchain.chain.events import EventReader, safe_head
-from flchain.chain.types import REPUTATION_SCALE
+from flchain.chain.types import REPUTATION_SCALE, Finalization
 from flchain.report import RoundReport
 from flchain.storage.protocol import Storage
 
@@ -70,8 +70,8 @@ def summarize_task(client: CoordinatorClient, storage: Storage, task_id: int, fr
             entry.slashed_wei += int(event.args["amount"])
             entry.slash_reasons.append(int(event.args["reasonCode"]))
         elif event.name == "RoundFinalized":
-            final = event.args["finalization"]
-            report = RoundReport.from_bytes(storage.cat_verified(final["reportCid"], final["reportDigest"]))
+            final = Finalization.from_event(event.args["finalization"])
+            report = RoundReport.from_bytes(storage.cat_verified(final.report_cid, final.report_digest))
             rounds.append(_fold_report(report, trainers))
     for address, entry in trainers.items():
         entry.address = address
