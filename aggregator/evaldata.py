@@ -119,7 +119,7 @@ def batch_loss_fn(evaluator: Evaluator) -> Callable[[NDArray[np.float64]], float
     """`loss_fn` for the pipeline: mean cross-entropy of a flat parameter vector on the evaluator's data."""
 
     def loss(vector: NDArray[np.float64]) -> float:
-        return evaluator.evaluate_vector(np.asarray(vector, dtype=np.float32)).loss
+        return evaluator.loss_vector(np.asarray(vector, dtype=np.float32))
 
     return loss
 

@@ -10,8 +10,13 @@ No I/O: the forward passes are the caller's `loss_fn(flat_params) -> float` (the
 evaluation batch in the service, a tiny quadratic in unit tests). Deterministic: the same inputs give identical
 outputs (every step is deterministic numpy; `loss_fn` must be deterministic too). Inputs are never mutated.
 
-Who is aggregated: the updates the filters accept and, with `aggregate_positive_only` (default), whose loss
-score is positive: an update that makes the evaluation loss worse on its own is neither paid nor applied.
+Who is aggregated: every update the filters accept, by the robust rule (centered clipping by default bounds
+what any one update can move the aggregate, whatever it is). Who is paid: the accepted updates whose loss score
+is positive, in proportion to their final score (`ratings.final_scores`); a harmful, useless or stale update
+earns 0. Each update is scored on its share of the step the aggregate takes, `(outer_lr / n_accepted) * delta_i`
+(see `scoring`). Scores decide pay, not membership: gating the aggregate on them (`aggregate_positive_only=True`,
+kept as an option) froze the model whenever no single update improved the loss alone (benchmarks: 26 of 60 IID
+and 44 of 60 Dirichlet rounds applied nothing, accuracy / centralized 0.975 and 0.788).
 Who is slashed: a rejection whose reason proves misbehaviour (`slash_reasons`: digest mismatch, copying,
 non-finite values by default), with the reason code of `filters.SLASH_CODES`.
 """
@@ -46,7 +51,7 @@ from aggregator.rules import DEFAULT_RULE, AggregationRule, CenteredClipState, R
 from aggregator.rules.common import Vector
 from aggregator.scoring import compute_loss_scores, compute_marginal_scores
 
-LossFn = Callable[[NDArray[np.float64]], float]
+LossFn = Callable[[NDArray[np.floating]], float]
 """Mean loss on the round's evaluation batch of the model with the given flat parameter vector."""
 
 TrainerStatus = Literal["accepted", "rejected"]
@@ -74,7 +79,7 @@ class PipelineConfig:
     ratings: RatingConfig = field(default_factory=RatingConfig)
     slash_bps: int = 1000
     slash_reasons: frozenset[RejectReason] = DEFAULT_SLASH_REASONS
-    aggregate_positive_only: bool = True
+    aggregate_positive_only: bool = False
     compute_loo: bool = False
     fingerprint_rounds: int = 20
 
@@ -251,12 +256,13 @@ def _score(
     after, scores = np.full(n, np.nan), np.full(n, np.nan)
     if not accepted:
         return _Scores(None, after, scores, None)
-    rows = np.stack([np.asarray(ordered[i].delta, dtype=np.float64) for i in accepted])
-    measured = compute_loss_scores(base, rows, loss_fn, config.outer.lr)
+    rows = np.stack([np.asarray(ordered[i].delta) for i in accepted])
+    measured = compute_loss_scores(base, rows, loss_fn, config.outer.lr, n_aggregated=len(accepted))
     after[list(accepted)] = measured.losses_after
     scores[list(accepted)] = measured.scores
     loo = None
     if config.compute_loo:
+        rows = np.asarray(rows, dtype=np.float64)
         aggregate_fn = partial(_aggregate_vector, config=config, state=inputs.state.clip)
         marginal = compute_marginal_scores(base, rows, loss_fn, aggregate_fn, config.outer.lr, measured.loss_before)
         loo = np.full(n, np.nan)

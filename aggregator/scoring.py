@@ -1,10 +1,18 @@
 """LossScore: what one update is worth, from the loss before and after applying it.
 
 Gauntlet (Incentivizing Permissionless Distributed Learning of LLMs, 2025), the core stage: estimate the loss
-on the round's evaluation batch before and after each surviving pseudo-gradient. Update `i` alone is applied as
-the outer step would apply it, `theta_i = theta_base - outer_lr * delta_i`, and
+on the round's evaluation batch before and after each surviving pseudo-gradient. Update `i` is applied with its
+share of the step it actually takes in the round's aggregate of `n` updates (a mean, up to robust clipping),
 
-    score_i = (loss_before - loss_after_i) / |loss_before|
+    theta_i = theta_base - (outer_lr / n) * delta_i,    score_i = (loss_before - loss_after_i) / |loss_before|
+
+Why the share and not the full step `theta_base - outer_lr * delta_i`: the full step adopts trainer `i`'s local
+model, which after a few rounds is worse than the base for every trainer (each local model over-fits its own
+shard; only their average improves), so every score went non-positive although the aggregate kept improving.
+The share measures the direction and size the update contributes to the aggregate: a helpful update scores
+positive, a harmful direction (sign flip, flipped labels) negative. `n` is the number of updates aggregated
+(`n_aggregated`, the rows by default); `n = 1` is the old "adopt the local model" probe. Outer momentum is left
+out: it adds the same carried-over term to every update's step.
 
 the relative improvement. Normalizing by the round's own base loss (not by the best improvement of the round)
 keeps a trainer's score independent of who else took part, so a Sybil cannot deflate the others by adding a
@@ -16,7 +24,9 @@ The optional leave-one-out marginal score measures the update inside the aggrega
 `(loss(aggregate without i) - loss(aggregate)) / |loss_before|`, positive when removing `i` hurts.
 
 The forward passes are the caller's: it hands in `loss_fn(params_vector) -> float` (load the flat vector into
-the model, evaluate the batch, return the mean loss), so the math is tested here with a tiny quadratic.
+the model, evaluate the batch, return the mean loss), so the math is tested here with a tiny quadratic. The
+probed vectors are float32 (the model's dtype), each a fresh array built with one pass over the update and no
+float64 temporaries, so a float32 `loss_fn` (the ml `Evaluator`) uses it without another copy.
 """
 
 from __future__ import annotations
@@ -30,8 +40,9 @@ from numpy.typing import NDArray
 
 from aggregator.rules.common import Matrix, Vector, read_only
 
-LossFn: TypeAlias = Callable[[NDArray[np.float64]], float]
-"""Loss of the model with the given flat parameter vector on the round's evaluation batch (read-only input)."""
+LossFn: TypeAlias = Callable[[NDArray[np.floating]], float]
+"""Loss of the model with the given flat parameter vector on the round's evaluation batch. The vector is a fresh
+float32 array per call, never one of the caller's arrays, so what `loss_fn` does with it cannot reach them."""
 
 AggregateFn: TypeAlias = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 """The round's aggregation rule as a function of the updates matrix, e.g. `partial(aggregate, rule, ...)`."""
@@ -85,6 +96,14 @@ def marginal_scores(loss_before: float, loss_aggregate: float, losses_without: V
     return np.where(np.isfinite(without), scores, -np.inf)
 
 
+def _stepped(base32: NDArray[np.float32], delta: NDArray[np.floating], step: float) -> NDArray[np.float32]:
+    """`base32 - step * delta` as a fresh float32 vector: `step * delta` rounded once to float32, then subtracted."""
+    out = np.empty(base32.shape, dtype=np.float32)
+    np.multiply(delta, step, out=out, casting="same_kind")
+    np.subtract(base32, out, out=out)
+    return out
+
+
 def _apply(base: NDArray[np.float64], delta: NDArray[np.float64], outer_lr: float) -> NDArray[np.float64]:
     return read_only(base - outer_lr * delta)
 
@@ -97,11 +116,31 @@ def _check(base_vector: Vector, deltas: Matrix) -> tuple[NDArray[np.float64], ND
     return base, rows
 
 
-def compute_loss_scores(base_vector: Vector, deltas: Matrix, loss_fn: LossFn, outer_lr: float = 1.0) -> LossScores:
-    """Evaluate the base and each `base - outer_lr * delta_i` with `loss_fn`, then score them."""
-    base, rows = _check(base_vector, deltas)
-    loss_before = float(loss_fn(read_only(base)))
-    losses_after = np.array([float(loss_fn(_apply(base, row, outer_lr))) for row in rows])
+def compute_loss_scores(
+    base_vector: Vector | NDArray[np.float32],
+    deltas: Matrix,
+    loss_fn: LossFn,
+    outer_lr: float = 1.0,
+    n_aggregated: int | None = None,
+) -> LossScores:
+    """Evaluate the base and each `base - (outer_lr / n_aggregated) * delta_i` with `loss_fn`, then score them.
+
+    `n_aggregated` is how many updates share the aggregate (`None`: the number of rows); `1` applies each update
+    alone with the full outer step. Base and deltas are read in their own dtype (float32 stays float32) and
+    never copied to float64.
+    """
+    base32 = np.asarray(base_vector, dtype=np.float32)
+    rows = np.asarray(deltas)
+    if base32.ndim != 1 or rows.ndim != 2 or rows.shape[1] != base32.shape[0]:
+        raise ScoringError(f"deltas {rows.shape} must be (n, {base32.shape}) for a 1-D base vector")
+    if not np.issubdtype(rows.dtype, np.floating):
+        raise ScoringError(f"deltas must be a float array, got {rows.dtype}")
+    shares = rows.shape[0] if n_aggregated is None else n_aggregated
+    if shares < 1:
+        raise ScoringError(f"n_aggregated must be >= 1, got {n_aggregated}")
+    step = outer_lr / shares
+    loss_before = float(loss_fn(base32.copy()))
+    losses_after = np.array([float(loss_fn(_stepped(base32, row, step))) for row in rows], dtype=np.float64)
     return LossScores(
         loss_before=loss_before,
         losses_after=read_only(losses_after),

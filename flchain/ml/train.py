@@ -210,32 +210,42 @@ class Evaluator:
         """Mean loss and accuracy of `params` over the whole dataset."""
         return self._evaluate_tensors(self._tensors(params))
 
-    def _evaluate_tensors(self, tensors: dict[str, torch.Tensor]) -> EvalResult:
+    def _evaluate_tensors(self, tensors: dict[str, torch.Tensor], accuracy: bool = True) -> EvalResult:
         loss_sum, correct = 0.0, 0
         with torch.no_grad():
             for start in range(0, self.num_samples, self.batch_size):
                 xb, yb = self._x[start : start + self.batch_size], self._y[start : start + self.batch_size]
                 logits = functional_call(self._model, tensors, (xb,))
                 loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
-                correct += int((logits.argmax(dim=1) == yb).sum())
-        return EvalResult(loss_sum / self.num_samples, correct / self.num_samples, self.num_samples)
+                if accuracy:
+                    correct += int((logits.argmax(dim=1) == yb).sum())
+        acc = correct / self.num_samples if accuracy else math.nan
+        return EvalResult(loss_sum / self.num_samples, acc, self.num_samples)
 
     def loss(self, params: ParamsLike) -> float:
         return self.evaluate(params).loss
 
-    def evaluate_vector(self, vector: npt.ArrayLike) -> EvalResult:
-        """Evaluate a flat parameter vector laid out as `self.layout` (tensors are views of it, not copies)."""
+    def _vector_tensors(self, vector: npt.ArrayLike) -> dict[str, torch.Tensor]:
+        """Views of one flat tensor; a writable C-contiguous float32 vector is shared with torch, not copied."""
         flat = np.asarray(vector)
         if flat.ndim != 1 or flat.shape[0] != self.layout.total_size or not np.issubdtype(flat.dtype, np.floating):
             raise ParamsError(f"expected a 1-D float vector of {self.layout.total_size} elements, got {flat.shape}")
         whole = torch.from_numpy(_writable_f32(flat)).to(self.device)
-        tensors = {
+        return {
             name: whole[start : start + size].view(shape)
             for name, shape, start, size in zip(
                 self.layout.names, self.layout.shapes, self.layout.offsets, self.layout.sizes, strict=True
             )
         }
-        return self._evaluate_tensors(tensors)
+
+    def evaluate_vector(self, vector: npt.ArrayLike) -> EvalResult:
+        """Evaluate a flat parameter vector laid out as `self.layout` (tensors are views of it, not copies, when
+        it is a writable C-contiguous float32 array; another dtype is converted once)."""
+        return self._evaluate_tensors(self._vector_tensors(vector))
+
+    def loss_vector(self, vector: npt.ArrayLike) -> float:
+        """Mean loss of a flat parameter vector, without the accuracy (the aggregator's scoring pass)."""
+        return self._evaluate_tensors(self._vector_tensors(vector), accuracy=False).loss
 
     def evaluate_many(self, params_list: Sequence[ParamsLike]) -> list[EvalResult]:
         """`evaluate` for each parameter set, in order."""

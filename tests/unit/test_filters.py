@@ -17,6 +17,7 @@ from aggregator.filters import (
     SubmissionMeta,
     filter_round,
     norm_outliers,
+    projection_block,
     sketch,
 )
 
@@ -150,6 +151,39 @@ def test_an_update_like_the_trainers_own_earlier_one_is_not_a_copy_but_one_like_
                                                    RejectReason.COPY_OF_EARLIER]
     assert f"update of {earlier_metas[0].trainer}" in result.verdicts[2].detail
     assert "same digest" in result.verdicts[3].detail
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_sketch_first_pair_check_gives_the_exact_verdicts(center: bool) -> None:
+    # Prepare: 40 honest updates (over the exact path's 32) sharing a common component, with copies planted:
+    # a scaled copy, a 0.5 %-perturbed copy, a same-digest copy and a copy across sketch blocks.
+    rng = np.random.default_rng(3)
+    dim = SKETCH_BLOCK + 500
+    updates = rng.normal(size=(40, dim)) + 3.0 * rng.normal(size=dim)
+    updates[10] = 2.0 * updates[3]
+    updates[20] = updates[4] + 0.005 * np.linalg.norm(updates[4]) / np.sqrt(dim) * rng.normal(size=dim)
+    updates[30] = updates[5]
+    metas = [meta(i, block=i) for i in range(40)]
+    metas[30] = meta(30, block=30, digest=metas[5].digest)
+    exact_config = FilterConfig(exact_pairs_up_to=1000, center_near_duplicates=center)
+    sketch_config = FilterConfig(exact_pairs_up_to=2, center_near_duplicates=center)
+
+    # Execute
+    exact = filter_round(updates, metas, config=exact_config)
+    first = filter_round(updates, metas, config=sketch_config)
+
+    # Assert: same verdicts, and the planted copies are the ones caught.
+    assert [v.reason for v in first.verdicts] == [v.reason for v in exact.verdicts]
+    caught = {i for i, v in enumerate(exact.verdicts) if not v.accepted}
+    assert caught == {10, 20, 30}  # the scaled copy by cosine, the others by distance or digest
+    assert exact.verdicts[30].reason is RejectReason.DUPLICATE
+
+
+def test_the_projection_is_cached_and_read_only() -> None:
+    first, again = projection_block(0, 1, 256), projection_block(0, 1, 256)
+
+    assert first is again and not first.flags.writeable
+    assert not np.array_equal(first, projection_block(1, 1, 256))
 
 
 def test_fingerprints_keep_only_accepted_updates() -> None:
