@@ -36,7 +36,7 @@ from flchain.chain.events import EventReader
 from flchain.chain.types import RoundStatus
 from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import AnvilNode, advance_time
-from flchain.devnet.ipfs import IpfsNode
+from flchain.devnet.ipfs import IpfsNode, start_ipfs
 from flchain.ml.data import digits_split
 from flchain.ml.specs import spec_from_name
 from flchain.paths import REPO_ROOT
@@ -185,6 +185,18 @@ def verify_cli(stage: Stage, round_id: int, *extra: str) -> tuple[int, str]:
     result = subprocess.run([sys.executable, "-m", "aggregator.cli", *args], cwd=REPO_ROOT, capture_output=True,
                             text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
     return result.returncode, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def ipfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpfsNode]:
+    """A daemon of this module's own: the round test checks that the evaluation batch is NOT on IPFS before
+    finalization, and batches are deterministic per (task, round), so another test's daemon may already hold it."""
+    root = tmp_path_factory.mktemp("ipfs-aggregator-round")
+    node = start_ipfs(root / "repo", root / "ipfs.log")
+    try:
+        yield node
+    finally:
+        node.stop()
 
 
 @pytest.fixture
