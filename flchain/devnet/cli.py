@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,8 @@ from flchain.devnet.process import DevnetError
 from flchain.devnet.stack import LocalStack, StackConfig, TrainerRole
 from flchain.devnet.stack import down as stop_stack
 
-console = Console()
+# Piped output (make demo | tee, CI logs) has no terminal width; 80 columns would truncate the summary tables.
+console = Console() if sys.stdout.isatty() else Console(width=120)
 RunDir = Annotated[Path, typer.Option("--run-dir", help="Where the stack keeps state, logs and stack.json.")]
 
 
