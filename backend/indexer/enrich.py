@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.db.models import Payout, ReportFetch, Round, RoundReport, ScoreEntry, Trainer
 from backend.indexer.documents import RoundCommitment, RoundDocuments, fetch_round_documents, finite
 from backend.indexer.errors import ReportInvalid, ReportUnavailable
+from backend.indexer.projector import trainer_row
 from flchain.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -173,22 +174,7 @@ def _add_score_entries(session: Session, c: RoundCommitment, docs: RoundDocument
 
 
 def _credit(session: Session, task_id: int, account: str, amount_wei: int, round_id: int) -> None:
-    trainer = session.get(Trainer, (task_id, account))
-    if trainer is None:
-        trainer = Trainer(
-            task_id=task_id,
-            address=account,
-            stake_wei=0,
-            staked_total_wei=0,
-            withdrawn_wei=0,
-            slashed_wei=0,
-            earned_wei=0,
-            claimed_wei=0,
-            last_round=0,
-            submissions=0,
-            first_block=0,
-        )
-        session.add(trainer)
-        session.flush()
+    if session.get(Trainer, (task_id, account)) is None:
         logger.info("payout of task %d round %d to %s, who never staked", task_id, round_id, account)
+    trainer = trainer_row(session, task_id, account, block_number=0)
     trainer.earned_wei += amount_wei

@@ -83,7 +83,8 @@ def _task(session: Session, ev: ChainEvent) -> Task | None:
     return task
 
 
-def _trainer(session: Session, task_id: int, account: str, block_number: int) -> Trainer:
+def trainer_row(session: Session, task_id: int, account: str, block_number: int) -> Trainer:
+    """The trainer's row in a task, created (and flushed) on first sight at `block_number`."""
     trainer = session.get(Trainer, (task_id, account))
     if trainer is None:
         trainer = Trainer(
@@ -100,6 +101,7 @@ def _trainer(session: Session, task_id: int, account: str, block_number: int) ->
             first_block=block_number,
         )
         session.add(trainer)
+        session.flush()
     return trainer
 
 
@@ -157,7 +159,7 @@ def on_task_closed(session: Session, ev: ChainEvent) -> None:
 def on_staked(session: Session, ev: ChainEvent) -> None:
     if (task := _task(session, ev)) is not None:
         amount = a.uint(ev.args, "amount")
-        trainer = _trainer(session, task.task_id, a.address(ev.args, "trainer"), ev.block_number)
+        trainer = trainer_row(session, task.task_id, a.address(ev.args, "trainer"), ev.block_number)
         trainer.stake_wei = a.uint(ev.args, "stakeAfter")
         trainer.staked_total_wei += amount
         task.total_staked_wei += amount
@@ -165,14 +167,14 @@ def on_staked(session: Session, ev: ChainEvent) -> None:
 
 def on_unstake_requested(session: Session, ev: ChainEvent) -> None:
     if (task := _task(session, ev)) is not None:
-        trainer = _trainer(session, task.task_id, a.address(ev.args, "trainer"), ev.block_number)
+        trainer = trainer_row(session, task.task_id, a.address(ev.args, "trainer"), ev.block_number)
         trainer.unstake_requested_at = a.uint(ev.args, "requestedAt")
 
 
 def on_stake_withdrawn(session: Session, ev: ChainEvent) -> None:
     if (task := _task(session, ev)) is not None:
         amount = a.uint(ev.args, "amount")
-        trainer = _trainer(session, task.task_id, a.address(ev.args, "trainer"), ev.block_number)
+        trainer = trainer_row(session, task.task_id, a.address(ev.args, "trainer"), ev.block_number)
         trainer.stake_wei = sub(trainer.stake_wei, amount, f"stake of {trainer.address}")
         trainer.withdrawn_wei += amount
         trainer.unstake_requested_at = None
@@ -218,7 +220,7 @@ def on_update_submitted(session: Session, ev: ChainEvent) -> None:
         for name, value in fields.items():
             setattr(submission, name, value)
         return
-    trainer = _trainer(session, row.task_id, account, ev.block_number)
+    trainer = trainer_row(session, row.task_id, account, ev.block_number)
     trainer.submissions += 1
     trainer.last_round = max(trainer.last_round, row.round)
     row.submissions += 1
@@ -249,7 +251,7 @@ def on_reputations_recorded(session: Session, ev: ChainEvent) -> None:
     for account_raw, rep in zip(accounts, reputations, strict=False):
         account = a.address({"a": account_raw}, "a")
         values = {"mu": a.sint(rep, "mu"), "sigma": a.uint(rep, "sigma"), "score": a.sint(rep, "score")}
-        trainer = _trainer(session, task.task_id, account, ev.block_number)
+        trainer = trainer_row(session, task.task_id, account, ev.block_number)
         if trainer.reputation_round is None or round_id >= trainer.reputation_round:
             trainer.reputation_mu, trainer.reputation_sigma = values["mu"], values["sigma"]
             trainer.reputation_score, trainer.reputation_round = values["score"], round_id
@@ -288,7 +290,7 @@ def on_claimed(session: Session, ev: ChainEvent) -> None:
     )
     row.claimed_wei += amount
     task.owed_wei = sub(task.owed_wei, amount, f"task {task.task_id} owed")
-    _trainer(session, task.task_id, account, ev.block_number).claimed_wei += amount
+    trainer_row(session, task.task_id, account, ev.block_number).claimed_wei += amount
 
 
 def on_slashed(session: Session, ev: ChainEvent) -> None:
@@ -308,7 +310,7 @@ def on_slashed(session: Session, ev: ChainEvent) -> None:
             block_number=ev.block_number,
         )
     )
-    trainer = _trainer(session, task.task_id, account, ev.block_number)
+    trainer = trainer_row(session, task.task_id, account, ev.block_number)
     trainer.stake_wei = sub(trainer.stake_wei, amount, f"stake of {account}")
     trainer.slashed_wei += amount
     task.total_staked_wei = sub(task.total_staked_wei, amount, f"task {task.task_id} total stake")
