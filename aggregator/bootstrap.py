@@ -8,7 +8,6 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
-from aggregator.chainlog import TaskLog
 from aggregator.compute import ModelRuntime
 from aggregator.evaldata import ValidationSource, load_validation, set_torch_threads
 from aggregator.modelspec import resolve_spec
@@ -18,6 +17,7 @@ from flchain.chain.accounts import load_signer
 from flchain.chain.client import CoordinatorClient, connect
 from flchain.chain.events import EventReader
 from flchain.chain.manifest import DeploymentManifest
+from flchain.chain.tasklog import TaskLog
 from flchain.storage.ipfs import IpfsClient
 
 logger = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from aggregator.chainlog import SubmittedUpdate
 from aggregator.filters import RejectReason
 from aggregator.pipeline import Submission
+from flchain.chain.tasklog import RevealedUpdate
 from flchain.codec import (
     CodecError,
     CodecLimits,
@@ -46,13 +46,13 @@ logger = logging.getLogger(__name__)
 class Fetched:
     """One submission as fetched: the verified bytes, or the reason there are none."""
 
-    update: SubmittedUpdate
+    update: RevealedUpdate
     data: bytes | None
     failure: RejectReason | None = None
     detail: str = ""
 
 
-def fetch_one(storage: Storage, update: SubmittedUpdate, max_bytes: int) -> Fetched:
+def fetch_one(storage: Storage, update: RevealedUpdate, max_bytes: int) -> Fetched:
     try:
         data = storage.cat_verified(update.cid, update.digest, max_bytes=max_bytes)
     except ContentDigestMismatch as e:
@@ -66,7 +66,7 @@ def fetch_one(storage: Storage, update: SubmittedUpdate, max_bytes: int) -> Fetc
 
 def fetch_updates(
     storage: Storage,
-    updates: Sequence[SubmittedUpdate],
+    updates: Sequence[RevealedUpdate],
     *,
     max_bytes: int,
     workers: int,
@@ -76,7 +76,7 @@ def fetch_updates(
     if not updates:
         return []
 
-    def task(update: SubmittedUpdate) -> Fetched:
+    def task(update: RevealedUpdate) -> Fetched:
         fetched = fetch_one(storage, update, max_bytes)
         on_done(fetched)
         return fetched

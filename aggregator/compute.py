@@ -17,11 +17,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from aggregator.carryover import INITIAL_STATE, CarryoverError, CarryState, PublishedState, decode_state
-from aggregator.chainlog import TaskLog
 from aggregator.collect import Fetched, decode_submissions, max_update_bytes
 from aggregator.evaldata import batch_loss_fn, decode_eval_batch, validation_metrics
 from aggregator.pipeline import LossFn, PipelineConfig, RoundInputs, RoundOutcome, run_round
 from aggregator.publish import CidOf, RoundArtifacts, RoundContext, build_artifacts
+from flchain.chain.tasklog import TaskLog
 from flchain.codec import CodecLimits, decode_model
 from flchain.ml.data import Dataset
 from flchain.ml.params import ParamLayout

@@ -28,7 +28,6 @@ from enum import StrEnum
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aggregator.chainlog import TaskLog
 from aggregator.collect import Fetched, fetch_updates
 from aggregator.compute import MAX_REPORT_BYTES, ModelRuntime, RoundData, compute_round, prior_state
 from aggregator.evaldata import draw_eval_batch, encode_eval_batch
@@ -36,6 +35,7 @@ from aggregator.publish import RoundArtifacts, RoundContext, publish_artifacts
 from aggregator.settings import AggregatorSettings, Step
 from aggregator.settle import Coordinator, finalize, record_reputations, slash_dishonest
 from aggregator.state import BlobCache, RoundJournal, load_artifacts, load_fetched, save_artifacts, save_fetched
+from flchain.chain.tasklog import TaskLog
 from flchain.chain.types import RoundStatus, TaskState, eval_commitment
 from flchain.codec import DEFAULT_LIMITS
 from flchain.report import RoundReport
@@ -225,7 +225,7 @@ class Aggregator:
         if self.deps.log.confirmed_time_s() < window_end:
             logger.info("round %d: collect: waiting for confirmed blocks past the window end", round_id)
             return None
-        updates = self.deps.log.submissions(round_id)
+        updates = self.deps.log.reveals(round_id)
         started = time.monotonic()
         fetched = fetch_updates(
             self.deps.fetch_storage, updates, max_bytes=self.settings.max_update_bytes or self.runtime.max_update_bytes,

@@ -21,10 +21,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from aggregator.chainlog import SubmittedUpdate
 from aggregator.collect import Fetched
 from aggregator.filters import RejectReason
 from aggregator.publish import Blob, RoundArtifacts
+from flchain.chain.tasklog import RevealedUpdate
 from flchain.codec import content_digest
 from flchain.storage.errors import ContentDigestMismatch
 from flchain.storage.protocol import Storage
@@ -93,7 +93,7 @@ def load_fetched(journal: RoundJournal) -> list[Fetched] | None:
         return None
     out = []
     for e in index:
-        update = SubmittedUpdate(
+        update = RevealedUpdate(
             int(e["round"]), e["trainer"], bytes.fromhex(e["digest"]), e["cid"], int(e["num_samples"]),
             int(e["block"]), int(e["log_index"]),
         )

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from aggregator.chainlog import SubmittedUpdate, TaskLog
 from aggregator.collect import Fetched, fetch_one
 from aggregator.compute import (
     MAX_REPORT_BYTES,
@@ -30,6 +29,7 @@ from aggregator.compute import (
 from aggregator.filters import RejectReason
 from aggregator.publish import RoundContext
 from aggregator.settle import Coordinator
+from flchain.chain.tasklog import RevealedUpdate, TaskLog
 from flchain.chain.types import RoundStatus, eval_commitment
 from flchain.codec import DEFAULT_LIMITS, content_digest
 from flchain.report import RoundReport, TrainerScore
@@ -67,7 +67,7 @@ class VerifyResult:
 
 
 def _fetch_as_reported(
-    storage: Storage, update: SubmittedUpdate, row: TrainerScore | None, max_bytes: int, notes: list[str]
+    storage: Storage, update: RevealedUpdate, row: TrainerScore | None, max_bytes: int, notes: list[str]
 ) -> Fetched:
     fetched = fetch_one(storage, update, max_bytes)
     if row is not None and row.reason == RejectReason.MISSING.value:
@@ -111,7 +111,7 @@ def _round_data(
     rows = {row.account.lower(): row for row in report.trainers}
     fetched = tuple(
         _fetch_as_reported(storage, u, rows.get(u.trainer.lower()), runtime.max_update_bytes, notes)
-        for u in log.submissions(round_id)
+        for u in log.reveals(round_id)
     )
     ctx = RoundContext(
         task_id=task_id, round_id=round_id, spec_hash=runtime.spec.spec_hash(), base_digest=opening.base_model_digest,

@@ -6,7 +6,7 @@ One round, as named steps (sequenced in `node.py`, each in its own module):
 |---|---|
 | settle_rewards: claim finalized rounds (report -> payout tree -> leaf -> claimMany) | `rewards.py` |
 | ensure_registered: stake minStake (approving the token) when needed | `registration.py` |
-| wait_for_round: currentRound, roundStatus, the RoundOpened event's base model CID | `rounds.py`, `chain_view.py` |
+| wait_for_round: currentRound, roundStatus, the RoundOpened event's base model CID | `rounds.py`, `flchain/chain/tasklog.py` |
 | decide_resume: chain state + checkpoint -> train, submit the pending upload, or nothing | `resume.py` |
 | fetch_global_model: digest-checked against the chain, then decoded | `model.py` |
 | produce_update: local training, or a red-team behaviour (simulations only) | `update.py`, `redteam.py` |

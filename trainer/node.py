@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from flchain.chain.client import CoordinatorClient
+from flchain.chain.tasklog import TaskLog
 from flchain.ml.data import Dataset
 from flchain.ml.specs import ModelSpec
 from flchain.storage.protocol import Storage
 from trainer.backoff import Retrier
-from trainer.chain_view import ChainView
 from trainer.checkpoint import CheckpointStore, PendingUpload
 from trainer.errors import StopRequested
 from trainer.model import fetch_global_model
@@ -53,7 +53,7 @@ class TrainerNode:
     settings: TrainerSettings
     coordinator: CoordinatorClient
     storage: Storage
-    chain: ChainView
+    chain: TaskLog
     spec: ModelSpec
     dataset: Dataset
     shard_index: int
@@ -80,7 +80,7 @@ def settle_rewards(node: TrainerNode) -> None:
     """Step: claim the rewards of every finalized round this account committed to and has not settled."""
     checkpoint = node.store.load()
     node.retrier.call("refresh_events", node.chain.refresh)
-    rounds = [r for r in node.chain.rounds_submitted_by(node.coordinator.account) if r not in checkpoint.settled_rounds]
+    rounds = [r for r in node.chain.rounds_revealed_by(node.coordinator.account) if r not in checkpoint.settled_rounds]
     node.last_settled_at = time.monotonic()
     if not rounds:
         return

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from flchain.chain.tasklog import RevealedUpdate, TaskLog
 from flchain.codec import CodecError, decode_update
 from flchain.codec.header import DEFAULT_LIMITS
 from flchain.ml import attacks
@@ -20,7 +21,6 @@ from flchain.ml.params import Params, ParamsLike
 from flchain.ml.specs import ModelSpec
 from flchain.storage.errors import StorageError
 from flchain.storage.protocol import Storage
-from trainer.chain_view import ChainView, Submission
 from trainer.model import expected_shapes
 from trainer.runtime import Fields, StopToken
 from trainer.settings import RedTeamKind, TrainerSettings
@@ -80,7 +80,7 @@ def distort(delta: ParamsLike, config: RedTeamConfig, round_id: int) -> Params:
     raise ValueError(f"{config.kind.value} does not distort an honest delta")
 
 
-def pick_copy_source(submissions: list[Submission], own_account: str) -> Submission | None:
+def pick_copy_source(submissions: list[RevealedUpdate], own_account: str) -> RevealedUpdate | None:
     """The earliest other trainer's commitment of the round (pure)."""
     others = [s for s in submissions if s.trainer.lower() != own_account.lower()]
     return min(others, key=lambda s: (s.block_number, s.log_index)) if others else None
@@ -111,7 +111,7 @@ def wait_until(deadline_s: int, now_s: Callable[[], int], stop: StopToken, poll_
 
 def copycat_delta(
     storage: Storage,
-    chain: ChainView,
+    chain: TaskLog,
     spec: ModelSpec,
     *,
     round_id: int,
@@ -121,7 +121,7 @@ def copycat_delta(
 ) -> Params | None:
     """Another trainer's delta of this round, lightly disguised; None when nobody submitted a usable one."""
     chain.refresh()
-    source = pick_copy_source(chain.submissions_of_round(round_id), account)
+    source = pick_copy_source(chain.reveals(round_id), account)
     if source is None:
         logger.warning("event=copycat_nothing_to_copy round=%d", round_id)
         return None

@@ -43,7 +43,7 @@ class PayoutChain(Protocol):
 
 
 class FinalizationLookup(Protocol):
-    """Where RoundFinalized events are found (`ChainView`)."""
+    """Where RoundFinalized events are found (`TaskLog`)."""
 
     def finalization(self, round_id: int) -> Finalization | None: ...
 

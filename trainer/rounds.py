@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flchain.chain.client import CoordinatorClient
+from flchain.chain.tasklog import TaskLog
 from flchain.chain.types import RoundStatus
-from trainer.chain_view import ChainView
 from trainer.runtime import Fields, StopToken
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def round_to_handle(current_round: int, last_handled_round: int) -> int | None:
 
 def wait_for_round(
     coordinator: CoordinatorClient,
-    chain: ChainView,
+    chain: TaskLog,
     task_id: int,
     last_handled_round: int,
     *,
@@ -57,7 +57,7 @@ def wait_for_round(
         stop.wait(poll_interval_s)
 
 
-def _describe(coordinator: CoordinatorClient, chain: ChainView, task_id: int, round_id: int) -> RoundInfo | None:
+def _describe(coordinator: CoordinatorClient, chain: TaskLog, task_id: int, round_id: int) -> RoundInfo | None:
     status = coordinator.round_status(task_id, round_id)
     state = coordinator.get_round(task_id, round_id)
     chain.refresh()

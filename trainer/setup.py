@@ -13,10 +13,10 @@ from web3 import Web3
 from flchain.chain.client import CoordinatorClient, connect
 from flchain.chain.events import EventReader
 from flchain.chain.manifest import DeploymentManifest
+from flchain.chain.tasklog import TaskLog, chain_time_s
 from flchain.ml.specs import ModelSpec
 from flchain.storage import IpfsClient, Storage
 from trainer.backoff import BackoffPolicy, Retrier
-from trainer.chain_view import ChainView, chain_time_s
 from trainer.checkpoint import CheckpointIdentity, CheckpointStore
 from trainer.dataset import load_local_dataset, shard_choice
 from trainer.node import TrainerNode
@@ -38,7 +38,7 @@ def backoff_policy(settings: TrainerSettings) -> BackoffPolicy:
 class ChainAccess:
     w3: Web3
     coordinator: CoordinatorClient
-    chain: ChainView
+    chain: TaskLog
 
 
 def connect_chain(
@@ -50,8 +50,9 @@ def connect_chain(
         lambda: connect(settings.rpc_url, timeout_s=settings.rpc_timeout_s, expected_chain_id=manifest.chain_id),
     )
     coordinator = CoordinatorClient(w3, manifest.coordinator.address, signer)
-    chain = ChainView(
-        w3, EventReader(w3, coordinator.contract), settings.task_id, manifest.deploy_block, settings.confirmations
+    chain = TaskLog(
+        w3, EventReader(w3, coordinator.contract), settings.task_id, manifest.deploy_block,
+        confirmations=settings.confirmations,
     )
     retrier.call("refresh_events", chain.refresh)
     return ChainAccess(w3, coordinator, chain)

@@ -6,11 +6,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from flchain.chain.tasklog import TaskLog
 from flchain.ml import attacks
 from flchain.ml.data import Dataset
 from flchain.ml.specs import ModelSpec
 from flchain.storage.protocol import Storage
-from trainer.chain_view import ChainView
 from trainer.checkpoint import PendingUpload
 from trainer.model import GlobalModel, expected_shapes
 from trainer.redteam import (
@@ -40,7 +40,7 @@ class UpdateInputs:
     shard_index: int
     account: str
     storage: Storage
-    chain: ChainView
+    chain: TaskLog
     stop: StopToken
     now_s: Callable[[], int]
     poll_interval_s: float

@@ -24,7 +24,6 @@ import numpy as np
 import pytest
 
 from aggregator.bootstrap import build_aggregator, connect_task, model_runtime
-from aggregator.chainlog import TaskLog
 from aggregator.evaldata import ValidationSource
 from aggregator.service import Aggregator, Tick
 from aggregator.settings import AggregatorSettings
@@ -33,6 +32,7 @@ from aggregator.verify import verify_round
 from flchain.chain.client import CoordinatorClient, TokenClient, connect
 from flchain.chain.deploy import deploy_contracts
 from flchain.chain.events import EventReader
+from flchain.chain.tasklog import TaskLog
 from flchain.chain.types import RoundStatus
 from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import AnvilNode, advance_time

@@ -75,7 +75,7 @@ def checkpoint_of(state_dir: Path) -> dict[str, object]:
 
 def submissions_of(stage: Stage, round_id: int, account: str) -> list[tuple[bytes, str]]:
     stage.chain.refresh()
-    return [(s.digest, s.cid) for s in stage.chain.submissions_of_round(round_id) if s.trainer == account]
+    return [(s.digest, s.cid) for s in stage.chain.reveals(round_id) if s.trainer == account]
 
 
 def test_trainer_killed_after_upload_submits_the_same_upload_on_restart(stage: Stage, tmp_path: Path) -> None:

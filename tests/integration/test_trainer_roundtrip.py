@@ -20,6 +20,7 @@ from eth_account.signers.local import LocalAccount
 from flchain.chain.client import CoordinatorClient, TokenClient, connect
 from flchain.chain.deploy import deploy_contracts
 from flchain.chain.events import EventReader
+from flchain.chain.tasklog import TaskLog
 from flchain.chain.types import Finalization, eval_commitment
 from flchain.codec import content_digest, decode_update, encode_model
 from flchain.devnet.accounts import dev_account
@@ -31,7 +32,6 @@ from flchain.ml.specs import ModelSpec, spec_from_name
 from flchain.sponsor import TaskTerms, create_task
 from flchain.storage import IpfsClient
 from tests.unit.test_trainer_rewards import minimal_report
-from trainer.chain_view import ChainView
 from trainer.model import expected_shapes, fetch_global_model
 from trainer.node import RoundOutcome, run_trainer, settle_rewards
 from trainer.runtime import StopToken
@@ -57,7 +57,7 @@ class Stage:
     aggregator: CoordinatorClient
     token: TokenClient
     storage: IpfsClient
-    chain: ChainView
+    chain: TaskLog
     spec: ModelSpec
     model_cid: str
     model_digest: bytes
@@ -85,7 +85,7 @@ def stage(anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path) -> Iterator[Stage]:
             aggregators=[sponsor.address],
             terms=TaskTerms(REWARD_PER_ROUND_WEI, MIN_STAKE_WEI, 10 * REWARD_PER_ROUND_WEI, window_s=WINDOW_S),
         )
-        chain = ChainView(w3, EventReader(w3, aggregator.contract), created.task_id, deployment.deploy_block)
+        chain = TaskLog(w3, EventReader(w3, aggregator.contract), created.task_id, deployment.deploy_block)
         yield Stage(
             anvil,
             ipfs,
@@ -140,7 +140,7 @@ def committed_updates(stage: Stage, round_id: int, accounts: Sequence[LocalAccou
     """Each account's committed update: the on-chain digest is the SHA-256 of the bytes at the event's CID, and the
     bytes decode as an update of the round's base model."""
     stage.chain.refresh()
-    by_trainer = {s.trainer: s for s in stage.chain.submissions_of_round(round_id)}
+    by_trainer = {s.trainer: s for s in stage.chain.reveals(round_id)}
     deltas: dict[str, Params] = {}
     for account in accounts:
         submission = by_trainer[account.address]

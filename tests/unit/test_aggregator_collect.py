@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aggregator.chainlog import SubmittedUpdate
 from aggregator.collect import decode_submissions, fetch_updates, max_update_bytes
 from aggregator.filters import RejectReason
+from flchain.chain.tasklog import RevealedUpdate
 from flchain.codec import CodecLimits, content_digest, encode_update
 from flchain.ml.params import ParamLayout
 from flchain.storage import InMemoryStorage
@@ -22,9 +22,9 @@ def _delta(seed: int) -> dict[str, np.ndarray]:
     return {"a": rng.normal(size=(2, 3)).astype(np.float32), "b": rng.normal(size=4).astype(np.float32)}
 
 
-def _update(storage: InMemoryStorage, block: int, data: bytes, digest: bytes | None = None) -> SubmittedUpdate:
+def _update(storage: InMemoryStorage, block: int, data: bytes, digest: bytes | None = None) -> RevealedUpdate:
     cid = storage.add(data)
-    return SubmittedUpdate(1, f"0x{block:040x}", digest or content_digest(data), cid, 10, block, 0)
+    return RevealedUpdate(1, f"0x{block:040x}", digest or content_digest(data), cid, 10, block, 0)
 
 
 def _encode(delta: dict[str, np.ndarray], base: bytes = BASE, **kwargs: object) -> bytes:
@@ -38,7 +38,7 @@ def test_each_kind_of_bad_submission_gets_its_reason_and_good_ones_their_delta()
     updates = [
         _update(storage, 1, _encode(_delta(1))),
         _update(storage, 2, _encode(_delta(1)), digest=b"\x00" * 32),
-        SubmittedUpdate(1, f"0x{3:040x}", b"\x01" * 32, storage.add(b"x", only_hash=True), 10, 3, 0),
+        RevealedUpdate(1, f"0x{3:040x}", b"\x01" * 32, storage.add(b"x", only_hash=True), 10, 3, 0),
         _update(storage, 4, _encode(_delta(1), base=b"\x22" * 32)),
         _update(storage, 5, _encode(nan, allow_non_finite=True)),
         _update(storage, 6, _encode({"a": np.zeros((3, 2), np.float32), "b": np.zeros(4, np.float32)})),

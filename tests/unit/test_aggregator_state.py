@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.chainlog import SubmittedUpdate
 from aggregator.collect import Fetched
 from aggregator.filters import RejectReason
 from aggregator.publish import Blob, RoundArtifacts
 from aggregator.state import BlobCache, RoundJournal, load_artifacts, load_fetched, save_artifacts, save_fetched
+from flchain.chain.tasklog import RevealedUpdate
 from flchain.codec import content_digest
 from flchain.storage import InMemoryStorage
 from flchain.storage.errors import ContentNotFound
@@ -19,8 +19,8 @@ from flchain.storage.errors import ContentNotFound
 def _fetched() -> list[Fetched]:
     good = b"update bytes"
     return [
-        Fetched(SubmittedUpdate(2, "0x" + "a" * 40, content_digest(good), "cid-a", 7, 10, 1), good),
-        Fetched(SubmittedUpdate(2, "0x" + "b" * 40, b"\x01" * 32, "cid-b", 9, 11, 0), None, RejectReason.MISSING,
+        Fetched(RevealedUpdate(2, "0x" + "a" * 40, content_digest(good), "cid-a", 7, 10, 1), good),
+        Fetched(RevealedUpdate(2, "0x" + "b" * 40, b"\x01" * 32, "cid-b", 9, 11, 0), None, RejectReason.MISSING,
                 "timed out"),
     ]
 

@@ -7,11 +7,11 @@ import logging
 import numpy as np
 import pytest
 
+from flchain.chain.tasklog import RevealedUpdate
 from flchain.codec import Compression, decode_update
 from flchain.ml.data import Dataset
 from flchain.ml.params import module_to_params
 from flchain.ml.specs import spec_from_name
-from trainer.chain_view import Submission
 from trainer.model import GlobalModel, expected_shapes
 from trainer.redteam import RedTeamConfig, distort, pick_copy_source, poisoned_dataset, warn_loudly
 from trainer.settings import RedTeamKind, TrainerSettings
@@ -48,8 +48,8 @@ def test_label_flip_maps_labels_to_their_mirror_class() -> None:
 
 
 def test_copycat_copies_the_earliest_other_trainer() -> None:
-    def sub(trainer: str, block: int, log_index: int) -> Submission:
-        return Submission(1, trainer, b"\x01" * 32, f"cid-{trainer}", 10, block, log_index)
+    def sub(trainer: str, block: int, log_index: int) -> RevealedUpdate:
+        return RevealedUpdate(1, trainer, b"\x01" * 32, f"cid-{trainer}", 10, block, log_index)
 
     submissions = [sub("0xME", 5, 0), sub("0xB", 7, 0), sub("0xA", 6, 3), sub("0xC", 6, 4)]
 
