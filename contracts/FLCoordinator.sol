@@ -5,17 +5,19 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 
 import {IFLCoordinator} from "./interfaces/IFLCoordinator.sol";
 import {Payouts} from "./coordinator/Payouts.sol";
-import {Rounds} from "./coordinator/Rounds.sol";
 import {Staking} from "./coordinator/Staking.sol";
 import {TaskBook} from "./coordinator/TaskBook.sol";
 import {Views} from "./coordinator/Views.sol";
 
 /// @title FLCoordinator
-/// @notice The flchain coordinator: training tasks with a reward pool, trainer stakes, rounds with update
-///         commitments, on-chain reputation, bounded slashing and Merkle pull payouts (see IFLCoordinator).
+/// @notice The flchain coordinator: training tasks with a reward pool, trainer stakes, commit-reveal
+///         rounds, on-chain reputation, bounded slashing and Merkle pull payouts (see IFLCoordinator).
 /// @dev Deployable composition of the modules. The admin (DEFAULT_ADMIN_ROLE) manages roles; PAUSER_ROLE may
-///      pause everything except the exits (requestUnstake, withdrawStake, closeTask), so no funds get stuck.
-contract FLCoordinator is TaskBook, Staking, Rounds, Payouts, Views, AccessControl {
+///      pause everything except the exits (requestUnstake, withdrawStake, requestClose), so no funds get stuck.
+///      Paused time does not count toward the claim and slash windows nor toward the stake lock that waits them
+///      out (the active clock, see IFLCoordinator): a pause can neither expire owed rewards nor help a slashable
+///      trainer leave.
+contract FLCoordinator is TaskBook, Staking, Payouts, Views, AccessControl {
     /// @notice Role allowed to pause and unpause the coordinator.
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
 
@@ -30,12 +32,15 @@ contract FLCoordinator is TaskBook, Staking, Rounds, Payouts, Views, AccessContr
     /// @dev PAUSER_ROLE only; reverts EnforcedPause when already paused.
     function pause() external onlyRole(PAUSER_ROLE) {
         _pause();
+        _pauseClock.pausedSince = uint40(block.timestamp);
     }
 
     /// @notice Resume normal operation.
     /// @dev PAUSER_ROLE only; reverts ExpectedPause when not paused.
     function unpause() external onlyRole(PAUSER_ROLE) {
         _unpause();
+        PauseClock memory c = _pauseClock;
+        _pauseClock = PauseClock({pausedSince: 0, pausedTotal: c.pausedTotal + uint40(block.timestamp) - c.pausedSince});
     }
 
     /// @notice ERC-165: AccessControl's interfaces and IFLCoordinator.

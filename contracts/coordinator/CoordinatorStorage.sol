@@ -3,54 +3,68 @@ pragma solidity 0.8.30;
 
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
-import {BitMaps} from "@openzeppelin/contracts/utils/structs/BitMaps.sol";
 
 import {IFLCoordinator} from "../interfaces/IFLCoordinator.sol";
 
 /// @title CoordinatorStorage
 /// @notice Shared state of the coordinator modules (TaskBook, Staking, Rounds, Payouts, Views) and the helpers
-///         they all use: task lookup, the aggregator check and the round status.
+///         they all use: task lookup, the aggregator check, the round status, the active clock and the per-round
+///         participation word.
 /// @dev Storage is packed for the hot paths; the interface structs are assembled by the views.
-///      - `TaskData` slot 0 holds everything submitUpdate reads (minStake, currentRound and its window end), so a
-///        submission touches one task slot; slot 2 holds pool and owed, which finalization and claims update.
-///      - `RoundData`'s last slot holds the three timestamps and the claim bits of payout leaves 0..135. That slot
-///        is already non-zero when the first claim of a round lands, so no claim pays for a fresh storage slot
-///        unless its leaf index is >= 136 (those bits live in an OpenZeppelin BitMap).
-///      - `Trainer` (interface struct) is one slot; a Reputation is one hand-packed word (ReputationBatch).
+///      - `TaskData` slot 0 holds everything commitUpdate and revealUpdate read (minStake, currentRound and its two
+///        deadlines), so each touches one task slot; slot 1 holds the token and the claim window (claims), slot 2
+///        pool and owed (finalization, claims, sweeps).
+///      - A trainer's participation in a round is one word: the commitment's upper 253 bits and three flags
+///        (revealed, claimed, slashed). A commit writes it once; reveal, claim and slash flip a bit in it, so
+///        neither a claim nor a slash pays for a fresh slot, whatever its leaf index.
+///      - The active clock (block time minus paused time) is read by windows after finalization only when the
+///        wall clock alone cannot decide, so an in-window claim or slash never reads it.
 ///      The reentrancy guard is OpenZeppelin's transient-storage variant (EIP-1153, evmVersion cancun).
 abstract contract CoordinatorStorage is IFLCoordinator, Pausable, ReentrancyGuardTransient {
-    using BitMaps for BitMaps.BitMap;
-
-    /// @notice Largest slash cap a task may choose, in basis points of a stake.
+    /// @notice Largest per-round slash cap a task may choose, in basis points of a stake.
     uint16 public constant MAX_SLASH_BPS = 5000;
     /// @notice Basis-point denominator (100%).
     uint256 public constant BPS_DENOMINATOR = 10_000;
     /// @notice Fixed-point scale of reputation values (1e6 = 1.0).
     uint256 public constant REPUTATION_SCALE = 1e6;
+    /// @notice Longest CID (or evidence string) accepted, in bytes.
+    uint256 public constant MAX_CID_BYTES = 100;
 
-    /// @dev Number of payout leaves whose claim bits are packed next to a round's timestamps.
-    uint256 internal constant _PACKED_CLAIM_BITS = 136;
+    /// @dev Flags in the low bits of a participation word.
+    uint256 internal constant _REVEALED = 1;
+    uint256 internal constant _CLAIMED = 2;
+    uint256 internal constant _SLASHED = 4;
+    uint256 internal constant _FLAGS = 7;
 
     struct TaskData {
-        // slot 0: read by submitUpdate, openRound and stake
+        // slot 0: read by commitUpdate, revealUpdate, openRound and stake
         uint128 minStake;
         uint32 currentRound;
-        uint40 currentWindowEnd; // windowEnd of currentRound, copied here so submitUpdate reads one slot
-        uint32 windowSeconds;
-        uint16 maxSlashBps;
+        uint40 commitDeadline; // of currentRound
+        uint40 revealDeadline; // of currentRound
         bool closed;
-        // slot 1
+        bool closeRequested;
+        // slot 1: read by claims
         address token; // non-zero for every created task: the existence check
         uint32 finalizeTimeoutSeconds;
         uint32 unstakeCooldownSeconds;
+        uint32 claimWindowSeconds;
         // slot 2
         uint128 pool;
         uint128 owed;
         // slot 3
         uint128 rewardPerRound;
         uint128 totalStaked;
-        // slots 4-6
+        // slot 4
         address sponsor;
+        uint32 commitWindowSeconds;
+        uint32 revealWindowSeconds;
+        uint32 slashWindowSeconds;
+        // slot 5
+        uint16 maxSlashBps;
+        uint16 maxTotalSlashBps;
+        uint32 lastFinalizedRound;
+        // slots 6-7
         bytes32 modelSpecHash;
         bytes32 latestModelDigest;
     }
@@ -63,16 +77,25 @@ abstract contract CoordinatorStorage is IFLCoordinator, Pausable, ReentrancyGuar
         bytes32 payoutRoot;
         uint128 payoutTotal;
         uint128 claimedTotal;
-        // last slot: timestamps and the claim bits of leaves 0..135
+        // last slot
         uint40 openedAt;
-        uint40 windowEnd;
-        uint40 finalizedAt;
-        uint136 claimedLow;
+        uint40 commitDeadline;
+        uint40 revealDeadline;
+        uint40 finalizedAt; // wall clock
+        uint40 finalizedActive; // active clock (see activeTime)
+        uint32 prevFinalized; // the task's last finalized round when this one opened
+        bool swept;
     }
 
-    /// @dev A committed update digest; a struct so that a storage pointer computes its slot once.
-    struct Submission {
-        bytes32 digest;
+    /// @dev A participation word; a struct so that a storage pointer computes its slot once.
+    struct Participation {
+        uint256 word;
+    }
+
+    /// @dev A trainer's running totals behind the cumulative slash cap.
+    struct SlashBook {
+        uint128 deposited;
+        uint128 slashed;
     }
 
     /// @dev A Reputation packed into one word by ReputationBatch, so recording one costs a single SSTORE.
@@ -80,15 +103,22 @@ abstract contract CoordinatorStorage is IFLCoordinator, Pausable, ReentrancyGuar
         uint256 word;
     }
 
+    /// @dev Paused time bookkeeping behind the active clock.
+    struct PauseClock {
+        uint40 pausedSince; // 0 when not paused
+        uint40 pausedTotal; // seconds paused before pausedSince
+    }
+
     uint256 internal _taskCount;
+    PauseClock internal _pauseClock;
     mapping(uint256 taskId => TaskData) internal _tasks;
     mapping(uint256 taskId => mapping(address account => bool)) internal _aggregators;
     mapping(uint256 taskId => mapping(uint256 round => RoundData)) internal _rounds;
     mapping(uint256 taskId => mapping(address trainer => Trainer)) internal _trainers;
-    mapping(uint256 taskId => mapping(uint256 round => mapping(address trainer => Submission))) internal _submissions;
+    mapping(uint256 taskId => mapping(address trainer => SlashBook)) internal _slashBooks;
+    mapping(uint256 taskId => mapping(uint256 round => mapping(address trainer => Participation))) internal
+        _participations;
     mapping(uint256 taskId => mapping(address trainer => ReputationWord)) internal _reputationWords;
-    mapping(uint256 taskId => mapping(uint256 round => BitMaps.BitMap)) internal _claimedHigh;
-    mapping(uint256 taskId => mapping(uint256 round => mapping(address trainer => bool))) internal _slashed;
 
     // ------------------------------------------------------------------ task and role checks
 
@@ -106,41 +136,43 @@ abstract contract CoordinatorStorage is IFLCoordinator, Pausable, ReentrancyGuar
         }
     }
 
-    // ------------------------------------------------------------------ round status
+    /// @dev Close the task now: return its pool to the sponsor (TaskBook).
+    function _completeClose(uint256 taskId, TaskData storage t) internal virtual returns (uint256 reclaimed);
+
+    /// @dev Reverts CidTooLong for a string longer than MAX_CID_BYTES.
+    function _checkCid(string calldata cid) internal pure {
+        if (bytes(cid).length > MAX_CID_BYTES) revert CidTooLong(bytes(cid).length, MAX_CID_BYTES);
+    }
+
+    // ------------------------------------------------------------------ round status and clocks
 
     /// @dev A round's lifecycle status at the current block time.
     function _status(TaskData storage t, RoundData storage r) internal view returns (RoundStatus) {
-        uint256 openedAt = r.openedAt;
-        if (openedAt == 0) return RoundStatus.None;
+        if (r.openedAt == 0) return RoundStatus.None;
         if (r.finalizedAt != 0) return RoundStatus.Finalized;
-        uint256 windowEnd = r.windowEnd;
-        if (block.timestamp < windowEnd) return RoundStatus.Open;
-        if (block.timestamp < windowEnd + t.finalizeTimeoutSeconds) return RoundStatus.Closed;
+        if (block.timestamp < r.commitDeadline) return RoundStatus.Committing;
+        uint256 revealDeadline = r.revealDeadline;
+        if (block.timestamp < revealDeadline) return RoundStatus.Revealing;
+        if (block.timestamp < revealDeadline + t.finalizeTimeoutSeconds) return RoundStatus.Closed;
         return RoundStatus.Expired;
     }
 
     /// @dev Whether a round is settled for stakes and closing: Finalized or Expired (or never opened).
     function _isSettled(RoundStatus s) internal pure returns (bool) {
-        return s != RoundStatus.Open && s != RoundStatus.Closed;
+        return s == RoundStatus.None || s == RoundStatus.Finalized || s == RoundStatus.Expired;
     }
 
-    // ------------------------------------------------------------------ claim bits
-
-    /// @dev Whether payout leaf `index` of a round has been claimed.
-    function _isClaimed(uint256 taskId, uint256 round, uint256 index) internal view returns (bool) {
-        if (index < _PACKED_CLAIM_BITS) {
-            return (_rounds[taskId][round].claimedLow >> index) & 1 == 1;
-        }
-        return _claimedHigh[taskId][round].get(index);
+    /// @dev The active clock: block time minus every second spent paused (it stands still during a pause).
+    function _activeNow() internal view returns (uint256) {
+        PauseClock memory c = _pauseClock;
+        uint256 at = c.pausedSince != 0 ? c.pausedSince : block.timestamp;
+        return at - c.pausedTotal;
     }
 
-    /// @dev Mark payout leaf `index` of a round claimed.
-    function _setClaimed(uint256 taskId, uint256 round, uint256 index) internal {
-        if (index < _PACKED_CLAIM_BITS) {
-            RoundData storage r = _rounds[taskId][round];
-            r.claimedLow = r.claimedLow | uint136(1 << index);
-        } else {
-            _claimedHigh[taskId][round].set(index);
-        }
+    /// @dev Whether a finalized round's window of `windowSeconds` is still running on the active clock. The wall
+    ///      clock decides without the pause clock whenever less than the window has passed since finalization.
+    function _inWindow(RoundData storage r, uint256 windowSeconds) internal view returns (bool) {
+        if (block.timestamp < uint256(r.finalizedAt) + windowSeconds) return true;
+        return _activeNow() < uint256(r.finalizedActive) + windowSeconds;
     }
 }

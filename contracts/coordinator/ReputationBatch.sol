@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {IFLCoordinator} from "../interfaces/IFLCoordinator.sol";
+import {ICoordinatorEvents} from "../interfaces/ICoordinatorEvents.sol";
+import {ICoordinatorTypes} from "../interfaces/ICoordinatorTypes.sol";
 
 /// @title ReputationBatch
 /// @notice Reading, packing and emitting a recordReputations batch at the gas the 25k-per-participant target needs.
@@ -16,7 +17,7 @@ library ReputationBatch {
     /// @dev Entry `i` of a batch: the trainer and its packed Reputation. `i` must be below both lengths (the ABI
     ///      decoder has already checked that both arrays lie inside the calldata). Reverts on a non-canonical
     ///      value, like Solidity's own decoder, because the calldata is later emitted verbatim.
-    function readEntry(address[] calldata trainers, IFLCoordinator.Reputation[] calldata reputations, uint256 i)
+    function readEntry(address[] calldata trainers, ICoordinatorTypes.Reputation[] calldata reputations, uint256 i)
         internal
         pure
         returns (address trainer, uint256 word)
@@ -42,7 +43,7 @@ library ReputationBatch {
     }
 
     /// @dev The Reputation a packed word holds.
-    function unpack(uint256 word) internal pure returns (IFLCoordinator.Reputation memory rep) {
+    function unpack(uint256 word) internal pure returns (ICoordinatorTypes.Reputation memory rep) {
         rep.mu = int64(uint64(word));
         rep.sigma = uint64(word >> 64);
         rep.score = int64(uint64(word >> 128));
@@ -56,9 +57,9 @@ library ReputationBatch {
         uint256 taskId,
         uint256 round,
         address[] calldata trainers,
-        IFLCoordinator.Reputation[] calldata reputations
+        ICoordinatorTypes.Reputation[] calldata reputations
     ) internal {
-        bytes32 topic = IFLCoordinator.ReputationsRecorded.selector;
+        bytes32 topic = ICoordinatorEvents.ReputationsRecorded.selector;
         assembly ("memory-safe") {
             let count := trainers.length
             let trainersSize := shl(5, count) // 32 bytes per address

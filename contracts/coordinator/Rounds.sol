@@ -3,22 +3,20 @@ pragma solidity 0.8.30;
 
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
+import {IFLCoordinator} from "../interfaces/IFLCoordinator.sol";
 import {CoordinatorStorage} from "./CoordinatorStorage.sol";
 import {ReputationBatch} from "./ReputationBatch.sol";
 
 /// @title Rounds
 /// @notice The round lifecycle: an aggregator opens a round on the current global model with a commitment to its
-///         evaluation data, registered trainers commit one update each during the window, the aggregator finalizes
-///         within the timeout (new model, score report, revealed evaluation data, payout root and total) and
-///         records the participants' reputations. A round not finalized in time expires.
+///         evaluation data; during the commit phase trainers post commitments bound to themselves, during the
+///         reveal phase they publish and reveal the committed updates; the aggregator finalizes within the timeout
+///         (new model, score report, revealed evaluation data, payout root and total) and records the revealers'
+///         reputations. A round not finalized in time expires.
 abstract contract Rounds is CoordinatorStorage {
     using SafeCast for uint256;
 
-    /// @notice Open round `round` (= currentRound + 1) on the current global model.
-    /// @dev Aggregator only (NotAggregator). Reverts TaskIsClosed; WrongRound unless round = currentRound + 1;
-    ///      RoundInProgress unless the previous round is Finalized or Expired; ModelMismatch unless
-    ///      `baseModelDigest` is the task's latest model digest; ZeroDigest for a zero evalCommitment.
-    /// @param evalCommitment keccak256(bytes(evalCid)) of the round's evaluation data, revealed at finalization.
+    /// @inheritdoc IFLCoordinator
     function openRound(
         uint256 taskId,
         uint256 round,
@@ -27,64 +25,91 @@ abstract contract Rounds is CoordinatorStorage {
         bytes32 evalCommitment
     ) external whenNotPaused {
         _requireAggregator(taskId);
+        _checkCid(baseModelCid);
         TaskData storage t = _tasks[taskId];
         if (t.closed) revert TaskIsClosed(taskId);
+        if (t.closeRequested) revert CloseIsRequested(taskId);
         uint256 current = t.currentRound;
         if (round != current + 1) revert WrongRound(taskId, current + 1, round);
         if (!_isSettled(_status(t, _rounds[taskId][current]))) revert RoundInProgress(taskId, current);
         bytes32 latest = t.latestModelDigest;
         if (baseModelDigest != latest) revert ModelMismatch(taskId, latest, baseModelDigest);
         if (evalCommitment == bytes32(0)) revert ZeroDigest();
-        uint40 windowEnd = (block.timestamp + t.windowSeconds).toUint40();
+        uint40 commitDeadline = (block.timestamp + t.commitWindowSeconds).toUint40();
+        uint40 revealDeadline = (uint256(commitDeadline) + t.revealWindowSeconds).toUint40();
         t.currentRound = round.toUint32();
-        t.currentWindowEnd = windowEnd;
+        t.commitDeadline = commitDeadline;
+        t.revealDeadline = revealDeadline;
         RoundData storage r = _rounds[taskId][round];
         r.baseModelDigest = baseModelDigest;
         r.evalCommitment = evalCommitment;
         r.openedAt = uint40(block.timestamp);
-        r.windowEnd = windowEnd;
-        emit RoundOpened(taskId, round, baseModelDigest, baseModelCid, evalCommitment, windowEnd);
+        r.commitDeadline = commitDeadline;
+        r.revealDeadline = revealDeadline;
+        r.prevFinalized = t.lastFinalizedRound;
+        emit RoundOpened(taskId, round, baseModelDigest, baseModelCid, evalCommitment, commitDeadline, revealDeadline);
     }
 
-    /// @notice Commit one update to the open round: its SHA-256 digest (stored), CID and sample count (event).
-    /// @dev Reverts ZeroDigest; WrongRound unless `round` is the current round; WindowClosed after the window;
-    ///      NotRegistered unless the caller's stake is >= minStake with no unstake pending; AlreadySubmitted.
-    function submitUpdate(uint256 taskId, uint256 round, bytes32 digest, string calldata cid, uint64 numSamples)
-        external
-        whenNotPaused
-    {
-        if (digest == bytes32(0)) revert ZeroDigest();
+    /// @inheritdoc IFLCoordinator
+    function commitUpdate(uint256 taskId, uint256 round, bytes32 commitment) external whenNotPaused {
+        uint256 word = uint256(commitment) & ~_FLAGS;
+        if (word == 0) revert ZeroDigest();
         TaskData storage t = _tasks[taskId];
-        uint256 current = t.currentRound;
-        if (round != current || current == 0) {
-            _existingTask(taskId);
-            revert WrongRound(taskId, current, round);
+        _requireCurrent(taskId, t, round);
+        if (block.timestamp >= t.commitDeadline) {
+            revert WrongPhase(taskId, round, _status(t, _rounds[taskId][round]));
         }
-        uint256 windowEnd = t.currentWindowEnd;
-        if (block.timestamp >= windowEnd) revert WindowClosed(taskId, round, windowEnd);
+        Participation storage p = _participations[taskId][round][msg.sender];
+        if (p.word != 0) revert AlreadyCommitted(taskId, round, msg.sender);
+        p.word = word;
+        emit UpdateCommitted(taskId, round, msg.sender, commitment);
+    }
+
+    /// @inheritdoc IFLCoordinator
+    function revealUpdate(
+        uint256 taskId,
+        uint256 round,
+        bytes32 updateDigest,
+        bytes32 salt,
+        string calldata cid,
+        uint64 numSamples
+    ) external whenNotPaused {
+        if (updateDigest == bytes32(0)) revert ZeroDigest();
+        _checkCid(cid);
+        TaskData storage t = _tasks[taskId];
+        _requireCurrent(taskId, t, round);
+        if (block.timestamp < t.commitDeadline || block.timestamp >= t.revealDeadline) {
+            revert WrongPhase(taskId, round, _status(t, _rounds[taskId][round]));
+        }
         Trainer storage tr = _trainers[taskId][msg.sender];
         if (tr.stake < t.minStake || tr.unstakeRequestedAt != 0) revert NotRegistered(taskId, msg.sender);
-        Submission storage submission = _submissions[taskId][round][msg.sender];
-        if (submission.digest != bytes32(0)) revert AlreadySubmitted(taskId, round, msg.sender);
-        submission.digest = digest;
+        Participation storage p = _participations[taskId][round][msg.sender];
+        uint256 word = p.word;
+        if (word == 0) revert NotCommitted(taskId, round, msg.sender);
+        if (word & _REVEALED != 0) revert AlreadyRevealed(taskId, round, msg.sender);
+        bytes32 expected = _commitmentOf(taskId, round, msg.sender, updateDigest, salt);
+        if ((uint256(expected) ^ word) & ~_FLAGS != 0) revert CommitmentMismatch(taskId, round, msg.sender);
+        p.word = word | _REVEALED;
         tr.lastRound = uint32(round);
-        emit UpdateSubmitted(taskId, round, msg.sender, digest, cid, numSamples);
+        emit UpdateRevealed(taskId, round, msg.sender, updateDigest, cid, numSamples);
     }
 
-    /// @notice Finalize a round whose window has ended: new model, score report, revealed evaluation data and
-    ///         the payout root; moves payoutTotal from the pool to the owed balance.
-    /// @dev Aggregator only. Reverts WrongRound (never opened), WindowStillOpen, AlreadyFinalized, RoundExpired
-    ///      (after windowEnd + finalizeTimeoutSeconds), ZeroDigest (zero new model digest, or a zero payout root with
-    ///      a non-zero payout total), EvalDataMismatch,
-    ///      PayoutExceedsBudget (> rewardPerRound), PayoutExceedsPool. Gas does not depend on the participants.
-    function finalizeRound(uint256 taskId, uint256 round, Finalization calldata f) external whenNotPaused {
+    /// @inheritdoc IFLCoordinator
+    function finalizeRound(uint256 taskId, uint256 round, Finalization calldata f)
+        external
+        whenNotPaused
+        nonReentrant
+    {
         _requireAggregator(taskId);
+        _checkCid(f.newModelCid);
+        _checkCid(f.reportCid);
+        _checkCid(f.evalCid);
         TaskData storage t = _tasks[taskId];
         RoundData storage r = _rounds[taskId][round];
         RoundStatus s = _status(t, r);
-        if (s != RoundStatus.Closed) _revertNotFinalizable(taskId, round, s, t.currentRound, r.windowEnd);
+        if (s != RoundStatus.Closed) _revertNotFinalizable(taskId, round, s, t.currentRound);
         if (f.newModelDigest == bytes32(0)) revert ZeroDigest();
-        if (f.payoutRoot == bytes32(0) && f.payoutTotal != 0) revert ZeroDigest(); // unclaimable: owed forever
+        if (f.payoutRoot == bytes32(0) && f.payoutTotal != 0) revert ZeroDigest(); // unclaimable
         bytes32 revealed = keccak256(bytes(f.evalCid));
         if (revealed != r.evalCommitment) revert EvalDataMismatch(taskId, round, r.evalCommitment, revealed);
         uint256 total = f.payoutTotal;
@@ -94,18 +119,18 @@ abstract contract Rounds is CoordinatorStorage {
         t.pool = uint128(pool - total);
         t.owed += uint128(total);
         t.latestModelDigest = f.newModelDigest;
+        t.lastFinalizedRound = uint32(round);
         r.newModelDigest = f.newModelDigest;
         r.reportDigest = f.reportDigest;
         r.payoutRoot = f.payoutRoot;
         r.payoutTotal = uint128(total);
         r.finalizedAt = uint40(block.timestamp);
+        r.finalizedActive = uint40(_activeNow());
         emit RoundFinalized(taskId, round, f);
+        if (t.closeRequested) _completeClose(taskId, t);
     }
 
-    /// @notice Record reputations of a finalized round's participants; call in batches of any size.
-    /// @dev Aggregator only. Reverts LengthMismatch, RoundNotFinalized, WrongRound when an entry's `round` field is
-    ///      not `round` (stored and emitted reputations carry the round they were recorded for), and
-    ///      ReputationAlreadyRecorded when a trainer's reputation was already recorded for this round or a later one.
+    /// @inheritdoc IFLCoordinator
     function recordReputations(
         uint256 taskId,
         uint256 round,
@@ -117,8 +142,10 @@ abstract contract Rounds is CoordinatorStorage {
         if (count != reputations.length) revert LengthMismatch(count, reputations.length);
         if (_rounds[taskId][round].finalizedAt == 0) revert RoundNotFinalized(taskId, round);
         mapping(address => ReputationWord) storage book = _reputationWords[taskId];
+        mapping(address => Participation) storage participants = _participations[taskId][round];
         for (uint256 i = 0; i < count; ++i) {
             (address trainer, uint256 word) = ReputationBatch.readEntry(trainers, reputations, i);
+            if (participants[trainer].word & _REVEALED == 0) revert NotParticipant(taskId, round, trainer);
             uint256 given = ReputationBatch.roundOf(word);
             if (given != round) revert WrongRound(taskId, round, given);
             ReputationWord storage stored = book[trainer];
@@ -130,14 +157,29 @@ abstract contract Rounds is CoordinatorStorage {
         ReputationBatch.emitRecorded(taskId, round, trainers, reputations);
     }
 
-    /// @dev The revert of finalizeRound for a round that is not awaiting finalization.
-    function _revertNotFinalizable(uint256 taskId, uint256 round, RoundStatus s, uint256 current, uint256 windowEnd)
-        private
-        pure
+    /// @dev The commitment hash of updateCommitment.
+    function _commitmentOf(uint256 taskId, uint256 round, address trainer, bytes32 updateDigest, bytes32 salt)
+        internal
+        view
+        returns (bytes32)
     {
+        return keccak256(abi.encode(block.chainid, address(this), taskId, round, trainer, updateDigest, salt));
+    }
+
+    /// @dev Reverts WrongRound (or TaskNotFound) unless `round` is the task's current round.
+    function _requireCurrent(uint256 taskId, TaskData storage t, uint256 round) private view {
+        uint256 current = t.currentRound;
+        if (round != current || current == 0) {
+            _existingTask(taskId);
+            revert WrongRound(taskId, current, round);
+        }
+    }
+
+    /// @dev The revert of finalizeRound for a round that is not awaiting finalization.
+    function _revertNotFinalizable(uint256 taskId, uint256 round, RoundStatus s, uint256 current) private pure {
         if (s == RoundStatus.None) revert WrongRound(taskId, current, round);
-        if (s == RoundStatus.Open) revert WindowStillOpen(taskId, round, windowEnd);
         if (s == RoundStatus.Finalized) revert AlreadyFinalized(taskId, round);
-        revert RoundExpired(taskId, round);
+        if (s == RoundStatus.Expired) revert RoundExpired(taskId, round);
+        revert WrongPhase(taskId, round, s);
     }
 }

@@ -5,19 +5,18 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
+import {IFLCoordinator} from "../interfaces/IFLCoordinator.sol";
 import {CoordinatorStorage} from "./CoordinatorStorage.sol";
 
 /// @title Staking
 /// @notice Trainer stakes: a trainer is registered on a task while its stake is >= minStake and no unstake is
-///         pending. Withdrawal waits for the cooldown after the request and for the trainer's last committed
-///         round to be settled (finalized at least one cooldown ago, so the aggregator had time to slash, or expired).
+///         pending. Withdrawal waits for the cooldown after the request and until no round the trainer revealed in
+///         can still be slashed (its slash window, counted on the active clock, has passed, or it expired).
 abstract contract Staking is CoordinatorStorage {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
 
-    /// @notice Stake `amount` tokens on a task; the trainer is registered while its stake is >= minStake.
-    /// @dev Reverts ZeroAmount, TaskNotFound, TaskIsClosed, UnstakePending, or StakeTooLow when the resulting
-    ///      stake is still below minStake (e.g. a first stake that is too small).
+    /// @inheritdoc IFLCoordinator
     function stake(uint256 taskId, uint256 amount) external whenNotPaused nonReentrant {
         if (amount == 0) revert ZeroAmount();
         TaskData storage t = _existingTask(taskId);
@@ -27,13 +26,16 @@ abstract contract Staking is CoordinatorStorage {
         uint256 stakeAfter = tr.stake + amount;
         if (stakeAfter < t.minStake) revert StakeTooLow(taskId, stakeAfter, t.minStake);
         tr.stake = stakeAfter.toUint128();
-        t.totalStaked = (t.totalStaked + amount).toUint128();
+        uint256 totalAfter = t.totalStaked + amount;
+        t.totalStaked = totalAfter.toUint128();
+        SlashBook storage book = _slashBooks[taskId][msg.sender];
+        uint256 depositedAfter = book.deposited + amount;
+        book.deposited = depositedAfter.toUint128();
         emit Staked(taskId, msg.sender, amount, stakeAfter);
         IERC20(t.token).safeTransferFrom(msg.sender, address(this), amount);
     }
 
-    /// @notice Stop participating; the stake can be withdrawn after the cooldown.
-    /// @dev Reverts NotRegistered when the caller has no stake, UnstakePending when already requested. Not pausable.
+    /// @inheritdoc IFLCoordinator
     function requestUnstake(uint256 taskId) external {
         Trainer storage tr = _trainers[taskId][msg.sender];
         if (tr.stake == 0) revert NotRegistered(taskId, msg.sender);
@@ -42,22 +44,16 @@ abstract contract Staking is CoordinatorStorage {
         emit UnstakeRequested(taskId, msg.sender, block.timestamp);
     }
 
-    /// @notice Withdraw the whole stake once the cooldown has passed and the last committed round is settled.
-    /// @dev Reverts UnstakeNotRequested; CooldownActive while the cooldown since the request (or since the last
-    ///      committed round's finalization) runs; StakeLocked while that round is Open or awaiting finalization.
-    ///      Not pausable, so stakes are never stuck.
-    /// @return amount Tokens returned to the trainer.
+    /// @inheritdoc IFLCoordinator
     function withdrawStake(uint256 taskId) external nonReentrant returns (uint256 amount) {
         TaskData storage t = _tasks[taskId];
         Trainer storage tr = _trainers[taskId][msg.sender];
         uint256 requestedAt = tr.unstakeRequestedAt;
         if (requestedAt == 0) revert UnstakeNotRequested(taskId, msg.sender);
-        uint256 cooldown = t.unstakeCooldownSeconds;
-        if (block.timestamp < requestedAt + cooldown) {
-            revert CooldownActive(taskId, msg.sender, requestedAt + cooldown);
-        }
+        uint256 availableAt = requestedAt + t.unstakeCooldownSeconds;
+        if (block.timestamp < availableAt) revert CooldownActive(taskId, msg.sender, availableAt);
         uint256 lastRound = tr.lastRound;
-        if (lastRound != 0) _requireSettledFor(taskId, t, lastRound, cooldown);
+        if (lastRound != 0) _requireUnslashable(taskId, t, lastRound);
         amount = tr.stake;
         tr.stake = 0;
         tr.unstakeRequestedAt = 0;
@@ -66,18 +62,19 @@ abstract contract Staking is CoordinatorStorage {
         if (amount != 0) IERC20(t.token).safeTransfer(msg.sender, amount);
     }
 
-    /// @dev Reverts unless round `lastRound` expired or was finalized at least `cooldown` seconds ago.
-    function _requireSettledFor(uint256 taskId, TaskData storage t, uint256 lastRound, uint256 cooldown)
-        private
-        view
-    {
+    /// @dev Reverts StakeLocked unless no round up to `lastRound` can still be slashed: `lastRound` is settled and
+    ///      outside its slash window; if it expired, the task's last round finalized before it must be outside its
+    ///      slash window (every earlier finalized round was finalized no later, so its window ended no later).
+    function _requireUnslashable(uint256 taskId, TaskData storage t, uint256 lastRound) private view {
         RoundData storage r = _rounds[taskId][lastRound];
         RoundStatus s = _status(t, r);
-        if (s == RoundStatus.Finalized) {
-            uint256 availableAt = r.finalizedAt + cooldown;
-            if (block.timestamp < availableAt) revert CooldownActive(taskId, msg.sender, availableAt);
-        } else if (s != RoundStatus.Expired) {
+        if (s == RoundStatus.Expired) {
+            uint256 prev = r.prevFinalized;
+            if (prev == 0) return;
+            r = _rounds[taskId][prev];
+        } else if (s != RoundStatus.Finalized) {
             revert StakeLocked(taskId, msg.sender, lastRound);
         }
+        if (_inWindow(r, t.slashWindowSeconds)) revert StakeLocked(taskId, msg.sender, lastRound);
     }
 }

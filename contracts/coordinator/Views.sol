@@ -1,19 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {IFLCoordinator} from "../interfaces/IFLCoordinator.sol";
 import {CoordinatorStorage} from "./CoordinatorStorage.sol";
 import {ReputationBatch} from "./ReputationBatch.sol";
+import {Rounds} from "./Rounds.sol";
 
 /// @title Views
-/// @notice Read access to tasks, rounds, trainers, submissions, reputations, claims and slashes, in the
+/// @notice Read access to tasks, rounds, trainers, commitments, reputations, claims and slashes, in the
 ///         interface's struct shapes (storage is packed differently, see CoordinatorStorage).
-abstract contract Views is CoordinatorStorage {
-    /// @notice Number of tasks created so far (the last task id).
+abstract contract Views is Rounds {
+    /// @inheritdoc IFLCoordinator
     function taskCount() external view returns (uint256) {
         return _taskCount;
     }
 
-    /// @notice A task's stored state (all zero for an unknown id).
+    /// @inheritdoc IFLCoordinator
     function getTask(uint256 taskId) external view returns (Task memory task) {
         TaskData storage t = _tasks[taskId];
         task.sponsor = t.sponsor;
@@ -23,22 +25,27 @@ abstract contract Views is CoordinatorStorage {
         task.pool = t.pool;
         task.owed = t.owed;
         task.totalStaked = t.totalStaked;
-        task.windowSeconds = t.windowSeconds;
+        task.commitWindowSeconds = t.commitWindowSeconds;
+        task.revealWindowSeconds = t.revealWindowSeconds;
         task.finalizeTimeoutSeconds = t.finalizeTimeoutSeconds;
         task.unstakeCooldownSeconds = t.unstakeCooldownSeconds;
+        task.claimWindowSeconds = t.claimWindowSeconds;
+        task.slashWindowSeconds = t.slashWindowSeconds;
         task.maxSlashBps = t.maxSlashBps;
+        task.maxTotalSlashBps = t.maxTotalSlashBps;
         task.currentRound = t.currentRound;
+        task.closeRequested = t.closeRequested;
         task.closed = t.closed;
         task.modelSpecHash = t.modelSpecHash;
         task.latestModelDigest = t.latestModelDigest;
     }
 
-    /// @notice Whether `account` is an aggregator of the task.
+    /// @inheritdoc IFLCoordinator
     function isAggregator(uint256 taskId, address account) external view returns (bool) {
         return _aggregators[taskId][account];
     }
 
-    /// @notice A round's stored state (all zero for a round never opened).
+    /// @inheritdoc IFLCoordinator
     function getRound(uint256 taskId, uint256 round) external view returns (Round memory result) {
         RoundData storage r = _rounds[taskId][round];
         result.baseModelDigest = r.baseModelDigest;
@@ -49,37 +56,61 @@ abstract contract Views is CoordinatorStorage {
         result.payoutTotal = r.payoutTotal;
         result.claimedTotal = r.claimedTotal;
         result.openedAt = r.openedAt;
-        result.windowEnd = r.windowEnd;
+        result.commitDeadline = r.commitDeadline;
+        result.revealDeadline = r.revealDeadline;
         result.finalizedAt = r.finalizedAt;
+        result.swept = r.swept;
     }
 
-    /// @notice A round's lifecycle status at the current block time.
+    /// @inheritdoc IFLCoordinator
     function roundStatus(uint256 taskId, uint256 round) external view returns (RoundStatus) {
         return _status(_tasks[taskId], _rounds[taskId][round]);
     }
 
-    /// @notice A trainer's stake and lock state in a task.
-    function getTrainer(uint256 taskId, address trainer) external view returns (Trainer memory) {
-        return _trainers[taskId][trainer];
+    /// @inheritdoc IFLCoordinator
+    function getTrainer(uint256 taskId, address trainer) external view returns (Trainer memory result) {
+        result = _trainers[taskId][trainer];
+        SlashBook storage book = _slashBooks[taskId][trainer];
+        result.deposited = book.deposited;
+        result.slashed = book.slashed;
     }
 
-    /// @notice The digest a trainer committed in a round (zero when none).
-    function getSubmission(uint256 taskId, uint256 round, address trainer) external view returns (bytes32) {
-        return _submissions[taskId][round][trainer].digest;
+    /// @inheritdoc IFLCoordinator
+    function updateCommitment(uint256 taskId, uint256 round, address trainer, bytes32 updateDigest, bytes32 salt)
+        external
+        view
+        returns (bytes32)
+    {
+        return _commitmentOf(taskId, round, trainer, updateDigest, salt);
     }
 
-    /// @notice A trainer's last recorded reputation in a task.
+    /// @inheritdoc IFLCoordinator
+    function getCommitment(uint256 taskId, uint256 round, address trainer)
+        external
+        view
+        returns (bytes32 commitment, bool revealed)
+    {
+        uint256 word = _participations[taskId][round][trainer].word;
+        return (bytes32(word & ~_FLAGS), word & _REVEALED != 0);
+    }
+
+    /// @inheritdoc IFLCoordinator
     function getReputation(uint256 taskId, address trainer) external view returns (Reputation memory) {
         return ReputationBatch.unpack(_reputationWords[taskId][trainer].word);
     }
 
-    /// @notice Whether payout leaf `index` of a round has been claimed.
-    function isClaimed(uint256 taskId, uint256 round, uint256 index) external view returns (bool) {
-        return _isClaimed(taskId, round, index);
+    /// @inheritdoc IFLCoordinator
+    function isClaimed(uint256 taskId, uint256 round, address account) external view returns (bool) {
+        return _participations[taskId][round][account].word & _CLAIMED != 0;
     }
 
-    /// @notice Whether a trainer was slashed for a round.
+    /// @inheritdoc IFLCoordinator
     function isSlashed(uint256 taskId, uint256 round, address trainer) external view returns (bool) {
-        return _slashed[taskId][round][trainer];
+        return _participations[taskId][round][trainer].word & _SLASHED != 0;
+    }
+
+    /// @inheritdoc IFLCoordinator
+    function activeTime() external view returns (uint256) {
+        return _activeNow();
     }
 }

@@ -1,217 +1,72 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {ICoordinatorEvents} from "./ICoordinatorEvents.sol";
+
 /// @title IFLCoordinator
-/// @notice Types, events, errors and external functions of the flchain coordinator: training tasks with a reward
-///         pool, trainer stakes, rounds, per-round update commitments, on-chain reputation, bounded slashing and
-///         Merkle pull payouts whose budget the contract enforces.
+/// @notice External functions of the flchain coordinator: training tasks with a reward pool, trainer stakes,
+///         commit-reveal rounds, on-chain reputation, bounded slashing and Merkle pull payouts to participants.
 /// @dev Conventions used throughout:
 ///      - Digests are SHA-256 of the exact bytes stored on IPFS (models, updates, score reports).
 ///      - `evalCommitment` = keccak256(bytes(evalCid)); the CID is revealed at finalization.
+///      - Update commitment = keccak256(abi.encode(block.chainid, coordinator, taskId, round, trainer, updateDigest,
+///        salt)); it binds the update to its author, so a copied commitment or reveal is worthless to anyone else.
+///        The contract keeps the commitment's upper 253 bits (the low 3 bits hold the round's revealed, claimed and
+///        slashed flags of the trainer); `getCommitment` returns it with those bits cleared.
 ///      - Payout leaves follow OpenZeppelin's StandardMerkleTree:
 ///        leaf = keccak256(bytes.concat(keccak256(abi.encode(taskId, round, index, account, amount)))),
-///        leafEncoding ["uint256", "uint256", "uint256", "address", "uint256"].
+///        leafEncoding ["uint256", "uint256", "uint256", "address", "uint256"]. Only accounts that revealed in the
+///        round can be paid, once per round (one leaf per account).
+///      - Windows after finalization (claim, slash, the stake lock) run on an active clock that stops while the
+///        coordinator is paused: paused time extends them, so a pause neither shortens a claim window nor lets a
+///        slashable trainer withdraw. Commit, reveal and finalize deadlines are wall-clock.
 ///      - Reputation values are fixed-point integers scaled by REPUTATION_SCALE (1e6 = 1.0).
-interface IFLCoordinator {
-    // ------------------------------------------------------------------ types
-
-    /// @notice What a sponsor chooses when creating a task.
-    struct TaskParams {
-        address token; // reward and stake ERC-20
-        uint128 rewardPerRound; // payout budget of one round, in token units
-        uint128 minStake; // stake needed to submit updates
-        uint32 windowSeconds; // submission window length of each round
-        uint32 finalizeTimeoutSeconds; // after a window ends, the aggregator must finalize within this
-        uint32 unstakeCooldownSeconds; // delay between requestUnstake and withdrawStake
-        uint16 maxSlashBps; // largest slash per round, basis points of stake (<= MAX_SLASH_BPS)
-        bytes32 modelSpecHash; // hash of the model specification every update must match
-        bytes32 initialModelDigest; // SHA-256 of the initial global model bytes
-        string initialModelCid; // IPFS CID of the initial global model
-        address[] aggregators; // accounts allowed to open, finalize, score and slash
-        string taskCardCid; // IPFS CID of the task card: the model spec JSON (hashing to modelSpecHash) and data notes
-    }
-
-    /// @notice A task as stored (aggregators are kept in a separate mapping).
-    struct Task {
-        address sponsor;
-        address token;
-        uint128 rewardPerRound;
-        uint128 minStake;
-        uint128 pool; // unallocated reward tokens
-        uint128 owed; // allocated to finalized rounds and not yet claimed
-        uint128 totalStaked;
-        uint32 windowSeconds;
-        uint32 finalizeTimeoutSeconds;
-        uint32 unstakeCooldownSeconds;
-        uint16 maxSlashBps;
-        uint32 currentRound; // 0 before the first round is opened
-        bool closed;
-        bytes32 modelSpecHash;
-        bytes32 latestModelDigest; // base model of the next round
-    }
-
-    /// @notice One round of one task.
-    struct Round {
-        bytes32 baseModelDigest;
-        bytes32 evalCommitment;
-        bytes32 newModelDigest;
-        bytes32 reportDigest;
-        bytes32 payoutRoot;
-        uint128 payoutTotal;
-        uint128 claimedTotal;
-        uint40 openedAt;
-        uint40 windowEnd;
-        uint40 finalizedAt;
-    }
-
-    /// @notice A trainer's position in one task.
-    struct Trainer {
-        uint128 stake;
-        uint32 lastRound; // last round the trainer committed an update to
-        uint40 unstakeRequestedAt; // 0 when no unstake is pending
-    }
-
-    /// @notice A trainer's reputation in one task, as last recorded (values scaled by REPUTATION_SCALE).
-    struct Reputation {
-        int64 mu; // OpenSkill mean
-        uint64 sigma; // OpenSkill standard deviation
-        int64 score; // final score of the round it was recorded for
-        uint64 round; // round it was recorded for (0 = never)
-    }
-
-    /// @notice Everything the aggregator publishes when it finalizes a round.
-    struct Finalization {
-        bytes32 newModelDigest;
-        string newModelCid;
-        bytes32 reportDigest;
-        string reportCid;
-        string evalCid; // must hash to the round's evalCommitment
-        bytes32 payoutRoot;
-        uint128 payoutTotal; // <= rewardPerRound and <= pool
-    }
-
-    /// @notice One payout claim (used by claimMany).
-    struct Claim {
-        uint256 round;
-        uint256 index;
-        address account;
-        uint256 amount;
-        bytes32[] proof;
-    }
-
-    enum RoundStatus {
-        None, // not opened
-        Open, // accepting submissions
-        Closed, // window over, awaiting finalization
-        Finalized,
-        Expired // not finalized within the timeout: stakes unlock, the pool can be reclaimed
-    }
-
-    // ------------------------------------------------------------------ events
-
-    event TaskCreated(uint256 indexed taskId, address indexed sponsor, address indexed token, TaskParams params);
-    event TaskFunded(uint256 indexed taskId, address indexed funder, uint256 amount, uint256 poolAfter);
-    event TaskClosed(uint256 indexed taskId, address indexed sponsor, uint256 reclaimed);
-    event Staked(uint256 indexed taskId, address indexed trainer, uint256 amount, uint256 stakeAfter);
-    event UnstakeRequested(uint256 indexed taskId, address indexed trainer, uint256 requestedAt);
-    event StakeWithdrawn(uint256 indexed taskId, address indexed trainer, uint256 amount);
-    event RoundOpened(
-        uint256 indexed taskId,
-        uint256 indexed round,
-        bytes32 baseModelDigest,
-        string baseModelCid,
-        bytes32 evalCommitment,
-        uint256 windowEnd
-    );
-    event UpdateSubmitted(
-        uint256 indexed taskId,
-        uint256 indexed round,
-        address indexed trainer,
-        bytes32 digest,
-        string cid,
-        uint64 numSamples
-    );
-    event RoundFinalized(uint256 indexed taskId, uint256 indexed round, Finalization finalization);
-    event ReputationsRecorded(
-        uint256 indexed taskId, uint256 indexed round, address[] trainers, Reputation[] reputations
-    );
-    event Claimed(uint256 indexed taskId, uint256 indexed round, address indexed account, uint256 index, uint256 amount);
-    event Slashed(
-        uint256 indexed taskId,
-        uint256 indexed round,
-        address indexed trainer,
-        uint256 amount,
-        uint8 reasonCode,
-        string evidenceCid
-    );
-
-    // ------------------------------------------------------------------ errors
-
-    error ZeroAddress();
-    error ZeroAmount();
-    error NoAggregators();
-    error InvalidDuration(uint32 seconds_);
-    error SlashCapTooHigh(uint16 bps, uint16 maxBps);
-    error TaskNotFound(uint256 taskId);
-    error TaskIsClosed(uint256 taskId);
-    error NotSponsor(uint256 taskId, address caller);
-    error NotAggregator(uint256 taskId, address caller);
-    error StakeTooLow(uint256 taskId, uint256 stake, uint256 minStake);
-    error NotRegistered(uint256 taskId, address trainer);
-    error UnstakePending(uint256 taskId, address trainer);
-    error UnstakeNotRequested(uint256 taskId, address trainer);
-    error CooldownActive(uint256 taskId, address trainer, uint256 availableAt);
-    error StakeLocked(uint256 taskId, address trainer, uint256 round);
-    error RoundInProgress(uint256 taskId, uint256 round);
-    error WrongRound(uint256 taskId, uint256 expected, uint256 given);
-    error ModelMismatch(uint256 taskId, bytes32 expected, bytes32 given);
-    error ZeroDigest();
-    error WindowClosed(uint256 taskId, uint256 round, uint256 windowEnd);
-    error WindowStillOpen(uint256 taskId, uint256 round, uint256 windowEnd);
-    error AlreadySubmitted(uint256 taskId, uint256 round, address trainer);
-    error AlreadyFinalized(uint256 taskId, uint256 round);
-    error RoundNotFinalized(uint256 taskId, uint256 round);
-    error RoundExpired(uint256 taskId, uint256 round);
-    error EvalDataMismatch(uint256 taskId, uint256 round, bytes32 commitment, bytes32 revealed);
-    error PayoutExceedsBudget(uint256 taskId, uint256 total, uint256 budget);
-    error PayoutExceedsPool(uint256 taskId, uint256 total, uint256 pool);
-    error LengthMismatch(uint256 a, uint256 b);
-    error ReputationAlreadyRecorded(uint256 taskId, uint256 round, address trainer);
-    error AlreadyClaimed(uint256 taskId, uint256 round, uint256 index);
-    error InvalidProof(uint256 taskId, uint256 round, address account);
-    error NotParticipant(uint256 taskId, uint256 round, address trainer);
-    error AlreadySlashed(uint256 taskId, uint256 round, address trainer);
-    error SlashTooHigh(uint256 taskId, uint16 bps, uint16 maxBps);
-
+///      - CIDs and evidence strings are at most MAX_CID_BYTES bytes long.
+interface IFLCoordinator is ICoordinatorEvents {
     // ------------------------------------------------------------------ tasks
 
     /// @notice Create a task and fund its pool with `funding` tokens pulled from the caller (the sponsor).
+    /// @dev Reverts ZeroAddress (token or an aggregator), NoAggregators, ZeroAmount (minStake = 0),
+    ///      InvalidDuration (a zero duration), SlashCapTooHigh, CidTooLong. `funding` may be 0.
     /// @return taskId The new task's id (ids start at 1).
     function createTask(TaskParams calldata params, uint256 funding) external returns (uint256 taskId);
 
-    /// @notice Add `amount` tokens from the caller to the task's reward pool.
+    /// @notice Add `amount` tokens from the caller to the task's reward pool (anyone may fund).
+    /// @dev Reverts ZeroAmount, TaskNotFound, TaskIsClosed or CloseIsRequested.
     function fundTask(uint256 taskId, uint256 amount) external;
 
-    /// @notice Close the task and return its unallocated pool to the sponsor. Allowed when no round is open or
-    ///         awaiting finalization (an expired round does not count). Owed payouts stay claimable.
-    /// @return reclaimed Tokens returned to the sponsor.
-    function closeTask(uint256 taskId) external returns (uint256 reclaimed);
+    /// @notice Ask to close the task. No round opens after this; the task closes (its pool returns to the sponsor)
+    ///         at once when no round is in progress, else when the current round is finalized, or — if it expires —
+    ///         on a second call after expiry. Owed payouts stay claimable until swept, stakes stay withdrawable,
+    ///         and the rounds' slash windows still run.
+    /// @dev Sponsor only (NotSponsor); reverts TaskIsClosed, or RoundInProgress when called again while the round
+    ///      is still in progress. Not pausable.
+    function requestClose(uint256 taskId) external;
 
     // ------------------------------------------------------------------ stakes
 
     /// @notice Stake `amount` tokens on a task; the trainer is registered while its stake is >= minStake.
+    /// @dev Reverts ZeroAmount, TaskNotFound, TaskIsClosed, UnstakePending, or StakeTooLow when the resulting
+    ///      stake is still below minStake.
     function stake(uint256 taskId, uint256 amount) external;
 
-    /// @notice Stop participating; the stake can be withdrawn after the cooldown.
+    /// @notice Stop participating; the stake can be withdrawn after the cooldown and the slash window.
+    /// @dev Reverts NotRegistered when the caller has no stake, UnstakePending when already requested. Not pausable.
     function requestUnstake(uint256 taskId) external;
 
-    /// @notice Withdraw the whole stake once the cooldown has passed and the last committed round is settled.
+    /// @notice Withdraw the whole stake once the cooldown has passed and no round the trainer revealed in can
+    ///         still be slashed.
+    /// @dev Reverts UnstakeNotRequested; CooldownActive while the cooldown runs; StakeLocked while the last revealed
+    ///      round is in progress or inside its slash window (or, if it expired, while the slash window of the
+    ///      task's last round finalized before it runs). Not pausable; paused time does not count toward windows.
     /// @return amount Tokens returned to the trainer.
     function withdrawStake(uint256 taskId) external returns (uint256 amount);
 
     // ------------------------------------------------------------------ rounds
 
-    /// @notice Open round `round` (= currentRound + 1) on the current global model.
+    /// @notice Open round `round` (= currentRound + 1) on the current global model: its commit phase starts.
+    /// @dev Aggregator only. Reverts TaskIsClosed, CloseIsRequested, WrongRound, RoundInProgress (previous round not
+    ///      Finalized or Expired), ModelMismatch, ZeroDigest (zero evalCommitment), CidTooLong.
     /// @param evalCommitment keccak256(bytes(evalCid)) of the round's evaluation data, revealed at finalization.
     function openRound(
         uint256 taskId,
@@ -221,15 +76,36 @@ interface IFLCoordinator {
         bytes32 evalCommitment
     ) external;
 
-    /// @notice Commit one update to the open round: its SHA-256 digest (stored), CID and sample count (event).
-    function submitUpdate(uint256 taskId, uint256 round, bytes32 digest, string calldata cid, uint64 numSamples)
-        external;
+    /// @notice Commit to an update during the round's commit phase, without publishing it (one per account).
+    /// @dev Reverts ZeroDigest (commitment with no bit above the low 3 set), WrongRound (not the current round),
+    ///      WrongPhase (commit phase over), AlreadyCommitted. Registration is checked at reveal: a commitment alone
+    ///      locks nothing, earns nothing and is not slashable.
+    /// @param commitment updateCommitment(taskId, round, msg.sender, updateDigest, salt).
+    function commitUpdate(uint256 taskId, uint256 round, bytes32 commitment) external;
 
-    /// @notice Finalize a round whose window has ended: new model, score report, revealed evaluation data and
-    ///         the payout root; moves payoutTotal from the pool to the owed balance.
+    /// @notice Reveal the committed update during the reveal phase: its SHA-256 digest, the salt, its CID and
+    ///         sample count. Only a revealed update takes part in the round (scores, payouts, slashing).
+    /// @dev Reverts ZeroDigest, CidTooLong, WrongRound, WrongPhase (not Revealing), NotRegistered (stake below
+    ///      minStake or unstake pending), NotCommitted, AlreadyRevealed, CommitmentMismatch.
+    function revealUpdate(
+        uint256 taskId,
+        uint256 round,
+        bytes32 updateDigest,
+        bytes32 salt,
+        string calldata cid,
+        uint64 numSamples
+    ) external;
+
+    /// @notice Finalize a round whose reveal phase has ended: new model, score report, revealed evaluation data
+    ///         and the payout root; moves payoutTotal from the pool to the owed balance. Completes a requested close.
+    /// @dev Aggregator only. Reverts WrongRound (never opened), WrongPhase (still Committing or Revealing),
+    ///      AlreadyFinalized, RoundExpired, ZeroDigest, CidTooLong, EvalDataMismatch, PayoutExceedsBudget,
+    ///      PayoutExceedsPool. Gas does not depend on the participants.
     function finalizeRound(uint256 taskId, uint256 round, Finalization calldata f) external;
 
-    /// @notice Record reputations of a finalized round's participants; call in batches of any size.
+    /// @notice Record reputations of a finalized round's participants (accounts that revealed); any batch size.
+    /// @dev Aggregator only. Reverts LengthMismatch, RoundNotFinalized, NotParticipant, WrongRound (an entry's round
+    ///      field is not `round`), ReputationAlreadyRecorded (recorded for this round or a later one).
     function recordReputations(
         uint256 taskId,
         uint256 round,
@@ -239,7 +115,11 @@ interface IFLCoordinator {
 
     // ------------------------------------------------------------------ payouts and slashing
 
-    /// @notice Pay `amount` of round `round` to `account` against a StandardMerkleTree proof (anyone may call).
+    /// @notice Pay `amount` of round `round` to `account` against a StandardMerkleTree proof (anyone may call),
+    ///         within the round's claim window.
+    /// @dev Reverts RoundNotFinalized, ClaimWindowOver (window passed or round swept), NotParticipant (`account`
+    ///      did not reveal in the round), AlreadyClaimed (once per account and round), InvalidProof,
+    ///      PayoutExceedsBudget (claims of the round would exceed its payoutTotal).
     function claim(
         uint256 taskId,
         uint256 round,
@@ -249,11 +129,21 @@ interface IFLCoordinator {
         bytes32[] calldata proof
     ) external;
 
-    /// @notice Claim several rounds (or accounts) of one task in one transaction.
+    /// @notice Claim several rounds (or accounts) of one task in one transaction; each is checked as in `claim`.
     function claimMany(uint256 taskId, Claim[] calldata claims) external;
 
-    /// @notice Slash `bps` of a participant's stake for a finalized round (once per round, at most maxSlashBps);
-    ///         the slashed tokens return to the reward pool.
+    /// @notice After a round's claim window, move its unclaimed remainder (payoutTotal - claimedTotal, which
+    ///         includes any gap between the declared total and the tree's leaves) back to the pool, or to the
+    ///         sponsor when the task is closed (anyone may call). Cost does not depend on the number of leaves.
+    /// @dev Reverts RoundNotFinalized, ClaimWindowOpen, AlreadySwept.
+    function sweep(uint256 taskId, uint256 round) external;
+
+    /// @notice Slash `bps` of a participant's stake for a finalized round, within its slash window (also after the
+    ///         task closed). The slashed tokens go to the pool, or to the sponsor when the task is closed.
+    /// @dev Aggregator only. Reverts ZeroAmount (bps = 0), SlashTooHigh (> maxSlashBps), CidTooLong,
+    ///      RoundNotFinalized, SlashWindowOver, NotParticipant (did not reveal), AlreadySlashed, SlashCapReached
+    ///      (the trainer lost maxTotalSlashBps of its deposits already; a slash above the rest is cut to it).
+    ///      Reason codes (emitted only): 1 digest mismatch, 2 copied update, 3 non-finite values, 4 malformed update.
     function slash(
         uint256 taskId,
         uint256 round,
@@ -268,30 +158,42 @@ interface IFLCoordinator {
     /// @notice Number of tasks created so far (the last task id).
     function taskCount() external view returns (uint256);
 
-    /// @notice A task's stored state.
+    /// @notice A task's stored state (all zero for an unknown id).
     function getTask(uint256 taskId) external view returns (Task memory);
 
     /// @notice Whether `account` is an aggregator of the task.
     function isAggregator(uint256 taskId, address account) external view returns (bool);
 
-    /// @notice A round's stored state.
+    /// @notice A round's stored state (all zero for a round never opened).
     function getRound(uint256 taskId, uint256 round) external view returns (Round memory);
 
     /// @notice A round's lifecycle status at the current block time.
     function roundStatus(uint256 taskId, uint256 round) external view returns (RoundStatus);
 
-    /// @notice A trainer's stake and lock state in a task.
+    /// @notice A trainer's stake, lock state and slash totals in a task.
     function getTrainer(uint256 taskId, address trainer) external view returns (Trainer memory);
 
-    /// @notice The digest a trainer committed in a round (zero when none).
-    function getSubmission(uint256 taskId, uint256 round, address trainer) external view returns (bytes32);
+    /// @notice The commitment hash of an update, as commitUpdate expects it from `trainer`.
+    function updateCommitment(uint256 taskId, uint256 round, address trainer, bytes32 updateDigest, bytes32 salt)
+        external
+        view
+        returns (bytes32);
+
+    /// @notice A trainer's commitment in a round (low 3 bits cleared; zero when none) and whether it was revealed.
+    function getCommitment(uint256 taskId, uint256 round, address trainer)
+        external
+        view
+        returns (bytes32 commitment, bool revealed);
 
     /// @notice A trainer's last recorded reputation in a task.
     function getReputation(uint256 taskId, address trainer) external view returns (Reputation memory);
 
-    /// @notice Whether payout leaf `index` of a round has been claimed.
-    function isClaimed(uint256 taskId, uint256 round, uint256 index) external view returns (bool);
+    /// @notice Whether `account` has claimed its payout of a round.
+    function isClaimed(uint256 taskId, uint256 round, address account) external view returns (bool);
 
     /// @notice Whether a trainer was slashed for a round.
     function isSlashed(uint256 taskId, uint256 round, address trainer) external view returns (bool);
+
+    /// @notice The active clock of the claim and slash windows: block time minus all time spent paused.
+    function activeTime() external view returns (uint256);
 }

@@ -22,6 +22,7 @@ from flchain.chain.errors import ChainError, ChainUnavailable, ErrorDecoder, Wro
 from flchain.chain.tx import TxSender, shared_sender
 from flchain.chain.types import (
     ClaimItem,
+    CommitmentState,
     Finalization,
     Reputation,
     RoundState,
@@ -147,8 +148,10 @@ class CoordinatorClient(_BaseClient):
         self._approve_for_task(task_id, amount_wei)
         return self._send("fundTask", task_id, amount_wei)
 
-    def close_task(self, task_id: int) -> TxReceipt:
-        return self._send("closeTask", task_id)
+    def request_close(self, task_id: int) -> TxReceipt:
+        """Ask to close the task: at once when no round is in progress, else at the round's end (a second call
+        completes the close after an expired round)."""
+        return self._send("requestClose", task_id)
 
     # ---------------------------------------------------------------- stakes
     def stake(self, task_id: int, amount_wei: int) -> TxReceipt:
@@ -168,8 +171,19 @@ class CoordinatorClient(_BaseClient):
     ) -> TxReceipt:
         return self._send("openRound", task_id, round_id, base_model_digest, base_model_cid, eval_commitment)
 
-    def submit_update(self, task_id: int, round_id: int, digest: bytes, cid: str, num_samples: int) -> TxReceipt:
-        return self._send("submitUpdate", task_id, round_id, digest, cid, num_samples)
+    def commit_update(self, task_id: int, round_id: int, commitment: bytes) -> TxReceipt:
+        """Post the commitment of an update (see `flchain.chain.commitment.update_commitment`)."""
+        return self._send("commitUpdate", task_id, round_id, commitment)
+
+    def reveal_update(
+        self, task_id: int, round_id: int, digest: bytes, salt: bytes, cid: str, num_samples: int
+    ) -> TxReceipt:
+        """Reveal the committed update (digest and salt as committed) during the reveal phase."""
+        return self._send("revealUpdate", task_id, round_id, digest, salt, cid, num_samples)
+
+    def update_commitment(self, task_id: int, round_id: int, trainer: str, digest: bytes, salt: bytes) -> bytes:
+        """The contract's commitment hash (equal to the local `flchain.chain.commitment.update_commitment`)."""
+        return bytes(self._call("updateCommitment", task_id, round_id, to_checksum_address(trainer), digest, salt))
 
     def finalize_round(self, task_id: int, round_id: int, finalization: Finalization) -> TxReceipt:
         return self._send("finalizeRound", task_id, round_id, finalization.to_abi())
@@ -189,6 +203,10 @@ class CoordinatorClient(_BaseClient):
 
     def claim_many(self, task_id: int, items: Sequence[ClaimItem]) -> TxReceipt:
         return self._send("claimMany", task_id, [i.to_abi() for i in items])
+
+    def sweep(self, task_id: int, round_id: int) -> TxReceipt:
+        """Move a round's unclaimed remainder to the pool (or the sponsor of a closed task) after its claim window."""
+        return self._send("sweep", task_id, round_id)
 
     def slash(
         self, task_id: int, round_id: int, trainer: str, bps: int, reason_code: int, evidence_cid: str
@@ -221,14 +239,20 @@ class CoordinatorClient(_BaseClient):
     def get_trainer(self, task_id: int, trainer: str) -> TrainerState:
         return TrainerState.from_abi(self._call("getTrainer", task_id, to_checksum_address(trainer)))
 
-    def get_submission(self, task_id: int, round_id: int, trainer: str) -> bytes:
-        return bytes(self._call("getSubmission", task_id, round_id, to_checksum_address(trainer)))
+    def get_commitment(self, task_id: int, round_id: int, trainer: str) -> CommitmentState:
+        commitment, revealed = self._call("getCommitment", task_id, round_id, to_checksum_address(trainer))
+        return CommitmentState(commitment=bytes(commitment), revealed=bool(revealed))
 
     def get_reputation(self, task_id: int, trainer: str) -> Reputation:
         return Reputation.from_abi(self._call("getReputation", task_id, to_checksum_address(trainer)))
 
-    def is_claimed(self, task_id: int, round_id: int, index: int) -> bool:
-        return bool(self._call("isClaimed", task_id, round_id, index))
+    def is_claimed(self, task_id: int, round_id: int, account: str) -> bool:
+        """Whether `account` has claimed its payout of the round (claims are per account and round)."""
+        return bool(self._call("isClaimed", task_id, round_id, to_checksum_address(account)))
 
     def is_slashed(self, task_id: int, round_id: int, trainer: str) -> bool:
         return bool(self._call("isSlashed", task_id, round_id, to_checksum_address(trainer)))
+
+    def active_time(self) -> int:
+        """The coordinator's active clock (block time minus paused time) that claim and slash windows run on."""
+        return int(self._call("activeTime"))

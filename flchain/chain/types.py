@@ -13,15 +13,18 @@ from typing import Any
 
 from eth_utils import keccak, to_checksum_address
 
+from flchain.chain.commitment import stored_commitment
+
 REPUTATION_SCALE = 1_000_000  # fixed point of Reputation.mu / sigma / score on-chain
 
 
 class RoundStatus(IntEnum):
     NONE = 0
-    OPEN = 1
-    CLOSED = 2
-    FINALIZED = 3
-    EXPIRED = 4
+    COMMITTING = 1
+    REVEALING = 2
+    CLOSED = 3
+    FINALIZED = 4
+    EXPIRED = 5
 
 
 class SlashReason(IntEnum):
@@ -41,10 +44,14 @@ class TaskParams:
     token: str
     reward_per_round_wei: int
     min_stake_wei: int
-    window_s: int
+    commit_window_s: int
+    reveal_window_s: int
     finalize_timeout_s: int
     unstake_cooldown_s: int
+    claim_window_s: int
+    slash_window_s: int
     max_slash_bps: int
+    max_total_slash_bps: int
     model_spec_hash: bytes
     initial_model_digest: bytes
     initial_model_cid: str
@@ -53,8 +60,9 @@ class TaskParams:
 
     def to_abi(self) -> tuple[Any, ...]:
         return (
-            to_checksum_address(self.token), self.reward_per_round_wei, self.min_stake_wei, self.window_s,
-            self.finalize_timeout_s, self.unstake_cooldown_s, self.max_slash_bps, self.model_spec_hash,
+            to_checksum_address(self.token), self.reward_per_round_wei, self.min_stake_wei, self.commit_window_s,
+            self.reveal_window_s, self.finalize_timeout_s, self.unstake_cooldown_s, self.claim_window_s,
+            self.slash_window_s, self.max_slash_bps, self.max_total_slash_bps, self.model_spec_hash,
             self.initial_model_digest, self.initial_model_cid, [to_checksum_address(a) for a in self.aggregators],
             self.task_card_cid,
         )
@@ -62,10 +70,11 @@ class TaskParams:
     @classmethod
     def from_abi(cls, v: Sequence[Any]) -> TaskParams:
         return cls(
-            token=str(v[0]), reward_per_round_wei=int(v[1]), min_stake_wei=int(v[2]), window_s=int(v[3]),
-            finalize_timeout_s=int(v[4]), unstake_cooldown_s=int(v[5]), max_slash_bps=int(v[6]),
-            model_spec_hash=bytes(v[7]), initial_model_digest=bytes(v[8]), initial_model_cid=str(v[9]),
-            aggregators=tuple(str(a) for a in v[10]), task_card_cid=str(v[11]),
+            token=str(v[0]), reward_per_round_wei=int(v[1]), min_stake_wei=int(v[2]), commit_window_s=int(v[3]),
+            reveal_window_s=int(v[4]), finalize_timeout_s=int(v[5]), unstake_cooldown_s=int(v[6]),
+            claim_window_s=int(v[7]), slash_window_s=int(v[8]), max_slash_bps=int(v[9]),
+            max_total_slash_bps=int(v[10]), model_spec_hash=bytes(v[11]), initial_model_digest=bytes(v[12]),
+            initial_model_cid=str(v[13]), aggregators=tuple(str(a) for a in v[14]), task_card_cid=str(v[15]),
         )
 
 
@@ -78,11 +87,16 @@ class TaskState:
     pool_wei: int
     owed_wei: int
     total_staked_wei: int
-    window_s: int
+    commit_window_s: int
+    reveal_window_s: int
     finalize_timeout_s: int
     unstake_cooldown_s: int
+    claim_window_s: int
+    slash_window_s: int
     max_slash_bps: int
+    max_total_slash_bps: int
     current_round: int
+    close_requested: bool
     closed: bool
     model_spec_hash: bytes
     latest_model_digest: bytes
@@ -91,10 +105,11 @@ class TaskState:
     def from_abi(cls, v: Sequence[Any]) -> TaskState:
         return cls(
             sponsor=str(v[0]), token=str(v[1]), reward_per_round_wei=int(v[2]), min_stake_wei=int(v[3]),
-            pool_wei=int(v[4]), owed_wei=int(v[5]), total_staked_wei=int(v[6]), window_s=int(v[7]),
-            finalize_timeout_s=int(v[8]), unstake_cooldown_s=int(v[9]), max_slash_bps=int(v[10]),
-            current_round=int(v[11]), closed=bool(v[12]), model_spec_hash=bytes(v[13]),
-            latest_model_digest=bytes(v[14]),
+            pool_wei=int(v[4]), owed_wei=int(v[5]), total_staked_wei=int(v[6]), commit_window_s=int(v[7]),
+            reveal_window_s=int(v[8]), finalize_timeout_s=int(v[9]), unstake_cooldown_s=int(v[10]),
+            claim_window_s=int(v[11]), slash_window_s=int(v[12]), max_slash_bps=int(v[13]),
+            max_total_slash_bps=int(v[14]), current_round=int(v[15]), close_requested=bool(v[16]),
+            closed=bool(v[17]), model_spec_hash=bytes(v[18]), latest_model_digest=bytes(v[19]),
         )
 
 
@@ -108,27 +123,51 @@ class RoundState:
     payout_total_wei: int
     claimed_total_wei: int
     opened_at: int
-    window_end: int
+    commit_deadline: int
+    reveal_deadline: int
     finalized_at: int
+    swept: bool
 
     @classmethod
     def from_abi(cls, v: Sequence[Any]) -> RoundState:
         return cls(
             base_model_digest=bytes(v[0]), eval_commitment=bytes(v[1]), new_model_digest=bytes(v[2]),
             report_digest=bytes(v[3]), payout_root=bytes(v[4]), payout_total_wei=int(v[5]),
-            claimed_total_wei=int(v[6]), opened_at=int(v[7]), window_end=int(v[8]), finalized_at=int(v[9]),
+            claimed_total_wei=int(v[6]), opened_at=int(v[7]), commit_deadline=int(v[8]),
+            reveal_deadline=int(v[9]), finalized_at=int(v[10]), swept=bool(v[11]),
         )
 
 
 @dataclass(frozen=True)
 class TrainerState:
     stake_wei: int
-    last_round: int
+    last_round: int  # last round the trainer revealed in
     unstake_requested_at: int
+    deposited_wei: int  # everything ever staked on the task
+    slashed_wei: int  # everything slashed so far
 
     @classmethod
     def from_abi(cls, v: Sequence[Any]) -> TrainerState:
-        return cls(stake_wei=int(v[0]), last_round=int(v[1]), unstake_requested_at=int(v[2]))
+        return cls(
+            stake_wei=int(v[0]), last_round=int(v[1]), unstake_requested_at=int(v[2]), deposited_wei=int(v[3]),
+            slashed_wei=int(v[4]),
+        )
+
+
+@dataclass(frozen=True)
+class CommitmentState:
+    """A trainer's commitment in a round as stored: its upper 253 bits (low 3 bits cleared) and the reveal flag."""
+
+    commitment: bytes
+    revealed: bool
+
+    @property
+    def committed(self) -> bool:
+        return self.commitment != bytes(32)
+
+    def matches(self, commitment: bytes) -> bool:
+        """Whether a full commitment hash is the stored one (compared without its low 3 bits)."""
+        return self.committed and stored_commitment(commitment) == self.commitment
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from web3 import Web3
 from web3.types import RPCEndpoint
 
 from flchain.chain.client import CoordinatorClient, TokenClient, connect
+from flchain.chain.commitment import update_commitment
 from flchain.chain.deploy import deploy_contracts
 from flchain.chain.errors import ContractRevert
 from flchain.chain.types import ClaimItem, Finalization, TaskParams
@@ -33,9 +34,12 @@ from flchain.devnet.anvil import AnvilNode, start_anvil
 from flchain.merkle import PAYOUT_LEAF_ENCODING, StandardMerkleTree
 
 TOKEN = 10**18
-WINDOW_S = 600
+COMMIT_WINDOW_S = 600
+REVEAL_WINDOW_S = 300
 FINALIZE_TIMEOUT_S = 900
 COOLDOWN_S = 3_600
+CLAIM_WINDOW_S = 7_200
+SLASH_WINDOW_S = 5_000
 REWARD_PER_ROUND = 100 * TOKEN
 MIN_STAKE = 10 * TOKEN
 INITIAL_FUNDING = 1_000 * TOKEN
@@ -184,10 +188,14 @@ class World:
             token=self.chain.token,
             reward_per_round_wei=REWARD_PER_ROUND,
             min_stake_wei=MIN_STAKE,
-            window_s=WINDOW_S,
+            commit_window_s=COMMIT_WINDOW_S,
+            reveal_window_s=REVEAL_WINDOW_S,
             finalize_timeout_s=FINALIZE_TIMEOUT_S,
             unstake_cooldown_s=COOLDOWN_S,
+            claim_window_s=CLAIM_WINDOW_S,
+            slash_window_s=SLASH_WINDOW_S,
             max_slash_bps=2_000,
+            max_total_slash_bps=3_000,
             model_spec_hash=digest("spec"),
             initial_model_digest=digest("model/0"),
             initial_model_cid=cid("model/0"),
@@ -216,10 +224,40 @@ class World:
         )
         return round_id
 
-    def submit(self, task_id: int, round_id: int, trainers: tuple[LocalAccount, ...] | None = None) -> None:
+    def commitment(self, task_id: int, round_id: int, trainer: str) -> bytes:
+        """The commitment of the update `update(task_id, round_id, trainer)` (local hash, as the trainer makes it)."""
+        update_digest, salt, _ = update(task_id, round_id, trainer)
+        return update_commitment(
+            self.w3.eth.chain_id, self.chain.coordinator, task_id, round_id, trainer, update_digest, salt
+        )
+
+    def commit(self, task_id: int, round_id: int, trainers: tuple[LocalAccount, ...] | None = None) -> None:
         for trainer in trainers if trainers is not None else self.trainers:
-            seed = f"update/{task_id}/{round_id}/{trainer.address}"
-            self.as_(trainer).submit_update(task_id, round_id, digest(seed), cid(seed), 100)
+            self.as_(trainer).commit_update(task_id, round_id, self.commitment(task_id, round_id, trainer.address))
+
+    def to_reveal_phase(self, task_id: int, round_id: int) -> None:
+        """Advance the clock to the round's commit deadline (no-op when already past)."""
+        self.advance_to(self.reader.get_round(task_id, round_id).commit_deadline)
+
+    def to_closed_phase(self, task_id: int, round_id: int) -> None:
+        """Advance the clock to the round's reveal deadline (no-op when already past)."""
+        self.advance_to(self.reader.get_round(task_id, round_id).reveal_deadline)
+
+    def advance_to(self, timestamp: int) -> None:
+        gap = timestamp - self.now()
+        if gap > 0:
+            self.advance(gap)
+
+    def reveal(self, task_id: int, round_id: int, trainers: tuple[LocalAccount, ...] | None = None) -> None:
+        for trainer in trainers if trainers is not None else self.trainers:
+            update_digest, salt, update_cid = update(task_id, round_id, trainer.address)
+            self.as_(trainer).reveal_update(task_id, round_id, update_digest, salt, update_cid, 100)
+
+    def submit(self, task_id: int, round_id: int, trainers: tuple[LocalAccount, ...] | None = None) -> None:
+        """Both phases for `trainers`: commit, advance to the reveal phase, reveal (the round stays Revealing)."""
+        self.commit(task_id, round_id, trainers)
+        self.to_reveal_phase(task_id, round_id)
+        self.reveal(task_id, round_id, trainers)
 
     def finalization(self, task_id: int, round_id: int, tree: StandardMerkleTree | None, total: int) -> Finalization:
         seed = f"{task_id}/{round_id}"
@@ -242,10 +280,10 @@ class World:
         wait: bool = True,
         total: int | None = None,
     ) -> StandardMerkleTree:
-        """Close the window (when `wait`) and finalize with a payout tree over `payees`; returns the tree."""
+        """End the reveal phase (when `wait`) and finalize with a payout tree over `payees`; returns the tree."""
         tree = payout_tree(task_id, round_id, payees)
         if wait:
-            self.advance(WINDOW_S)
+            self.to_closed_phase(task_id, round_id)
         amount = sum(a for _, a in payees) if total is None else total
         self.as_(self.chain.aggregator).finalize_round(
             task_id, round_id, self.finalization(task_id, round_id, tree, amount)
@@ -253,15 +291,15 @@ class World:
         return tree
 
     def finalize_without_payouts(self, task_id: int, round_id: int, *, wait: bool = True) -> None:
-        """Close the window (when `wait`) and finalize paying nobody (zero root, zero total)."""
+        """End the reveal phase (when `wait`) and finalize paying nobody (zero root, zero total)."""
         if wait:
-            self.advance(WINDOW_S)
+            self.to_closed_phase(task_id, round_id)
         self.as_(self.chain.aggregator).finalize_round(task_id, round_id, self.finalization(task_id, round_id, None, 0))
 
     def run_round(
         self, task_id: int, payees: Sequence[tuple[str, int]] | None = None
     ) -> tuple[int, StandardMerkleTree]:
-        """Open, let every trainer submit, finalize paying each trainer 1 token (or `payees`)."""
+        """Open, let every trainer commit and reveal, finalize paying each trainer 1 token (or `payees`)."""
         round_id = self.open_round(task_id)
         self.submit(task_id, round_id)
         payees = payees if payees is not None else [(t.address, TOKEN + i) for i, t in enumerate(self.trainers)]
@@ -274,7 +312,7 @@ class World:
         return task_id, self.open_round(task_id)
 
     def finalized_task(self) -> tuple[int, int]:
-        """open_task, every trainer submitted, round 1 finalized paying each trainer 1 token."""
+        """open_task, every trainer committed and revealed, round 1 finalized paying each trainer 1 token."""
         task_id, round_id = self.open_task()
         self.submit(task_id, round_id)
         self.finalize(task_id, round_id, [(t.address, TOKEN) for t in self.trainers])
@@ -287,6 +325,12 @@ class World:
 
     def coordinator_balance(self) -> int:
         return self.balance(self.chain.coordinator)
+
+
+def update(task_id: int, round_id: int, trainer: str) -> tuple[bytes, bytes, str]:
+    """A trainer's update of a round as (digest, salt, CID), all derived from the names."""
+    seed = f"update/{task_id}/{round_id}/{trainer}"
+    return digest(seed), digest(f"salt/{seed}"), cid(seed)
 
 
 def payout_tree(task_id: int, round_id: int, payees: Sequence[tuple[str, int]]) -> StandardMerkleTree:
