@@ -49,6 +49,7 @@ class RoundContext:
     eval_bytes: bytes
     eval_cid: str
     budget_wei: int
+    not_revealed: tuple[str, ...] = ()  # accounts whose commitment of this round was never revealed
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ def build_artifacts(
         model_spec_hash="0x" + ctx.spec_hash.hex(), budget_wei=str(ctx.budget_wei),
         payout_total_wei=str(outcome.payout_total_wei), payout_root="0x" + root.hex(), payout_tree_cid=tree.cid,
         aggregation=aggregation_info(outcome, config), metrics=metrics,
-        trainers=tuple(trainer_score(row) for row in outcome.trainers),
+        trainers=tuple(trainer_score(row) for row in outcome.trainers), not_revealed=ctx.not_revealed,
         aggregator_state_cid=state.cid, aggregator_state_digest="0x" + state.digest.hex(),
     )
     report_bytes = report.to_bytes()

@@ -2,8 +2,12 @@
 
 Each round:
 
-1. open      the round on the current global model, committing to a fresh evaluation batch;
-2. collect   after the window, every UpdateSubmitted of the round, fetched in parallel, verified and kept;
+1. open      the round on the current global model, committing to a fresh evaluation batch (unless the sponsor
+             requested the task's close: then no round opens and the service stops);
+   (trainers commit during the commit phase and reveal during the reveal phase; nothing to do meanwhile)
+2. collect   after the reveal deadline, every UpdateRevealed of the round (never a bare commitment), fetched in
+             parallel, verified and kept; commitments never revealed are listed as "not revealed" (they earn
+             nothing and, the contract slashing only participants, are not slashable);
 3-6. score   filters, LossScore, ratings, final scores, payouts, robust aggregation and the outer step;
 7. publish   the new model, the payout tree, the revealed evaluation batch, the aggregator state, the report;
 8. finalize  on-chain, then reputations (in batches) and slashes (with the report as evidence).
@@ -124,7 +128,7 @@ class Aggregator:
         if round_id == 0:
             return self.open_round(task, 1)
         status = self.deps.coordinator.round_status(self.task_id, round_id)
-        if status is RoundStatus.OPEN:
+        if status in (RoundStatus.COMMITTING, RoundStatus.REVEALING):
             return Tick.WAIT
         if status is RoundStatus.CLOSED:
             return self.finish_round(round_id)
@@ -140,6 +144,9 @@ class Aggregator:
     # ------------------------------------------------------------------ step 1: open
     def open_round(self, task: TaskState, round_id: int) -> Tick:
         if self.settings.rounds and round_id > self.settings.rounds:
+            return Tick.DONE
+        if task.close_requested:
+            logger.info("task %d: close requested by the sponsor; no round %d opens", self.task_id, round_id)
             return Tick.DONE
         journal = RoundJournal(self.root, round_id)
         opening = self._journaled_opening(journal) or self._prepare_opening(task, round_id, journal)
@@ -221,11 +228,15 @@ class Aggregator:
         fetched = load_fetched(journal)
         if fetched is not None:
             return fetched
-        window_end = self.deps.coordinator.get_round(self.task_id, round_id).window_end
-        if self.deps.log.confirmed_time_s() < window_end:
-            logger.info("round %d: collect: waiting for confirmed blocks past the window end", round_id)
+        reveal_deadline = self.deps.coordinator.get_round(self.task_id, round_id).reveal_deadline
+        if self.deps.log.confirmed_time_s() < reveal_deadline:
+            logger.info("round %d: collect: waiting for confirmed blocks past the reveal deadline", round_id)
             return None
         updates = self.deps.log.reveals(round_id)
+        unrevealed = [c.trainer for c in self.deps.log.unrevealed(round_id)]
+        if unrevealed:
+            logger.info("round %d: collect: %d commitments not revealed (no pay): %s", round_id, len(unrevealed),
+                        ", ".join(unrevealed))
         started = time.monotonic()
         fetched = fetch_updates(
             self.deps.fetch_storage, updates, max_bytes=self.settings.max_update_bytes or self.runtime.max_update_bytes,
@@ -233,7 +244,7 @@ class Aggregator:
         )
         save_fetched(journal, fetched)
         failed = [f"{f.update.trainer[:10]}: {f.failure}" for f in fetched if f.failure is not None]
-        logger.info("round %d: collect: %d submissions, %d fetched and verified, failed: %s (%.1f s)", round_id,
+        logger.info("round %d: collect: %d reveals, %d fetched and verified, failed: %s (%.1f s)", round_id,
                     len(fetched), len(fetched) - len(failed), failed or "none", time.monotonic() - started)
         self._checkpoint(Step.COLLECT, round_id)
         return fetched
@@ -248,6 +259,7 @@ class Aggregator:
             task_id=self.task_id, round_id=round_id, spec_hash=self.runtime.spec.spec_hash(),
             base_digest=opening.base_digest, base_cid=opening.base_cid, eval_bytes=opening.eval_bytes,
             eval_cid=opening.eval_cid, budget_wei=min(task.reward_per_round_wei, task.pool_wei),
+            not_revealed=tuple(c.trainer for c in self.deps.log.unrevealed(round_id)),
         )
         data = RoundData(
             ctx=ctx, base_model=self.cache.get(opening.base_cid, opening.base_digest, DEFAULT_LIMITS.max_payload_bytes),

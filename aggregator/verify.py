@@ -1,10 +1,13 @@
 """`flchain verify round`: recompute a finalized round from public data alone and compare it with the chain.
 
-Public data: the chain's events (RoundOpened, UpdateSubmitted, RoundFinalized) and views, and IPFS: the base
+Public data: the chain's events (RoundOpened, UpdateCommitted, UpdateRevealed, RoundFinalized) and views, and
+IPFS: the base
 model, the trainers' updates, the revealed evaluation batch, the round's score report and the aggregator state
 it references (for the config the round used) and the previous finalized round's state (ratings, replay
-fingerprints, aggregation state). The validation set of the metrics is the sponsor's; the default digits
-held-out split is reproducible by anyone.
+fingerprints, aggregation state). The round is recomputed from its reveals only (each one checked on-chain against
+its author's commitment); the commitments never revealed are the report's "not revealed" list, derived again from
+the events, so a report that pays or omits them does not verify. The validation set of the metrics is the
+sponsor's; the default digits held-out split is reproducible by anyone.
 
 The one input the chain cannot prove is which updates the aggregator could not fetch: those the report marks
 `missing` stay missing in the recomputation (and a note says when they are available now). The round verifies
@@ -116,6 +119,7 @@ def _round_data(
     ctx = RoundContext(
         task_id=task_id, round_id=round_id, spec_hash=runtime.spec.spec_hash(), base_digest=opening.base_model_digest,
         base_cid=opening.base_model_cid, eval_bytes=eval_bytes, eval_cid=fin.eval_cid, budget_wei=budget_wei,
+        not_revealed=tuple(c.trainer for c in log.unrevealed(round_id)),
     )
     base = fetcher.get(opening.base_model_cid, opening.base_model_digest, DEFAULT_LIMITS.max_payload_bytes)
     config = published_state(report, fetcher).config

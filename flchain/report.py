@@ -83,6 +83,7 @@ class RoundReport(_Frozen):
     aggregation: AggregationInfo
     metrics: ModelMetrics
     trainers: tuple[TrainerScore, ...]
+    not_revealed: tuple[str, ...] = ()  # accounts that committed but never revealed: not paid, not scored
     # The aggregator state this round leaves (ratings, replay fingerprints, aggregation state) and the config it
     # was computed with (aggregator/carryover.py): what the next round and `flchain verify round` start from.
     aggregator_state_cid: str | None = None

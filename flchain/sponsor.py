@@ -24,10 +24,14 @@ class TaskTerms:
     reward_per_round_wei: int
     min_stake_wei: int
     funding_wei: int
-    window_s: int = 120
+    commit_window_s: int = 120  # commit phase of each round
+    reveal_window_s: int = 60  # reveal phase, right after the commit phase
     finalize_timeout_s: int = 3_600
     unstake_cooldown_s: int = 600
+    claim_window_s: int = 30 * 86_400  # payouts of a round are claimable this long after its finalization
+    slash_window_s: int = 7 * 86_400  # a round's participants are slashable this long after its finalization
     max_slash_bps: int = 1_000
+    max_total_slash_bps: int = 5_000  # cap on all slashes of one trainer in the task
 
 
 @dataclass(frozen=True)
@@ -64,10 +68,14 @@ def create_task(
         token=token,
         reward_per_round_wei=terms.reward_per_round_wei,
         min_stake_wei=terms.min_stake_wei,
-        window_s=terms.window_s,
+        commit_window_s=terms.commit_window_s,
+        reveal_window_s=terms.reveal_window_s,
         finalize_timeout_s=terms.finalize_timeout_s,
         unstake_cooldown_s=terms.unstake_cooldown_s,
+        claim_window_s=terms.claim_window_s,
+        slash_window_s=terms.slash_window_s,
         max_slash_bps=terms.max_slash_bps,
+        max_total_slash_bps=terms.max_total_slash_bps,
         model_spec_hash=spec.spec_hash(),
         initial_model_digest=model_digest,
         initial_model_cid=model_cid,

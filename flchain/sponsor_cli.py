@@ -36,10 +36,14 @@ def task_create(
     ipfs_url: IpfsOpt = "http://127.0.0.1:5001",
     model: Annotated[str, typer.Option(help=f"Model spec preset: {', '.join(preset_names())}.")] = "mlp-digits",
     dataset: Annotated[str, typer.Option(help="Dataset trainers are expected to hold.")] = "digits",
-    window_s: Annotated[int, typer.Option(help="Submission window per round, seconds.")] = 120,
+    commit_window_s: Annotated[int, typer.Option(help="Commit phase of each round, seconds.")] = 120,
+    reveal_window_s: Annotated[int, typer.Option(help="Reveal phase after the commit phase, seconds.")] = 60,
+    claim_window_s: Annotated[int, typer.Option(help="How long payouts stay claimable, seconds.")] = 2_592_000,
+    slash_window_s: Annotated[int, typer.Option(help="How long a round's participants stay slashable, s.")] = 604_800,
     finalize_timeout_s: Annotated[int, typer.Option(help="Time the aggregator has to finalize, seconds.")] = 3600,
     unstake_cooldown_s: Annotated[int, typer.Option(help="Unstake cooldown, seconds.")] = 600,
     max_slash_bps: Annotated[int, typer.Option(help="Largest slash per round, basis points of stake.")] = 1000,
+    max_total_slash_bps: Annotated[int, typer.Option(help="Cap on all slashes of a trainer, bps of its stake.")] = 5000,
     keystore: KeystoreOpt = None,
     private_key_env: KeyEnvOpt = None,
     password_file: PasswordFileOpt = None,
@@ -50,8 +54,10 @@ def task_create(
     w3 = connect(rpc_url, expected_chain_id=deployment.chain_id)
     client = CoordinatorClient(w3, deployment.coordinator.address, signer)
     terms = TaskTerms(
-        reward_per_round_wei=reward_per_round, min_stake_wei=min_stake, funding_wei=funding, window_s=window_s,
-        finalize_timeout_s=finalize_timeout_s, unstake_cooldown_s=unstake_cooldown_s, max_slash_bps=max_slash_bps,
+        reward_per_round_wei=reward_per_round, min_stake_wei=min_stake, funding_wei=funding,
+        commit_window_s=commit_window_s, reveal_window_s=reveal_window_s, finalize_timeout_s=finalize_timeout_s,
+        unstake_cooldown_s=unstake_cooldown_s, claim_window_s=claim_window_s, slash_window_s=slash_window_s,
+        max_slash_bps=max_slash_bps, max_total_slash_bps=max_total_slash_bps,
     )
     with IpfsClient(ipfs_url) as storage:
         created = create_task(

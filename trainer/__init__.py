@@ -6,11 +6,11 @@ One round, as named steps (sequenced in `node.py`, each in its own module):
 |---|---|
 | settle_rewards: claim finalized rounds (report -> payout tree -> leaf -> claimMany) | `rewards.py` |
 | ensure_registered: stake minStake (approving the token) when needed | `registration.py` |
-| wait_for_round: currentRound, roundStatus, the RoundOpened event's base model CID | `rounds.py`, `flchain/chain/tasklog.py` |
-| decide_resume: chain state + checkpoint -> train, submit the pending upload, or nothing | `resume.py` |
+| wait_for_round: currentRound, roundStatus, RoundOpened's base model CID | `rounds.py`, `flchain/chain/tasklog.py` |
+| decide_resume: chain state + checkpoint -> train, commit or reveal the saved update, or nothing | `resume.py` |
 | fetch_global_model: digest-checked against the chain, then decoded | `model.py` |
 | produce_update: local training, or a red-team behaviour (simulations only) | `update.py`, `redteam.py` |
-| encode, upload, submit | `training.py`, `publish.py` |
+| encode, save (update + salt), commit, wait for the reveal phase, upload, reveal | `training.py`, `publish.py` |
 
 Around them: `settings.py` (FLCHAIN_TRAINER_* settings), `signer.py` (keystore, env key, keystore directory with
 flock leases), `dataset.py` (data source and simulation shard), `spec.py` (the task's model spec),

@@ -1,9 +1,12 @@
 """The trainer's local checkpoint: what the chain alone cannot tell after a restart.
 
-The chain knows what was committed; the checkpoint adds what happened off-chain: an update uploaded but maybe not
-yet committed (`pending`, so a restart submits the SAME bytes instead of retraining), the rounds already handled,
-the rounds whose rewards are settled (claimed, or nothing to claim) and the last committed update (for the stale
-free-rider simulation). One JSON file per (task, account), written atomically: temp file, fsync, rename.
+The chain knows what was committed and revealed; the checkpoint adds what happened off-chain: the round's update
+(`pending`: its digest, the commitment's random salt, the path of the encoded bytes and, once uploaded, its CID),
+saved BEFORE the commitment is sent, so a restart in either phase commits and reveals the SAME update instead of
+retraining (a salt lost after a commit would make the commitment unrevealable); the rounds already handled, the
+rounds whose rewards are settled (claimed, or nothing to claim) and the last revealed update (for the stale
+free-rider simulation). One JSON file per (task, account), written atomically: temp file, fsync, rename; the update
+bytes sit next to it in their own file, written the same way.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from flchain.codec import content_digest
 from trainer.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 class _Frozen(BaseModel):
@@ -27,17 +31,26 @@ class _Frozen(BaseModel):
 
 
 class PendingUpload(_Frozen):
-    """An update stored on IPFS for `round_id` whose commitment may not be on-chain yet."""
+    """This round's update: committed (or about to be) with `salt`, revealed with `cid` once uploaded."""
 
     round_id: int = Field(ge=1)
-    digest: str  # 0x-hex SHA-256 of the uploaded bytes
-    cid: str
+    digest: str  # 0x-hex SHA-256 of the encoded update bytes
+    salt: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")  # 0x-hex random salt of the commitment
+    blob_path: str  # where the encoded update bytes are kept until the reveal
+    cid: str = ""  # set once the bytes are on IPFS (only in the reveal phase)
     num_samples: int = Field(ge=0)
     base_digest: str  # 0x-hex digest of the round's base model
 
     @property
     def digest_bytes(self) -> bytes:
         return bytes.fromhex(self.digest.removeprefix("0x"))
+
+    @property
+    def salt_bytes(self) -> bytes:
+        return bytes.fromhex(self.salt.removeprefix("0x"))
+
+    def with_cid(self, cid: str) -> PendingUpload:
+        return self.model_copy(update={"cid": cid})
 
 
 class CheckpointIdentity(_Frozen):
@@ -53,13 +66,13 @@ class Checkpoint(_Frozen):
     last_handled_round: int = 0
     pending: PendingUpload | None = None
     settled_rounds: tuple[int, ...] = ()
-    last_update: PendingUpload | None = None  # the last update committed on-chain
+    last_update: PendingUpload | None = None  # the last update revealed on-chain
 
     def with_pending(self, pending: PendingUpload) -> Checkpoint:
         return self.model_copy(update={"pending": pending})
 
     def with_round_handled(self, round_id: int, committed: PendingUpload | None = None) -> Checkpoint:
-        """Round `round_id` is done with (committed, skipped or missed); the pending upload is dropped."""
+        """Round `round_id` is done with (revealed, skipped or missed); the pending update is dropped."""
         update: dict[str, object] = {"last_handled_round": max(self.last_handled_round, round_id), "pending": None}
         if committed is not None:
             update["last_update"] = committed
@@ -101,19 +114,50 @@ class CheckpointStore:
 
     def save(self, checkpoint: Checkpoint) -> None:
         """Write to a temporary file in the same directory, fsync it, rename it over the old one, fsync the dir."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps(checkpoint.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
-        fd, tmp_name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        _write_atomic(self.path, data.encode())
+
+    def blob_path(self, round_id: int) -> Path:
+        """Where the update bytes of `round_id` are kept until they are revealed."""
+        return self.path.with_name(f"{self.path.stem}-round{round_id}.update")
+
+    def save_blob(self, round_id: int, blob: bytes) -> Path:
+        """Store the round's encoded update durably (before its commitment is sent); returns its path."""
+        path = self.blob_path(round_id)
+        _write_atomic(path, blob)
+        return path
+
+    def load_blob(self, pending: PendingUpload) -> bytes:
+        """The update bytes of `pending`; CheckpointError when they are gone or are not the committed ones."""
         try:
-            with os.fdopen(fd, "w") as tmp:
-                tmp.write(data)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, self.path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.path.parent)
+            blob = Path(pending.blob_path).read_bytes()
+        except OSError as e:
+            raise CheckpointError(f"cannot read the update of round {pending.round_id}: {e}") from e
+        if content_digest(blob) != pending.digest_bytes:
+            raise CheckpointError(f"update file {pending.blob_path} does not match the committed digest")
+        return blob
+
+    def drop_blobs(self, up_to_round: int) -> None:
+        """Remove the update files of rounds up to `up_to_round` (they are revealed, or will never be)."""
+        for path in self.path.parent.glob(f"{self.path.stem}-round*.update"):
+            round_text = path.stem.rsplit("-round", 1)[-1]
+            if round_text.isdigit() and int(round_text) <= up_to_round:
+                path.unlink(missing_ok=True)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
 
 
 def _normalized(identity: CheckpointIdentity) -> tuple[int, str, int, str]:

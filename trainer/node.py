@@ -1,7 +1,8 @@
 """The trainer's run loop. One round, as named steps:
 
     settle_rewards -> ensure_registered -> wait_for_round -> decide_resume
-    -> fetch_global_model -> produce_update -> encode -> upload (checkpoint) -> submit (checkpoint)
+    -> fetch_global_model -> produce_update -> encode -> save update + salt (checkpoint) -> commit
+    -> wait for the reveal phase -> upload (checkpoint) -> reveal (checkpoint)
 
 Each step lives in its own module and takes its collaborators as arguments; this module only sequences them,
 retries transport failures with backoff (`Retrier`), and records progress in the checkpoint.
@@ -17,6 +18,7 @@ from enum import StrEnum
 
 from flchain.chain.client import CoordinatorClient
 from flchain.chain.tasklog import TaskLog
+from flchain.chain.types import RoundStatus
 from flchain.ml.data import Dataset
 from flchain.ml.specs import ModelSpec
 from flchain.storage.protocol import Storage
@@ -25,12 +27,19 @@ from trainer.checkpoint import CheckpointStore, PendingUpload
 from trainer.errors import StopRequested
 from trainer.model import fetch_global_model
 from trainer.progress import StepReporter
-from trainer.publish import SubmitOutcome, submit_commitment, upload_update
+from trainer.publish import (
+    PhaseOutcome,
+    commit_pending,
+    commitment_of,
+    new_pending,
+    reveal_pending,
+    upload_update,
+)
 from trainer.redteam import RedTeamConfig
 from trainer.registration import ensure_registered
 from trainer.resume import ResumeAction, decide_resume
 from trainer.rewards import claim_rewards
-from trainer.rounds import RoundInfo, wait_for_round
+from trainer.rounds import RoundInfo, wait_for_reveal_phase, wait_for_round
 from trainer.runtime import Fields, StopToken
 from trainer.settings import CrashPoint, TrainerSettings
 from trainer.training import EncodeConfig, TrainConfig, encode_delta
@@ -40,10 +49,10 @@ logger = logging.getLogger(__name__)
 
 
 class RoundOutcome(StrEnum):
-    SUBMITTED = "submitted"
-    ALREADY_SUBMITTED = "already_submitted"
-    SKIPPED = "skipped"  # the window would close (or closed) before the commitment, or nothing to send
-    MISSED = "missed"  # the round was already over when this trainer saw it
+    REVEALED = "revealed"
+    ALREADY_REVEALED = "already_revealed"
+    SKIPPED = "skipped"  # a phase would close (or closed) before this trainer's step, or nothing to send
+    MISSED = "missed"  # the round was already past the phase this trainer needed when it saw it
 
 
 @dataclass(eq=False)
@@ -71,9 +80,9 @@ class TrainerNode:
         return self.settings.task_id
 
 
-def window_allows(now_s: int, window_end: int, margin_s: float) -> bool:
-    """Whether a commitment started now leaves `margin_s` before the window ends."""
-    return now_s + margin_s < window_end
+def window_allows(now_s: int, deadline_s: int, margin_s: float) -> bool:
+    """Whether a step started now leaves `margin_s` before the phase's deadline."""
+    return now_s + margin_s < deadline_s
 
 
 def settle_rewards(node: TrainerNode) -> None:
@@ -118,34 +127,45 @@ def run_round(node: TrainerNode) -> RoundOutcome:
             idle=lambda: _settle_when_due(node),
         ),
     )
+    return handle_round(node, info, checkpoint.pending)
+
+
+def handle_round(node: TrainerNode, info: RoundInfo, pending: PendingUpload | None) -> RoundOutcome:
+    """decide_resume, then train and commit, or pick up where a restart left off; reveal in the reveal phase."""
+    account = node.coordinator.account
     on_chain = node.retrier.call(
-        "get_submission", lambda: node.coordinator.get_submission(node.task_id, info.round_id, node.coordinator.account)
+        "get_commitment", lambda: node.coordinator.get_commitment(node.task_id, info.round_id, account)
     )
-    decision = decide_resume(info.round_id, info.status, on_chain, checkpoint.pending)
+    here = pending if pending is not None and pending.round_id == info.round_id else None
+    expected = commitment_of(node.coordinator, node.task_id, here) if here is not None else None
+    decision = decide_resume(info.round_id, info.status, on_chain, pending, expected)
     logger.info(
         "event=round_seen %s",
         Fields(round=info.round_id, status=info.status.name, resume_action=decision.action.value, note=decision.note),
     )
-    if decision.action is ResumeAction.ALREADY_SUBMITTED:
+    if decision.action is ResumeAction.ALREADY_REVEALED:
         _record(node, info.round_id, decision.pending)
-        return RoundOutcome.ALREADY_SUBMITTED
+        return RoundOutcome.ALREADY_REVEALED
     if decision.action is ResumeAction.MISSED:
         _record(node, info.round_id, None)
         return RoundOutcome.MISSED
-    pending = decision.pending if decision.action is ResumeAction.SUBMIT_PENDING else prepare_update(node, info)
-    if pending is None:
+    ready = decision.pending if decision.action is not ResumeAction.TRAIN else prepare_update(node, info)
+    if ready is None:
         _record(node, info.round_id, None)
         return RoundOutcome.SKIPPED
-    return commit_update(node, pending)
+    if decision.action is not ResumeAction.REVEAL_PENDING and not commit_step(node, ready):
+        _record(node, info.round_id, None)
+        return RoundOutcome.SKIPPED
+    return reveal_step(node, info, ready)
 
 
 def prepare_update(node: TrainerNode, info: RoundInfo) -> PendingUpload | None:
-    """fetch_global_model -> produce_update -> encode -> upload; the upload is checkpointed before it returns."""
+    """fetch_global_model -> produce_update -> encode -> save; the update and its salt are checkpointed."""
     now = node.retrier.call("chain_time", node.now_s)
-    if not window_allows(now, info.window_end, node.settings.submit_margin_s):
+    if not window_allows(now, info.commit_deadline, node.settings.submit_margin_s):
         logger.warning(
             "event=round_skipped %s",
-            Fields(round=info.round_id, reason="window closes too soon", seconds_left=info.window_end - now),
+            Fields(round=info.round_id, reason="commit phase closes too soon", seconds_left=info.commit_deadline - now),
         )
         return None
     node.stop.check()
@@ -162,40 +182,56 @@ def prepare_update(node: TrainerNode, info: RoundInfo) -> PendingUpload | None:
         blob = encode_delta(
             update.delta, node.spec, base.digest, EncodeConfig(node.settings.compression, node.settings.topk_ratio)
         )
-    node.stop.check()  # nothing is published yet: a stop here abandons the round cleanly
-    with node.reporter.step("upload", info.round_id, size_bytes=len(blob)):
-        pending = node.retrier.call(
-            "upload",
-            lambda: upload_update(
-                node.storage, blob, round_id=info.round_id, num_samples=update.num_samples, base_digest=base.digest
-            ),
-        )
-    node.store.save(node.store.load().with_pending(pending))
-    node.crash(CrashPoint.UPLOAD)
+    node.stop.check()  # nothing is committed yet: a stop here abandons the round cleanly
+    path = node.store.save_blob(info.round_id, blob)
+    pending = new_pending(
+        blob, round_id=info.round_id, num_samples=update.num_samples, base_digest=base.digest, blob_path=str(path)
+    )
+    node.store.save(node.store.load().with_pending(pending))  # salt on disk BEFORE the commitment is sent
+    node.crash(CrashPoint.SAVED)
     return pending
 
 
-def commit_update(node: TrainerNode, pending: PendingUpload) -> RoundOutcome:
-    """submit, then record the round in the checkpoint (a stop request does not interrupt this step)."""
-    with node.reporter.step("submit", pending.round_id, cid=pending.cid):
-        result = node.retrier.call("submit", lambda: submit_commitment(node.coordinator, node.task_id, pending))
-    node.crash(CrashPoint.SUBMIT)
-    if result.outcome is SubmitOutcome.WINDOW_CLOSED:
+def commit_step(node: TrainerNode, pending: PendingUpload) -> bool:
+    """commit (a stop request does not interrupt this step); False when the commit phase is over."""
+    with node.reporter.step("commit", pending.round_id):
+        result = node.retrier.call("commit", lambda: commit_pending(node.coordinator, node.task_id, pending))
+    node.crash(CrashPoint.COMMIT)
+    return result.outcome is not PhaseOutcome.PHASE_OVER
+
+
+def reveal_step(node: TrainerNode, info: RoundInfo, pending: PendingUpload) -> RoundOutcome:
+    """Wait for the reveal phase, upload (checkpointed), reveal, then record the round in the checkpoint."""
+    with node.reporter.step("wait_reveal_phase", pending.round_id):
+        status = node.retrier.call(
+            "wait_reveal_phase",
+            lambda: wait_for_reveal_phase(
+                node.coordinator, node.task_id, info, now_s=node.now_s, poll_interval_s=node.settings.poll_interval_s,
+                stop=node.stop,
+            ),
+        )
+    if status is not RoundStatus.REVEALING:
+        logger.warning("event=reveal_missed %s", Fields(round=info.round_id, status=status.name))
+        _record(node, info.round_id, None)
+        return RoundOutcome.SKIPPED
+    if not pending.cid:
+        blob = node.store.load_blob(pending)
+        with node.reporter.step("upload", pending.round_id, size_bytes=len(blob)):
+            pending = node.retrier.call("upload", lambda: upload_update(node.storage, blob, pending))
+        node.store.save(node.store.load().with_pending(pending))
+    with node.reporter.step("reveal", pending.round_id, cid=pending.cid):
+        result = node.retrier.call("reveal", lambda: reveal_pending(node.coordinator, node.task_id, pending))
+    node.crash(CrashPoint.REVEAL)
+    if result.outcome is PhaseOutcome.PHASE_OVER:
         _record(node, pending.round_id, None)
         return RoundOutcome.SKIPPED
-    if result.on_chain_digest != pending.digest_bytes:
-        logger.warning(
-            "event=commitment_differs %s",
-            Fields(round=pending.round_id, on_chain=result.on_chain_digest, ours=pending.digest),
-        )
     _record(node, pending.round_id, pending)
-    if result.outcome is SubmitOutcome.ALREADY_SUBMITTED:
-        return RoundOutcome.ALREADY_SUBMITTED
-    return RoundOutcome.SUBMITTED
+    return RoundOutcome.ALREADY_REVEALED if result.outcome is PhaseOutcome.ALREADY_DONE else RoundOutcome.REVEALED
 
 
-def _record(node: TrainerNode, round_id: int, committed: PendingUpload | None) -> None:
-    node.store.save(node.store.load().with_round_handled(round_id, committed))
+def _record(node: TrainerNode, round_id: int, revealed: PendingUpload | None) -> None:
+    node.store.save(node.store.load().with_round_handled(round_id, revealed))
+    node.store.drop_blobs(round_id)
 
 
 def _update_inputs(node: TrainerNode) -> UpdateInputs:

@@ -3,8 +3,9 @@
 Per round: the RoundFinalized event gives the report's CID; the report is fetched and checked against the
 on-chain reportDigest; its payout_tree_cid gives the StandardMerkleTree dump, whose root must be the on-chain
 payoutRoot; this account's leaf `(taskId, round, index, account, amount)` and its proof make the claim, unless
-isClaimed says it was claimed already (anyone may claim for anyone). Rounds with nothing (left) to claim, or that
-expired, are "settled" and never looked at again.
+isClaimed says it was claimed already (anyone may claim for anyone). A round pays only within its claim window:
+a swept round, or one whose claim the contract refuses as past the window (ClaimWindowOver), is given up. Rounds
+with nothing (left) to claim, past their window, or that expired, are "settled" and never looked at again.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class PayoutChain(Protocol):
     def account(self) -> str: ...
     def round_status(self, task_id: int, round_id: int) -> RoundStatus: ...
     def get_round(self, task_id: int, round_id: int) -> RoundState: ...
-    def is_claimed(self, task_id: int, round_id: int, index: int) -> bool: ...
+    def is_claimed(self, task_id: int, round_id: int, account: str) -> bool: ...
     def claim_many(self, task_id: int, items: Sequence[ClaimItem]) -> TxReceipt: ...
 
 
@@ -120,9 +121,12 @@ def _plan_round(
         return True, None
     if status is not RoundStatus.FINALIZED:
         return False, None
+    if coordinator.get_round(task_id, round_id).swept:
+        logger.warning("event=claim_window_over %s", Fields(round=round_id, reason="swept"))
+        return True, None
     tree = load_payout_tree(storage, events, coordinator, task_id, round_id)
     leaf = find_payout_leaf(tree, task_id, round_id, account)
-    if leaf is None or leaf.amount_wei == 0 or coordinator.is_claimed(task_id, round_id, leaf.index):
+    if leaf is None or leaf.amount_wei == 0 or coordinator.is_claimed(task_id, round_id, account):
         return True, None
     return False, claim_item(tree, leaf)
 
@@ -149,6 +153,11 @@ def claim_rewards(
     try:
         receipt = coordinator.claim_many(task_id, items)
     except ContractRevert as e:
+        if e.name == "ClaimWindowOver" and len(items) > 1:
+            return _claim_one_by_one(coordinator, task_id, items, settled)
+        if e.name == "ClaimWindowOver":
+            logger.warning("event=claim_window_over %s", Fields(round=items[0].round))
+            return ClaimOutcome((*settled, items[0].round), ())
         if e.name != "AlreadyClaimed":
             raise
         logger.warning(
@@ -161,3 +170,35 @@ def claim_rewards(
         Fields(rounds=",".join(str(i.round) for i in items), amount_wei=total, gas=receipt["gasUsed"]),
     )
     return ClaimOutcome(tuple(settled) + tuple(i.round for i in items), tuple(items), int(receipt["gasUsed"]))
+
+
+def _claim_one_by_one(
+    coordinator: PayoutChain, task_id: int, items: Sequence[ClaimItem], settled: list[int]
+) -> ClaimOutcome:
+    """A batch with a round past its claim window: claim each round alone, give up those past the window."""
+    claimed: list[ClaimItem] = []
+    gas = 0
+    for item in items:
+        outcome = claim_rewards_once(coordinator, task_id, item)
+        if outcome is None:
+            continue
+        settled.append(item.round)
+        if outcome > 0:
+            claimed.append(item)
+            gas += outcome
+    return ClaimOutcome(tuple(settled), tuple(claimed), gas)
+
+
+def claim_rewards_once(coordinator: PayoutChain, task_id: int, item: ClaimItem) -> int | None:
+    """Claim one round: its gas; 0 when past the window (settled, nothing paid); None when raced (retry later)."""
+    try:
+        receipt = coordinator.claim_many(task_id, [item])
+    except ContractRevert as e:
+        if e.name == "ClaimWindowOver":
+            logger.warning("event=claim_window_over %s", Fields(round=item.round))
+            return 0
+        if e.name == "AlreadyClaimed":
+            return None
+        raise
+    logger.info("event=claimed %s", Fields(rounds=item.round, amount_wei=item.amount_wei, gas=receipt["gasUsed"]))
+    return max(1, int(receipt["gasUsed"]))

@@ -1,7 +1,7 @@
 """Step: wait until the task has a round this trainer has not handled yet, and describe it.
 
 `task.currentRound` and `roundStatus` come from views; the base model's CID from the RoundOpened event (only its
-digest is stored on-chain). A round that is already past its window is returned too, so the caller can record a
+digest is stored on-chain). A round that is already past its commit phase is returned too, so the caller can record a
 commitment it made before a restart, or note the round as missed.
 """
 
@@ -25,7 +25,8 @@ class RoundInfo:
     status: RoundStatus
     base_model_digest: bytes  # from the Round struct: what the fetched model must hash to
     base_model_cid: str  # from the RoundOpened event ("" when not seen yet and not needed)
-    window_end: int
+    commit_deadline: int  # commitments before this chain time
+    reveal_deadline: int  # reveals before this chain time
 
 
 def round_to_handle(current_round: int, last_handled_round: int) -> int | None:
@@ -62,7 +63,7 @@ def _describe(coordinator: CoordinatorClient, chain: TaskLog, task_id: int, roun
     state = coordinator.get_round(task_id, round_id)
     chain.refresh()
     opening = chain.openings.get(round_id)
-    if status is RoundStatus.OPEN and opening is None:
+    if status is RoundStatus.COMMITTING and opening is None:
         logger.debug("round %d is open but its RoundOpened event is not confirmed yet", round_id)
         return None
     if opening is not None and opening.base_model_digest != state.base_model_digest:
@@ -75,5 +76,27 @@ def _describe(coordinator: CoordinatorClient, chain: TaskLog, task_id: int, roun
         status=status,
         base_model_digest=state.base_model_digest,
         base_model_cid=opening.base_model_cid if opening is not None else "",
-        window_end=state.window_end,
+        commit_deadline=state.commit_deadline,
+        reveal_deadline=state.reveal_deadline,
     )
+
+
+def wait_for_reveal_phase(
+    coordinator: CoordinatorClient,
+    task_id: int,
+    info: RoundInfo,
+    *,
+    now_s: Callable[[], int],
+    poll_interval_s: float,
+    stop: StopToken,
+) -> RoundStatus:
+    """Poll until the round leaves its commit phase; REVEALING when the reveal phase is on (or the chain's clock is in
+    it, so the next block is), else the status it is in (closed, expired, finalized)."""
+    while True:
+        stop.check()
+        status = coordinator.round_status(task_id, info.round_id)
+        if status is not RoundStatus.COMMITTING:
+            return status
+        if info.commit_deadline <= now_s() < info.reveal_deadline:
+            return RoundStatus.REVEALING
+        stop.wait(poll_interval_s)

@@ -45,8 +45,9 @@ class RedTeamKind(StrEnum):
 class CrashPoint(StrEnum):
     """Fault injection for tests: SIGKILL the process right after this step (never set it in production)."""
 
-    UPLOAD = "upload"  # the update is on IPFS and in the checkpoint, not yet committed on-chain
-    SUBMIT = "submit"  # the commitment is mined, the checkpoint not yet updated
+    SAVED = "saved"  # the update and its salt are in the checkpoint, the commitment not yet sent
+    COMMIT = "commit"  # the commitment is mined, the update not yet uploaded or revealed
+    REVEAL = "reveal"  # the reveal is mined, the checkpoint not yet updated
 
 
 class TrainerSettings(BaseSettings):
@@ -111,7 +112,7 @@ class TrainerSettings(BaseSettings):
     confirmations: int = Field(default=0, ge=0, description="Blocks an event must be buried under before it is read.")
     poll_interval_s: float = Field(default=2.0, gt=0, description="How often to poll the chain while waiting.")
     submit_margin_s: float = Field(
-        default=5.0, ge=0, description="Skip the round unless this long is left in the window."
+        default=5.0, ge=0, description="Skip the round unless this long is left in its commit phase."
     )
     claim_interval_s: float = Field(default=30.0, gt=0, description="How often to look for rewards while waiting.")
     max_rounds: int | None = Field(
@@ -139,7 +140,7 @@ class TrainerSettings(BaseSettings):
 
     # ---------------------------------------------------------------- fault injection (tests only)
     crash_after: CrashPoint | None = Field(
-        default=None, description="TESTS ONLY: SIGKILL the process right after this step (upload | submit)."
+        default=None, description="TESTS ONLY: SIGKILL the process right after this step (saved | commit | reveal)."
     )
     log_format: Literal["rich", "plain"] = Field(
         default="rich", description="rich status line, or plain log lines only."

@@ -88,7 +88,8 @@ def _stale(inputs: UpdateInputs) -> LocalUpdate | None:
 
 def _copycat(inputs: UpdateInputs, info: RoundInfo, base: GlobalModel) -> LocalUpdate | None:
     assert inputs.red_team is not None
-    wait_until(int(info.window_end - inputs.red_team.copycat_lead_s), inputs.now_s, inputs.stop, inputs.poll_interval_s)
+    lead_s = inputs.red_team.copycat_lead_s
+    wait_until(int(info.commit_deadline - lead_s), inputs.now_s, inputs.stop, inputs.poll_interval_s)
     delta = copycat_delta(
         inputs.storage,
         inputs.chain,

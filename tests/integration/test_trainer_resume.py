@@ -1,7 +1,8 @@
-"""A trainer process killed mid-round resumes from the chain and its checkpoint without double submitting.
+"""A trainer process killed in either phase of a round resumes from the chain and its checkpoint: it never commits
+twice, never reveals another update than the one it committed, and never retrains a saved update.
 
 The fault-injection setting FLCHAIN_TRAINER_CRASH_AFTER makes `python -m trainer run` SIGKILL itself right after
-a step; the restarted process must commit the SAME upload (no retraining) or notice the commitment already made.
+a step (saved: update and salt checkpointed, commit not sent; commit: commitment mined; reveal: reveal mined).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import pytest
 
 from flchain.codec import content_digest
 from flchain.devnet.accounts import dev_account
+from flchain.devnet.anvil import advance_time
 from tests.integration import test_trainer_roundtrip as roundtrip
-from tests.integration.test_trainer_roundtrip import Stage, open_round
-from trainer.resume import ZERO_DIGEST
+from tests.integration.test_trainer_roundtrip import COMMIT_WINDOW_S, Stage, open_round
 
 pytestmark = pytest.mark.integration
 stage = roundtrip.stage  # the same fixture: a deployed task with the initial model on IPFS
@@ -55,8 +56,8 @@ def run_trainer_process(
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
 
 
-def start_trainer_process(stage: Stage, state_dir: Path) -> subprocess.Popen[str]:
-    argv, env = trainer_command(stage, state_dir, None)
+def start_trainer_process(stage: Stage, state_dir: Path, crash_after: str | None = None) -> subprocess.Popen[str]:
+    argv, env = trainer_command(stage, state_dir, crash_after)
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -73,52 +74,97 @@ def checkpoint_of(state_dir: Path) -> dict[str, object]:
     return document
 
 
-def submissions_of(stage: Stage, round_id: int, account: str) -> list[tuple[bytes, str]]:
+def reveals_of(stage: Stage, round_id: int, account: str) -> list[tuple[bytes, str]]:
     stage.chain.refresh()
     return [(s.digest, s.cid) for s in stage.chain.reveals(round_id) if s.trainer == account]
 
 
-def test_trainer_killed_after_upload_submits_the_same_upload_on_restart(stage: Stage, tmp_path: Path) -> None:
-    # Prepare: an open round and a trainer that dies right after its upload is pinned and checkpointed.
+def commitments_of(stage: Stage, round_id: int, account: str) -> list[bytes]:
+    stage.chain.refresh()
+    return [c.commitment for c in stage.chain.commitments(round_id) if c.trainer == account]
+
+
+def finish_after_commit_phase(stage: Stage, process: subprocess.Popen[str], account: str) -> tuple[int, str]:
+    """Once `account` has committed in round 1, end the commit phase and let the process run to its end."""
+    try:
+        wait_for(lambda: bool(commitments_of(stage, 1, account)) or process.poll() is not None, timeout_s=120)
+        advance_time(stage.anvil.rpc_url, COMMIT_WINDOW_S + 1)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, stderr
+
+
+def test_killed_in_the_commit_phase_before_committing_commits_the_saved_update_on_restart(
+    stage: Stage, tmp_path: Path
+) -> None:
+    # Prepare: a trainer that dies right after its update and salt are checkpointed, before the commitment.
     account = dev_account(ACCOUNT_INDEX).address
     open_round(stage, 1)
-    crashed = run_trainer_process(stage, tmp_path, crash_after="upload")
+    crashed = run_trainer_process(stage, tmp_path, crash_after="saved")
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
     pending = checkpoint_of(tmp_path)["pending"]
-    assert isinstance(pending, dict) and pending["round_id"] == 1
-    assert stage.aggregator.get_submission(stage.task_id, 1, account) == ZERO_DIGEST
+    assert isinstance(pending, dict) and pending["round_id"] == 1 and pending["cid"] == ""
+    assert commitments_of(stage, 1, account) == []
 
-    # Execute: restart the same trainer, without fault injection.
-    restarted = run_trainer_process(stage, tmp_path)
+    # Execute: restart it while the commit phase is on; end the phase once it committed.
+    code, stderr = finish_after_commit_phase(stage, start_trainer_process(stage, tmp_path), account)
 
-    # Assert: exactly one commitment, the digest and CID of the upload made before the crash, not retrained.
-    assert restarted.returncode == 0, restarted.stderr[-3000:]
-    assert "resume_action=submit_pending" in restarted.stderr
-    assert "step=train" not in restarted.stderr and "event=uploaded" not in restarted.stderr
-    on_chain = stage.aggregator.get_submission(stage.task_id, 1, account)
-    assert on_chain.hex() == str(pending["digest"]).removeprefix("0x")
-    assert submissions_of(stage, 1, account) == [(on_chain, pending["cid"])]
-    assert content_digest(stage.storage.cat(str(pending["cid"]))) == on_chain
+    # Assert: one commitment, one reveal, both of the update saved before the crash, which was not retrained.
+    assert code == 0, stderr[-3000:]
+    assert "resume_action=commit_pending" in stderr and "step=train" not in stderr
+    [(digest, cid)] = reveals_of(stage, 1, account)
+    assert digest.hex() == str(pending["digest"]).removeprefix("0x")
+    assert content_digest(stage.storage.cat(cid)) == digest
+    assert len(commitments_of(stage, 1, account)) == 1
     after = checkpoint_of(tmp_path)
     assert after["pending"] is None and after["last_handled_round"] == 1
 
 
-def test_trainer_killed_after_submit_does_not_submit_again_on_restart(stage: Stage, tmp_path: Path) -> None:
-    # Prepare: the trainer commits in round 1 and dies before recording it in its checkpoint.
+def test_killed_after_committing_and_restarted_in_the_reveal_phase_reveals_the_committed_update(
+    stage: Stage, tmp_path: Path
+) -> None:
+    # Prepare: the trainer commits in round 1 and dies before uploading; then the commit phase ends.
     account = dev_account(ACCOUNT_INDEX).address
     open_round(stage, 1)
-    crashed = run_trainer_process(stage, tmp_path, crash_after="submit")
+    crashed = run_trainer_process(stage, tmp_path, crash_after="commit")
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
-    [(digest, cid)] = submissions_of(stage, 1, account)
-    assert checkpoint_of(tmp_path)["last_handled_round"] == 0
+    [commitment] = commitments_of(stage, 1, account)
+    pending = checkpoint_of(tmp_path)["pending"]
+    assert isinstance(pending, dict) and pending["cid"] == ""
+    assert "event=uploaded" not in crashed.stderr  # nothing was published during the commit phase
+    advance_time(stage.anvil.rpc_url, COMMIT_WINDOW_S + 1)
 
-    # Execute: restart it while the window is still open.
+    # Execute: restart it in the reveal phase.
     restarted = run_trainer_process(stage, tmp_path)
 
-    # Assert: it records the existing commitment instead of submitting a second one.
+    # Assert: it uploads and reveals exactly the committed update, without training or committing again.
     assert restarted.returncode == 0, restarted.stderr[-3000:]
-    assert "resume_action=already_submitted" in restarted.stderr
-    assert submissions_of(stage, 1, account) == [(digest, cid)]
+    assert "resume_action=reveal_pending" in restarted.stderr and "step=train" not in restarted.stderr
+    [(digest, cid)] = reveals_of(stage, 1, account)
+    assert digest.hex() == str(pending["digest"]).removeprefix("0x") == content_digest(stage.storage.cat(cid)).hex()
+    assert commitments_of(stage, 1, account) == [commitment]
+    assert stage.aggregator.get_commitment(stage.task_id, 1, account).revealed
+
+
+def test_killed_after_revealing_does_not_reveal_again_on_restart(stage: Stage, tmp_path: Path) -> None:
+    # Prepare: the trainer commits, reveals in the reveal phase, and dies before recording it.
+    account = dev_account(ACCOUNT_INDEX).address
+    open_round(stage, 1)
+    code, stderr = finish_after_commit_phase(stage, start_trainer_process(stage, tmp_path, "reveal"), account)
+    assert code == -signal.SIGKILL, stderr[-3000:]
+    [(digest, cid)] = reveals_of(stage, 1, account)
+    assert checkpoint_of(tmp_path)["last_handled_round"] == 0
+
+    # Execute: restart it while the reveal phase is still on.
+    restarted = run_trainer_process(stage, tmp_path)
+
+    # Assert: it records the existing reveal instead of sending a second one.
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    assert "resume_action=already_revealed" in restarted.stderr
+    assert reveals_of(stage, 1, account) == [(digest, cid)]
     assert checkpoint_of(tmp_path)["last_handled_round"] == 1
 
 

@@ -1,16 +1,20 @@
 """Two trainers, two rounds, against a real Anvil chain and a real IPFS daemon.
 
 The test stands in for the aggregator: it opens each round, lets both trainers handle it (their real run loop,
-in-process, with max_rounds=1), moves the chain's clock past the window, publishes a payout tree and a minimal
-score report, and finalizes. The trainers' commitments must be the bytes on IPFS and decode against the round's
-base model; their token balances must grow by exactly what the payout trees give them.
+in threads, with max_rounds=1), moves the chain's clock past the commit phase once both committed and past the
+reveal phase once both revealed, publishes a payout tree and a minimal score report, and finalizes. The trainers'
+reveals must be the bytes on IPFS, match their commitments and decode against the round's base model; their token
+balances must grow by exactly what the payout trees give them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +44,8 @@ from trainer.setup import trainer_node
 
 pytestmark = pytest.mark.integration
 
-WINDOW_S = 120
+COMMIT_WINDOW_S = 120
+REVEAL_WINDOW_S = 60
 MIN_STAKE_WEI = 10**17
 REWARD_PER_ROUND_WEI = 10**18
 TRAINER_FUNDS_WEI = 5 * 10**18
@@ -83,7 +88,10 @@ def stage(anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path) -> Iterator[Stage]:
             token=deployment.token,
             spec=spec,
             aggregators=[sponsor.address],
-            terms=TaskTerms(REWARD_PER_ROUND_WEI, MIN_STAKE_WEI, 10 * REWARD_PER_ROUND_WEI, window_s=WINDOW_S),
+            terms=TaskTerms(
+                REWARD_PER_ROUND_WEI, MIN_STAKE_WEI, 10 * REWARD_PER_ROUND_WEI, commit_window_s=COMMIT_WINDOW_S,
+                reveal_window_s=REVEAL_WINDOW_S,
+            ),
         )
         chain = TaskLog(w3, EventReader(w3, aggregator.contract), created.task_id, deployment.deploy_block)
         yield Stage(
@@ -136,17 +144,17 @@ def open_round(stage: Stage, round_id: int) -> None:
     stage.eval_cid = eval_cid
 
 
-def committed_updates(stage: Stage, round_id: int, accounts: Sequence[LocalAccount]) -> dict[str, Params]:
-    """Each account's committed update: the on-chain digest is the SHA-256 of the bytes at the event's CID, and the
-    bytes decode as an update of the round's base model."""
+def revealed_updates(stage: Stage, round_id: int, accounts: Sequence[LocalAccount]) -> dict[str, Params]:
+    """Each account's revealed update: the revealed digest is the SHA-256 of the bytes at the revealed CID, the
+    on-chain commitment is marked revealed, and the bytes decode as an update of the round's base model."""
     stage.chain.refresh()
     by_trainer = {s.trainer: s for s in stage.chain.reveals(round_id)}
     deltas: dict[str, Params] = {}
     for account in accounts:
         submission = by_trainer[account.address]
-        on_chain = stage.aggregator.get_submission(stage.task_id, round_id, account.address)
+        state = stage.aggregator.get_commitment(stage.task_id, round_id, account.address)
         blob = stage.storage.cat(submission.cid)
-        assert on_chain == submission.digest == content_digest(blob)
+        assert state.committed and state.revealed and submission.digest == content_digest(blob)
         decoded = decode_update(
             blob,
             expected_spec_hash=stage.spec.spec_hash(),
@@ -172,7 +180,7 @@ def finalize_round(stage: Stage, round_id: int, deltas: dict[str, Params], payou
     total = sum(amount for _, amount in payouts)
     report = minimal_report(stage.task_id, round_id, tree, tree_cid, total).to_bytes()
     report_cid = stage.storage.add(report)
-    advance_time(stage.anvil.rpc_url, WINDOW_S + 1)
+    advance_time(stage.anvil.rpc_url, REVEAL_WINDOW_S + 1)
     root = bytes.fromhex(tree.root[2:])
     finalization = Finalization(new_digest, new_cid, content_digest(report), report_cid, stage.eval_cid, root, total)
     stage.aggregator.finalize_round(stage.task_id, round_id, finalization)
@@ -185,6 +193,30 @@ def run_one_round(stage: Stage, account_index: int, state_dir: Path) -> RoundOut
     assert summary.failures == 0
     [(_, outcome)] = summary.outcomes
     return outcome
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.2)
+
+
+def phase_count(stage: Stage, round_id: int, phase: str) -> int:
+    stage.chain.refresh()
+    return len(stage.chain.commitments(round_id) if phase == "commit" else stage.chain.reveals(round_id))
+
+
+def run_round_in_phases(
+    stage: Stage, round_id: int, runs: Sequence[Callable[[], RoundOutcome]], *, committers: int | None = None
+) -> list[RoundOutcome]:
+    """Run the trainers' loops concurrently; move the clock past the commit phase once `committers` (default: all)
+    commitments are in, then wait for the loops to end (they reveal in the reveal phase)."""
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        futures = [pool.submit(run) for run in runs]
+        wait_for(lambda: phase_count(stage, round_id, "commit") >= (committers or len(runs)), timeout_s=120)
+        advance_time(stage.anvil.rpc_url, COMMIT_WINDOW_S + 1)
+        return [f.result(timeout=120) for f in futures]
 
 
 def test_two_trainers_complete_two_rounds_and_claim_exactly_their_payouts(
@@ -202,11 +234,13 @@ def test_two_trainers_complete_two_rounds_and_claim_exactly_their_payouts(
     for round_id in (1, 2):
         # Execute: the aggregator opens the round; each trainer runs its loop for one round.
         open_round(stage, round_id)
-        outcomes = [run_one_round(stage, i, dirs[i]) for i in (1, 2)]
+        outcomes = run_round_in_phases(
+            stage, round_id, [partial(run_one_round, stage, i, dirs[i]) for i in (1, 2)]
+        )
 
-        # Assert: both committed, on-chain digests are the IPFS bytes, updates decode against the base model.
-        assert outcomes == [RoundOutcome.SUBMITTED, RoundOutcome.SUBMITTED]
-        deltas = committed_updates(stage, round_id, [alice, bob])
+        # Assert: both committed and revealed, revealed digests are the IPFS bytes, updates decode against the base.
+        assert outcomes == [RoundOutcome.REVEALED, RoundOutcome.REVEALED]
+        deltas = revealed_updates(stage, round_id, [alice, bob])
         assert all(np.abs(d["out.weight"]).sum() > 0 for d in deltas.values())
         finalize_round(stage, round_id, deltas, payouts[round_id])
 
@@ -223,4 +257,4 @@ def test_two_trainers_complete_two_rounds_and_claim_exactly_their_payouts(
         expected = balances_before[account.address] - MIN_STAKE_WEI + earned
         assert stage.token.balance_of(account.address) == expected
         assert stage.aggregator.get_trainer(stage.task_id, account.address).stake_wei == MIN_STAKE_WEI
-    assert all(stage.aggregator.is_claimed(stage.task_id, r, i) for r in (1, 2) for i in (0, 1))
+    assert all(stage.aggregator.is_claimed(stage.task_id, r, a.address) for r in (1, 2) for a in (alice, bob))

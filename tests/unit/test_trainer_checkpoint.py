@@ -13,7 +13,8 @@ from trainer.errors import CheckpointError
 
 IDENTITY = CheckpointIdentity(chain_id=31337, coordinator="0xC0ffee", task_id=3, account="0xAbC")
 PENDING = PendingUpload(
-    round_id=2, digest="0x" + "11" * 32, cid="bafkreiexample", num_samples=900, base_digest="0x" + "22" * 32
+    round_id=2, digest="0x" + "11" * 32, salt="0x" + "33" * 32, blob_path="/state/round2.update", cid="bafkreiexample",
+    num_samples=900, base_digest="0x" + "22" * 32,
 )
 
 

@@ -84,9 +84,10 @@ class FakeCoordinator:
     def __init__(self, statuses: dict[int, RoundStatus], states: dict[int, RoundState]) -> None:
         self.statuses = statuses
         self.states = states
-        self.claimed: set[tuple[int, int]] = set()
+        self.claimed: set[tuple[int, str]] = set()
         self.claim_calls: list[list[ClaimItem]] = []
         self.revert_with: str | None = None
+        self.window_over: set[int] = set()  # rounds whose claim the contract refuses as past the window
 
     @property
     def account(self) -> str:
@@ -98,12 +99,14 @@ class FakeCoordinator:
     def get_round(self, task_id: int, round_id: int) -> RoundState:
         return self.states[round_id]
 
-    def is_claimed(self, task_id: int, round_id: int, index: int) -> bool:
-        return (round_id, index) in self.claimed
+    def is_claimed(self, task_id: int, round_id: int, account: str) -> bool:
+        return (round_id, account.lower()) in self.claimed
 
     def claim_many(self, task_id: int, items: Sequence[ClaimItem]) -> Any:
         if self.revert_with:
             raise ContractRevert(self.revert_with, ())
+        if any(i.round in self.window_over for i in items):
+            raise ContractRevert("ClaimWindowOver", (task_id, items[0].round))
         self.claim_calls.append(list(items))
         return {"gasUsed": 123_456, "blockNumber": 9}
 
@@ -124,7 +127,7 @@ def _finalized_round(
     report = minimal_report(TASK, round_id, tree, tree_cid, sum(a for _, a in payouts)).to_bytes()
     report_cid = storage.add(report)
     root = bytes.fromhex(tree.root[2:])
-    state = RoundState(b"\0" * 32, b"\0" * 32, b"\0" * 32, content_digest(report), root, 0, 0, 0, 0, 0)
+    state = RoundState(b"\0" * 32, b"\0" * 32, b"\0" * 32, content_digest(report), root, 0, 0, 0, 0, 0, 0, False)
     return state, Finalization(b"\0" * 32, "", content_digest(report), report_cid, "", root, 0)
 
 
@@ -144,7 +147,7 @@ def _world(storage: InMemoryStorage) -> tuple[FakeCoordinator, FakeEvents]:
 def test_all_unclaimed_finalized_rounds_are_claimed_in_one_transaction() -> None:
     storage = InMemoryStorage()
     coordinator, events = _world(storage)
-    coordinator.claimed.add((2, 1))  # someone already claimed round 2 for us
+    coordinator.claimed.add((2, ME.lower()))  # someone already claimed round 2 for us
 
     outcome = claim_rewards(coordinator, storage, events, TASK, [1, 2, 3, 4, 5])
 
@@ -190,3 +193,26 @@ def test_claim_race_leaves_rounds_unsettled_for_the_next_pass() -> None:
     outcome = claim_rewards(coordinator, storage, events, TASK, [1])
 
     assert outcome.settled_rounds == () and outcome.claimed == ()
+
+
+def test_a_swept_round_is_settled_without_a_claim() -> None:
+    storage = InMemoryStorage()
+    coordinator, events = _world(storage)
+    coordinator.states[1] = replace(coordinator.states[1], swept=True)
+
+    outcome = claim_rewards(coordinator, storage, events, TASK, [1, 3])
+
+    assert [c.round for c in coordinator.claim_calls[0]] == [3]
+    assert sorted(outcome.settled_rounds) == [1, 3]
+
+
+def test_a_round_past_its_claim_window_is_given_up_and_the_others_still_claimed() -> None:
+    storage = InMemoryStorage()
+    coordinator, events = _world(storage)
+    coordinator.window_over.add(1)
+
+    outcome = claim_rewards(coordinator, storage, events, TASK, [1, 3])
+
+    assert [[c.round for c in call] for call in coordinator.claim_calls] == [[3]]
+    assert sorted(outcome.settled_rounds) == [1, 3]
+    assert [c.round for c in outcome.claimed] == [3]

@@ -24,13 +24,13 @@ def test_settings_come_from_prefixed_environment_variables(monkeypatch: pytest.M
     monkeypatch.setenv("FLCHAIN_TRAINER_TASK_ID", "4")
     monkeypatch.setenv("FLCHAIN_TRAINER_PRIVATE_KEY_ENV", "MY_KEY")
     monkeypatch.setenv("FLCHAIN_TRAINER_COMPRESSION", "topk-int8")
-    monkeypatch.setenv("FLCHAIN_TRAINER_CRASH_AFTER", "upload")
+    monkeypatch.setenv("FLCHAIN_TRAINER_CRASH_AFTER", "saved")
 
     settings = TrainerSettings()  # type: ignore[call-arg]
 
     assert (settings.rpc_url, settings.task_id, settings.private_key_env) == ("http://chain:8545", 4, "MY_KEY")
     assert settings.compression.value == "topk-int8"
-    assert settings.crash_after is CrashPoint.UPLOAD
+    assert settings.crash_after is CrashPoint.SAVED
     assert settings.max_rounds is None and settings.device == "auto" and settings.stake_wei is None
 
 
@@ -108,13 +108,13 @@ def test_log_fields_render_as_key_value_pairs() -> None:
 
 def test_crash_hook_kills_only_at_the_configured_point() -> None:
     kills: list[tuple[int, int]] = []
-    hook = crash_hook(CrashPoint.UPLOAD, kill=lambda pid, sig: kills.append((pid, sig)))
+    hook = crash_hook(CrashPoint.SAVED, kill=lambda pid, sig: kills.append((pid, sig)))
 
-    hook(CrashPoint.SUBMIT)
+    hook(CrashPoint.COMMIT)
     assert kills == []
-    hook(CrashPoint.UPLOAD)
+    hook(CrashPoint.SAVED)
     assert [sig for _, sig in kills] == [signal.SIGKILL]
-    crash_hook(None, kill=lambda pid, sig: kills.append((pid, sig)))(CrashPoint.UPLOAD)
+    crash_hook(None, kill=lambda pid, sig: kills.append((pid, sig)))(CrashPoint.SAVED)
     assert len(kills) == 1
 
 
