@@ -26,7 +26,8 @@ from flchain.report import AggregationInfo, ModelMetrics, RoundReport, TrainerSc
 from flchain.storage import Storage
 
 TOKEN = 10**18
-WINDOW_S = 600
+COMMIT_WINDOW_S = 600
+REVEAL_WINDOW_S = 300
 COOLDOWN_S = 60
 
 
@@ -85,10 +86,14 @@ def deploy_and_fund(w3: Web3, rpc_url: str, manifest_path: Path) -> tuple[Scenar
         token=deployment.token,
         reward_per_round_wei=1_000 * TOKEN,
         min_stake_wei=100 * TOKEN,
-        window_s=WINDOW_S,
+        commit_window_s=COMMIT_WINDOW_S,
+        reveal_window_s=REVEAL_WINDOW_S,
         finalize_timeout_s=3_600,
         unstake_cooldown_s=COOLDOWN_S,
+        claim_window_s=30 * 86_400,
+        slash_window_s=7 * 86_400,
         max_slash_bps=5_000,
+        max_total_slash_bps=5_000,
         model_spec_hash=_digest("spec"),
         initial_model_digest=_digest("model-0"),
         initial_model_cid="bafkreiinitialmodel",
@@ -195,7 +200,7 @@ def canonical_dump(tree: StandardMerkleTree) -> bytes:
 def play_round(
     scenario: Scenario, coordinator: CoordinatorClient, storage: Storage, plans: Sequence[TrainerPlan], accuracy: float
 ) -> RoundOutcome:
-    """Open a round, let the planned trainers submit, close the window, finalize with a published report."""
+    """Open a round, let the planned trainers commit and then reveal, finalize with a published report."""
     aggregator = coordinator.with_signer(dev_account(2))
     task_id = scenario.task_id
     round_id = len(scenario.rounds) + 1
@@ -203,13 +208,21 @@ def play_round(
     aggregator.open_round(
         task_id, round_id, _digest(f"model-{round_id - 1}"), f"bafkmodel{round_id - 1}", eval_commitment(eval_cid)
     )
+    salt = _digest(f"salt-{round_id}")
     for plan in plans:
         account = dev_account(3 + plan.trainer)
         digest = _digest(f"update-{round_id}-{account.address}")
-        coordinator.with_signer(account).submit_update(
-            task_id, round_id, digest, f"bafkupdate{round_id}{plan.trainer}", 1_000 + 100 * plan.trainer
+        trainer = coordinator.with_signer(account)
+        trainer.commit_update(task_id, round_id, trainer.update_commitment(task_id, round_id, account.address, digest,
+                                                                          salt))
+    advance_time(scenario.rpc_url, COMMIT_WINDOW_S + 1)
+    for plan in plans:
+        account = dev_account(3 + plan.trainer)
+        digest = _digest(f"update-{round_id}-{account.address}")
+        coordinator.with_signer(account).reveal_update(
+            task_id, round_id, digest, salt, f"bafkupdate{round_id}{plan.trainer}", 1_000 + 100 * plan.trainer
         )
-    advance_time(scenario.rpc_url, WINDOW_S + 1)
+    advance_time(scenario.rpc_url, REVEAL_WINDOW_S + 1)
     report, tree, payouts = _build_report(scenario, round_id, plans, accuracy, storage)
     data = report.to_bytes()
     report_cid = storage.add(data)

@@ -42,10 +42,12 @@ def populate(database_url: str, trainers: int, rounds: int) -> None:
 def _task(rounds: int) -> m.Task:
     return m.Task(
         task_id=1, sponsor=address(9_999), token=address(9_998), reward_per_round_wei=1_000 * TOKEN,
-        min_stake_wei=100 * TOKEN, window_s=600, finalize_timeout_s=3_600, unstake_cooldown_s=60, max_slash_bps=5_000,
+        min_stake_wei=100 * TOKEN, commit_window_s=600, reveal_window_s=300, finalize_timeout_s=3_600,
+        unstake_cooldown_s=60, claim_window_s=86_400, slash_window_s=3_600,
+        max_slash_bps=5_000, max_total_slash_bps=5_000,
         model_spec_hash=H32, initial_model_digest=H32, initial_model_cid="bafk", aggregators=[address(9_997)],
         pool_wei=10**24, owed_wei=10**21, total_staked_wei=10**23, funded_wei=10**24, reclaimed_wei=0,
-        current_round=rounds, closed=False, created_block=2, created_tx=H32,
+        swept_wei=0, current_round=rounds, close_requested=False, closed=False, created_block=2, created_tx=H32,
     )
 
 
@@ -61,8 +63,9 @@ def _trainer(t: int, rounds: int, rng: random.Random) -> m.Trainer:
 def _round_rows(r: int, trainers: int) -> list[m.Base]:
     return [
         m.Round(
-            task_id=1, round=r, base_model_digest=H32, base_model_cid="bafk", eval_commitment=H32, window_end=r * 700,
-            opened_block=r * 10, opened_tx=H32, submissions=trainers, finalized=True, new_model_digest=H32,
+            task_id=1, round=r, base_model_digest=H32, base_model_cid="bafk", eval_commitment=H32,
+            commit_deadline=r * 700 - 300, reveal_deadline=r * 700, opened_block=r * 10, opened_tx=H32,
+            commitments=trainers, submissions=trainers, finalized=True, new_model_digest=H32,
             new_model_cid="bafk", report_digest=H32, report_cid="bafk", eval_cid="bafk", payout_root=H32,
             payout_total_wei=1_000 * TOKEN, claimed_wei=0, finalized_block=r * 10 + 5, finalized_tx=H32,
         ),

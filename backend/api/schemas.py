@@ -38,11 +38,17 @@ class TaskOut(Out):
     total_staked_wei: Wei
     funded_wei: Wei
     reclaimed_wei: Wei
-    window_s: int
+    swept_wei: Wei
+    commit_window_s: int
+    reveal_window_s: int
     finalize_timeout_s: int
     unstake_cooldown_s: int
+    claim_window_s: int
+    slash_window_s: int
     max_slash_bps: int
+    max_total_slash_bps: int
     current_round: int
+    close_requested: bool
     closed: bool
     model_spec_hash: str
     initial_model_digest: str
@@ -79,9 +85,11 @@ class RoundOut(Out):
     base_model_digest: str
     base_model_cid: str
     eval_commitment: str
-    window_end: int
+    commit_deadline: int  # commitments before this time (unix seconds)
+    reveal_deadline: int  # reveals before this time
     opened_block: int
-    submissions: int
+    commitments: int  # UpdateCommitted events
+    submissions: int  # UpdateRevealed events (reveals)
     finalized: bool
     new_model_digest: str | None
     new_model_cid: str | None
@@ -92,6 +100,8 @@ class RoundOut(Out):
     payout_total_wei: Wei
     claimed_wei: Wei
     finalized_block: int | None
+    swept_wei: Wei | None = None
+    swept_to: str | None = None
     report_status: ReportStatus | None = None
     report_error: str | None = None
     report: RoundMetrics | None = None

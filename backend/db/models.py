@@ -53,10 +53,14 @@ class Task(Base):
     token: Mapped[str] = mapped_column(ADDRESS)
     reward_per_round_wei: Mapped[int] = mapped_column(Uint)
     min_stake_wei: Mapped[int] = mapped_column(Uint)
-    window_s: Mapped[int] = mapped_column(BigInteger)
+    commit_window_s: Mapped[int] = mapped_column(BigInteger)
+    reveal_window_s: Mapped[int] = mapped_column(BigInteger)
     finalize_timeout_s: Mapped[int] = mapped_column(BigInteger)
     unstake_cooldown_s: Mapped[int] = mapped_column(BigInteger)
+    claim_window_s: Mapped[int] = mapped_column(BigInteger)
+    slash_window_s: Mapped[int] = mapped_column(BigInteger)
     max_slash_bps: Mapped[int] = mapped_column(Integer)
+    max_total_slash_bps: Mapped[int] = mapped_column(Integer)
     model_spec_hash: Mapped[str] = mapped_column(HEX32)
     initial_model_digest: Mapped[str] = mapped_column(HEX32)
     initial_model_cid: Mapped[str] = mapped_column(Text)
@@ -66,7 +70,9 @@ class Task(Base):
     total_staked_wei: Mapped[int] = mapped_column(Uint, default=0)
     funded_wei: Mapped[int] = mapped_column(Uint, default=0)
     reclaimed_wei: Mapped[int] = mapped_column(Uint, default=0)
+    swept_wei: Mapped[int] = mapped_column(Uint, default=0)  # unclaimed remainders swept after claim windows
     current_round: Mapped[int] = mapped_column(BigInteger, default=0)
+    close_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     closed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_block: Mapped[int] = mapped_column(BigInteger)
     created_tx: Mapped[str] = mapped_column(HEX32)
@@ -105,10 +111,12 @@ class Round(Base):
     base_model_digest: Mapped[str] = mapped_column(HEX32)
     base_model_cid: Mapped[str] = mapped_column(Text)
     eval_commitment: Mapped[str] = mapped_column(HEX32)
-    window_end: Mapped[int] = mapped_column(BigInteger)
+    commit_deadline: Mapped[int] = mapped_column(BigInteger)
+    reveal_deadline: Mapped[int] = mapped_column(BigInteger)
     opened_block: Mapped[int] = mapped_column(BigInteger)
     opened_tx: Mapped[str] = mapped_column(HEX32)
-    submissions: Mapped[int] = mapped_column(Integer, default=0)
+    commitments: Mapped[int] = mapped_column(Integer, default=0)
+    submissions: Mapped[int] = mapped_column(Integer, default=0)  # reveals
     finalized: Mapped[bool] = mapped_column(Boolean, default=False)
     new_model_digest: Mapped[str | None] = mapped_column(HEX32)
     new_model_cid: Mapped[str | None] = mapped_column(Text)
@@ -120,6 +128,8 @@ class Round(Base):
     claimed_wei: Mapped[int] = mapped_column(Uint, default=0)
     finalized_block: Mapped[int | None] = mapped_column(BigInteger)
     finalized_tx: Mapped[str | None] = mapped_column(HEX32)
+    swept_wei: Mapped[int | None] = mapped_column(Uint)  # set by RoundSwept
+    swept_to: Mapped[str | None] = mapped_column(ADDRESS)
 
 
 class ReportFetch(Base):
@@ -154,7 +164,24 @@ class RoundReport(Base):
     eval_samples: Mapped[int] = mapped_column(BigInteger)
 
 
+class Commitment(Base):
+    """One UpdateCommitted: a trainer's commitment in a round (`revealed` once its UpdateRevealed is seen)."""
+
+    __tablename__ = "commitments"
+
+    task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    trainer: Mapped[str] = mapped_column(ADDRESS, primary_key=True, index=True)
+    commitment: Mapped[str] = mapped_column(HEX32)
+    revealed: Mapped[bool] = mapped_column(Boolean, default=False)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(HEX32)
+    log_index: Mapped[int] = mapped_column(BigInteger)
+
+
 class Submission(Base):
+    """One UpdateRevealed: the update a trainer revealed in a round (digest, CID, sample count)."""
+
     __tablename__ = "submissions"
 
     task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from backend.db.models import (
     ClaimRecord,
+    Commitment,
     RawEvent,
     ReportFetch,
     ReputationRecord,
@@ -34,12 +35,15 @@ INDEXED_EVENTS = frozenset(
         "TaskCreated",
         "TaskFunded",
         "TaskClosed",
+        "CloseRequested",
         "Staked",
         "UnstakeRequested",
         "StakeWithdrawn",
         "RoundOpened",
-        "UpdateSubmitted",
+        "UpdateCommitted",
+        "UpdateRevealed",
         "RoundFinalized",
+        "RoundSwept",
         "ReputationsRecorded",
         "Claimed",
         "Slashed",
@@ -121,10 +125,14 @@ def on_task_created(session: Session, ev: ChainEvent) -> None:
             token=a.address(ev.args, "token"),
             reward_per_round_wei=a.uint(p, "rewardPerRound"),
             min_stake_wei=a.uint(p, "minStake"),
-            window_s=a.uint(p, "windowSeconds"),
+            commit_window_s=a.uint(p, "commitWindowSeconds"),
+            reveal_window_s=a.uint(p, "revealWindowSeconds"),
             finalize_timeout_s=a.uint(p, "finalizeTimeoutSeconds"),
             unstake_cooldown_s=a.uint(p, "unstakeCooldownSeconds"),
+            claim_window_s=a.uint(p, "claimWindowSeconds"),
+            slash_window_s=a.uint(p, "slashWindowSeconds"),
             max_slash_bps=a.uint(p, "maxSlashBps"),
+            max_total_slash_bps=a.uint(p, "maxTotalSlashBps"),
             model_spec_hash=a.hex32(p, "modelSpecHash"),
             initial_model_digest=a.hex32(p, "initialModelDigest"),
             initial_model_cid=a.text(p, "initialModelCid"),
@@ -134,7 +142,9 @@ def on_task_created(session: Session, ev: ChainEvent) -> None:
             total_staked_wei=0,
             funded_wei=0,
             reclaimed_wei=0,
+            swept_wei=0,
             current_round=0,
+            close_requested=False,
             closed=False,
             created_block=ev.block_number,
             created_tx=ev.tx_hash,
@@ -146,6 +156,11 @@ def on_task_funded(session: Session, ev: ChainEvent) -> None:
     if (task := _task(session, ev)) is not None:
         task.pool_wei = a.uint(ev.args, "poolAfter")
         task.funded_wei += a.uint(ev.args, "amount")
+
+
+def on_close_requested(session: Session, ev: ChainEvent) -> None:
+    if (task := _task(session, ev)) is not None:
+        task.close_requested = True
 
 
 def on_task_closed(session: Session, ev: ChainEvent) -> None:
@@ -192,9 +207,11 @@ def on_round_opened(session: Session, ev: ChainEvent) -> None:
                 base_model_digest=a.hex32(ev.args, "baseModelDigest"),
                 base_model_cid=a.text(ev.args, "baseModelCid"),
                 eval_commitment=a.hex32(ev.args, "evalCommitment"),
-                window_end=a.uint(ev.args, "windowEnd"),
+                commit_deadline=a.uint(ev.args, "commitDeadline"),
+                reveal_deadline=a.uint(ev.args, "revealDeadline"),
                 opened_block=ev.block_number,
                 opened_tx=ev.tx_hash,
+                commitments=0,
                 submissions=0,
                 finalized=False,
                 payout_total_wei=0,
@@ -203,12 +220,30 @@ def on_round_opened(session: Session, ev: ChainEvent) -> None:
         )
 
 
-def on_update_submitted(session: Session, ev: ChainEvent) -> None:
+def on_update_committed(session: Session, ev: ChainEvent) -> None:
     if (row := _round(session, ev)) is None:
         return
     account = a.address(ev.args, "trainer")
+    if session.get(Commitment, (row.task_id, row.round, account)) is not None:
+        return  # the contract refuses a second commitment
+    row.commitments += 1
+    session.add(
+        Commitment(
+            task_id=row.task_id, round=row.round, trainer=account, commitment=a.hex32(ev.args, "commitment"),
+            revealed=False, block_number=ev.block_number, tx_hash=ev.tx_hash, log_index=ev.log_index,
+        )
+    )
+
+
+def on_update_revealed(session: Session, ev: ChainEvent) -> None:
+    if (row := _round(session, ev)) is None:
+        return
+    account = a.address(ev.args, "trainer")
+    commitment = session.get(Commitment, (row.task_id, row.round, account))
+    if commitment is not None:
+        commitment.revealed = True
     fields = {
-        "digest": a.hex32(ev.args, "digest"),
+        "digest": a.hex32(ev.args, "updateDigest"),
         "cid": a.text(ev.args, "cid"),
         "num_samples": a.uint(ev.args, "numSamples"),
         "block_number": ev.block_number,
@@ -216,7 +251,7 @@ def on_update_submitted(session: Session, ev: ChainEvent) -> None:
         "log_index": ev.log_index,
     }
     submission = session.get(Submission, (row.task_id, row.round, account))
-    if submission is not None:  # the contract refuses a second submission; keep the latest if one ever appears
+    if submission is not None:  # the contract refuses a second reveal; keep the latest if one ever appears
         for name, value in fields.items():
             setattr(submission, name, value)
         return
@@ -241,6 +276,21 @@ def on_round_finalized(session: Session, ev: ChainEvent) -> None:
     task.pool_wei = sub(task.pool_wei, row.payout_total_wei, f"task {task.task_id} pool")
     task.owed_wei += row.payout_total_wei
     session.add(ReportFetch(task_id=row.task_id, round=row.round, status="pending", attempts=0, next_attempt_at=0.0))
+
+
+def on_round_swept(session: Session, ev: ChainEvent) -> None:
+    """The round's unclaimed remainder left `owed`: back to the pool (`to` is the coordinator) or to the sponsor."""
+    row, task = _round(session, ev), _task(session, ev)
+    if row is None or task is None or row.swept_wei is not None:
+        return
+    amount, to = a.uint(ev.args, "amount"), a.address(ev.args, "to")
+    row.swept_wei, row.swept_to = amount, to
+    task.swept_wei += amount
+    task.owed_wei = sub(task.owed_wei, amount, f"task {task.task_id} owed")
+    if to.lower() == task.sponsor.lower():
+        task.reclaimed_wei += amount
+    else:
+        task.pool_wei += amount
 
 
 def on_reputations_recorded(session: Session, ev: ChainEvent) -> None:
@@ -320,12 +370,15 @@ def on_slashed(session: Session, ev: ChainEvent) -> None:
 HANDLERS: dict[str, Callable[[Session, ChainEvent], None]] = {
     "TaskCreated": on_task_created,
     "TaskFunded": on_task_funded,
+    "CloseRequested": on_close_requested,
     "TaskClosed": on_task_closed,
     "Staked": on_staked,
     "UnstakeRequested": on_unstake_requested,
     "StakeWithdrawn": on_stake_withdrawn,
     "RoundOpened": on_round_opened,
-    "UpdateSubmitted": on_update_submitted,
+    "UpdateCommitted": on_update_committed,
+    "UpdateRevealed": on_update_revealed,
+    "RoundSwept": on_round_swept,
     "RoundFinalized": on_round_finalized,
     "ReputationsRecorded": on_reputations_recorded,
     "Claimed": on_claimed,

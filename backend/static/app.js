@@ -64,11 +64,35 @@ async function loadTasks() {
   return page.items.length > 0;
 }
 
+function roundPhase(r, nowS) {
+  if (r.finalized) return "finalized";
+  if (nowS < r.commit_deadline) return "commit phase";
+  if (nowS < r.reveal_deadline) return "reveal phase";
+  return "closed, awaiting finalization";
+}
+
+function clock(unixS) {
+  return new Date(unixS * 1000).toISOString().slice(11, 19) + " UTC";
+}
+
+// Both phases of the current round: who committed, who revealed, and when each phase ends.
+async function loadPhases(t) {
+  const section = document.getElementById("phases");
+  if (!t.current_round) return section.replaceChildren(card("Current round", "none opened yet"));
+  const r = await api(`/api/tasks/${state.taskId}/rounds/${t.current_round}`);
+  section.replaceChildren(
+    card(`Round ${r.round}`, roundPhase(r, Date.now() / 1000)),
+    card("Committed", r.commitments), card("Commit phase ends", clock(r.commit_deadline)),
+    card("Revealed", `${r.submissions} of ${r.commitments}`), card("Reveal phase ends", clock(r.reveal_deadline)),
+  );
+}
+
 async function loadOverview() {
   const t = await api(`/api/tasks/${state.taskId}`);
   const pill = document.getElementById("task-state");
-  pill.textContent = t.closed ? "closed" : `round ${t.current_round}`;
+  pill.textContent = t.closed ? "closed" : t.close_requested ? `round ${t.current_round}, closing` : `round ${t.current_round}`;
   pill.className = t.closed ? "pill closed" : "pill";
+  await loadPhases(t);
   document.getElementById("overview").replaceChildren(
     card("Reward pool", tokens(t.pool_wei)), card("Owed (unclaimed)", tokens(t.owed_wei)),
     card("Paid out", tokens(t.paid_out_wei)), card("Total staked", tokens(t.total_staked_wei)),
@@ -122,7 +146,7 @@ async function loadRound() {
   const roundId = document.getElementById("round-select").value;
   if (!roundId) return;
   const r = await api(`/api/tasks/${state.taskId}/rounds/${roundId}`);
-  const status = r.finalized ? `finalized, report ${r.report_status}` : "open";
+  const status = r.finalized ? `finalized, report ${r.report_status}` : roundPhase(r, Date.now() / 1000);
   const rule = r.report ? ` · ${r.report.aggregation_rule}, ${r.report.accepted} accepted / ${r.report.rejected} rejected` : "";
   document.getElementById("round-info").textContent = `${status}${rule} · payout ${tokens(r.payout_total_wei)}`;
   fillRows(document.getElementById("round-table"), r.trainers.map((t) => el("tr", {},

@@ -23,14 +23,16 @@ def up(
     run_dir: RunDir = Path("run/local"),
     trainers: Annotated[int, typer.Option(help="Number of (honest) trainer processes.")] = 3,
     rounds: Annotated[int, typer.Option(help="Rounds the aggregator runs (0: until stopped).")] = 0,
-    window_s: Annotated[int, typer.Option(help="Submission window per round, seconds.")] = 15,
+    commit_window_s: Annotated[int, typer.Option(help="Commit phase per round, seconds.")] = 15,
+    reveal_window_s: Annotated[int, typer.Option(help="Reveal phase per round, seconds.")] = 10,
     model: Annotated[str, typer.Option(help="Model spec preset.")] = "mlp-digits",
     api_port: Annotated[int | None, typer.Option(help="Dashboard API port (default: a free one).")] = None,
 ) -> None:
     """Start chain, IPFS, contracts, a funded task, the dashboard API + indexer, the aggregator and K trainers."""
     config = StackConfig(
         run_dir=run_dir, trainers=tuple(TrainerRole(f"trainer-{i + 1}") for i in range(trainers)),
-        rounds=rounds, window_s=window_s, model=model, api_port=api_port,
+        rounds=rounds, commit_window_s=commit_window_s, reveal_window_s=reveal_window_s, model=model,
+        api_port=api_port,
     )
     with console.status("starting the local stack"):
         info = LocalStack(config).up()
@@ -52,7 +54,8 @@ def down(run_dir: RunDir = Path("run/local")) -> None:
 def demo(
     run_dir: RunDir = Path("run/demo"),
     rounds: Annotated[int, typer.Option(help="Training rounds.")] = 4,
-    window_s: Annotated[int, typer.Option(help="Submission window per round, seconds.")] = 12,
+    commit_window_s: Annotated[int, typer.Option(help="Commit phase per round, seconds.")] = 12,
+    reveal_window_s: Annotated[int, typer.Option(help="Reveal phase per round, seconds.")] = 8,
     keep: Annotated[bool, typer.Option("--keep/--no-keep", help="Leave chain, IPFS and dashboard running.")] = True,
 ) -> None:
     """Federated training with honest, noisy, attacking and free-riding trainers; prints who got paid and why."""
@@ -60,7 +63,8 @@ def demo(
         stop_stack(run_dir)
     for stale in ("anvil-state.json", "index.sqlite3"):
         (run_dir / stale).unlink(missing_ok=True)
-    config = StackConfig(run_dir=run_dir, trainers=DEMO_TRAINERS, rounds=rounds, window_s=window_s)
+    config = StackConfig(run_dir=run_dir, trainers=DEMO_TRAINERS, rounds=rounds, commit_window_s=commit_window_s,
+                         reveal_window_s=reveal_window_s)
     try:
         stack, result = run_demo(config, console)
     except DemoFailed as e:
@@ -83,7 +87,8 @@ def bootstrap_command(
     aggregator: Annotated[list[str], typer.Option("--aggregator", envvar="FLCHAIN_AGGREGATOR_ADDRESS")],
     trainer_keystores: Annotated[Path | None, typer.Option(help="Directory of trainer keystores to fund.")] = None,
     model: Annotated[str, typer.Option(help="Model spec preset.")] = "mlp-digits",
-    window_s: Annotated[int, typer.Option(help="Submission window per round, seconds.")] = 30,
+    commit_window_s: Annotated[int, typer.Option(help="Commit phase per round, seconds.")] = 30,
+    reveal_window_s: Annotated[int, typer.Option(help="Reveal phase per round, seconds.")] = 20,
 ) -> None:
     """Development chains only: deploy, create and fund task 1, fund trainer accounts (idempotent)."""
     from flchain.chain.accounts import from_env
@@ -94,7 +99,7 @@ def bootstrap_command(
     from flchain.storage import IpfsClient
 
     terms = TaskTerms(reward_per_round_wei=100 * TOKEN, min_stake_wei=10 * TOKEN, funding_wei=10_000 * TOKEN,
-                      window_s=window_s)
+                      commit_window_s=commit_window_s, reveal_window_s=reveal_window_s)
     plan = BootstrapPlan(manifest_path=manifest, aggregators=tuple(aggregator), trainer_keystores=trainer_keystores,
                          terms=terms, model=model)
     with IpfsClient(ipfs_url) as storage:

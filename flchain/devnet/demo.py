@@ -51,7 +51,7 @@ def run_demo(config: StackConfig, console: Console, *, timeout_s: float | None =
     with console.status("starting chain, IPFS, contracts, task, dashboard, aggregator, trainers…"):
         info = stack.up()
     console.print(f"stack up in {stack.run_dir} (task {info.task_id}); dashboard {info.api_url}")
-    budget_s = timeout_s or 120.0 + config.rounds * (config.window_s + 90.0)
+    budget_s = timeout_s or 120.0 + config.rounds * (config.commit_window_s + config.reveal_window_s + 90.0)
     try:
         _follow_rounds(stack, console, budget_s)
         client = _client(stack)

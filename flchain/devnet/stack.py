@@ -55,7 +55,8 @@ class StackConfig:
     trainers: tuple[TrainerRole, ...] = tuple(TrainerRole(f"trainer-{i}") for i in range(3))
     rounds: int = 0  # aggregator stops after this round (0: runs until stopped)
     model: str = "mlp-digits"
-    window_s: int = 15
+    commit_window_s: int = 15  # commit phase of each round
+    reveal_window_s: int = 10  # reveal phase right after it
     local_steps: int = 60
     reward_per_round_wei: int = 100 * TOKEN
     min_stake_wei: int = 10 * TOKEN
@@ -130,7 +131,8 @@ class LocalStack:
         client = CoordinatorClient(w3, manifest["coordinator"]["address"], dev_account(SPONSOR_INDEX))
         terms = TaskTerms(
             reward_per_round_wei=self.config.reward_per_round_wei, min_stake_wei=self.config.min_stake_wei,
-            funding_wei=self.config.funding_wei, window_s=self.config.window_s,
+            funding_wei=self.config.funding_wei, commit_window_s=self.config.commit_window_s,
+            reveal_window_s=self.config.reveal_window_s,
         )
         with IpfsClient(self.info.ipfs_url) as storage:
             created = create_task(
@@ -177,7 +179,7 @@ class LocalStack:
             }
             if role.red_team:
                 env[f"{prefix}RED_TEAM"] = role.red_team
-                env[f"{prefix}COPYCAT_LEAD_S"] = str(max(3, self.config.window_s // 3))
+                env[f"{prefix}COPYCAT_LEAD_S"] = str(max(3, self.config.commit_window_s // 3))
             self._service(role.name, ["trainer", "run"], env)
 
     def up(self) -> StackInfo:

@@ -61,7 +61,7 @@ def summarize_task(client: CoordinatorClient, storage: Storage, task_id: int, fr
     trainers: dict[str, TrainerSummary] = defaultdict(lambda: TrainerSummary(address=""))
     rounds: list[RoundSummary] = []
     for event in events:
-        if event.name == "UpdateSubmitted":
+        if event.name == "UpdateRevealed":
             trainers[event.args["trainer"]].rounds_submitted += 1
         elif event.name == "Claimed":
             trainers[event.args["account"]].claimed_wei += int(event.args["amount"])

@@ -10,12 +10,14 @@ over round, and `flchain verify round` must agree with the chain on every round.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -32,6 +34,7 @@ from aggregator.verify import verify_round
 from flchain.chain.client import CoordinatorClient, TokenClient, connect
 from flchain.chain.deploy import deploy_contracts
 from flchain.chain.events import EventReader
+from flchain.chain.manifest import DeploymentManifest
 from flchain.chain.tasklog import TaskLog
 from flchain.chain.types import RoundStatus
 from flchain.devnet.accounts import dev_account
@@ -51,7 +54,8 @@ from trainer.setup import trainer_node
 pytestmark = pytest.mark.integration
 logger = logging.getLogger(__name__)
 
-WINDOW_S = 600
+COMMIT_WINDOW_S = 600
+REVEAL_WINDOW_S = 300
 MIN_STAKE_WEI = 10**17
 REWARD_PER_ROUND_WEI = 10**18
 TRAINER_FUNDS_WEI = 5 * 10**18
@@ -75,8 +79,11 @@ class Role:
 
 HONEST = (Role(1, 0), Role(2, 1), Role(3, 2))
 ATTACKER = Role(4, 0, (("red_team", "sign-flip"), ("seed", 7)))
-COPYCAT = Role(5, 1, (("red_team", "copycat"), ("red_team_noise_std", 1e-4), ("copycat_lead_s", float(WINDOW_S))))
+COPYCAT = Role(5, 1, (("red_team", "copycat"), ("red_team_noise_std", 1e-4),
+                      ("copycat_lead_s", float(COMMIT_WINDOW_S))))
 ROLES = (*HONEST, ATTACKER, COPYCAT)
+PARTICIPANTS = (*HONEST, ATTACKER)  # the copycat finds nothing to copy and never commits
+SILENT_INDEX = 7  # commits every round and never reveals
 
 
 @dataclass(frozen=True)
@@ -109,8 +116,8 @@ def make_stage(anvil: AnvilNode, ipfs: IpfsNode, root: Path) -> Stage:
     token.mint(sponsor.address, 100 * REWARD_PER_ROUND_WEI)
     for role in ROLES:
         token.mint(role.address, TRAINER_FUNDS_WEI)
-    terms = TaskTerms(REWARD_PER_ROUND_WEI, MIN_STAKE_WEI, 10 * REWARD_PER_ROUND_WEI, window_s=WINDOW_S,
-                      max_slash_bps=MAX_SLASH_BPS)
+    terms = TaskTerms(REWARD_PER_ROUND_WEI, MIN_STAKE_WEI, 10 * REWARD_PER_ROUND_WEI, commit_window_s=COMMIT_WINDOW_S,
+                      reveal_window_s=REVEAL_WINDOW_S, max_slash_bps=MAX_SLASH_BPS)
     with IpfsClient(ipfs.api_url) as storage:
         created = create_task(client, storage, token=deployment.token, spec=spec_from_name("mlp-digits"),
                               terms=terms, aggregators=[dev_account(AGGREGATOR_INDEX).address])
@@ -135,29 +142,69 @@ def aggregator_env(stage: Stage, state_dir: Path, rounds: int) -> dict[str, str]
     }
 
 
-def run_trainers(stage: Stage) -> None:
-    """Every role handles the open round with the real trainer loop (in-process, one round each, in order)."""
-    for role in ROLES:
-        values: dict[str, object] = {
-            "rpc_url": stage.rpc_url, "manifest": stage.manifest_path, "task_id": stage.task_id,
-            "ipfs_url": stage.ipfs_url, "state_dir": stage.root / f"trainer-{role.account_index}",
-            "private_key_env": f"TEST_TRAINER_KEY_{role.account_index}", "data_source": "file",
-            "data_path": stage.train_file, "shard_index": role.shard, "num_shards": len(HONEST),
-            "local_steps": 20, "batch_size": 32, "lr": 0.1, "device": "cpu", "max_rounds": 1,
-            "poll_interval_s": 0.1, "submit_margin_s": 1.0, "log_format": "plain", **dict(role.overrides),
-        }
-        with trainer_node(TrainerSettings(**values), StopToken()) as node:  # type: ignore[arg-type]
-            summary = run_trainer(node)
-        assert [outcome for _, outcome in summary.outcomes] == [RoundOutcome.SUBMITTED], role
+def run_role(stage: Stage, role: Role) -> RoundOutcome:
+    """One role handles the open round with the real trainer loop (in-process, one round)."""
+    values: dict[str, object] = {
+        "rpc_url": stage.rpc_url, "manifest": stage.manifest_path, "task_id": stage.task_id,
+        "ipfs_url": stage.ipfs_url, "state_dir": stage.root / f"trainer-{role.account_index}",
+        "private_key_env": f"TEST_TRAINER_KEY_{role.account_index}", "data_source": "file",
+        "data_path": stage.train_file, "shard_index": role.shard, "num_shards": len(HONEST),
+        "local_steps": 20, "batch_size": 32, "lr": 0.1, "device": "cpu", "max_rounds": 1,
+        "poll_interval_s": 0.1, "submit_margin_s": 1.0, "log_format": "plain", **dict(role.overrides),
+    }
+    with trainer_node(TrainerSettings(**values), StopToken()) as node:  # type: ignore[arg-type]
+        summary = run_trainer(node)
+    [(_, outcome)] = summary.outcomes
+    return outcome
+
+
+def saved_update_cids(stage: Stage, storage: IpfsClient) -> list[str]:
+    """The CIDs the participants' saved (committed, not yet revealed) updates will have, computed offline."""
+    cids = []
+    for role in PARTICIPANTS:
+        [checkpoint] = (stage.root / f"trainer-{role.account_index}").glob("trainer-task*.json")
+        pending = json.loads(checkpoint.read_text())["pending"]
+        cids.append(storage.add(Path(pending["blob_path"]).read_bytes(), only_hash=True))
+    return cids
+
+
+def run_round_in_phases(stage: Stage, chain: CoordinatorClient, round_id: int) -> dict[str, RoundOutcome]:
+    """Every role runs concurrently. Once the participants committed (and a silent account committed without ever
+    revealing), the test checks that no update can be fetched yet, ends the commit phase, lets the trainers reveal,
+    then ends the reveal phase."""
+    log = TaskLog(chain.w3, EventReader(chain.w3, chain.contract), stage.task_id, 0)
+    silent = CoordinatorClient(chain.w3, chain.address, dev_account(SILENT_INDEX))
+    silent.commit_update(stage.task_id, round_id, bytes(range(32)))
+    with ThreadPoolExecutor(max_workers=len(ROLES)) as pool:
+        futures = {role.address: pool.submit(run_role, stage, role) for role in ROLES}
+        deadline = time.monotonic() + 300
+        while len(_refreshed(log).commitments(round_id)) < len(PARTICIPANTS) + 1:
+            assert time.monotonic() < deadline, "trainers did not commit in time"
+            time.sleep(0.2)
+        assert futures[COPYCAT.address].result(timeout=60) is RoundOutcome.SKIPPED  # it found nothing to copy
+        assert log.reveals(round_id) == []
+        with IpfsClient(stage.ipfs_url, timeout_s=1.0) as probe:
+            for cid in saved_update_cids(stage, probe):
+                with pytest.raises(ContentNotFound):  # committed, yet nobody can fetch it in the commit phase
+                    probe.cat(cid)
+        advance_time(stage.rpc_url, COMMIT_WINDOW_S + 1)
+        outcomes = {address: f.result(timeout=300) for address, f in futures.items()}
+    advance_time(stage.rpc_url, REVEAL_WINDOW_S + 1)
+    return outcomes
+
+
+def _refreshed(log: TaskLog) -> TaskLog:
+    log.refresh()
+    return log
 
 
 def round_is_open(chain: CoordinatorClient, task_id: int, round_id: int) -> bool:
-    return chain.round_status(task_id, round_id) is RoundStatus.OPEN
+    return chain.round_status(task_id, round_id) is RoundStatus.COMMITTING
 
 
 def round_is_settled(chain: CoordinatorClient, task_id: int, round_id: int) -> bool:
-    """Finalized, reputations recorded and the copycat slashed (the last step of the round)."""
-    return chain.is_slashed(task_id, round_id, COPYCAT.address)
+    """Finalized and reputations recorded (the last step but slashing, and nobody is slashable here)."""
+    return chain.get_reputation(task_id, HONEST[-1].address).round == round_id
 
 
 def drive(aggregator: Aggregator, until: Callable[[], bool], max_ticks: int = 50) -> None:
@@ -205,7 +252,7 @@ def stage(anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path, monkeypatch: pytest.
     yield make_stage(anvil, ipfs, tmp_path)
 
 
-def test_three_rounds_pay_honest_trainers_slash_the_copycat_and_verify(
+def test_three_commit_reveal_rounds_pay_honest_trainers_leave_the_copycat_nothing_and_verify(
     stage: Stage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Prepare: the aggregator service, configured through its environment variables, three rounds to run.
@@ -216,7 +263,7 @@ def test_three_rounds_pay_honest_trainers_slash_the_copycat_and_verify(
     chain = stage.sponsor
     timings = []
 
-    # Execute: each round, the aggregator opens, the five trainers submit, time passes, the aggregator finishes.
+    # Execute: each round, the aggregator opens, the trainers commit, then reveal, the aggregator finishes.
     for round_id in range(1, rounds + 1):
         started = time.monotonic()
         drive(aggregator, partial(round_is_open, chain, stage.task_id, round_id))
@@ -224,8 +271,8 @@ def test_three_rounds_pay_honest_trainers_slash_the_copycat_and_verify(
             eval_cid = RoundJournal(aggregator.root, round_id).read_json("opening.json")["eval_cid"]
             with pytest.raises(ContentNotFound), IpfsClient(stage.ipfs_url, timeout_s=1.0) as probe:
                 probe.cat(eval_cid)
-        run_trainers(stage)
-        advance_time(stage.rpc_url, WINDOW_S + 1)
+        outcomes = run_round_in_phases(stage, chain, round_id)
+        assert all(outcomes[role.address] is RoundOutcome.REVEALED for role in PARTICIPANTS), outcomes
         closing = time.monotonic()
         drive(aggregator, partial(round_is_settled, chain, stage.task_id, round_id))
         timings.append((closing - started, time.monotonic() - closing))
@@ -237,14 +284,17 @@ def test_three_rounds_pay_honest_trainers_slash_the_copycat_and_verify(
         assert all(int(rows[role.address].payout_wei) > 0 for role in HONEST), report.round
         assert int(rows[ATTACKER.address].payout_wei) == 0  # aggregated by the robust rule, never paid
         assert (rows[ATTACKER.address].loss_score or 0.0) < 0
-        assert int(rows[COPYCAT.address].payout_wei) == 0
-        assert rows[COPYCAT.address].reason in ("duplicate", "near_duplicate")
-        assert chain.is_slashed(stage.task_id, report.round, COPYCAT.address)
+        assert COPYCAT.address not in rows  # nothing to copy before the reveal phase: it never took part
+        assert report.not_revealed == (dev_account(SILENT_INDEX).address,)  # committed, never revealed: no pay
+        assert dev_account(SILENT_INDEX).address not in rows
+        assert not chain.get_commitment(stage.task_id, report.round, COPYCAT.address).committed
         assert not chain.is_slashed(stage.task_id, report.round, ATTACKER.address)
         assert int(report.payout_total_wei) <= REWARD_PER_ROUND_WEI
     accuracy = [reports[0].metrics.val_accuracy_before] + [r.metrics.val_accuracy_after for r in reports]
     assert all(a < b for a, b in itertools.pairwise(accuracy)), accuracy
-    assert all(chain.get_reputation(stage.task_id, role.address).round == rounds for role in ROLES)
+    assert all(chain.get_reputation(stage.task_id, role.address).round == rounds for role in PARTICIPANTS)
+    token = TokenClient(chain.w3, DeploymentManifest.load(stage.manifest_path).token.address, dev_account(0))
+    assert token.balance_of(COPYCAT.address) == TRAINER_FUNDS_WEI - MIN_STAKE_WEI  # staked, earned nothing
     honest_mu = min(chain.get_reputation(stage.task_id, r.address).mu for r in HONEST)
     assert chain.get_reputation(stage.task_id, ATTACKER.address).mu < honest_mu
     logger.info("validation accuracy per round: %s; seconds per round (open+train, finish): %s", accuracy, timings)

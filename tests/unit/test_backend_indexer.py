@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.db.models import Payout, RawEvent, ReportFetch, Round, ScoreEntry, Task, Trainer
+from backend.db.models import Commitment, Payout, RawEvent, ReportFetch, Round, ScoreEntry, Task, Trainer
 from backend.db.session import init_db, make_engine, session_factory
 from backend.indexer.enrich import RetryPolicy, enrich_due
 from backend.indexer.projector import apply_event
@@ -21,7 +21,7 @@ from flchain.report import AggregationInfo, ModelMetrics, RoundReport, TrainerSc
 from flchain.storage import InMemoryStorage
 
 SPONSOR, TOKEN_ADDR, AGG = "0x" + "11" * 20, "0x" + "22" * 20, "0x" + "33" * 20
-ALICE, BOB = "0x" + "aa" * 20, "0x" + "bb" * 20
+ALICE, BOB, CAROL = "0x" + "aa" * 20, "0x" + "bb" * 20, "0x" + "cc" * 20  # Carol commits and never reveals
 ALICE_CS = "0xaAaAaAaaAaAaAaaAaAAAAAAAAaaaAaAaAaaAaaAa"
 
 
@@ -45,10 +45,14 @@ def task_created(block: int = 1, task_id: int = 1) -> ChainEvent:
         "token": TOKEN_ADDR,
         "rewardPerRound": 1_000,
         "minStake": 100,
-        "windowSeconds": 60,
+        "commitWindowSeconds": 60,
+        "revealWindowSeconds": 30,
         "finalizeTimeoutSeconds": 600,
         "unstakeCooldownSeconds": 30,
+        "claimWindowSeconds": 3_600,
+        "slashWindowSeconds": 600,
         "maxSlashBps": 5_000,
+        "maxTotalSlashBps": 5_000,
         "modelSpecHash": b"\x01" * 32,
         "initialModelDigest": b"\x02" * 32,
         "initialModelCid": "bafkinit",
@@ -89,19 +93,24 @@ def story() -> list[ChainEvent]:
             baseModelDigest=b"\x02" * 32,
             baseModelCid="bafkinit",
             evalCommitment=b"\x04" * 32,
-            windowEnd=1_000,
+            commitDeadline=1_000,
+            revealDeadline=1_030,
         ),
+        ev("UpdateCommitted", 4, 1, taskId=1, round=1, trainer=ALICE, commitment=b"\x0a" * 32),
+        ev("UpdateCommitted", 4, 2, taskId=1, round=1, trainer=BOB, commitment=b"\x0b" * 32),
+        ev("UpdateCommitted", 4, 3, taskId=1, round=1, trainer=CAROL, commitment=b"\x0c" * 32),
         ev(
-            "UpdateSubmitted",
+            "UpdateRevealed",
             5,
             taskId=1,
             round=1,
             trainer=ALICE,
-            digest=b"\x05" * 32,
+            updateDigest=b"\x05" * 32,
             cid="bafka",
             numSamples=2**64 - 1,
         ),
-        ev("UpdateSubmitted", 5, 1, taskId=1, round=1, trainer=BOB, digest=b"\x06" * 32, cid="bafkb", numSamples=10),
+        ev("UpdateRevealed", 5, 1, taskId=1, round=1, trainer=BOB, updateDigest=b"\x06" * 32, cid="bafkb",
+           numSamples=10),
     ]
 
 
@@ -127,7 +136,48 @@ def test_projection_follows_the_contract_bookkeeping(sessions: sessionmaker[Sess
     assert (task.pool_wei, task.owed_wei, task.total_staked_wei) == (5_000 - 700 + 40, 700 - 500, 500 - 40)
     assert (bob.stake_wei, bob.slashed_wei, alice.claimed_wei) == (160, 40, 500)
     assert (alice.submissions, alice.last_round, round_row.submissions, round_row.claimed_wei) == (1, 1, 2, 500)
+    assert (round_row.commitments, round_row.commit_deadline, round_row.reveal_deadline) == (3, 1_000, 1_030)
     assert fetch.status == "pending"
+
+
+def test_commitments_are_marked_revealed_and_the_unrevealed_one_stays_so(sessions: sessionmaker[Session]) -> None:
+    apply_all(sessions, story())
+
+    with sessions() as session:
+        rows = session.scalars(select(Commitment).order_by(Commitment.log_index)).all()
+    assert [(r.commitment[:4], r.revealed) for r in rows] == [("0x0a", True), ("0x0b", True), ("0x0c", False)]
+
+
+def test_a_sweep_moves_the_unclaimed_remainder_out_of_owed(sessions: sessionmaker[Session]) -> None:
+    coordinator = "0x" + "99" * 20
+    events = [
+        *story(),
+        finalized(6, "bafkr", b"\x07" * 32, "0x" + "08" * 32, 700),
+        ev("Claimed", 7, taskId=1, round=1, account=ALICE, index=0, amount=500),
+        ev("RoundSwept", 8, taskId=1, round=1, to=coordinator, amount=200),
+        ev("CloseRequested", 9, taskId=1, sponsor=SPONSOR),
+    ]
+
+    apply_all(sessions, events)
+
+    with sessions() as session:
+        task, round_row = session.get(Task, 1), session.get(Round, (1, 1))
+    assert task is not None and round_row is not None
+    assert (task.pool_wei, task.owed_wei, task.swept_wei, task.reclaimed_wei) == (5_000 - 700 + 200, 0, 200, 0)
+    assert (round_row.swept_wei, round_row.swept_to.lower()) == (200, coordinator)
+    assert task.close_requested and not task.closed
+
+
+def test_a_sweep_after_close_goes_to_the_sponsor(sessions: sessionmaker[Session]) -> None:
+    events = [*story(), finalized(6, "bafkr", b"\x07" * 32, "0x" + "08" * 32, 700),
+              ev("RoundSwept", 8, taskId=1, round=1, to=SPONSOR, amount=700)]
+
+    apply_all(sessions, events)
+
+    with sessions() as session:
+        task = session.get(Task, 1)
+    assert task is not None
+    assert (task.pool_wei, task.owed_wei, task.reclaimed_wei) == (5_000 - 700, 0, 700)
 
 
 def test_replaying_events_changes_nothing(sessions: sessionmaker[Session]) -> None:
