@@ -197,6 +197,11 @@ def canonical_dump(tree: StandardMerkleTree) -> bytes:
     return canonical_json(tree.dump())
 
 
+def update_salt(round_id: int) -> bytes:
+    """The commitment salt the scenario's trainers use in `round_id` (fixed, so tests can recompute commitments)."""
+    return _digest(f"salt-{round_id}")
+
+
 def play_round(
     scenario: Scenario, coordinator: CoordinatorClient, storage: Storage, plans: Sequence[TrainerPlan], accuracy: float
 ) -> RoundOutcome:
@@ -208,7 +213,7 @@ def play_round(
     aggregator.open_round(
         task_id, round_id, _digest(f"model-{round_id - 1}"), f"bafkmodel{round_id - 1}", eval_commitment(eval_cid)
     )
-    salt = _digest(f"salt-{round_id}")
+    salt = update_salt(round_id)
     for plan in plans:
         account = dev_account(3 + plan.trainer)
         digest = _digest(f"update-{round_id}-{account.address}")

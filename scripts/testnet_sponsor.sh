@@ -7,7 +7,7 @@
 #   RPC_URL=https://… CHAIN_ID=11155111 AGGREGATOR=0x… FLCHAIN_KEYSTORE_PASSWORD=… scripts/testnet_sponsor.sh
 #
 # Optional: KEYSTORE (default ./sponsor.keystore.json), MANIFEST (./deployment.json), TOKEN (an existing ERC-20),
-# IPFS_URL (http://127.0.0.1:5001), REWARD_PER_ROUND, MIN_STAKE, FUNDING (token base units), MODEL, WINDOW_S.
+# IPFS_URL (http://127.0.0.1:5001), REWARD_PER_ROUND, MIN_STAKE, FUNDING (token base units), MODEL, COMMIT_WINDOW_S, REVEAL_WINDOW_S.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${RPC_URL:?set RPC_URL to the testnet's JSON-RPC endpoint}"
@@ -21,7 +21,8 @@ REWARD_PER_ROUND=${REWARD_PER_ROUND:-100000000000000000000}   # 100 tokens of 18
 MIN_STAKE=${MIN_STAKE:-10000000000000000000}                  # 10 tokens
 FUNDING=${FUNDING:-1000000000000000000000}                    # 1,000 tokens
 MODEL=${MODEL:-mlp-digits}
-WINDOW_S=${WINDOW_S:-600}
+COMMIT_WINDOW_S=${COMMIT_WINDOW_S:-600}
+REVEAL_WINDOW_S=${REVEAL_WINDOW_S:-300}
 FLCHAIN=.venv/bin/flchain
 export FLCHAIN_RPC_URL=$RPC_URL FLCHAIN_MANIFEST=$MANIFEST FLCHAIN_IPFS_URL=$IPFS_URL
 
@@ -37,7 +38,7 @@ SPONSOR=$(python3 -c "import json,sys; print('0x'+json.load(open(sys.argv[1]))['
 if [ -z "${TOKEN:-}" ]; then
   $FLCHAIN token mint --keystore "$KEYSTORE" --to "$SPONSOR" --amount "$FUNDING"
 fi
-$FLCHAIN task create --keystore "$KEYSTORE" --aggregator "$AGGREGATOR" --model "$MODEL" --window-s "$WINDOW_S" \
+$FLCHAIN task create --keystore "$KEYSTORE" --aggregator "$AGGREGATOR" --model "$MODEL" --commit-window-s "$COMMIT_WINDOW_S" --reveal-window-s "$REVEAL_WINDOW_S" \
   --reward-per-round "$REWARD_PER_ROUND" --min-stake "$MIN_STAKE" --funding "$FUNDING"
 echo "Manifest ($MANIFEST) — share it and the task id with trainers and the aggregator:"
 cat "$MANIFEST"

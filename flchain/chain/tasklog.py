@@ -22,11 +22,9 @@ from flchain.chain.types import Finalization, struct_field
 EVENT_NAMES = frozenset(
     {
         "TaskCreated", "CloseRequested", "TaskClosed", "RoundOpened", "UpdateCommitted", "UpdateRevealed",
-        "RoundFinalized", "RoundSwept", "UpdateSubmitted",
+        "RoundFinalized", "RoundSwept",
     }
 )
-"""UpdateSubmitted is the single-phase coordinator's event (digest, CID and samples at once); it is read as a reveal,
-and such a RoundOpened's `windowEnd` as both deadlines, so that logs of single-phase deployments still read."""
 
 
 @dataclass(frozen=True)
@@ -161,18 +159,16 @@ class TaskLog:
         if event.name == "RoundOpened":
             self.openings[round_id] = RoundOpening(
                 round_id, bytes(args["baseModelDigest"]), str(args["baseModelCid"]), bytes(args["evalCommitment"]),
-                int(args.get("commitDeadline", args.get("windowEnd", 0))),
-                int(args.get("revealDeadline", args.get("windowEnd", 0))), event.block_number,
+                int(args["commitDeadline"]), int(args["revealDeadline"]), event.block_number,
             )
         elif event.name == "UpdateCommitted":
             self._commits.setdefault(round_id, []).append(
                 CommittedUpdate(round_id, str(args["trainer"]), bytes(args["commitment"]), *at)
             )
-        elif event.name in ("UpdateRevealed", "UpdateSubmitted"):
+        elif event.name == "UpdateRevealed":
             self._reveals.setdefault(round_id, []).append(
                 RevealedUpdate(
-                    round_id, str(args["trainer"]), bytes(args.get("updateDigest", args.get("digest", b""))),
-                    str(args["cid"]),
+                    round_id, str(args["trainer"]), bytes(args["updateDigest"]), str(args["cid"]),
                     int(args["numSamples"]), *at,
                 )
             )

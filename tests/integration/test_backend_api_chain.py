@@ -18,7 +18,7 @@ from backend.api.main import create_app
 from backend.core.config import IndexerSettings
 from backend.indexer.build import build_indexer
 from backend.indexer.service import Indexer
-from backend.scenario import TOKEN, Scenario, run_scenario
+from backend.scenario import TOKEN, Scenario, run_scenario, update_salt
 from backend.serve import IndexerThread
 from flchain.chain.client import CoordinatorClient, connect
 from flchain.chain.types import REPUTATION_SCALE, ClaimItem
@@ -106,7 +106,10 @@ def test_round_endpoints_show_every_score_component_payout_and_slash(live: Live)
     for account, line in lines.items():
         chain_rep = live.chain.get_reputation(task_id, account)
         assert line["reputation"]["mu"] == chain_rep.mu / REPUTATION_SCALE
-        assert line["submission"]["digest"] == "0x" + live.chain.get_submission(task_id, 2, account).hex()
+        digest = bytes.fromhex(line["submission"]["digest"][2:])
+        on_chain = live.chain.get_commitment(task_id, 2, account)
+        assert on_chain.revealed
+        assert on_chain.matches(live.chain.update_commitment(task_id, 2, account, digest, update_salt(2)))
 
 
 def test_leaderboard_and_metrics_follow_reputation_and_reports(live: Live) -> None:
@@ -171,7 +174,7 @@ def test_served_proofs_claim_on_chain_and_flip_to_claimed(live: Live) -> None:
 
     after = get(live, f"/api/trainers/{t1}/proofs?task_id={task_id}")["items"]
     assert [p["claimed"] for p in after] == [True, True]
-    assert live.chain.is_claimed(task_id, 2, leaf["index"])
+    assert live.chain.is_claimed(task_id, 2, t1)
     assert int(get(live, f"/api/tasks/{task_id}")["owed_wei"]) == live.chain.get_task(task_id).owed_wei
 
 

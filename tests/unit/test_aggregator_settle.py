@@ -29,12 +29,16 @@ class FakeCoordinator:
     account: str = "0x" + "f" * 40
 
     def get_task(self, task_id: int) -> TaskState:
-        return TaskState("", "", 0, 0, 0, 0, 0, 0, 0, 0, self.max_slash_bps, 1, False, b"", b"")
+        return TaskState(
+            "", "", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, self.max_slash_bps, 10_000, 1, False, False, b"", b""
+        )
 
     def get_round(self, task_id: int, round_id: int) -> RoundState:
         f = self.finalized
         assert f is not None
-        return RoundState(b"", b"", f.new_model_digest, f.report_digest, f.payout_root, f.payout_total_wei, 0, 0, 0, 1)
+        return RoundState(
+            b"", b"", f.new_model_digest, f.report_digest, f.payout_root, f.payout_total_wei, 0, 0, 0, 0, 1, False
+        )
 
     def round_status(self, task_id: int, round_id: int) -> RoundStatus:
         return self.status
