@@ -39,6 +39,7 @@ from aggregator.publish import RoundArtifacts, RoundContext, publish_artifacts
 from aggregator.settings import AggregatorSettings, Step
 from aggregator.settle import Coordinator, finalize, record_reputations, slash_dishonest
 from aggregator.state import BlobCache, RoundJournal, load_artifacts, load_fetched, save_artifacts, save_fetched
+from aggregator.sweep import sweep_due
 from flchain.chain.tasklog import TaskLog
 from flchain.chain.types import RoundStatus, TaskState, eval_commitment
 from flchain.codec import DEFAULT_LIMITS
@@ -137,9 +138,17 @@ class Aggregator:
                 return Tick.WAIT
         else:
             logger.warning("round %d expired without finalization", round_id)
+        self.sweep_rounds()
         if self.settings.rounds and round_id >= self.settings.rounds:
             return Tick.DONE
         return self.open_round(task, round_id + 1)
+
+    # ------------------------------------------------------------------ between rounds: sweep
+    def sweep_rounds(self) -> None:
+        """Sweep the finalized rounds past their claim window (the unclaimed rest goes back to the pool)."""
+        pending = [r for r in self.deps.log.finalizations if r not in self.deps.log.sweeps]
+        if pending:
+            sweep_due(self.deps.coordinator, self.task_id, pending, self.deps.log.confirmed_time_s())
 
     # ------------------------------------------------------------------ step 1: open
     def open_round(self, task: TaskState, round_id: int) -> Tick:

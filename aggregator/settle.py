@@ -50,6 +50,8 @@ class Coordinator(Protocol):
         self, task_id: int, round_id: int, trainer: str, bps: int, reason_code: int, evidence_cid: str
     ) -> object: ...
 
+    def sweep(self, task_id: int, round_id: int) -> object: ...
+
 
 class SettleError(RuntimeError):
     """The chain holds a finalization of the round that is not ours, or the round can no longer be finalized."""

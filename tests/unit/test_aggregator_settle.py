@@ -67,6 +67,9 @@ class FakeCoordinator:
         self.sent.append(f"reputations x{len(trainers)}")
         return None
 
+    def sweep(self, task_id: int, round_id: int) -> object:
+        raise AssertionError("settling never sweeps")
+
     def slash(self, task_id: int, round_id: int, trainer: str, bps: int, reason_code: int, evidence_cid: str) -> object:
         assert trainer not in self.slashed and 0 < bps <= self.max_slash_bps
         self.slashed.add(trainer)
