@@ -46,12 +46,13 @@ def _alive(pid: int) -> bool:
 
 def test_up_round_trip_api_and_down(tmp_path: Path) -> None:
     run_dir = tmp_path / "stack"
-    up = _flchain("up", "--run-dir", str(run_dir), "--trainers", "2", "--rounds", "1", "--window-s", "8",
+    up = _flchain("up", "--run-dir", str(run_dir), "--trainers", "2", "--rounds", "1", "--commit-window-s", "8",
+                  "--reveal-window-s", "8",
                   timeout_s=240)
     assert up.returncode == 0, up.stdout + up.stderr
     info = json.loads((run_dir / "stack.json").read_text())
     try:
-        # A full round: open, two submissions, finalize, and both trainers claim.
+        # A full round: open, two commitments, two reveals, finalize, and both trainers claim.
         manifest = DeploymentManifest.load(Path(info["manifest"]))
         client = CoordinatorClient(connect(info["rpc_url"]), manifest.coordinator.address)
         _wait_for(lambda: client.round_status(info["task_id"], 1) is RoundStatus.FINALIZED, 180, "round 1 finalized")
