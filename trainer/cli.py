@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 ENV_ONLY = frozenset({"crash_after"})
 
 trainer_app = typer.Typer(
-    help="Train for a task: stake, submit updates each round, claim rewards.", no_args_is_help=True
+    help="Train for a task: stake, commit and reveal updates each round, claim rewards.", no_args_is_help=True
 )
 
 
