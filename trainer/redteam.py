@@ -119,7 +119,7 @@ def copycat_delta(
     account: str,
     config: RedTeamConfig,
 ) -> Params | None:
-    """Another trainer's delta of this round, lightly disguised; None when nobody revealed a usable one (before the reveal phase nobody has)."""
+    """Another trainer's delta of this round, lightly disguised; None when nobody revealed a usable one."""
     chain.refresh()
     source = pick_copy_source(chain.reveals(round_id), account)
     if source is None:

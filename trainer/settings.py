@@ -136,7 +136,7 @@ class TrainerSettings(BaseSettings):
     copycat_noise_std: float = Field(
         default=1e-4, ge=0, description="Std of the noise a copycat disguises its copy with."
     )
-    copycat_lead_s: float = Field(default=10.0, ge=0, description="Copycat: look for updates to copy this long before the commit phase ends.")
+    copycat_lead_s: float = Field(default=10.0, ge=0, description="Copycat: copy this long before commits close.")
 
     # ---------------------------------------------------------------- fault injection (tests only)
     crash_after: CrashPoint | None = Field(
