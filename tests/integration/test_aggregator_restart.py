@@ -96,7 +96,7 @@ def run_one_round(root: Path, ipfs_node: IpfsNode, crash_after: str | None) -> F
         process, starts = _start_aggregator(env, log_path), 1
         _wait_for(lambda: process.poll() is not None
                   or stage.sponsor.round_status(stage.task_id, 1) is RoundStatus.COMMITTING)
-        run_round_in_phases(stage, stage.sponsor, 1)
+        run_round_in_phases(stage, stage.sponsor, 1, probe_ipfs=False)  # the module's daemon saw these updates
         while (code := process.wait(timeout=120)) == SIGKILLED:
             process, starts = _start_aggregator(env, log_path), starts + 1
         assert code == 0, log_path.read_text()[-3000:]

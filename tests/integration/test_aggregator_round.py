@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -142,7 +142,7 @@ def aggregator_env(stage: Stage, state_dir: Path, rounds: int) -> dict[str, str]
     }
 
 
-def run_role(stage: Stage, role: Role) -> RoundOutcome:
+def run_role(stage: Stage, role: Role, stop: StopToken) -> RoundOutcome:
     """One role handles the open round with the real trainer loop (in-process, one round)."""
     values: dict[str, object] = {
         "rpc_url": stage.rpc_url, "manifest": stage.manifest_path, "task_id": stage.task_id,
@@ -152,7 +152,7 @@ def run_role(stage: Stage, role: Role) -> RoundOutcome:
         "local_steps": 20, "batch_size": 32, "lr": 0.1, "device": "cpu", "max_rounds": 1,
         "poll_interval_s": 0.1, "submit_margin_s": 1.0, "log_format": "plain", **dict(role.overrides),
     }
-    with trainer_node(TrainerSettings(**values), StopToken()) as node:  # type: ignore[arg-type]
+    with trainer_node(TrainerSettings(**values), stop) as node:  # type: ignore[arg-type]
         summary = run_trainer(node)
     [(_, outcome)] = summary.outcomes
     return outcome
@@ -168,29 +168,45 @@ def saved_update_cids(stage: Stage, storage: IpfsClient) -> list[str]:
     return cids
 
 
-def run_round_in_phases(stage: Stage, chain: CoordinatorClient, round_id: int) -> dict[str, RoundOutcome]:
+def run_round_in_phases(
+    stage: Stage, chain: CoordinatorClient, round_id: int, *, probe_ipfs: bool = True
+) -> dict[str, RoundOutcome]:
     """Every role runs concurrently. Once the participants committed (and a silent account committed without ever
-    revealing), the test checks that no update can be fetched yet, ends the commit phase, lets the trainers reveal,
-    then ends the reveal phase."""
+    revealing), the test checks that no update can be fetched yet (`probe_ipfs`: only on a daemon that never saw
+    these deterministic updates), ends the commit phase, lets the trainers reveal, then ends the reveal phase.
+    A failed check stops the trainers (they would otherwise wait for a reveal phase that never comes)."""
     log = TaskLog(chain.w3, EventReader(chain.w3, chain.contract), stage.task_id, 0)
     silent = CoordinatorClient(chain.w3, chain.address, dev_account(SILENT_INDEX))
     silent.commit_update(stage.task_id, round_id, bytes(range(32)))
+    stop = StopToken()
     with ThreadPoolExecutor(max_workers=len(ROLES)) as pool:
-        futures = {role.address: pool.submit(run_role, stage, role) for role in ROLES}
-        deadline = time.monotonic() + 300
-        while len(_refreshed(log).commitments(round_id)) < len(PARTICIPANTS) + 1:
-            assert time.monotonic() < deadline, "trainers did not commit in time"
-            time.sleep(0.2)
-        assert futures[COPYCAT.address].result(timeout=60) is RoundOutcome.SKIPPED  # it found nothing to copy
-        assert log.reveals(round_id) == []
-        with IpfsClient(stage.ipfs_url, timeout_s=1.0) as probe:
-            for cid in saved_update_cids(stage, probe):
-                with pytest.raises(ContentNotFound):  # committed, yet nobody can fetch it in the commit phase
-                    probe.cat(cid)
+        futures = {role.address: pool.submit(run_role, stage, role, stop) for role in ROLES}
+        try:
+            _check_commit_phase(stage, log, round_id, futures[COPYCAT.address], probe_ipfs)
+        except BaseException:
+            stop.request()
+            raise
         advance_time(stage.rpc_url, COMMIT_WINDOW_S + 1)
         outcomes = {address: f.result(timeout=300) for address, f in futures.items()}
     advance_time(stage.rpc_url, REVEAL_WINDOW_S + 1)
     return outcomes
+
+
+def _check_commit_phase(
+    stage: Stage, log: TaskLog, round_id: int, copycat: Future[RoundOutcome], probe_ipfs: bool
+) -> None:
+    deadline = time.monotonic() + 300
+    while len(_refreshed(log).commitments(round_id)) < len(PARTICIPANTS) + 1:
+        assert time.monotonic() < deadline, "trainers did not commit in time"
+        time.sleep(0.2)
+    assert copycat.result(timeout=60) is RoundOutcome.SKIPPED  # it found nothing to copy
+    assert log.reveals(round_id) == []
+    if not probe_ipfs:
+        return
+    with IpfsClient(stage.ipfs_url, timeout_s=1.0) as probe:
+        for cid in saved_update_cids(stage, probe):
+            with pytest.raises(ContentNotFound):  # committed, yet nobody can fetch it in the commit phase
+                probe.cat(cid)
 
 
 def _refreshed(log: TaskLog) -> TaskLog:
