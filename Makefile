@@ -28,6 +28,7 @@ bench: setup
 
 lint: setup
 	$(VENV)/ruff check flchain trainer aggregator backend tests scripts
+	./scripts/slither.sh
 
 clean:
-	rm -rf .venv node_modules .pytest_cache
+	rm -rf .venv .venv-slither node_modules .pytest_cache

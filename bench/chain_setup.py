@@ -124,7 +124,9 @@ class ChainBench:
     def create_task(self, label: str, funding_wei: int = 10_000 * TOKEN_WEI) -> int:
         params = TaskParams(
             token=self.tok.address, reward_per_round_wei=REWARD_PER_ROUND_WEI, min_stake_wei=MIN_STAKE_WEI,
-            window_s=WINDOW_S, finalize_timeout_s=WINDOW_S, unstake_cooldown_s=3_600, max_slash_bps=5_000,
+            commit_window_s=WINDOW_S, reveal_window_s=WINDOW_S, finalize_timeout_s=WINDOW_S,
+            unstake_cooldown_s=3_600, claim_window_s=30 * 86_400, slash_window_s=86_400, max_slash_bps=5_000,
+            max_total_slash_bps=5_000,
             model_spec_hash=digest(label + "/spec"), initial_model_digest=digest(label + "/model0"),
             initial_model_cid=fake_cid(label + "/model0"), aggregators=(self.aggregator.address,),
         )

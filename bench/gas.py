@@ -3,11 +3,11 @@
 Measured on a real Anvil (started on a free port, stopped by PID at the end) with the committed artifacts
 deployed by `flchain.chain.deploy.deploy_contracts` and driven through `CoordinatorClient`; figures are the
 receipts' gasUsed. Per operation: `scripts/gas_report.py`'s measurements, reused as they are. Scaling: one task
-per participant count N; N staked trainers each submit in two consecutive rounds; the aggregator opens the
+per participant count N; N staked trainers each commit and reveal in two consecutive rounds; the aggregator opens the
 round, finalizes it with an N-leaf payout tree, records the N reputations in batches and slashes
 `round(slash_fraction * N)` of them (a pessimistic round). Round 1 records reputations for the first time
 (zero -> non-zero storage); round 2 is the steady state (non-zero -> non-zero). A trainer's own per-round cost
-is one submitUpdate and one claim (a proof of ceil(log2 N) hashes).
+is one commitUpdate, one revealUpdate and one claim (a proof of ceil(log2 N) hashes).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from bench.chain_setup import REWARD_PER_ROUND_WEI, WINDOW_S, ChainBench, digest
 from bench.report import ExperimentReport
 from bench.settings import GasSettings, Mode
 from flchain.chain.client import CoordinatorClient, connect
+from flchain.chain.commitment import update_commitment
 from flchain.chain.types import ClaimItem, Finalization, Reputation, eval_commitment
 from flchain.devnet.anvil import advance_time, start_anvil
 from flchain.merkle import PAYOUT_LEAF_ENCODING, StandardMerkleTree
@@ -90,7 +91,8 @@ def per_operation(rpc_url: str) -> tuple[list[dict[str, object]], str]:
             fund()
             report.measure_task_lifecycle(bench)
             trees = report.measure_rounds(bench)
-            report.measure_claims_and_exits(bench, trees)
+            claims_task, _ = report.measure_claims(bench)
+            report.measure_exits_and_sweeps(bench, trees, claims_task)
             report.measure_claim_many(bench)
     except (AttributeError, TypeError, FileNotFoundError) as e:
         logger.warning("scripts/gas_report.py could not be reused: %s", e)
@@ -139,6 +141,23 @@ def _slash(aggregator: CoordinatorClient, task_id: int, round_id: int, trainers:
                 ["gasUsed"]) for t in trainers]
 
 
+def _commit_and_reveal(cb: ChainBench, task_id: int, round_id: int, trainers: list[LocalAccount]) -> list[int]:
+    """Every trainer commits, the commit phase ends, every trainer reveals, the reveal phase ends; the gas of each
+    trainer's commit + reveal."""
+    chain_id = cb.w3.eth.chain_id
+
+    def update(t: LocalAccount) -> tuple[bytes, bytes]:
+        return digest(f"{task_id}/{round_id}/{t.address}"), digest(f"salt/{task_id}/{round_id}/{t.address}")
+
+    commits = parallel(lambda t: int(cb.as_(t).commit_update(task_id, round_id, update_commitment(
+        chain_id, cb.coord.address, task_id, round_id, t.address, *update(t)))["gasUsed"]), trainers)
+    advance_time(cb.rpc_url, WINDOW_S)
+    reveals = parallel(lambda t: int(cb.as_(t).reveal_update(
+        task_id, round_id, *update(t), fake_cid(f"{round_id}/{t.address}"), 100)["gasUsed"]), trainers)
+    advance_time(cb.rpc_url, WINDOW_S)
+    return [c + r for c, r in zip(commits, reveals, strict=True)]
+
+
 def measure_round(cb: ChainBench, task_id: int, round_id: int, trainers: list[LocalAccount],
                   settings: GasSettings) -> RoundGas:
     """One full round of task `task_id` with every trainer submitting; the gas of each step."""
@@ -147,10 +166,7 @@ def measure_round(cb: ChainBench, task_id: int, round_id: int, trainers: list[Lo
     base = cb.coord.get_task(task_id).latest_model_digest
     opened = aggregator.open_round(task_id, round_id, base, fake_cid(f"{task_id}/{round_id}/base"),
                                    eval_commitment(eval_cid))
-    submits = parallel(lambda t: int(cb.as_(t).submit_update(
-        task_id, round_id, digest(f"{task_id}/{round_id}/{t.address}"), fake_cid(f"{round_id}/{t.address}"), 100,
-    )["gasUsed"]), trainers)
-    advance_time(cb.rpc_url, WINDOW_S)
+    submits = _commit_and_reveal(cb, task_id, round_id, trainers)
     finalize_gas, tree = _finalize(cb, task_id, round_id, trainers, eval_cid)
     batches = _record_reputations(aggregator, task_id, round_id, trainers, settings.reputation_batch)
     slashes = _slash(aggregator, task_id, round_id, trainers[: round(settings.slash_fraction * len(trainers))])
@@ -183,7 +199,7 @@ def _markdown(per_op: list[dict[str, object]], rounds: list[RoundGas], settings:
         "## Aggregator's gas per round",
         "",
         "| participants | round | openRound | finalizeRound | recordReputations (batches) | slashes | "
-        "aggregator total | per participant | trainer: submitUpdate | trainer: claim |",
+        "aggregator total | per participant | trainer: commit + reveal | trainer: claim |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rounds:

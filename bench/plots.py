@@ -158,7 +158,7 @@ def gas_figure(rounds: Sequence[Any], path: Path) -> Path:
         each.plot(ns, [r.aggregator_total / r.participants for r in rs], "k" + style, marker="o",
                   label=f"aggregator per participant, {label}")
         if round_id == 2:
-            each.plot(ns, [r.submit_update_median for r in rs], "-", marker="s", label="trainer: submitUpdate")
+            each.plot(ns, [r.submit_update_median for r in rs], "-", marker="s", label="trainer: commit + reveal")
             each.plot(ns, [r.claim for r in rs], "-", marker="^", label="trainer: claim")
     for ax in (total, each):
         ax.set_xscale("log")

@@ -13,7 +13,8 @@ import {Views} from "./coordinator/Views.sol";
 /// @notice The flchain coordinator: training tasks with a reward pool, trainer stakes, commit-reveal
 ///         rounds, on-chain reputation, bounded slashing and Merkle pull payouts (see IFLCoordinator).
 /// @dev Deployable composition of the modules. The admin (DEFAULT_ADMIN_ROLE) manages roles; PAUSER_ROLE may
-///      pause everything except the exits (requestUnstake, withdrawStake, requestClose), so no funds get stuck.
+///      pause everything except the exits (requestUnstake, withdrawStake, requestClose), so no funds get stuck,
+///      and commitUpdate, which moves and locks nothing.
 ///      Paused time does not count toward the claim and slash windows nor toward the stake lock that waits them
 ///      out (the active clock, see IFLCoordinator): a pause can neither expire owed rewards nor help a slashable
 ///      trainer leave.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent setup: installs everything flchain needs into this checkout.
 #   .venv/          Python 3.11 virtual environment with flchain (editable) and its dev extras, torch pinned
+#   .venv-slither/  Slither (slither-analyzer, pinned) for `make lint`; its own venv because it pins web3 < 8
 #   node_modules/   Anvil + cast (Foundry), solc-js, OpenZeppelin Contracts, js-ipfs, playwright-core
 # Re-running it only installs what is missing or changed.
 set -euo pipefail
@@ -23,6 +24,14 @@ if [ "$(cat "$STAMP_DIR/pyproject" 2>/dev/null)" != "$py_hash" ]; then
   .venv/bin/python -m pip install -q torch==2.13.0 numpy
   .venv/bin/python -m pip install -q -e '.[dev]'
   echo "$py_hash" > "$STAMP_DIR/pyproject"
+fi
+
+SLITHER_VERSION=0.11.6
+if [ "$(cat .venv-slither/.flchain-stamp 2>/dev/null)" != "$SLITHER_VERSION" ]; then
+  echo "setup: installing slither-analyzer $SLITHER_VERSION into .venv-slither"
+  "$PYTHON" -m venv .venv-slither
+  .venv-slither/bin/python -m pip install -q "slither-analyzer==$SLITHER_VERSION"
+  echo "$SLITHER_VERSION" > .venv-slither/.flchain-stamp
 fi
 
 npm_install() {  # npm_install DIR: `npm ci` from DIR's committed lockfile unless it is already installed

@@ -118,6 +118,7 @@ abstract contract CoordinatorStorage is IFLCoordinator, Pausable, ReentrancyGuar
     mapping(uint256 taskId => mapping(address trainer => SlashBook)) internal _slashBooks;
     mapping(uint256 taskId => mapping(uint256 round => mapping(address trainer => Participation))) internal
         _participations;
+    // slither-disable-next-line uninitialized-state (written in Rounds.recordReputations through a storage pointer)
     mapping(uint256 taskId => mapping(address trainer => ReputationWord)) internal _reputationWords;
 
     // ------------------------------------------------------------------ task and role checks

@@ -51,7 +51,7 @@ abstract contract Rounds is CoordinatorStorage {
     }
 
     /// @inheritdoc IFLCoordinator
-    function commitUpdate(uint256 taskId, uint256 round, bytes32 commitment) external whenNotPaused {
+    function commitUpdate(uint256 taskId, uint256 round, bytes32 commitment) external {
         uint256 word = uint256(commitment) & ~_FLAGS;
         if (word == 0) revert ZeroDigest();
         TaskData storage t = _tasks[taskId];

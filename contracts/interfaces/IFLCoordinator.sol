@@ -79,7 +79,8 @@ interface IFLCoordinator is ICoordinatorEvents {
     /// @notice Commit to an update during the round's commit phase, without publishing it (one per account).
     /// @dev Reverts ZeroDigest (commitment with no bit above the low 3 set), WrongRound (not the current round),
     ///      WrongPhase (commit phase over), AlreadyCommitted. Registration is checked at reveal: a commitment alone
-    ///      locks nothing, earns nothing and is not slashable.
+    ///      locks nothing, earns nothing and is not slashable. Not pausable, for the same reason (and because the
+    ///      pause check's storage read would cost more than the 50k gas the commit is allowed).
     /// @param commitment updateCommitment(taskId, round, msg.sender, updateDigest, salt).
     function commitUpdate(uint256 taskId, uint256 round, bytes32 commitment) external;
 

@@ -2,7 +2,7 @@
 
 Every write is signed locally by the client's account (see `flchain.chain.accounts`), sent with a tracked nonce,
 and checked for its receipt status; a revert raises `ContractRevert` carrying the decoded custom error name and
-arguments (e.g. `WindowClosed(taskId, round, windowEnd)`).
+arguments (e.g. `WrongPhase(taskId, round, status)`).
 """
 
 from __future__ import annotations

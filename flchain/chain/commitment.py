@@ -1,4 +1,4 @@
-"""The update commitment of a commit–reveal round, computed locally exactly as the coordinator does.
+"""The update commitment of a commit-reveal round, computed locally exactly as the coordinator does.
 
 commitment = keccak256(abi.encode(chainId, coordinator, taskId, round, trainer, updateDigest, salt)). It binds the
 update to its author and to one round of one task on one deployment, so a copied commitment or reveal is worthless

@@ -1,5 +1,5 @@
 """End-to-end flows of the coordinator on a real Anvil chain, with token balances checked: the happy path over two
-rounds, the timeout escape hatch, pausing, slashing and reputation records."""
+commit-reveal rounds, the timeout escape hatch, pausing, slashing and reputation records."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from tests.integration.contracts.world import (
     FINALIZE_TIMEOUT_S,
     INITIAL_FUNDING,
     MIN_STAKE,
+    ROUND_S,
+    SLASH_WINDOW_S,
     TOKEN,
-    WINDOW_S,
     World,
     claim_item,
     reverts,
@@ -64,7 +65,7 @@ def test_happy_path_two_rounds_claims_and_unstake_move_exactly_the_right_tokens(
     world.as_(t[2]).claim_many(task_id, [claim_item(tree1, 2), claim_item(tree2, 2), claim_item(tree1, 3)])
 
     world.as_(t[4]).request_unstake(task_id)
-    world.advance(COOLDOWN_S)
+    world.advance(SLASH_WINDOW_S)  # t4 revealed in round 1: its stake waits out the round's slash window
     world.as_(t[4]).withdraw_stake(task_id)
 
     # Assert: every balance moved by exactly its share.
@@ -81,7 +82,7 @@ def test_happy_path_two_rounds_claims_and_unstake_move_exactly_the_right_tokens(
     assert state.owed_wei == 5 * TOKEN + 2 * TOKEN  # t4's round-1 leaf and t0's round-2 leaf
     assert state.total_staked_wei == 4 * MIN_STAKE
     assert world.reader.get_round(task_id, round2).claimed_total_wei == 7 * TOKEN
-    assert [world.reader.is_claimed(task_id, round1, i) for i in range(5)] == [True, True, True, True, False]
+    assert [world.reader.is_claimed(task_id, round1, a.address) for a in t] == [True, True, True, True, False]
     assert world.reader.get_trainer(task_id, t[4].address).stake_wei == 0
     assert_tokens_conserved(world, task_id)
 
@@ -144,12 +145,12 @@ def test_timeout_escape_hatch_returns_every_stake_and_the_pool_when_the_aggregat
         world.as_(trainer).request_unstake(task_id)
 
     # Execute: the finalize timeout passes.
-    world.advance(WINDOW_S + FINALIZE_TIMEOUT_S)
-    assert COOLDOWN_S > WINDOW_S + FINALIZE_TIMEOUT_S
-    world.advance(COOLDOWN_S - WINDOW_S - FINALIZE_TIMEOUT_S)
+    world.advance(ROUND_S + FINALIZE_TIMEOUT_S)
+    assert COOLDOWN_S > ROUND_S + FINALIZE_TIMEOUT_S
+    world.advance(COOLDOWN_S - ROUND_S - FINALIZE_TIMEOUT_S)
     for trainer in world.trainers:
         world.as_(trainer).withdraw_stake(task_id)
-    world.as_(sponsor).close_task(task_id)
+    world.as_(sponsor).request_close(task_id)
 
     # Assert: expired, everybody whole, nothing left in the coordinator, finalization impossible.
     assert world.reader.round_status(task_id, round_id) == RoundStatus.EXPIRED
@@ -162,8 +163,10 @@ def test_timeout_escape_hatch_returns_every_stake_and_the_pool_when_the_aggregat
 def test_an_expired_round_lets_the_next_round_open_on_the_unchanged_model(world: World) -> None:
     task_id = world.create_task()
     first = world.open_round(task_id)
-    assert world.reader.round_status(task_id, first) == RoundStatus.OPEN
-    world.advance(WINDOW_S)
+    assert world.reader.round_status(task_id, first) == RoundStatus.COMMITTING
+    world.to_reveal_phase(task_id, first)
+    assert world.reader.round_status(task_id, first) == RoundStatus.REVEALING
+    world.to_closed_phase(task_id, first)
     assert world.reader.round_status(task_id, first) == RoundStatus.CLOSED
     world.advance(FINALIZE_TIMEOUT_S)
     assert world.reader.round_status(task_id, first) == RoundStatus.EXPIRED
@@ -195,17 +198,17 @@ def test_slash_moves_the_slashed_stake_into_the_pool(world: World) -> None:
     assert_tokens_conserved(world, task_id)
 
 
-def test_close_task_keeps_owed_payouts_claimable_and_stakes_withdrawable(world: World) -> None:
+def test_a_closed_task_keeps_owed_payouts_claimable_and_stakes_withdrawable(world: World) -> None:
     task_id = world.create_task()
     world.stake(task_id)
     _, tree = world.run_round(task_id)
     sponsor_before = world.balance(world.chain.sponsor)
     pool = world.reader.get_task(task_id).pool_wei
 
-    world.as_(world.chain.sponsor).close_task(task_id)
+    world.as_(world.chain.sponsor).request_close(task_id)
     world.as_(world.trainers[0]).claim(task_id, claim_item(tree, 0))
     world.as_(world.trainers[0]).request_unstake(task_id)
-    world.advance(COOLDOWN_S)
+    world.advance(SLASH_WINDOW_S)
     world.as_(world.trainers[0]).withdraw_stake(task_id)
 
     assert world.balance(world.chain.sponsor) == sponsor_before + pool
@@ -218,17 +221,19 @@ def paused_calls(world: World) -> dict[str, Callable[[], object]]:
     """One call per paused function, each of which succeeds when the coordinator is not paused."""
     agg = world.as_(world.chain.aggregator)
     t = world.trainers
+    done_task = world.create_task()  # round 1 finalized, claims and slashes pending
+    world.stake(done_task)
+    done_round, tree = world.run_round(done_task, [(a.address, TOKEN) for a in t])
     closed_task = world.create_task()  # round 1 awaiting finalization
     world.stake(closed_task, t[:1])
     closed_round = world.open_round(closed_task)
     world.submit(closed_task, closed_round, t[:1])
-    world.advance(WINDOW_S)
-    done_task = world.create_task()  # round 1 finalized, claims and slashes pending
-    world.stake(done_task)
-    done_round, tree = world.run_round(done_task, [(a.address, TOKEN) for a in t])
-    open_task = world.create_task()  # round 1 open, t[3] staked but not submitted
+    world.to_closed_phase(closed_task, closed_round)
+    open_task = world.create_task()  # round 1 revealing, t[3] committed but not revealed
     world.stake(open_task, t[3:4])
     open_round = world.open_round(open_task)
+    world.commit(open_task, open_round, t[3:4])
+    world.to_reveal_phase(open_task, open_round)
     finalization = world.finalization(closed_task, closed_round, None, 0)
     rep = [Reputation(1, 1, 1, done_round)]
     return {
@@ -236,7 +241,7 @@ def paused_calls(world: World) -> dict[str, Callable[[], object]]:
         "fundTask": lambda: world.as_(world.chain.funder).fund_task(open_task, TOKEN),
         "stake": lambda: world.as_(t[4]).stake(open_task, MIN_STAKE),
         "openRound": lambda: world.open_round(done_task),
-        "submitUpdate": lambda: world.submit(open_task, open_round, t[3:4]),
+        "revealUpdate": lambda: world.reveal(open_task, open_round, t[3:4]),
         "finalizeRound": lambda: agg.finalize_round(closed_task, closed_round, finalization),
         "recordReputations": lambda: agg.record_reputations(done_task, done_round, [t[0].address], rep),
         "slash": lambda: agg.slash(done_task, done_round, t[0].address, 100, 1, "e"),
@@ -272,7 +277,7 @@ def test_pause_leaves_unstaking_withdrawing_and_closing_open(world: World) -> No
     trainer.request_unstake(task_id)
     world.advance(COOLDOWN_S)
     trainer.withdraw_stake(task_id)
-    world.as_(world.chain.sponsor).close_task(task_id)
+    world.as_(world.chain.sponsor).request_close(task_id)
 
     assert world.balance(world.trainers[0]) == trainer_before + MIN_STAKE
     assert world.balance(world.chain.sponsor) == sponsor_before + INITIAL_FUNDING

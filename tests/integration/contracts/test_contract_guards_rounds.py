@@ -1,4 +1,4 @@
-"""Every guard of opening rounds, submissions, finalization and reputations reverts with its custom error (one
+"""Every guard of opening rounds, commitments, reveals, finalization and reputations reverts with its custom error (one
 test per guard, on a real Anvil chain)."""
 
 from __future__ import annotations
@@ -6,18 +6,20 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from flchain.chain.types import Reputation
+from flchain.chain.types import Reputation, RoundStatus
 from tests.integration.contracts.world import (
     FINALIZE_TIMEOUT_S,
     REWARD_PER_ROUND,
+    ROUND_S,
     TOKEN,
-    WINDOW_S,
     World,
     digest,
     reverts,
     rpc,
+    update,
 )
 
 pytestmark = [
@@ -47,9 +49,24 @@ def test_open_round_rejects_an_unknown_task(world: World) -> None:
 
 def test_open_round_is_refused_on_a_closed_task(world: World) -> None:
     task_id = world.create_task()
-    world.as_(world.chain.sponsor).close_task(task_id)
+    world.as_(world.chain.sponsor).request_close(task_id)
     with reverts("TaskIsClosed", task_id):
         world.open_round(task_id)
+
+
+def test_open_round_is_refused_once_a_close_is_requested(world: World) -> None:
+    task_id, round_id = world.open_task()
+    world.as_(world.chain.sponsor).request_close(task_id)
+    world.to_closed_phase(task_id, round_id)
+    world.advance(FINALIZE_TIMEOUT_S)  # expired: settled, but the close still waits for the sponsor's second call
+    with reverts("CloseIsRequested", task_id):
+        world.open_round(task_id)
+
+
+def test_open_round_caps_the_base_model_cid_length(world: World) -> None:
+    task_id = world.create_task()
+    with reverts("CidTooLong", 101, 100):
+        world.aggregator.open_round(task_id, 1, world.params().initial_model_digest, "b" * 101, keccak(text="e"))
 
 
 def test_open_round_requires_the_next_round_number(world: World) -> None:
@@ -60,7 +77,7 @@ def test_open_round_requires_the_next_round_number(world: World) -> None:
 
 def test_open_round_is_refused_while_the_previous_round_is_in_progress(world: World) -> None:
     task_id, round_id = world.open_task()
-    world.advance(WINDOW_S)  # window over, awaiting finalization
+    world.advance(ROUND_S)  # window over, awaiting finalization
     with reverts("RoundInProgress", task_id, round_id):
         world.open_round(task_id, round_id + 1)
 
@@ -78,61 +95,142 @@ def test_open_round_rejects_a_zero_eval_commitment(world: World) -> None:
         world.aggregator.open_round(task_id, 1, world.params().initial_model_digest, "cid", bytes(32))
 
 
-# ---------------------------------------------------------------------- submitUpdate
+# ---------------------------------------------------------------------- commitUpdate
 
 
-def test_submit_rejects_a_zero_digest(world: World) -> None:
+def test_commit_rejects_a_zero_commitment(world: World) -> None:
     task_id, round_id = world.open_task()
     with reverts("ZeroDigest"):
-        world.as_(world.trainers[0]).submit_update(task_id, round_id, bytes(32), "cid", 1)
+        world.as_(world.trainers[0]).commit_update(task_id, round_id, (7).to_bytes(32, "big"))  # only flag bits
 
 
-def test_submit_is_only_for_the_current_round(world: World) -> None:
+def test_commit_is_only_for_the_current_round(world: World) -> None:
     task_id, round_id = world.open_task()
     with reverts("WrongRound", task_id, round_id, round_id + 1):
-        world.as_(world.trainers[0]).submit_update(task_id, round_id + 1, digest("u"), "cid", 1)
+        world.as_(world.trainers[0]).commit_update(task_id, round_id + 1, digest("c"))
 
 
-def test_submit_to_an_unknown_task_names_the_task(world: World) -> None:
+def test_commit_to_an_unknown_task_names_the_task(world: World) -> None:
     with reverts("TaskNotFound", 77):
-        world.as_(world.trainers[0]).submit_update(77, 1, digest("u"), "cid", 1)
+        world.as_(world.trainers[0]).commit_update(77, 1, digest("c"))
 
 
-def test_submit_after_the_window_is_refused(world: World) -> None:
+def test_commit_after_the_commit_phase_is_refused(world: World) -> None:
     task_id, round_id = world.open_task()
-    window_end = world.reader.get_round(task_id, round_id).window_end
-    world.advance(WINDOW_S)
-    with reverts("WindowClosed", task_id, round_id, window_end):
-        world.as_(world.trainers[0]).submit_update(task_id, round_id, digest("u"), "cid", 1)
+    world.to_reveal_phase(task_id, round_id)
+    with reverts("WrongPhase", task_id, round_id, RoundStatus.REVEALING):
+        world.as_(world.trainers[0]).commit_update(task_id, round_id, digest("c"))
 
 
-def test_submit_needs_a_stake(world: World) -> None:
+def test_commit_accepts_one_commitment_per_account_and_round(world: World) -> None:
     task_id, round_id = world.open_task()
-    with reverts("NotRegistered", task_id, world.chain.outsider.address):
-        world.as_(world.chain.outsider).submit_update(task_id, round_id, digest("u"), "cid", 1)
+    world.commit(task_id, round_id, world.trainers[:1])
+    with reverts("AlreadyCommitted", task_id, round_id, world.trainers[0].address):
+        world.as_(world.trainers[0]).commit_update(task_id, round_id, digest("again"))
 
 
-def test_submit_is_refused_once_an_unstake_is_pending(world: World) -> None:
+# ---------------------------------------------------------------------- revealUpdate
+
+
+def reveal_own(world: World, task_id: int, round_id: int, who: LocalAccount, **changes: object) -> None:
+    """`who` reveals its own update of the round (from world.update), with `changes` applied to the arguments."""
+    update_digest, salt, update_cid = update(task_id, round_id, who.address)
+    args: dict[str, object] = {"digest": update_digest, "salt": salt, "cid": update_cid, "num_samples": 100}
+    args.update(changes)
+    world.as_(who).reveal_update(task_id, round_id, **args)  # type: ignore[arg-type]
+
+
+def test_reveal_before_the_commit_phase_ends_is_refused(world: World) -> None:
     task_id, round_id = world.open_task()
-    trainer = world.as_(world.trainers[0])
-    trainer.request_unstake(task_id)
+    world.commit(task_id, round_id, world.trainers[:1])
+    with reverts("WrongPhase", task_id, round_id, RoundStatus.COMMITTING):
+        reveal_own(world, task_id, round_id, world.trainers[0])
+
+
+def test_reveal_after_the_reveal_phase_is_refused(world: World) -> None:
+    task_id, round_id = world.open_task()
+    world.commit(task_id, round_id, world.trainers[:1])
+    world.to_closed_phase(task_id, round_id)
+    with reverts("WrongPhase", task_id, round_id, RoundStatus.CLOSED):
+        reveal_own(world, task_id, round_id, world.trainers[0])
+
+
+def test_reveal_rejects_a_zero_digest(world: World) -> None:
+    task_id, round_id = world.open_task()
+    world.commit(task_id, round_id, world.trainers[:1])
+    world.to_reveal_phase(task_id, round_id)
+    with reverts("ZeroDigest"):
+        reveal_own(world, task_id, round_id, world.trainers[0], digest=bytes(32))
+
+
+def test_reveal_caps_the_cid_length(world: World) -> None:
+    task_id, round_id = world.open_task()
+    world.commit(task_id, round_id, world.trainers[:1])
+    world.to_reveal_phase(task_id, round_id)
+    with reverts("CidTooLong", 101, 100):
+        reveal_own(world, task_id, round_id, world.trainers[0], cid="b" * 101)
+
+
+def test_reveal_without_a_commitment_is_refused(world: World) -> None:
+    task_id, round_id = world.open_task()
+    world.to_reveal_phase(task_id, round_id)
+    with reverts("NotCommitted", task_id, round_id, world.trainers[0].address):
+        reveal_own(world, task_id, round_id, world.trainers[0])
+
+
+def test_reveal_must_match_the_commitment(world: World) -> None:
+    task_id, round_id = world.open_task()
+    world.commit(task_id, round_id, world.trainers[:1])
+    world.to_reveal_phase(task_id, round_id)
+    with reverts("CommitmentMismatch", task_id, round_id, world.trainers[0].address):
+        reveal_own(world, task_id, round_id, world.trainers[0], digest=digest("another update"))
+    with reverts("CommitmentMismatch", task_id, round_id, world.trainers[0].address):
+        reveal_own(world, task_id, round_id, world.trainers[0], salt=digest("another salt"))
+
+
+def test_reveal_happens_once(world: World) -> None:
+    task_id, round_id = world.open_task()
+    world.submit(task_id, round_id, world.trainers[:1])
+    with reverts("AlreadyRevealed", task_id, round_id, world.trainers[0].address):
+        reveal_own(world, task_id, round_id, world.trainers[0])
+
+
+def test_reveal_needs_a_stake(world: World) -> None:
+    # A commitment needs no stake (it locks and earns nothing); the reveal does.
+    task_id, round_id = world.open_task()
+    outsider = world.chain.outsider
+    world.commit(task_id, round_id, (outsider,))
+    world.to_reveal_phase(task_id, round_id)
+    with reverts("NotRegistered", task_id, outsider.address):
+        reveal_own(world, task_id, round_id, outsider)
+
+
+def test_reveal_is_refused_once_an_unstake_is_pending(world: World) -> None:
+    task_id, round_id = world.open_task()
+    world.commit(task_id, round_id, world.trainers[:1])
+    world.as_(world.trainers[0]).request_unstake(task_id)
+    world.to_reveal_phase(task_id, round_id)
     with reverts("NotRegistered", task_id, world.trainers[0].address):
-        trainer.submit_update(task_id, round_id, digest("u"), "cid", 1)
+        reveal_own(world, task_id, round_id, world.trainers[0])
 
 
-def test_submit_is_refused_once_a_slash_drops_the_stake_below_min_stake(world: World) -> None:
+def test_reveal_is_refused_once_a_slash_drops_the_stake_below_min_stake(world: World) -> None:
     task_id, round_id = world.finalized_task()
     world.aggregator.slash(task_id, round_id, world.trainers[0].address, 1_000, 1, "evidence")
     next_round = world.open_round(task_id)
+    world.commit(task_id, next_round, world.trainers[:1])
+    world.to_reveal_phase(task_id, next_round)
     with reverts("NotRegistered", task_id, world.trainers[0].address):
-        world.as_(world.trainers[0]).submit_update(task_id, next_round, digest("u"), "cid", 1)
+        reveal_own(world, task_id, next_round, world.trainers[0])
 
 
-def test_submit_accepts_one_update_per_trainer_and_round(world: World) -> None:
+def test_the_local_commitment_equals_the_contracts(world: World) -> None:
     task_id, round_id = world.open_task()
-    world.submit(task_id, round_id, world.trainers[:1])
-    with reverts("AlreadySubmitted", task_id, round_id, world.trainers[0].address):
-        world.as_(world.trainers[0]).submit_update(task_id, round_id, digest("again"), "cid", 1)
+    trainer = world.trainers[2].address
+    update_digest, salt, _ = update(task_id, round_id, trainer)
+    on_chain = world.reader.update_commitment(task_id, round_id, trainer, update_digest, salt)
+    assert on_chain == world.commitment(task_id, round_id, trainer)
+    assert on_chain != world.reader.update_commitment(task_id, round_id, world.trainers[3].address, update_digest, salt)
 
 
 # ---------------------------------------------------------------------- finalizeRound
@@ -140,23 +238,25 @@ def test_submit_accepts_one_update_per_trainer_and_round(world: World) -> None:
 
 def test_finalize_is_for_aggregators_only(world: World) -> None:
     task_id, round_id = world.open_task()
-    world.advance(WINDOW_S)
+    world.advance(ROUND_S)
     with reverts("NotAggregator", task_id, world.chain.outsider.address):
         world.as_(world.chain.outsider).finalize_round(
             task_id, round_id, world.finalization(task_id, round_id, None, 0)
         )
 
 
-def test_finalize_waits_for_the_window_to_end(world: World) -> None:
+def test_finalize_waits_for_both_phases_to_end(world: World) -> None:
     task_id, round_id = world.open_task()
-    window_end = world.reader.get_round(task_id, round_id).window_end
-    with reverts("WindowStillOpen", task_id, round_id, window_end):
+    with reverts("WrongPhase", task_id, round_id, RoundStatus.COMMITTING):
+        world.finalize_without_payouts(task_id, round_id, wait=False)
+    world.to_reveal_phase(task_id, round_id)
+    with reverts("WrongPhase", task_id, round_id, RoundStatus.REVEALING):
         world.finalize_without_payouts(task_id, round_id, wait=False)
 
 
 def test_finalize_rejects_a_round_never_opened(world: World) -> None:
     task_id, round_id = world.open_task()
-    world.advance(WINDOW_S)
+    world.advance(ROUND_S)
     with reverts("WrongRound", task_id, round_id, round_id + 1):
         world.finalize_without_payouts(task_id, round_id + 1, wait=False)
 
@@ -169,14 +269,14 @@ def test_finalize_happens_once(world: World) -> None:
 
 def test_finalize_after_the_timeout_is_refused(world: World) -> None:
     task_id, round_id = world.open_task()
-    world.advance(WINDOW_S + FINALIZE_TIMEOUT_S)
+    world.advance(ROUND_S + FINALIZE_TIMEOUT_S)
     with reverts("RoundExpired", task_id, round_id):
         world.finalize_without_payouts(task_id, round_id, wait=False)
 
 
 def test_finalize_checks_the_revealed_eval_cid_against_the_commitment(world: World) -> None:
     task_id, round_id = world.open_task()
-    world.advance(WINDOW_S)
+    world.advance(ROUND_S)
     bad = replace(world.finalization(task_id, round_id, None, 0), eval_cid="bafkreiforged")
     commitment = keccak(text=world.eval_cid(task_id, round_id))
     with reverts("EvalDataMismatch", task_id, round_id, commitment, keccak(text="bafkreiforged")):
@@ -185,7 +285,7 @@ def test_finalize_checks_the_revealed_eval_cid_against_the_commitment(world: Wor
 
 def test_finalize_rejects_a_zero_new_model_digest(world: World) -> None:
     task_id, round_id = world.open_task()
-    world.advance(WINDOW_S)
+    world.advance(ROUND_S)
     bad = replace(world.finalization(task_id, round_id, None, 0), new_model_digest=bytes(32))
     with reverts("ZeroDigest"):
         world.aggregator.finalize_round(task_id, round_id, bad)
@@ -193,7 +293,7 @@ def test_finalize_rejects_a_zero_new_model_digest(world: World) -> None:
 
 def test_finalize_rejects_a_payout_total_without_a_payout_root(world: World) -> None:
     task_id, round_id = world.open_task()
-    world.advance(WINDOW_S)
+    world.advance(ROUND_S)
     with reverts("ZeroDigest"):
         world.aggregator.finalize_round(task_id, round_id, world.finalization(task_id, round_id, None, TOKEN))
 
@@ -234,6 +334,16 @@ def test_record_reputations_needs_equal_lengths(world: World) -> None:
         world.aggregator.record_reputations(
             task_id, round_id, [t.address for t in world.trainers[:2]], [reputation(round_id)]
         )
+
+
+def test_record_reputations_is_only_for_accounts_that_revealed(world: World) -> None:
+    task_id, round_id = world.open_task()
+    world.submit(task_id, round_id, world.trainers[:1])
+    world.finalize_without_payouts(task_id, round_id)
+    stranger = world.trainers[1].address  # staked, but never committed nor revealed
+    with reverts("NotParticipant", task_id, round_id, stranger):
+        world.aggregator.record_reputations(task_id, round_id, [world.trainers[0].address, stranger],
+                                            [reputation(round_id), reputation(round_id)])
 
 
 def test_record_reputations_records_a_trainer_once_per_round(world: World) -> None:

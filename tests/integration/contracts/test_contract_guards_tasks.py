@@ -1,5 +1,5 @@
-"""Every guard of task creation, funding, closing, staking, unstaking, pausing and the demo token reverts with its
-custom error (one test per guard, on a real Anvil chain)."""
+"""Every guard of task creation, funding, close requests, staking, unstaking, pausing and the demo token reverts
+with its custom error (one test per guard, on a real Anvil chain)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from flchain.chain.compile import load_artifact
 from flchain.chain.errors import ErrorDecoder
 from tests.integration.contracts.world import (
     COOLDOWN_S,
+    FINALIZE_TIMEOUT_S,
     MIN_STAKE,
+    REVEAL_WINDOW_S,
+    ROUND_S,
+    SLASH_WINDOW_S,
     TOKEN,
-    WINDOW_S,
     World,
     reverts,
 )
@@ -51,7 +54,11 @@ def test_create_task_requires_a_non_zero_min_stake(world: World) -> None:
         sponsor(world).create_task(world.params(min_stake_wei=0), 0)
 
 
-@pytest.mark.parametrize("duration", ["window_s", "finalize_timeout_s", "unstake_cooldown_s"])
+@pytest.mark.parametrize(
+    "duration",
+    ["commit_window_s", "reveal_window_s", "finalize_timeout_s", "unstake_cooldown_s", "claim_window_s",
+     "slash_window_s"],
+)
 def test_create_task_rejects_each_zero_duration(world: World, duration: str) -> None:
     with reverts("InvalidDuration", 0):
         sponsor(world).create_task(world.params(**{duration: 0}), 0)
@@ -61,6 +68,17 @@ def test_create_task_caps_max_slash_bps_at_the_protocol_maximum(world: World) ->
     assert world.reader.contract.functions.MAX_SLASH_BPS().call() == 5_000
     with reverts("SlashCapTooHigh", 5_001, 5_000):
         sponsor(world).create_task(world.params(max_slash_bps=5_001), 0)
+
+
+def test_create_task_caps_the_total_slash_at_the_whole_stake(world: World) -> None:
+    with reverts("SlashCapTooHigh", 10_001, 10_000):
+        sponsor(world).create_task(world.params(max_total_slash_bps=10_001), 0)
+
+
+@pytest.mark.parametrize("field", ["initial_model_cid", "task_card_cid"])
+def test_create_task_caps_cid_lengths(world: World, field: str) -> None:
+    with reverts("CidTooLong", 101, 100):
+        sponsor(world).create_task(world.params(**{field: "b" * 101}), 0)
 
 
 def test_create_task_numbers_tasks_from_one_and_makes_the_creator_sponsor(world: World) -> None:
@@ -90,40 +108,58 @@ def test_fund_task_rejects_an_unknown_task(world: World) -> None:
 
 def test_fund_task_rejects_a_closed_task(world: World) -> None:
     task_id = world.create_task()
-    sponsor(world).close_task(task_id)
+    sponsor(world).request_close(task_id)
     with reverts("TaskIsClosed", task_id):
         world.as_(world.chain.funder).fund_task(task_id, TOKEN)
 
 
-# ---------------------------------------------------------------------- closeTask
+def test_fund_task_rejects_a_task_whose_close_is_requested(world: World) -> None:
+    task_id, _ = world.open_task()
+    sponsor(world).request_close(task_id)
+    with reverts("CloseIsRequested", task_id):
+        world.as_(world.chain.funder).fund_task(task_id, TOKEN)
 
 
-def test_close_task_is_for_the_sponsor_only(world: World) -> None:
+# ---------------------------------------------------------------------- requestClose
+
+
+def test_request_close_is_for_the_sponsor_only(world: World) -> None:
     task_id = world.create_task()
     with reverts("NotSponsor", task_id, world.chain.outsider.address):
-        world.as_(world.chain.outsider).close_task(task_id)
+        world.as_(world.chain.outsider).request_close(task_id)
 
 
-def test_close_task_is_refused_while_a_round_is_open(world: World) -> None:
+def test_request_close_without_a_round_in_progress_closes_at_once(world: World) -> None:
     task_id = world.create_task()
-    round_id = world.open_round(task_id)
+    before = world.balance(world.chain.sponsor)
+    sponsor(world).request_close(task_id)
+    task = world.reader.get_task(task_id)
+    assert (task.close_requested, task.closed, task.pool_wei) == (True, True, 0)
+    assert world.balance(world.chain.sponsor) - before == 1_000 * TOKEN
+
+
+def test_request_close_during_a_round_only_flags_the_task(world: World) -> None:
+    task_id, round_id = world.open_task()
+    sponsor(world).request_close(task_id)
+    task = world.reader.get_task(task_id)
+    assert (task.close_requested, task.closed) == (True, False)
     with reverts("RoundInProgress", task_id, round_id):
-        sponsor(world).close_task(task_id)
+        sponsor(world).request_close(task_id)
 
 
-def test_close_task_is_refused_while_a_round_awaits_finalization(world: World) -> None:
+def test_request_close_after_an_expired_round_closes_on_the_second_call(world: World) -> None:
+    task_id, _ = world.open_task()
+    sponsor(world).request_close(task_id)
+    world.advance(ROUND_S + FINALIZE_TIMEOUT_S)
+    sponsor(world).request_close(task_id)
+    assert world.reader.get_task(task_id).closed
+
+
+def test_request_close_works_once(world: World) -> None:
     task_id = world.create_task()
-    round_id = world.open_round(task_id)
-    world.advance(WINDOW_S + 1)
-    with reverts("RoundInProgress", task_id, round_id):
-        sponsor(world).close_task(task_id)
-
-
-def test_close_task_works_once(world: World) -> None:
-    task_id = world.create_task()
-    sponsor(world).close_task(task_id)
+    sponsor(world).request_close(task_id)
     with reverts("TaskIsClosed", task_id):
-        sponsor(world).close_task(task_id)
+        sponsor(world).request_close(task_id)
 
 
 # ---------------------------------------------------------------------- stake
@@ -157,7 +193,7 @@ def test_stake_is_refused_while_an_unstake_is_pending(world: World) -> None:
 
 def test_stake_is_refused_on_a_closed_task(world: World) -> None:
     task_id = world.create_task()
-    sponsor(world).close_task(task_id)
+    sponsor(world).request_close(task_id)
     with reverts("TaskIsClosed", task_id):
         world.as_(world.trainers[0]).stake(task_id, MIN_STAKE)
 
@@ -198,8 +234,8 @@ def test_withdraw_stake_waits_for_the_cooldown_after_the_request(world: World) -
         trainer.withdraw_stake(task_id)
 
 
-@pytest.mark.parametrize(("wait_s", "status"), [(61, "OPEN"), (WINDOW_S, "CLOSED")])
-def test_withdraw_stake_is_locked_while_the_last_committed_round_is_open_or_unfinalized(
+@pytest.mark.parametrize(("wait_s", "status"), [(61, "REVEALING"), (REVEAL_WINDOW_S, "CLOSED")])
+def test_withdraw_stake_is_locked_while_the_last_revealed_round_is_unfinalized(
     world: World, wait_s: int, status: str
 ) -> None:
     task_id = world.create_task(unstake_cooldown_s=60)
@@ -214,19 +250,36 @@ def test_withdraw_stake_is_locked_while_the_last_committed_round_is_open_or_unfi
         trainer.withdraw_stake(task_id)
 
 
-def test_withdraw_stake_waits_a_cooldown_after_the_last_round_is_finalized(world: World) -> None:
-    task_id = world.create_task()
-    world.stake(task_id, world.trainers[:1])
+def test_withdraw_stake_waits_out_the_slash_window_of_the_last_revealed_round(world: World) -> None:
+    task_id, round_id = world.finalized_task()
     trainer = world.as_(world.trainers[0])
-    round_id = world.open_round(task_id)
-    world.submit(task_id, round_id, world.trainers[:1])
     trainer.request_unstake(task_id)
-    requested_at = world.reader.get_trainer(task_id, world.trainers[0].address).unstake_requested_at
-    world.finalize(task_id, round_id, [(world.trainers[0].address, TOKEN)])  # advances WINDOW_S first
-    finalized_at = world.reader.get_round(task_id, round_id).finalized_at
-    world.advance(requested_at + COOLDOWN_S - world.now() + 1)  # the request's cooldown is over
-    with reverts("CooldownActive", task_id, world.trainers[0].address, finalized_at + COOLDOWN_S):
+    world.advance(COOLDOWN_S)
+    assert COOLDOWN_S < SLASH_WINDOW_S
+    with reverts("StakeLocked", task_id, world.trainers[0].address, round_id):
         trainer.withdraw_stake(task_id)
+    world.advance(SLASH_WINDOW_S - COOLDOWN_S)
+    trainer.withdraw_stake(task_id)
+    assert world.reader.get_trainer(task_id, world.trainers[0].address).stake_wei == 0
+
+
+def test_an_expired_last_round_does_not_unlock_an_earlier_rounds_slash_window(world: World) -> None:
+    # Prepare: round 1 revealed and finalized; round 2 revealed and left to expire.
+    task_id, first = world.finalized_task()
+    second = world.open_round(task_id)
+    world.submit(task_id, second, world.trainers[:1])
+    trainer = world.as_(world.trainers[0])
+    trainer.request_unstake(task_id)
+    world.advance(ROUND_S + FINALIZE_TIMEOUT_S)
+    world.advance_to(world.reader.get_trainer(task_id, world.trainers[0].address).unstake_requested_at + COOLDOWN_S)
+    assert world.reader.round_status(task_id, second).name == "EXPIRED"
+    assert world.now() < world.reader.get_round(task_id, first).finalized_at + SLASH_WINDOW_S
+    # Assert: round 1 is still slashable, so the stake stays; after round 1's window it can leave.
+    with reverts("StakeLocked", task_id, world.trainers[0].address, second):
+        trainer.withdraw_stake(task_id)
+    world.aggregator.slash(task_id, first, world.trainers[0].address, 1_000, 2, "e")
+    world.advance(SLASH_WINDOW_S)
+    trainer.withdraw_stake(task_id)
 
 
 # ---------------------------------------------------------------------- pause, roles, token, constructor

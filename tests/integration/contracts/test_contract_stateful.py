@@ -1,15 +1,19 @@
 """Stateful property test of the coordinator on one Anvil chain (hypothesis RuleBasedStateMachine).
 
-Random sequences of stake, unstake, withdraw, open, submit, finalize (random payouts, sometimes a tree worth more
-than its total), claim / claimMany, slash, fund, close and time travel run against two tasks; every example
-starts from the same evm_snapshot and is rewound with evm_revert. After every step:
+Random sequences of stake, unstake, withdraw, open, commit, reveal, finalize (random payouts, sometimes a tree
+worth more than its total, always a leaf for an account that never revealed), claim / claimMany, sweep, slash,
+fund, close requests and time travel across the phases and the claim and slash windows run against two tasks;
+every example starts from the same evm_snapshot and is rewound with evm_revert. After every step:
 
 - the coordinator holds exactly what the tasks account for: balanceOf(coordinator) == sum(pool + owed + staked);
-- ghost totals balance: funded + staked == sum(pool + owed + staked) + paid out + withdrawn + reclaimed;
+- ghost totals balance: funded + staked == sum(pool + owed + staked) + claimed + withdrawn + reclaimed at close
+  + swept and slashed to the sponsor of a closed task;
+- stakes are accounted: each task's totalStaked is the sum of its trainers' stakes;
 
-and every claim's outcome is predicted by a model of the claim bits and budgets: a leaf is never paid twice and a
-round never pays more than its payoutTotal. Every revert must be one the call's guards allow (so an arithmetic
-panic or an unexpected error fails the test).
+and every claim's and sweep's outcome is predicted by a model of participants, claimed accounts, budgets and the
+claim window: an account is never paid twice for a round, a non-participant never, a round never more than its
+payoutTotal, and a sweep moves exactly what is unclaimed. Every revert must be one the call's guards allow (so an
+arithmetic panic or an unexpected error fails the test).
 """
 
 from __future__ import annotations
@@ -34,11 +38,14 @@ from flchain.chain.client import connect
 from flchain.chain.errors import ContractRevert
 from flchain.merkle import StandardMerkleTree
 from tests.integration.contracts.world import (
+    CLAIM_WINDOW_S,
+    COMMIT_WINDOW_S,
     COOLDOWN_S,
     FINALIZE_TIMEOUT_S,
     MIN_STAKE,
+    REVEAL_WINDOW_S,
+    SLASH_WINDOW_S,
     TOKEN,
-    WINDOW_S,
     Chain,
     World,
     chain_module,
@@ -75,9 +82,11 @@ class CoordinatorMachine(RuleBasedStateMachine):
         self.world = World(self.chain, connect(self.chain.node.rpc_url))
         self.task_ids = (1, 2)
         self.funded = sum(self.world.reader.get_task(t).pool_wei for t in self.task_ids)
-        self.staked = self.paid = self.withdrawn = self.reclaimed = 0
+        self.staked = self.paid = self.withdrawn = self.reclaimed = self.to_sponsor = 0
         self.trees: dict[tuple[int, int], tuple[StandardMerkleTree, int]] = {}
-        self.claimed: dict[tuple[int, int], dict[int, int]] = {}  # (task, round) -> index -> amount paid
+        self.participants: dict[tuple[int, int], set[str]] = {}  # (task, round) -> accounts that revealed
+        self.claimed: dict[tuple[int, int], dict[str, int]] = {}  # (task, round) -> account -> amount paid
+        self.swept: set[tuple[int, int]] = set()
 
     def teardown(self) -> None:
         assert rpc(self.chain.node.rpc_url, "evm_revert", self.snapshot_id) is True
@@ -104,6 +113,18 @@ class CoordinatorMachine(RuleBasedStateMachine):
             self.world.stake(self.task_ids[t], self.world.trainers[:N_ACTORS])
             self.staked += N_ACTORS * MIN_STAKE
             self.full_round(t, set(range(N_ACTORS)), amounts, 0)
+
+    def sponsor_gets(self, t: int, call: Callable[[], object], allowed: set[str]) -> bool:
+        """Run `call` (see attempt) and count what it sent to the sponsor of a closed task."""
+        before = self.world.balance(self.chain.sponsor)
+        ok = self.attempt(call, allowed)
+        self.to_sponsor += self.world.balance(self.chain.sponsor) - before
+        return ok
+
+    def clear_of(self, deadline: int) -> None:
+        """Step off a window's last seconds, where the next block's timestamp could fall on either side."""
+        if abs(self.world.now() - deadline) <= 5:
+            self.world.advance(10)
 
     # ------------------------------------------------------------------ stakes and funding
     @rule(t=TASK, who=WHO, amount=st.sampled_from([MIN_STAKE - TOKEN, MIN_STAKE, 2 * MIN_STAKE]))
@@ -143,37 +164,58 @@ class CoordinatorMachine(RuleBasedStateMachine):
     @rule(t=TASK, amount=st.sampled_from([1, TOKEN, 25 * TOKEN]))
     def fund(self, t: int, amount: int) -> None:
         client = self.world.as_(self.chain.funder)
-        if self.attempt(lambda: client.fund_task(self.task_ids[t], amount), {"TaskIsClosed"}):
+        if self.attempt(lambda: client.fund_task(self.task_ids[t], amount), {"TaskIsClosed", "CloseIsRequested"}):
             self.funded += amount
 
     @rule(t=TASK, confirm=st.integers(0, 7))
     def close(self, t: int, confirm: int) -> None:
-        """Close a task (one draw in eight: a closed task ends most of the story)."""
+        """Request a close (one draw in eight: a closed task ends most of the story)."""
         if confirm != 7:
             return
         task_id = self.task_ids[t]
         pool = self.world.reader.get_task(task_id).pool_wei
         client = self.world.as_(self.chain.sponsor)
-        if self.attempt(lambda: client.close_task(task_id), {"RoundInProgress", "TaskIsClosed"}):
-            self.reclaimed += pool
+        if self.attempt(lambda: client.request_close(task_id), {"RoundInProgress", "TaskIsClosed"}):
+            if self.world.reader.get_task(task_id).closed:
+                self.reclaimed += pool
+            else:  # a round was in progress: the task takes no round after it
+                assert self.world.reader.get_task(task_id).close_requested
+                event("close deferred to the round's end")
 
-    @rule(seconds=st.sampled_from([60, WINDOW_S, FINALIZE_TIMEOUT_S, COOLDOWN_S]))
+    @rule(
+        seconds=st.sampled_from(
+            [60, COMMIT_WINDOW_S, REVEAL_WINDOW_S, FINALIZE_TIMEOUT_S, COOLDOWN_S, SLASH_WINDOW_S, CLAIM_WINDOW_S]
+        )
+    )
     def travel(self, seconds: int) -> None:
         self.world.advance(seconds)
 
     # ------------------------------------------------------------------ rounds
     @rule(t=TASK)
     def open_round(self, t: int) -> None:
-        self.attempt(lambda: self.world.open_round(self.task_ids[t]), {"TaskIsClosed", "RoundInProgress"})
+        allowed = {"TaskIsClosed", "RoundInProgress", "CloseIsRequested"}
+        self.attempt(lambda: self.world.open_round(self.task_ids[t]), allowed)
 
     @rule(t=TASK, whos=st.sets(WHO, min_size=1))
-    def submit(self, t: int, whos: set[int]) -> None:
+    def commit(self, t: int, whos: set[int]) -> None:
         task_id = self.task_ids[t]
         round_id = self.world.reader.get_task(task_id).current_round
-        allowed = {"WrongRound", "WindowClosed", "NotRegistered", "AlreadySubmitted"}
+        allowed = {"WrongRound", "WrongPhase", "AlreadyCommitted"}
         for who in sorted(whos):
             trainers = (self.trainer(who),)
-            self.attempt(lambda: self.world.submit(task_id, round_id, trainers), allowed)  # noqa: B023 - called now
+            self.attempt(lambda: self.world.commit(task_id, round_id, trainers), allowed)  # noqa: B023 - called now
+
+    @rule(t=TASK, whos=st.sets(WHO, min_size=1), wait=st.booleans())
+    def reveal(self, t: int, whos: set[int], wait: bool) -> None:
+        """Reveal (first moving to the reveal phase when `wait`)."""
+        task_id = self.task_ids[t]
+        round_id = self.world.reader.get_task(task_id).current_round
+        if wait and round_id:
+            self.world.to_reveal_phase(task_id, round_id)
+        allowed = {"WrongRound", "WrongPhase", "NotRegistered", "NotCommitted", "AlreadyRevealed"}
+        for who in sorted(whos):
+            trainers = (self.trainer(who),)
+            self.attempt(lambda: self.world.reveal(task_id, round_id, trainers), allowed)  # noqa: B023 - called now
 
     @rule(
         t=TASK,
@@ -182,41 +224,46 @@ class CoordinatorMachine(RuleBasedStateMachine):
         wait=st.booleans(),
     )
     def finalize(self, t: int, amounts: list[int], shortfall: int, wait: bool) -> None:
-        """Pay each participant a random amount (after the window when `wait`); `shortfall` > 0 makes the tree
-        worth more than the total."""
+        """Pay each revealer a random amount and 1 token to an account that never took part (after the reveal phase
+        when `wait`); `shortfall` > 0 makes the tree worth more than the total."""
         task_id = self.task_ids[t]
-        if wait:
-            self.world.advance(WINDOW_S)
         round_id = self.world.reader.get_task(task_id).current_round
+        if wait and round_id:
+            self.world.to_closed_phase(task_id, round_id)
         participants = [
             a
             for a in self.world.trainers[:N_ACTORS]
-            if self.world.reader.get_submission(task_id, round_id, a.address) != bytes(32)
+            if self.world.reader.get_commitment(task_id, round_id, a.address).revealed
         ]
         payees = [(a.address, amounts[i] * TOKEN) for i, a in enumerate(participants)]
+        payees.append((self.chain.outsider.address, TOKEN))
+        task_before = self.world.reader.get_task(task_id)
         allowed = {
             "WrongRound",
-            "WindowStillOpen",
+            "WrongPhase",
             "AlreadyFinalized",
             "RoundExpired",
             "PayoutExceedsBudget",
             "PayoutExceedsPool",
         }
-        if not payees:
-            self.attempt(lambda: self.world.finalize_without_payouts(task_id, round_id, wait=False), allowed)
-            return
         total = max(0, sum(a for _, a in payees) - shortfall * TOKEN)
         holder: list[StandardMerkleTree] = []
         if self.attempt(
             lambda: holder.append(self.world.finalize(task_id, round_id, payees, wait=False, total=total)), allowed
         ):
             self.trees[(task_id, round_id)] = (holder[0], total)
+            self.participants[(task_id, round_id)] = {a.address for a in participants}
+            if task_before.close_requested:  # the requested close took effect at this round's end
+                assert self.world.reader.get_task(task_id).closed
+                self.reclaimed += task_before.pool_wei - total
 
     @rule(t=TASK, whos=st.sets(WHO), amounts=PAYOUTS, shortfall=st.integers(0, 3))
     def full_round(self, t: int, whos: set[int], amounts: list[int], shortfall: int) -> None:
-        """Open a round, let some actors submit, wait for the window and finalize: the usual life of a round."""
+        """Open a round, let some actors commit and reveal, end the phases and finalize: the usual life of a round."""
         self.open_round(t)
-        self.submit(t, whos)
+        if whos:
+            self.commit(t, whos)
+            self.reveal(t, whos, wait=True)
         self.finalize(t, amounts, shortfall, wait=True)
 
     @precondition(lambda self: self.trees)
@@ -225,19 +272,21 @@ class CoordinatorMachine(RuleBasedStateMachine):
         task_id, round_id = data.draw(st.sampled_from(sorted(self.trees)))
         trainer = self.trainer(data.draw(WHO))
         bps = data.draw(st.sampled_from([1, 1_000, 2_000, 2_001]))
-        allowed = {"NotParticipant", "AlreadySlashed", "SlashTooHigh", "TaskIsClosed"}
+        allowed = {"NotParticipant", "AlreadySlashed", "SlashTooHigh", "SlashWindowOver", "SlashCapReached"}
         client = self.world.as_(self.chain.aggregator)
-        self.attempt(lambda: client.slash(task_id, round_id, trainer.address, bps, 1, "evidence"), allowed)
+        t = self.task_ids.index(task_id)
+        self.sponsor_gets(t, lambda: client.slash(task_id, round_id, trainer.address, bps, 1, "evidence"), allowed)
 
     # ------------------------------------------------------------------ claims
     @precondition(lambda self: self.trees)
     @rule(data=st.data())
     def claim(self, data: st.DataObject) -> None:
         key = data.draw(st.sampled_from(sorted(self.trees)))
-        tree, total = self.trees[key]
+        tree, _ = self.trees[key]
         indices = data.draw(st.lists(st.integers(0, len(tree) - 1), min_size=1, max_size=3))
         items = [claim_item(tree, i) for i in indices]
-        expected = self.predict_claims(key, [(i.index, i.amount_wei) for i in items], total)
+        self.clear_of(self.world.reader.get_round(*key).finalized_at + CLAIM_WINDOW_S)
+        expected = self.predict_claims(key, [(i.account, i.amount_wei) for i in items])
         recipients = {i.account for i in items}
         before = {a: self.world.balance(a) for a in recipients}
         client = self.world.as_(self.chain.funder)  # anyone may claim for anyone
@@ -254,22 +303,47 @@ class CoordinatorMachine(RuleBasedStateMachine):
         event(f"claimed {len(items)} leaves")
         paid = self.claimed.setdefault(key, {})
         for item in items:
-            paid[item.index] = item.amount_wei
+            paid[item.account] = item.amount_wei
         self.paid += sum(i.amount_wei for i in items)
         assert sum(self.world.balance(a) - before[a] for a in recipients) == sum(i.amount_wei for i in items)
-        assert self.world.reader.get_round(*key).claimed_total_wei == sum(paid.values()) <= total
-        assert all(self.world.reader.is_claimed(*key, i.index) for i in items)
+        assert self.world.reader.get_round(*key).claimed_total_wei == sum(paid.values()) <= self.trees[key][1]
+        assert all(self.world.reader.is_claimed(*key, i.account) for i in items)
 
-    def predict_claims(self, key: tuple[int, int], leaves: list[tuple[int, int]], total: int) -> str | None:
+    def window_over(self, key: tuple[int, int]) -> bool:
+        """Whether the round's claim window has passed (the next block is at least one second later)."""
+        return self.world.now() + 1 >= self.world.reader.get_round(*key).finalized_at + CLAIM_WINDOW_S
+
+    def predict_claims(self, key: tuple[int, int], leaves: list[tuple[str, int]]) -> str | None:
         """The custom error the contract must raise for these claims in order (None: they must succeed)."""
+        if key in self.swept or self.window_over(key):
+            return "ClaimWindowOver"
         paid = dict(self.claimed.get(key, {}))
-        for index, amount in leaves:
-            if index in paid:
+        for account, amount in leaves:
+            if account not in self.participants[key]:
+                return "NotParticipant"
+            if account in paid:
                 return "AlreadyClaimed"
-            if sum(paid.values()) + amount > total:
+            if sum(paid.values()) + amount > self.trees[key][1]:
                 return "PayoutExceedsBudget"
-            paid[index] = amount
+            paid[account] = amount
         return None
+
+    @precondition(lambda self: self.trees)
+    @rule(data=st.data())
+    def sweep(self, data: st.DataObject) -> None:
+        key = data.draw(st.sampled_from(sorted(self.trees)))
+        self.clear_of(self.world.reader.get_round(*key).finalized_at + CLAIM_WINDOW_S)
+        expected = "AlreadySwept" if key in self.swept else (None if self.window_over(key) else "ClaimWindowOpen")
+        owed_before = self.world.reader.get_task(key[0]).owed_wei
+        client = self.world.as_(self.chain.outsider)
+        t = self.task_ids.index(key[0])
+        succeeded = self.sponsor_gets(t, lambda: client.sweep(*key), {expected} if expected else set())
+        assert succeeded == (expected is None)
+        if succeeded:
+            self.swept.add(key)
+            unclaimed = self.trees[key][1] - sum(self.claimed.get(key, {}).values())
+            assert owed_before - self.world.reader.get_task(key[0]).owed_wei == unclaimed
+            event("swept")
 
     # ------------------------------------------------------------------ invariants
     @invariant()
@@ -277,10 +351,14 @@ class CoordinatorMachine(RuleBasedStateMachine):
         tasks = [self.world.reader.get_task(t) for t in self.task_ids]
         held = sum(t.pool_wei + t.owed_wei + t.total_staked_wei for t in tasks)
         assert self.world.coordinator_balance() == held
-        assert self.funded + self.staked == held + self.paid + self.withdrawn + self.reclaimed
+        out = self.paid + self.withdrawn + self.reclaimed + self.to_sponsor
+        assert self.funded + self.staked == held + out
+        for task_id, task in zip(self.task_ids, tasks, strict=True):
+            stakes = [self.world.reader.get_trainer(task_id, a.address).stake_wei for a in self.world.trainers]
+            assert sum(stakes) == task.total_staked_wei
 
 
-def test_random_call_sequences_conserve_tokens_and_never_pay_a_leaf_twice(chain: Chain) -> None:
+def test_random_call_sequences_conserve_tokens_and_never_pay_an_account_twice_per_round(chain: Chain) -> None:
     class Machine(CoordinatorMachine):
         pass
 

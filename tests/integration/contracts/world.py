@@ -36,6 +36,7 @@ from flchain.merkle import PAYOUT_LEAF_ENCODING, StandardMerkleTree
 TOKEN = 10**18
 COMMIT_WINDOW_S = 600
 REVEAL_WINDOW_S = 300
+ROUND_S = COMMIT_WINDOW_S + REVEAL_WINDOW_S  # both phases
 FINALIZE_TIMEOUT_S = 900
 COOLDOWN_S = 3_600
 CLAIM_WINDOW_S = 7_200
@@ -215,10 +216,13 @@ class World:
     def eval_cid(task_id: int, round_id: int) -> str:
         return cid(f"eval/{task_id}/{round_id}")
 
+    def eval_commitment(self, task_id: int, round_id: int) -> bytes:
+        return keccak(text=self.eval_cid(task_id, round_id))
+
     def open_round(self, task_id: int, round_id: int | None = None) -> int:
         task = self.reader.get_task(task_id)
         round_id = round_id if round_id is not None else task.current_round + 1
-        commitment = keccak(text=self.eval_cid(task_id, round_id))
+        commitment = self.eval_commitment(task_id, round_id)
         self.as_(self.chain.aggregator).open_round(
             task_id, round_id, task.latest_model_digest, cid(f"model/{task_id}/{round_id - 1}"), commitment
         )
