@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from flchain.atomic import write_atomic
 from trainer.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -100,29 +99,10 @@ class CheckpointStore:
         return checkpoint
 
     def save(self, checkpoint: Checkpoint) -> None:
-        """Write to a temporary file in the same directory, fsync it, rename it over the old one, fsync the dir."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Replace the checkpoint file atomically (flchain.atomic.write_atomic)."""
         data = json.dumps(checkpoint.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
-        fd, tmp_name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as tmp:
-                tmp.write(data)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, self.path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.path.parent)
+        write_atomic(self.path, data.encode())
 
 
 def _normalized(identity: CheckpointIdentity) -> tuple[int, str, int, str]:
     return (identity.chain_id, identity.coordinator.lower(), identity.task_id, identity.account.lower())
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

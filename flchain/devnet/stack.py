@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from flchain.atomic import write_atomic
 from flchain.chain.client import CoordinatorClient, TokenClient, connect
 from flchain.chain.deploy import deploy_contracts
 from flchain.devnet.accounts import dev_account
@@ -78,7 +79,7 @@ class StackInfo:
 
     def save(self) -> Path:
         path = Path(self.run_dir) / "stack.json"
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        write_atomic(path, (json.dumps(asdict(self), indent=2) + "\n").encode())
         return path
 
     @classmethod
