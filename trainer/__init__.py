@@ -9,11 +9,11 @@ One round, as named steps (sequenced in `node.py`, each in its own module):
 | wait_for_round: currentRound, roundStatus, the RoundOpened event's base model CID | `rounds.py`, `chain_view.py` |
 | decide_resume: chain state + checkpoint -> train, submit the pending upload, or nothing | `resume.py` |
 | fetch_global_model: digest-checked against the chain, then decoded | `model.py` |
-| produce_update: local training, or a red-team behaviour (simulations only) | `update.py`, `redteam.py` |
+| produce_update: local training (the node's `produce` hook; simulations plug in others) | `update.py` |
 | encode, upload, submit | `training.py`, `publish.py` |
 
 Around them: `settings.py` (FLCHAIN_TRAINER_* settings), `signer.py` (keystore, env key, keystore directory with
 flock leases), `dataset.py` (data source and simulation shard), `spec.py` (the task's model spec),
 `checkpoint.py` (atomic local state), `backoff.py` (retries through outages), `runtime.py` (stop token, log
-fields, fault injection), `progress.py` (rich status line), `setup.py` (building a node), `cli.py`.
+fields), `progress.py` (rich status line), `setup.py` (building a node), `cli.py`.
 """
