@@ -11,7 +11,7 @@ from eth_account.signers.local import LocalAccount
 from aggregator.compute import ModelRuntime
 from aggregator.evaldata import ValidationSource, load_validation, set_torch_threads
 from aggregator.modelspec import resolve_spec
-from aggregator.service import Aggregator, Deps
+from aggregator.service import Aggregator, Deps, StepHook, no_step_hook
 from aggregator.settings import AggregatorSettings
 from flchain.chain.accounts import load_signer
 from flchain.chain.client import CoordinatorClient, connect
@@ -57,7 +57,7 @@ def model_runtime(
     return ModelRuntime(spec, load_validation(validation, validation_path, spec))
 
 
-def build_aggregator(settings: AggregatorSettings) -> Aggregator:
+def build_aggregator(settings: AggregatorSettings, *, after_step: StepHook = no_step_hook) -> Aggregator:
     signer = load_signer(
         keystore=settings.keystore, private_key_env=settings.private_key_env, password_file=settings.password_file
     )
@@ -78,4 +78,4 @@ def build_aggregator(settings: AggregatorSettings) -> Aggregator:
     deps = Deps(parts.coordinator, parts.log, storage, fetch_storage, namespace)
     logger.info("task %d: model %s (%d parameters), validation %s (%d samples)", settings.task_id,
                 runtime.spec.name, runtime.layout.total_size, runtime.validation.name, len(runtime.validation))
-    return Aggregator(settings, deps, runtime)
+    return Aggregator(settings, deps, runtime, after_step=after_step)

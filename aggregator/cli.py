@@ -24,6 +24,7 @@ from rich.table import Table
 
 from aggregator.bootstrap import build_aggregator, connect_task, model_runtime
 from aggregator.evaldata import ValidationSource
+from aggregator.service import StepHook, no_step_hook
 from aggregator.settings import AggregatorSettings
 from aggregator.verify import VerifyResult, verify_round
 from flchain.chain.errors import ChainError
@@ -72,8 +73,13 @@ def run(
     except ValidationError as e:
         Console(stderr=True).print(f"[red]invalid aggregator settings:[/red]\n{e}")
         raise typer.Exit(2) from e
+    run_service(settings)
+
+
+def run_service(settings: AggregatorSettings, after_step: StepHook = no_step_hook) -> None:
+    """Build the aggregator (exit 2 with a message if it cannot start) and run its loop; tests pass `after_step`."""
     try:
-        aggregator = build_aggregator(settings)
+        aggregator = build_aggregator(settings, after_step=after_step)
     except (ChainError, StorageError, ValueError) as e:
         Console(stderr=True).print(f"[red]cannot start the aggregator:[/red] {e}")
         raise typer.Exit(2) from e

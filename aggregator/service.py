@@ -21,13 +21,13 @@ slashed flags), so a restarted aggregator finishes the same round with the same 
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -58,6 +58,16 @@ class Tick(StrEnum):
 
 class AggregatorError(RuntimeError):
     """The chain and this aggregator disagree about a round (e.g. another evaluation commitment)."""
+
+
+class StepHook(Protocol):
+    """Called after each named step of a round is done (journaled or on-chain)."""
+
+    def __call__(self, step: Step, round_id: int, task_dir: Path) -> None: ...
+
+
+def no_step_hook(step: Step, round_id: int, task_dir: Path) -> None:
+    """The production hook: nothing happens between steps (tests supply fault injection here)."""
 
 
 @dataclass(frozen=True)
@@ -92,13 +102,14 @@ class Aggregator:
 
     def __init__(
         self, settings: AggregatorSettings, deps: Deps, runtime: ModelRuntime, *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = time.sleep, after_step: StepHook = no_step_hook,
     ) -> None:
         self.settings = settings
         self.deps = deps
         self.runtime = runtime
         self.task_id = settings.task_id
         self.sleep = sleep
+        self.after_step = after_step
         self.root = settings.state_dir / deps.namespace / f"task-{settings.task_id}"
         self.cache = BlobCache(self.root, deps.storage)
         self._started: dict[int, float] = {}
@@ -330,16 +341,5 @@ class Aggregator:
             m.val_accuracy_before, m.val_accuracy_after, m.val_loss_before, m.val_loss_after, took,
         )
 
-    # ------------------------------------------------------------------ fault injection (tests only)
     def _checkpoint(self, step: Step, round_id: int) -> None:
-        if self.settings.crash_after is not step or self.settings.crash_round not in (None, round_id):
-            return
-        marker = self.root / f"crashed-after-{step.value}-round-{round_id}"
-        if marker.exists():
-            return
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-        logger.warning("FAULT INJECTION: SIGKILL after step %s of round %d", step.value, round_id)
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
+        self.after_step(step, round_id, self.root)

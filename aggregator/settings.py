@@ -23,7 +23,7 @@ ENV_PREFIX = "FLCHAIN_AGGREGATOR_"
 
 
 class Step(StrEnum):
-    """The named steps of a round (also the values of the crash_after fault injection)."""
+    """The named steps of a round (what `aggregator.service.StepHook` is called with)."""
 
     OPEN = "open"
     COLLECT = "collect"
@@ -90,13 +90,6 @@ class AggregatorSettings(BaseSettings):
     max_update_bytes: int | None = Field(None, ge=1, description="Size cap of one update (default: from the model).")
     ipfs_timeout_s: float = Field(60.0, gt=0, description="Timeout of other IPFS requests.")
     rpc_timeout_s: float = Field(30.0, gt=0, description="Timeout of one JSON-RPC request.")
-
-    # ---------------------------------------------------------------- fault injection (tests only)
-    crash_after: Step | None = Field(
-        None, description="TESTS ONLY: SIGKILL the process right after this step, once per round (a marker in "
-        "state_dir keeps the restarted process from crashing again)."
-    )
-    crash_round: int | None = Field(None, ge=1, description="TESTS ONLY: crash only in this round.")
 
     @model_validator(mode="after")
     def _check(self) -> AggregatorSettings:

@@ -17,35 +17,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from aggregator.collect import Fetched
 from aggregator.filters import RejectReason
 from aggregator.publish import Blob, RoundArtifacts
+from flchain.atomic import write_atomic
 from flchain.chain.tasklog import RevealedUpdate
 from flchain.codec import content_digest
 from flchain.storage.errors import ContentDigestMismatch
 from flchain.storage.protocol import Storage
 
 logger = logging.getLogger(__name__)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a reader sees the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 class RoundJournal:

@@ -1,10 +1,10 @@
 """Simulated trainers: honest ones, honest-but-poor ones (noisy, few or duplicated data) and the attacks.
 
-Every dishonest update is made by `flchain.ml.attacks`, the module the trainer service's red-team mode uses.
+Every dishonest update is made by `flchain.ml.attacks`, the module bench.redteam's dishonest trainer nodes use.
 Attack parameters (`AttackParams`), fixed for every rule compared:
 
 - sign_flip: `-4 x` the attacker's own honest delta.
-- scaled: `10 x` the own honest delta (the trainer service's red-team default).
+- scaled: `10 x` the own honest delta (bench.redteam's default).
 - gaussian_noise: the own honest delta plus N(0, s^2) per coordinate, `s = 3 x` the delta's RMS, so the noise
   norm is ~3x the delta norm (scale-free across rounds, below the norm filter's 10x).
 - alie: "A Little Is Enough" (Baruch et al. 2019), mean - z * std of this round's honest deltas with
@@ -12,7 +12,7 @@ Attack parameters (`AttackParams`), fixed for every rule compared:
 - ipm: inner product manipulation (Xie et al. 2019), `-0.5 x` the mean of this round's honest deltas.
 - label_flip: honest training on labels mapped y -> 9 - y (all of them).
 - free_rider_zero: an all-zero delta. free_rider_stale: trains honestly once (round 1), then resends that delta
-  every round (re-encoded on the current base), as the trainer service's free-rider-stale does.
+  every round (re-encoded on the current base), as bench.redteam's free-rider-stale does.
 - copycat: the earliest honest submission of the round plus N(0, s^2) noise with `s = 0.1 x` its RMS (a 10 %
   disguise that changes every byte), submitted after it.
 """

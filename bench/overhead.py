@@ -32,6 +32,7 @@ from bench.report import ExperimentReport, aim_at_most
 from bench.round_timing import PROBED_STEPS, RoundSetup, RoundTimes, time_round
 from bench.settings import DataSettings, Mode, OverheadSettings
 from flchain.chain.client import connect
+from flchain.chain.commitment import update_commitment
 from flchain.chain.types import Finalization, Reputation, eval_commitment
 from flchain.devnet.anvil import advance_time, start_anvil
 from flchain.devnet.ipfs import start_ipfs
@@ -102,12 +103,7 @@ class ChainTimer:
         start = time.perf_counter()
         aggregator.open_round(task_id, round_id, base, fake_cid(f"overhead/{round_id}"), eval_commitment(eval_cid))
         open_s = time.perf_counter() - start
-        submit_s = []
-        for t in self.submitters:
-            start = time.perf_counter()
-            self.cb.as_(t).submit_update(task_id, round_id, digest(f"{round_id}/{t.address}"), fake_cid(t.address), 64)
-            submit_s.append(time.perf_counter() - start)
-        advance_time(self.cb.rpc_url, WINDOW_S)
+        submit_s = self._commit_and_reveal(task_id, round_id)
         accounts = [account(i) for i in range(trainers)]
         values = [(task_id, round_id, i, a, 10**15) for i, a in enumerate(accounts)]
         tree = StandardMerkleTree.of(values, PAYOUT_LEAF_ENCODING)
@@ -118,12 +114,35 @@ class ChainTimer:
         finalize_s = time.perf_counter() - start
         start = time.perf_counter()
         batches = 0
-        for first in range(0, trainers, self.batch):
-            chunk = accounts[first : first + self.batch]
+        participants = [t.address for t in self.submitters]  # reputations are recorded for revealers only
+        for first in range(0, len(participants), self.batch):
+            chunk = participants[first : first + self.batch]
             reps = [Reputation(25_000_000, 8_000_000, 500_000, round_id) for _ in chunk]
             aggregator.record_reputations(task_id, round_id, chunk, reps)
             batches += 1
         return ChainTimes(open_s, statistics.median(submit_s), finalize_s, time.perf_counter() - start, batches)
+
+
+    def _commit_and_reveal(self, task_id: int, round_id: int) -> list[float]:
+        """Each submitter's commit + reveal time (the two phases are ended by moving the chain clock)."""
+        chain_id, coordinator = self.cb.w3.eth.chain_id, self.cb.coord.address
+        commit_s: list[float] = []
+        for t in self.submitters:
+            update, salt = digest(f"{round_id}/{t.address}"), digest(f"salt/{round_id}/{t.address}")
+            start = time.perf_counter()
+            self.cb.as_(t).commit_update(
+                task_id, round_id, update_commitment(chain_id, coordinator, task_id, round_id, t.address, update, salt)
+            )
+            commit_s.append(time.perf_counter() - start)
+        advance_time(self.cb.rpc_url, WINDOW_S)
+        reveal_s: list[float] = []
+        for t in self.submitters:
+            update, salt = digest(f"{round_id}/{t.address}"), digest(f"salt/{round_id}/{t.address}")
+            start = time.perf_counter()
+            self.cb.as_(t).reveal_update(task_id, round_id, update, salt, fake_cid(t.address), 64)
+            reveal_s.append(time.perf_counter() - start)
+        advance_time(self.cb.rpc_url, WINDOW_S)
+        return [c + r for c, r in zip(commit_s, reveal_s, strict=True)]
 
 
 def _bootstrap(data: BenchData, trainers: int, samples: int) -> list[Dataset]:

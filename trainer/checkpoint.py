@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from flchain.atomic import write_atomic
 from flchain.codec import content_digest
 from trainer.errors import CheckpointError
 
@@ -113,9 +112,9 @@ class CheckpointStore:
         return checkpoint
 
     def save(self, checkpoint: Checkpoint) -> None:
-        """Write to a temporary file in the same directory, fsync it, rename it over the old one, fsync the dir."""
+        """Replace the checkpoint file atomically (flchain.atomic.write_atomic)."""
         data = json.dumps(checkpoint.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
-        _write_atomic(self.path, data.encode())
+        write_atomic(self.path, data.encode())
 
     def blob_path(self, round_id: int) -> Path:
         """Where the update bytes of `round_id` are kept until they are revealed."""
@@ -124,7 +123,7 @@ class CheckpointStore:
     def save_blob(self, round_id: int, blob: bytes) -> Path:
         """Store the round's encoded update durably (before its commitment is sent); returns its path."""
         path = self.blob_path(round_id)
-        _write_atomic(path, blob)
+        write_atomic(path, blob)
         return path
 
     def load_blob(self, pending: PendingUpload) -> bytes:
@@ -145,28 +144,5 @@ class CheckpointStore:
                 path.unlink(missing_ok=True)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _normalized(identity: CheckpointIdentity) -> tuple[int, str, int, str]:
     return (identity.chain_id, identity.coordinator.lower(), identity.task_id, identity.account.lower())
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

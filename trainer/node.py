@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from flchain.chain.client import CoordinatorClient
 from flchain.chain.tasklog import TaskLog
@@ -35,17 +36,32 @@ from trainer.publish import (
     reveal_pending,
     upload_update,
 )
-from trainer.redteam import RedTeamConfig
 from trainer.registration import ensure_registered
 from trainer.resume import ResumeAction, decide_resume
 from trainer.rewards import claim_rewards
 from trainer.rounds import RoundInfo, wait_for_reveal_phase, wait_for_round
 from trainer.runtime import Fields, StopToken
-from trainer.settings import CrashPoint, TrainerSettings
+from trainer.settings import TrainerSettings
 from trainer.training import EncodeConfig, TrainConfig, encode_delta
-from trainer.update import UpdateInputs, produce_update
+from trainer.update import UpdateInputs, UpdateProducer, produce_update
 
 logger = logging.getLogger(__name__)
+
+
+class NodeStep(StrEnum):
+    """Steps after which the node's progress is durable; the node's `after_step` hook sees each of them."""
+
+    SAVED = "saved"  # the update and its salt are in the checkpoint, the commitment not yet sent
+    COMMIT = "commit"  # the commitment is mined, the update not yet uploaded or revealed
+    REVEAL = "reveal"  # the reveal is mined, the checkpoint not yet updated
+
+
+class StepHook(Protocol):
+    def __call__(self, step: NodeStep) -> None: ...
+
+
+def no_step_hook(step: NodeStep) -> None:
+    """The production hook: nothing happens between steps."""
 
 
 class RoundOutcome(StrEnum):
@@ -57,7 +73,11 @@ class RoundOutcome(StrEnum):
 
 @dataclass(eq=False)
 class TrainerNode:
-    """One trainer's collaborators; built from settings by `trainer.setup.build_node` (or directly by tests)."""
+    """One trainer's collaborators; built from settings by `trainer.setup.build_node` (or directly by tests).
+
+    `produce` (local training) and `after_step` (nothing) are the two places a simulation or a test may plug in
+    other behaviour (dishonest updates, fault injection); the production code never does.
+    """
 
     settings: TrainerSettings
     coordinator: CoordinatorClient
@@ -71,8 +91,8 @@ class TrainerNode:
     stop: StopToken
     now_s: Callable[[], int]
     reporter: StepReporter = field(default_factory=StepReporter)
-    red_team: RedTeamConfig | None = None
-    crash: Callable[[CrashPoint], None] = lambda _point: None
+    produce: UpdateProducer = produce_update
+    after_step: StepHook = no_step_hook
     last_settled_at: float = float("-inf")
 
     @property
@@ -175,7 +195,7 @@ def prepare_update(node: TrainerNode, info: RoundInfo) -> PendingUpload | None:
             lambda: fetch_global_model(node.storage, node.spec, info.base_model_cid, info.base_model_digest),
         )
     with node.reporter.step("train", info.round_id, steps=node.settings.local_steps):
-        update = produce_update(_update_inputs(node), info, base)
+        update = node.produce(_update_inputs(node), info, base)
     if update is None:
         return None
     with node.reporter.step("encode", info.round_id, compression=node.settings.compression.value):
@@ -188,7 +208,7 @@ def prepare_update(node: TrainerNode, info: RoundInfo) -> PendingUpload | None:
         blob, round_id=info.round_id, num_samples=update.num_samples, base_digest=base.digest, blob_path=str(path)
     )
     node.store.save(node.store.load().with_pending(pending))  # salt on disk BEFORE the commitment is sent
-    node.crash(CrashPoint.SAVED)
+    node.after_step(NodeStep.SAVED)
     return pending
 
 
@@ -196,7 +216,7 @@ def commit_step(node: TrainerNode, pending: PendingUpload) -> bool:
     """commit (a stop request does not interrupt this step); False when the commit phase is over."""
     with node.reporter.step("commit", pending.round_id):
         result = node.retrier.call("commit", lambda: commit_pending(node.coordinator, node.task_id, pending))
-    node.crash(CrashPoint.COMMIT)
+    node.after_step(NodeStep.COMMIT)
     return result.outcome is not PhaseOutcome.PHASE_OVER
 
 
@@ -221,7 +241,7 @@ def reveal_step(node: TrainerNode, info: RoundInfo, pending: PendingUpload) -> R
         node.store.save(node.store.load().with_pending(pending))
     with node.reporter.step("reveal", pending.round_id, cid=pending.cid):
         result = node.retrier.call("reveal", lambda: reveal_pending(node.coordinator, node.task_id, pending))
-    node.crash(CrashPoint.REVEAL)
+    node.after_step(NodeStep.REVEAL)
     if result.outcome is PhaseOutcome.PHASE_OVER:
         _record(node, pending.round_id, None)
         return RoundOutcome.SKIPPED
@@ -236,20 +256,8 @@ def _record(node: TrainerNode, round_id: int, revealed: PendingUpload | None) ->
 
 def _update_inputs(node: TrainerNode) -> UpdateInputs:
     s = node.settings
-    return UpdateInputs(
-        spec=node.spec,
-        dataset=node.dataset,
-        train=TrainConfig(s.local_steps, s.batch_size, s.lr, s.device, s.label_noise, s.seed),
-        shard_index=node.shard_index,
-        account=node.coordinator.account,
-        storage=node.storage,
-        chain=node.chain,
-        stop=node.stop,
-        now_s=node.now_s,
-        poll_interval_s=s.poll_interval_s,
-        red_team=node.red_team,
-        last_update=node.store.load().last_update,
-    )
+    train = TrainConfig(s.local_steps, s.batch_size, s.lr, s.device, s.label_noise, s.seed)
+    return UpdateInputs(spec=node.spec, dataset=node.dataset, train=train, shard_index=node.shard_index)
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,13 @@
-"""Process plumbing of the node: the stop token SIGTERM/SIGINT set, structured log fields, fault injection."""
+"""Process plumbing of the node: the stop token SIGTERM/SIGINT set, structured log fields."""
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
-from collections.abc import Callable
 from types import FrameType
 
 from trainer.errors import StopRequested
-from trainer.settings import CrashPoint
 
 logger = logging.getLogger(__name__)
 
@@ -69,18 +66,3 @@ def _render(value: object) -> str:
         return f"{value:.6g}"
     text = str(value)
     return f'"{text}"' if (" " in text or not text) else text
-
-
-def crash_hook(
-    crash_after: CrashPoint | None, *, kill: Callable[[int, int], None] = os.kill
-) -> Callable[[CrashPoint], None]:
-    """Fault injection: a function that SIGKILLs this process when called with the configured point."""
-
-    def maybe_crash(point: CrashPoint) -> None:
-        if crash_after is point:
-            logger.warning("event=fault_injection crash_after=%s: sending SIGKILL to self", point.value)
-            for handler in logging.getLogger().handlers:
-                handler.flush()
-            kill(os.getpid(), signal.SIGKILL)
-
-    return maybe_crash

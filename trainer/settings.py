@@ -30,26 +30,6 @@ class PartitionKind(StrEnum):
     DIRICHLET = "dirichlet"
 
 
-class RedTeamKind(StrEnum):
-    """Dishonest behaviours for simulations and benchmarks only (flchain.ml.attacks)."""
-
-    SIGN_FLIP = "sign-flip"
-    SCALED = "scaled"
-    GAUSSIAN_NOISE = "gaussian-noise"
-    LABEL_FLIP = "label-flip"
-    FREE_RIDER_ZERO = "free-rider-zero"
-    FREE_RIDER_STALE = "free-rider-stale"
-    COPYCAT = "copycat"
-
-
-class CrashPoint(StrEnum):
-    """Fault injection for tests: SIGKILL the process right after this step (never set it in production)."""
-
-    SAVED = "saved"  # the update and its salt are in the checkpoint, the commitment not yet sent
-    COMMIT = "commit"  # the commitment is mined, the update not yet uploaded or revealed
-    REVEAL = "reveal"  # the reveal is mined, the checkpoint not yet updated
-
-
 class TrainerSettings(BaseSettings):
     """Everything `flchain trainer run` needs. Env names: FLCHAIN_TRAINER_<FIELD> (e.g. FLCHAIN_TRAINER_TASK_ID)."""
 
@@ -126,22 +106,7 @@ class TrainerSettings(BaseSettings):
     backoff_max_s: float = Field(default=30.0, gt=0, description="Longest single wait between retries.")
     outage_timeout_s: float = Field(default=300.0, gt=0, description="Give a step up after failing this long.")
 
-    # ---------------------------------------------------------------- red team (simulations only)
-    red_team: RedTeamKind | None = Field(default=None, description="SIMULATIONS ONLY: behave dishonestly this way.")
-    red_team_scale: float = Field(default=10.0, description="Factor of 'scaled' (and magnitude of 'sign-flip' is 1).")
-    red_team_noise_std: float = Field(
-        default=0.05, ge=0, description="Std of 'gaussian-noise' (and copycat's disguise)."
-    )
-    red_team_fraction: float = Field(default=1.0, ge=0, le=1, description="Fraction of labels 'label-flip' flips.")
-    copycat_noise_std: float = Field(
-        default=1e-4, ge=0, description="Std of the noise a copycat disguises its copy with."
-    )
-    copycat_lead_s: float = Field(default=10.0, ge=0, description="Copycat: copy this long before commits close.")
-
-    # ---------------------------------------------------------------- fault injection (tests only)
-    crash_after: CrashPoint | None = Field(
-        default=None, description="TESTS ONLY: SIGKILL the process right after this step (saved | commit | reveal)."
-    )
+    # ---------------------------------------------------------------- output
     log_format: Literal["rich", "plain"] = Field(
         default="rich", description="rich status line, or plain log lines only."
     )

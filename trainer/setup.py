@@ -21,8 +21,7 @@ from trainer.checkpoint import CheckpointIdentity, CheckpointStore
 from trainer.dataset import load_local_dataset, shard_choice
 from trainer.node import TrainerNode
 from trainer.progress import StepReporter
-from trainer.redteam import RedTeamConfig, warn_loudly
-from trainer.runtime import Fields, StopToken, crash_hook
+from trainer.runtime import Fields, StopToken
 from trainer.settings import TrainerSettings
 from trainer.signer import TrainerIdentity, resolve_signer
 from trainer.spec import fetch_task_card, resolve_model_spec
@@ -81,9 +80,6 @@ def build_node(
         chain_id=manifest.chain_id, coordinator=access.coordinator.address, task_id=settings.task_id, account=account
     )
     store = CheckpointStore(settings.state_dir, checkpoint_identity)
-    red_team = RedTeamConfig.from_settings(settings)
-    if red_team is not None:
-        warn_loudly(red_team)
     logger.info(
         "event=trainer_ready %s",
         Fields(account=account, task_id=settings.task_id, spec=spec.name, samples=len(dataset), checkpoint=store.path),
@@ -102,8 +98,6 @@ def build_node(
         stop=stop,
         now_s=lambda: chain_time_s(w3),
         reporter=reporter,
-        red_team=red_team,
-        crash=crash_hook(settings.crash_after),
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flchain.atomic import write_atomic
 from flchain.chain.compile import load_artifact
 from flchain.chain.errors import ChainError
 
@@ -38,8 +39,7 @@ class DeploymentManifest(BaseModel):
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def save(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.model_dump_json(indent=2) + "\n")
+        write_atomic(path, (self.model_dump_json(indent=2) + "\n").encode())  # services may be reading it
         return path
 
     @classmethod

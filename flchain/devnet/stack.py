@@ -11,6 +11,7 @@ handed to the services through environment variables, never written to disk or l
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from flchain.atomic import write_atomic
 from flchain.chain.client import CoordinatorClient, TokenClient, connect
 from flchain.chain.deploy import deploy_contracts
 from flchain.devnet.accounts import dev_account
@@ -37,12 +39,13 @@ logger = logging.getLogger(__name__)
 SPONSOR_INDEX, AGGREGATOR_INDEX, FIRST_TRAINER_INDEX = 0, 1, 2
 TOKEN = 10**18
 # Single-threaded numerics: several services share two cores; oversubscribed BLAS threads are far slower.
+RED_TEAM_TRAINER = "bench.redteam"  # `python -m bench.redteam run`: a trainer node with dishonest updates
 SERVICE_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 @dataclass(frozen=True)
 class TrainerRole:
-    """One simulated data owner: its data shard and, for demos only, a red-team behaviour."""
+    """One simulated data owner: its data shard and, for demos only, a red-team behaviour (bench.redteam)."""
 
     name: str
     red_team: str | None = None
@@ -79,7 +82,7 @@ class StackInfo:
 
     def save(self) -> Path:
         path = Path(self.run_dir) / "stack.json"
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        write_atomic(path, (json.dumps(asdict(self), indent=2) + "\n").encode())
         return path
 
     @classmethod
@@ -165,6 +168,8 @@ class LocalStack:
         self._service("aggregator", ["aggregator", "run"], env)
 
     def start_trainers(self) -> None:
+        if any(role.red_team for role in self.config.trainers) and importlib.util.find_spec("bench") is None:
+            raise DevnetError(f"dishonest trainers run from {RED_TEAM_TRAINER}, part of the development install")
         for offset, role in enumerate(self.config.trainers):
             prefix = "FLCHAIN_TRAINER_"
             env = {
@@ -177,10 +182,12 @@ class LocalStack:
                 f"{prefix}LABEL_NOISE": str(role.label_noise), f"{prefix}POLL_INTERVAL_S": "1",
                 f"{prefix}CLAIM_INTERVAL_S": "2", f"{prefix}SUBMIT_MARGIN_S": "2", f"{prefix}LOG_FORMAT": "plain",
             }
-            if role.red_team:
-                env[f"{prefix}RED_TEAM"] = role.red_team
-                env[f"{prefix}COPYCAT_LEAD_S"] = str(max(3, self.config.commit_window_s // 3))
-            self._service(role.name, ["trainer", "run"], env)
+            if role.red_team is None:
+                self._service(role.name, ["trainer", "run"], env)
+                continue
+            env["FLCHAIN_REDTEAM_KIND"] = role.red_team  # a simulation: the dishonest node lives in the bench
+            env["FLCHAIN_REDTEAM_COPYCAT_LEAD_S"] = str(max(3, self.config.commit_window_s // 3))
+            self._service(role.name, ["run"], env, module=RED_TEAM_TRAINER)
 
     def up(self) -> StackInfo:
         """Run every step; on failure stop whatever was started and re-raise."""
@@ -219,8 +226,10 @@ class LocalStack:
             f"{prefix}TASK_ID": str(self.info.task_id), f"{prefix}IPFS_URL": self.info.ipfs_url,
         }
 
-    def _service(self, name: str, args: list[str], env: dict[str, str], ready: object = None) -> None:
-        argv = [sys.executable, "-m", "flchain.cli", *args]
+    def _service(
+        self, name: str, args: list[str], env: dict[str, str], ready: object = None, module: str = "flchain.cli"
+    ) -> None:
+        argv = [sys.executable, "-m", module, *args]
         probe = ready if callable(ready) else (lambda: True)
         proc = start_process(name, argv, self.logs / f"{name}.log", probe, env={**SERVICE_ENV, **env},
                              cwd=self.run_dir, ready_timeout_s=90.0)

@@ -1,8 +1,9 @@
 """kill -9 mid-round, restart: the aggregator finalizes the same round it would have finalized uninterrupted.
 
-The aggregator runs as a subprocess (`python -m aggregator.cli run`, configured through FLCHAIN_AGGREGATOR_*);
-the fault injection FLCHAIN_AGGREGATOR_CRASH_AFTER=<step> makes it SIGKILL itself right after that step (once: a
-marker in its state_dir keeps the restarted process going). Every scenario replays the same inputs on a fresh
+The aggregator runs as a subprocess configured through FLCHAIN_AGGREGATOR_*: `python -m aggregator.cli run`, or,
+to inject the fault, `python -m tests.faults aggregator` with FLCHAIN_TEST_CRASH_AFTER=<step>, which plugs a hook
+into the service that SIGKILLs it right after that step (once: a marker in its state_dir keeps the restarted
+process going). Every scenario replays the same inputs on a fresh
 chain (same deployer, same transactions in the same order, deterministic trainers), so the finalized round must
 be byte-for-byte the uninterrupted one: model digest, report digest, payout root and total, and the settlement
 (reputations recorded once; nobody slashed: the copycat found nothing to copy in the commit phase).
@@ -29,6 +30,7 @@ from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import advance_time, start_anvil
 from flchain.devnet.ipfs import IpfsNode
 from flchain.paths import REPO_ROOT
+from tests.faults import CRASH_AFTER_ENV
 from tests.integration.test_aggregator_round import (
     AGGREGATOR_INDEX,
     AGGREGATOR_KEY_ENV,
@@ -66,9 +68,10 @@ class Finalized:
 
 
 def _start_aggregator(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    argv = ["tests.faults", "aggregator"] if CRASH_AFTER_ENV in env else ["aggregator.cli", "run"]
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "aggregator.cli", "run"], cwd=REPO_ROOT, env=env, stdout=log,
+            [sys.executable, "-m", *argv], cwd=REPO_ROOT, env=env, stdout=log,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
 
@@ -133,8 +136,9 @@ def run_one_round(root: Path, ipfs_node: IpfsNode, crash_after: str | None) -> F
         stage = make_stage(anvil, ipfs_node, root)
         env = {**os.environ, **aggregator_env(stage, root / "aggregator", rounds=1),
                AGGREGATOR_KEY_ENV: dev_account(AGGREGATOR_INDEX).key.hex()}
+        env.pop(CRASH_AFTER_ENV, None)
         if crash_after is not None:
-            env["FLCHAIN_AGGREGATOR_CRASH_AFTER"] = crash_after
+            env[CRASH_AFTER_ENV] = crash_after
         log_path = root / "aggregator.log"
         process, starts = _start_aggregator(env, log_path), 1
         _wait_for(lambda: process.poll() is not None

@@ -1,10 +1,11 @@
 """One aggregator and five real trainers over three rounds of digits, on a real Anvil chain and IPFS daemon.
 
 Three honest trainers hold different shards of the digits train split; a sign-flip attacker and a copycat (a
-lightly disguised copy of another trainer's update) take part too. The aggregator runs in-process, one `tick()`
-at a time, and the chain's clock is moved past each window. The honest trainers must be paid every round, the
-attacker and the copycat never, the copycat must be slashed, the held-out validation accuracy must rise round
-over round, and `flchain verify round` must agree with the chain on every round.
+lightly disguised copy of another trainer's update) take part too, dishonest through bench.redteam's producer.
+The aggregator runs in-process, one `tick()` at a time, and the chain's clock is moved past each window. The
+honest trainers must be paid every round, the attacker and the copycat never, the copycat must be slashed, the
+held-out validation accuracy must rise round over round, and `flchain verify round` must agree with the chain on
+every round.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from aggregator.service import Aggregator, Tick
 from aggregator.settings import AggregatorSettings
 from aggregator.state import RoundJournal
 from aggregator.verify import verify_round
+from bench.redteam.kinds import RedTeamConfig, RedTeamKind
+from bench.redteam.producer import attach_red_team
 from flchain.chain.client import CoordinatorClient, TokenClient, connect
 from flchain.chain.deploy import deploy_contracts
 from flchain.chain.events import EventReader
@@ -66,11 +69,11 @@ AGGREGATOR_KEY_ENV = "TEST_AGGREGATOR_KEY"
 
 @dataclass(frozen=True)
 class Role:
-    """A trainer: dev account index, digits train shard, and (for the dishonest ones) its red-team settings."""
+    """A trainer: dev account index, digits train shard, and (for the dishonest ones) its red-team behaviour."""
 
     account_index: int
     shard: int
-    overrides: tuple[tuple[str, object], ...] = ()
+    red_team: RedTeamConfig | None = None
 
     @property
     def address(self) -> str:
@@ -78,9 +81,8 @@ class Role:
 
 
 HONEST = (Role(1, 0), Role(2, 1), Role(3, 2))
-ATTACKER = Role(4, 0, (("red_team", "sign-flip"), ("seed", 7)))
-COPYCAT = Role(5, 1, (("red_team", "copycat"), ("red_team_noise_std", 1e-4),
-                      ("copycat_lead_s", float(COMMIT_WINDOW_S))))
+ATTACKER = Role(4, 0, RedTeamConfig(RedTeamKind.SIGN_FLIP, seed=7))
+COPYCAT = Role(5, 1, RedTeamConfig(RedTeamKind.COPYCAT, noise_std=1e-4, copycat_lead_s=float(COMMIT_WINDOW_S)))
 ROLES = (*HONEST, ATTACKER, COPYCAT)
 PARTICIPANTS = (*HONEST, ATTACKER)  # the copycat finds nothing to copy and never commits
 SILENT_INDEX = 7  # commits every round and never reveals
@@ -150,10 +152,10 @@ def run_role(stage: Stage, role: Role, stop: StopToken) -> RoundOutcome:
         "private_key_env": f"TEST_TRAINER_KEY_{role.account_index}", "data_source": "file",
         "data_path": stage.train_file, "shard_index": role.shard, "num_shards": len(HONEST),
         "local_steps": 20, "batch_size": 32, "lr": 0.1, "device": "cpu", "max_rounds": 1,
-        "poll_interval_s": 0.1, "submit_margin_s": 1.0, "log_format": "plain", **dict(role.overrides),
+        "poll_interval_s": 0.1, "submit_margin_s": 1.0, "log_format": "plain",
     }
     with trainer_node(TrainerSettings(**values), stop) as node:  # type: ignore[arg-type]
-        summary = run_trainer(node)
+        summary = run_trainer(node if role.red_team is None else attach_red_team(node, role.red_team))
     [(_, outcome)] = summary.outcomes
     return outcome
 

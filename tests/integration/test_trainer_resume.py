@@ -1,8 +1,9 @@
 """A trainer process killed in either phase of a round resumes from the chain and its checkpoint: it never commits
 twice, never reveals another update than the one it committed, and never retrains a saved update.
 
-The fault-injection setting FLCHAIN_TRAINER_CRASH_AFTER makes `python -m trainer run` SIGKILL itself right after
-a step (saved: update and salt checkpointed, commit not sent; commit: commitment mined; reveal: reveal mined).
+`python -m tests.faults trainer` (FLCHAIN_TEST_CRASH_AFTER=<step>) runs the trainer service with a hook that SIGKILLs
+it right after that step (saved, commit or reveal); the restarted process (`python -m trainer run`) carries on from
+the checkpoint and the chain.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 from flchain.codec import content_digest
 from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import advance_time
+from tests.faults import CRASH_AFTER_ENV
 from tests.integration import test_trainer_roundtrip as roundtrip
 from tests.integration.test_trainer_roundtrip import COMMIT_WINDOW_S, Stage, open_round
 
@@ -30,7 +32,8 @@ ACCOUNT_INDEX = 3
 
 
 def trainer_command(stage: Stage, state_dir: Path, crash_after: str | None) -> tuple[list[str], dict[str, str]]:
-    """`python -m trainer run` for dev account 3, configured through FLCHAIN_TRAINER_* variables and flags."""
+    """The trainer of dev account 3 configured through FLCHAIN_TRAINER_* variables: `python -m trainer run`, or
+    `python -m tests.faults trainer` when a crash is asked for."""
     env = {
         **os.environ,
         "TEST_TRAINER_KEY": dev_account(ACCOUNT_INDEX).key.hex(),
@@ -41,12 +44,13 @@ def trainer_command(stage: Stage, state_dir: Path, crash_after: str | None) -> t
         "FLCHAIN_TRAINER_PRIVATE_KEY_ENV": "TEST_TRAINER_KEY",
         "FLCHAIN_TRAINER_LOG_FORMAT": "plain",
     }
-    env.pop("FLCHAIN_TRAINER_CRASH_AFTER", None)
-    if crash_after is not None:
-        env["FLCHAIN_TRAINER_CRASH_AFTER"] = crash_after
-    flags = {"state-dir": state_dir, "local-steps": 5, "max-rounds": 1, "poll-interval-s": 0.2, "device": "cpu"}
-    argv = [sys.executable, "-m", "trainer", "run", *(f"--{k}={v}" for k, v in flags.items())]
-    return argv, env
+    env.pop(CRASH_AFTER_ENV, None)
+    settings = {"state_dir": state_dir, "local_steps": 5, "max_rounds": 1, "poll_interval_s": 0.2, "device": "cpu"}
+    env.update({f"FLCHAIN_TRAINER_{k.upper()}": str(v) for k, v in settings.items()})
+    if crash_after is None:
+        return [sys.executable, "-m", "trainer", "run"], env
+    env[CRASH_AFTER_ENV] = crash_after
+    return [sys.executable, "-m", "tests.faults", "trainer"], env
 
 
 def run_trainer_process(

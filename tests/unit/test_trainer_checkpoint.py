@@ -68,7 +68,7 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch:
     def failing_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("trainer.checkpoint.os.replace", failing_replace)
+    monkeypatch.setattr("flchain.atomic.os.replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         store.save(store.load().with_round_handled(2))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,8 @@ from trainer.cli import load_settings, trainer_app
 from trainer.dataset import ShardChoice, shard_choice
 from trainer.errors import TrainerError
 from trainer.registration import stake_needed_wei
-from trainer.runtime import Fields, StopToken, crash_hook
-from trainer.settings import CrashPoint, DataSource, PartitionKind, TrainerSettings
+from trainer.runtime import Fields, StopToken
+from trainer.settings import DataSource, PartitionKind, TrainerSettings
 
 BASE = {"rpc_url": "http://127.0.0.1:8545", "task_id": 1}
 
@@ -24,13 +23,11 @@ def test_settings_come_from_prefixed_environment_variables(monkeypatch: pytest.M
     monkeypatch.setenv("FLCHAIN_TRAINER_TASK_ID", "4")
     monkeypatch.setenv("FLCHAIN_TRAINER_PRIVATE_KEY_ENV", "MY_KEY")
     monkeypatch.setenv("FLCHAIN_TRAINER_COMPRESSION", "topk-int8")
-    monkeypatch.setenv("FLCHAIN_TRAINER_CRASH_AFTER", "saved")
 
     settings = TrainerSettings()  # type: ignore[call-arg]
 
     assert (settings.rpc_url, settings.task_id, settings.private_key_env) == ("http://chain:8545", 4, "MY_KEY")
     assert settings.compression.value == "topk-int8"
-    assert settings.crash_after is CrashPoint.SAVED
     assert settings.max_rounds is None and settings.device == "auto" and settings.stake_wei is None
 
 
@@ -67,10 +64,10 @@ def test_help_lists_every_setting_with_its_environment_variable() -> None:
     result = CliRunner().invoke(trainer_app, ["run", "--help"], env={"COLUMNS": "200"})
 
     assert result.exit_code == 0
-    for flag in ("--rpc-url", "--keystore-dir", "--red-team", "--max-rounds", "--compression", "--stake-wei"):
+    for flag in ("--rpc-url", "--keystore-dir", "--max-rounds", "--compression", "--stake-wei"):
         assert flag in result.output
     assert "FLCHAIN_TRAINER_TASK_ID" in result.output
-    assert "--crash-after" not in result.output  # fault injection is environment-only
+    assert "--red-team" not in result.output and "--crash-after" not in result.output  # simulations and tests only
 
 
 def _settings(**values: object) -> TrainerSettings:
@@ -104,18 +101,6 @@ def test_log_fields_render_as_key_value_pairs() -> None:
     text = str(Fields(round=3, digest=b"\x01\x02", loss=0.123456789, note="two words", empty="", missing=None))
 
     assert text == 'round=3 digest=0x0102 loss=0.123457 note="two words" empty=""'
-
-
-def test_crash_hook_kills_only_at_the_configured_point() -> None:
-    kills: list[tuple[int, int]] = []
-    hook = crash_hook(CrashPoint.SAVED, kill=lambda pid, sig: kills.append((pid, sig)))
-
-    hook(CrashPoint.COMMIT)
-    assert kills == []
-    hook(CrashPoint.SAVED)
-    assert [sig for _, sig in kills] == [signal.SIGKILL]
-    crash_hook(None, kill=lambda pid, sig: kills.append((pid, sig)))(CrashPoint.SAVED)
-    assert len(kills) == 1
 
 
 def test_stop_token_interrupts_waiting() -> None:

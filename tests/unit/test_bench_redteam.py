@@ -1,4 +1,4 @@
-"""Red-team behaviours (simulations only) built on flchain.ml.attacks, and the honest update they replace."""
+"""Red-team behaviours (bench.redteam, simulations only) on flchain.ml.attacks, and the honest update they replace."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import logging
 import numpy as np
 import pytest
 
+from bench.redteam.kinds import RedTeamConfig, RedTeamKind, distort, pick_copy_source, poisoned_dataset, warn_loudly
+from bench.redteam.producer import RedTeamSettings
 from flchain.chain.tasklog import RevealedUpdate
 from flchain.codec import Compression, decode_update
 from flchain.ml.data import Dataset
 from flchain.ml.params import module_to_params
 from flchain.ml.specs import spec_from_name
 from trainer.model import GlobalModel, expected_shapes
-from trainer.redteam import RedTeamConfig, distort, pick_copy_source, poisoned_dataset, warn_loudly
-from trainer.settings import RedTeamKind, TrainerSettings
 from trainer.training import EncodeConfig, TrainConfig, encode_delta, round_seed, train_update
 
 DELTA = {"b": np.array([1.0, -2.0], dtype=np.float32), "w": np.ones((2, 2), dtype=np.float32)}
@@ -89,21 +89,19 @@ def test_round_seeds_differ_per_round_and_shard() -> None:
     assert len(seeds) == 9
 
 
-def test_red_team_config_takes_every_knob_from_the_settings() -> None:
-    settings = TrainerSettings(
-        rpc_url="http://x",
-        task_id=1,
-        private_key_env="K",
-        red_team="copycat",
-        red_team_scale=3.0,
-        red_team_noise_std=0.2,
-        red_team_fraction=0.5,
-        copycat_lead_s=7.0,
-        copycat_noise_std=0.001,
-        seed=11,
-    )  # type: ignore[arg-type]
+def test_red_team_config_takes_every_knob_from_its_settings_and_the_trainer_seed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {"KIND": "copycat", "SCALE": "3", "NOISE_STD": "0.2", "FRACTION": "0.5",
+                        "COPYCAT_LEAD_S": "7", "COPYCAT_NOISE_STD": "0.001"}.items():
+        monkeypatch.setenv(f"FLCHAIN_REDTEAM_{name}", value)
 
-    config = RedTeamConfig.from_settings(settings)
+    config = RedTeamSettings().config(seed=11)  # type: ignore[call-arg]
 
     assert config == RedTeamConfig(RedTeamKind.COPYCAT, 3.0, 0.2, 0.5, 7.0, 0.001, 11)
-    assert RedTeamConfig.from_settings(settings.model_copy(update={"red_team": None})) is None
+
+
+def test_the_trainer_service_has_no_red_team_settings() -> None:
+    from trainer.settings import TrainerSettings
+
+    assert not [name for name in TrainerSettings.model_fields if "red_team" in name or "copycat" in name]

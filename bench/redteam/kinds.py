@@ -1,4 +1,4 @@
-"""Red-team trainer behaviours, for SIMULATIONS AND BENCHMARKS ONLY (`--red-team KIND`, logged loudly).
+"""Red-team trainer behaviours, for SIMULATIONS AND BENCHMARKS ONLY (logged loudly; see bench/redteam/__init__.py).
 
 They measure the aggregator's filters, scoring and payouts against dishonest trainers, using flchain.ml.attacks:
 sign-flip, scaled and gaussian-noise distort the honest delta; label-flip trains on flipped labels;
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from flchain.chain.tasklog import RevealedUpdate, TaskLog
 from flchain.codec import CodecError, decode_update
@@ -23,9 +24,21 @@ from flchain.storage.errors import StorageError
 from flchain.storage.protocol import Storage
 from trainer.model import expected_shapes
 from trainer.runtime import Fields, StopToken
-from trainer.settings import RedTeamKind, TrainerSettings
 
 logger = logging.getLogger(__name__)
+
+
+class RedTeamKind(StrEnum):
+    """Dishonest behaviours (built on flchain.ml.attacks)."""
+
+    SIGN_FLIP = "sign-flip"
+    SCALED = "scaled"
+    GAUSSIAN_NOISE = "gaussian-noise"
+    LABEL_FLIP = "label-flip"
+    FREE_RIDER_ZERO = "free-rider-zero"
+    FREE_RIDER_STALE = "free-rider-stale"
+    COPYCAT = "copycat"
+
 
 DISTORTIONS = frozenset({RedTeamKind.SIGN_FLIP, RedTeamKind.SCALED, RedTeamKind.GAUSSIAN_NOISE})
 
@@ -39,20 +52,6 @@ class RedTeamConfig:
     copycat_lead_s: float = 10.0
     copycat_noise_std: float = 1e-4
     seed: int = 0
-
-    @classmethod
-    def from_settings(cls, settings: TrainerSettings) -> RedTeamConfig | None:
-        if settings.red_team is None:
-            return None
-        return cls(
-            kind=settings.red_team,
-            scale=settings.red_team_scale,
-            noise_std=settings.red_team_noise_std,
-            fraction=settings.red_team_fraction,
-            copycat_lead_s=settings.copycat_lead_s,
-            copycat_noise_std=settings.copycat_noise_std,
-            seed=settings.seed,
-        )
 
 
 def warn_loudly(config: RedTeamConfig) -> None:
