@@ -18,7 +18,8 @@ earns 0. Each update is scored on its share of the step the aggregate takes, `(o
 kept as an option) froze the model whenever no single update improved the loss alone (benchmarks: 26 of 60 IID
 and 44 of 60 Dirichlet rounds applied nothing, accuracy / centralized 0.975 and 0.788).
 Who is slashed: a rejection whose reason proves misbehaviour (`slash_reasons`: digest mismatch, copying,
-non-finite values by default), with the reason code of `filters.SLASH_CODES`.
+non-finite values, malformed (undecodable, over the cap, wrong shape) by default), with the reason code of
+`filters.SLASH_CODES`.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ TrainerStatus = Literal["accepted", "rejected"]
 
 _R = RejectReason
 DEFAULT_SLASH_REASONS = frozenset({_R.DIGEST_MISMATCH, _R.COPY_OF_EARLIER, _R.DUPLICATE, _R.NEAR_DUPLICATE,
-                                   _R.NON_FINITE})
+                                   _R.NON_FINITE, _R.UNDECODABLE, _R.WRONG_SHAPE})
 FETCH_REASONS = frozenset({_R.MISSING, _R.DIGEST_MISMATCH, _R.UNDECODABLE, _R.WRONG_BASE, _R.WRONG_SHAPE,
                            _R.NON_FINITE})
 """Reasons recorded before the pipeline, while fetching and decoding (a submission without a delta)."""

@@ -86,7 +86,13 @@ class AggregatorSettings(BaseSettings):
 
     # ---------------------------------------------------------------- fetching
     fetch_workers: int = Field(8, ge=1, description="Updates fetched in parallel.")
-    fetch_timeout_s: float = Field(30.0, gt=0, description="Timeout of one update fetch.")
+    fetch_timeout_s: float = Field(
+        10.0, gt=0, description="Fetch budget of one update: what a CID nobody serves costs the round (in parallel)."
+    )
+    collect_outage_budget_s: float = Field(
+        300.0, ge=0, description="How long the collect step retries an unreachable IPFS before it gives up for now "
+        "(nothing is journaled; the step runs again on the next tick)."
+    )
     max_update_bytes: int | None = Field(None, ge=1, description="Size cap of one update (default: from the model).")
     ipfs_timeout_s: float = Field(60.0, gt=0, description="Timeout of other IPFS requests.")
     rpc_timeout_s: float = Field(30.0, gt=0, description="Timeout of one JSON-RPC request.")
