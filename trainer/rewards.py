@@ -3,8 +3,8 @@
 Per round: the RoundFinalized event gives the report's CID; the report is fetched and checked against the
 on-chain reportDigest; its payout_tree_cid gives the StandardMerkleTree dump, whose root must be the on-chain
 payoutRoot; this account's leaf `(taskId, round, index, account, amount)` and its proof make the claim, unless
-isClaimed says it was claimed already (anyone may claim for anyone). Rounds with nothing (left) to claim, or that
-expired, are "settled" and never looked at again.
+isClaimed says it was claimed already (anyone may claim for anyone). Rounds with nothing (left) to claim, a zero
+payoutRoot (nobody paid), or that expired, are "settled" and never looked at again.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from trainer.runtime import Fields
 logger = logging.getLogger(__name__)
 MAX_REPORT_BYTES = 64 * 1024 * 1024
 MAX_TREE_BYTES = 64 * 1024 * 1024
+ZERO_ROOT = bytes(32)  # the payoutRoot of a round that paid nobody (its published tree has no leaves)
 
 
 class PayoutChain(Protocol):
@@ -114,12 +115,14 @@ class ClaimOutcome:
 def _plan_round(
     coordinator: PayoutChain, storage: Storage, events: FinalizationLookup, task_id: int, round_id: int, account: str
 ) -> tuple[bool, ClaimItem | None]:
-    """(settled, claim) for one round: settled without a claim when expired, leafless or already claimed."""
+    """(settled, claim) for one round: settled without a claim when expired, unpaid, leafless or already claimed."""
     status = coordinator.round_status(task_id, round_id)
     if status is RoundStatus.EXPIRED:
         return True, None
     if status is not RoundStatus.FINALIZED:
         return False, None
+    if coordinator.get_round(task_id, round_id).payout_root == ZERO_ROOT:
+        return True, None  # nobody was paid: an empty tree, nothing to load or claim
     tree = load_payout_tree(storage, events, coordinator, task_id, round_id)
     leaf = find_payout_leaf(tree, task_id, round_id, account)
     if leaf is None or leaf.amount_wei == 0 or coordinator.is_claimed(task_id, round_id, leaf.index):

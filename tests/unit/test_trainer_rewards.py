@@ -190,3 +190,15 @@ def test_claim_race_leaves_rounds_unsettled_for_the_next_pass() -> None:
     outcome = claim_rewards(coordinator, storage, events, TASK, [1])
 
     assert outcome.settled_rounds == () and outcome.claimed == ()
+
+
+def test_a_round_that_paid_nobody_is_settled_without_loading_a_tree_or_claiming() -> None:
+    storage = InMemoryStorage()
+    absent_report_cid = storage.add(b"never stored", only_hash=True)  # loading it would defer the round
+    state = RoundState(b"\0" * 32, b"\0" * 32, b"\0" * 32, b"\1" * 32, bytes(32), 0, 0, 0, 0, 0)
+    fin = Finalization(b"\0" * 32, "", b"\1" * 32, absent_report_cid, "", bytes(32), 0)
+    coordinator = FakeCoordinator({1: RoundStatus.FINALIZED}, {1: state})
+
+    outcome = claim_rewards(coordinator, storage, FakeEvents({1: fin}), TASK, [1])
+
+    assert outcome.settled_rounds == (1,) and outcome.claimed == () and coordinator.claim_calls == []
