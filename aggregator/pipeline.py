@@ -296,9 +296,9 @@ def _step_model(
     if not chosen:
         return base.astype(np.float32), state
     rows = np.stack([np.asarray(ordered[i].delta, dtype=np.float64) for i in chosen])
-    weights = np.array([float(max(ordered[i].num_samples, 0)) for i in chosen])
-    use_weights = weights if weights.sum() > 0 else None
-    result = aggregate(config.rule, rows, weights=use_weights, state=state.clip, params=config.rule_params)
+    # Every chosen update weighs the same: numSamples is self-reported and unverifiable, so it never weights the
+    # aggregate (nor the scores or the pay); see docs/architecture.md, "numSamples".
+    result = aggregate(config.rule, rows, weights=None, state=state.clip, params=config.rule_params)
     stepped = outer_step(base, result.vector, state.outer, config.outer)
     new_params = np.asarray(stepped.params, dtype=np.float32).copy()
     new_params.setflags(write=False)
