@@ -49,6 +49,9 @@ class AggregatorSettings(BaseSettings):
     manifest: Path = Field(Path("deployment.json"), description="Deployment manifest written by `flchain deploy`.")
     task_id: int = Field(ge=1, description="The task to aggregate.")
     ipfs_url: str = Field("http://127.0.0.1:5001", description="Kubo RPC API of the IPFS daemon.")
+    fetch_ipfs_urls: tuple[str, ...] = Field(
+        (), description="More IPFS RPC endpoints updates are fetched from, tried in turn after ipfs_url."
+    )
     state_dir: Path = Field(Path("aggregator-state"), description="Directory of the per-round journal.")
     model_spec: str | None = Field(
         None, description="Model spec preset name or spec JSON path; default: the task card's, else a preset."

@@ -125,7 +125,8 @@ def _hostile_round(stage: Stage, storage: IpfsClient, round_id: int, attacks: tu
         submit_raw(stage, account, round_id, digest, cid, 10**9)
 
 
-def _run_honest(stage: Stage) -> None:
+def run_honest(stage: Stage) -> None:
+    """The first two honest roles run the real trainer loop for the open round."""
     for role in HONEST[:2]:
         values: dict[str, object] = {
             "rpc_url": stage.rpc_url, "manifest": stage.manifest_path, "task_id": stage.task_id,
@@ -179,7 +180,7 @@ def test_hostile_submissions_get_their_reasons_are_slashed_once_and_honest_train
     with IpfsClient(stage.ipfs_url) as storage:
         for round_id, attacks in plan.items():
             drive(aggregator, partial(round_is_open, stage.sponsor, stage.task_id, round_id))
-            _run_honest(stage)
+            run_honest(stage)
             _hostile_round(stage, storage, round_id, attacks, layout)
             advance_time(stage.rpc_url, WINDOW_S + 1)
             slashable = [i for i, a in zip(HOSTILE_ACCOUNTS, attacks, strict=False) if a.slash_code]
