@@ -1,5 +1,5 @@
 # flchain — the two commands that matter: `make demo` and `make test`. Both run the idempotent setup first.
-.PHONY: setup test test-unit demo contracts gas bench lint clean
+.PHONY: setup test test-unit demo contracts gas bench lint fuzz clean
 
 VENV := .venv/bin
 
@@ -26,9 +26,14 @@ bench: setup
 	$(VENV)/flchain bench all --quick
 	$(VENV)/python scripts/bench_codec.py
 
+# Coverage-guided fuzzing of the update codec (atheris); `make test` runs a 30 s slice of it.
+FUZZ_SECONDS ?= 600
+fuzz: setup
+	PYTHONPATH=$(CURDIR) $(VENV)/python -m tests.fuzz.run_fuzz --seconds $(FUZZ_SECONDS) --work .fuzz
+
 lint: setup
 	$(VENV)/ruff check flchain trainer aggregator backend tests scripts
 	./scripts/slither.sh
 
 clean:
-	rm -rf .venv .venv-slither node_modules .pytest_cache
+	rm -rf .venv .venv-slither node_modules .pytest_cache .fuzz

@@ -18,6 +18,7 @@ from flchain.chain.client import CoordinatorClient, connect
 from flchain.chain.events import EventReader
 from flchain.chain.manifest import DeploymentManifest
 from flchain.chain.tasklog import TaskLog
+from flchain.storage.failover import FailoverStorage
 from flchain.storage.ipfs import IpfsClient
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ def build_aggregator(settings: AggregatorSettings, *, after_step: StepHook = no_
         logger.warning("%s is not an aggregator of task %d: its transactions will revert", signer.address,
                        settings.task_id)
     storage = IpfsClient(settings.ipfs_url, timeout_s=settings.ipfs_timeout_s)
-    fetch_storage = IpfsClient(settings.ipfs_url, timeout_s=settings.fetch_timeout_s)
+    fetch_urls = (settings.ipfs_url, *settings.fetch_ipfs_urls)
+    fetch_storage = FailoverStorage([IpfsClient(url, timeout_s=settings.fetch_timeout_s) for url in fetch_urls])
     runtime = model_runtime(
         parts, storage, settings.task_id, settings.model_spec, settings.validation, settings.validation_path,
         settings.torch_threads,

@@ -97,6 +97,8 @@ def _print(result: VerifyResult) -> None:
     console.print(table)
     for note in result.notes:
         console.print(f"note: {note}")
+    for dispute in result.disputes:
+        console.print(f"[red]disputed[/red] {dispute}")
     for difference in result.differences:
         console.print(f"[yellow]differs[/yellow] {difference}")
     console.print("[green]round verified[/green]" if result.ok else "[red]round does NOT match the chain[/red]")
@@ -115,7 +117,8 @@ def round_(
     torch_threads: Annotated[int, Opt("--torch-threads", help="As the aggregator ran with.")] = 1,
     as_json: Annotated[bool, Opt("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Recompute a finalized round from chain events and IPFS; exit 0 only if model, report and payouts match."""
+    """Recompute a finalized round from chain events and IPFS; exit 0 only if model, report and payouts match and
+    no published verdict is contradicted by what is available now (an update reported missing that is served)."""
     try:
         parts = connect_task(rpc_url, manifest, task)
         with IpfsClient(ipfs_url) as storage:
@@ -128,7 +131,7 @@ def round_(
         checks = [{"name": c.name, "on_chain": c.on_chain, "recomputed": c.recomputed, "ok": c.ok}
                   for c in result.checks]
         typer.echo(json.dumps({"ok": result.ok, "checks": checks, "differences": list(result.differences),
-                               "notes": list(result.notes)}))
+                               "notes": list(result.notes), "disputes": list(result.disputes)}))
     else:
         _print(result)
     raise typer.Exit(0 if result.ok else 1)

@@ -1,42 +1,29 @@
-"""Step 2 of a round: fetch every committed update from IPFS in parallel, check it against its digest, decode it.
+"""Step 2 of a round: fetch every committed update from IPFS in parallel and check it against its digest.
 
-Fetching (`fetch_updates`) and decoding (`decode_submissions`) are separate so the service can persist what it
-fetched (the verified bytes, or why there are none) and a restart scores exactly the same bytes. Every failure
-becomes a `RejectReason` recorded in the score report:
+The service persists what this step fetched (the verified bytes, or why there are none) so a restart scores exactly
+the same bytes; decoding runs in the scoring step (`compute.decode_submissions`). What a fetch can end in:
 
-| what happened | reason |
+| what happened | outcome |
 |---|---|
-| not served within the timeout, daemon unreachable, invalid CID | MISSING (not slashed: may be our network) |
+| the daemon answered it has no such content, or sent nothing within the fetch timeout; invalid CID | MISSING |
 | bytes do not hash to the committed digest | DIGEST_MISMATCH |
-| larger than the size cap, or not a valid update payload | UNDECODABLE |
-| made for another base model | WRONG_BASE |
-| another spec, kind, dtype, tensor name or shape | WRONG_SHAPE |
-| NaN or infinity | NON_FINITE |
+| larger than the size cap | UNDECODABLE |
+| storage down (connection refused, the daemon itself timing out) | retried with backoff until the collection |
+|  | deadline, then `StorageOutage`: the step fails and nothing is journaled, so an outage never becomes a verdict |
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from aggregator.filters import RejectReason
-from aggregator.pipeline import Submission
 from flchain.chain.tasklog import RevealedUpdate
-from flchain.codec import (
-    CodecError,
-    CodecLimits,
-    NonFiniteValues,
-    WrongBaseModel,
-    WrongDtype,
-    WrongKind,
-    WrongShape,
-    WrongSpecHash,
-    decode_update,
-)
 from flchain.ml.params import ParamLayout
-from flchain.storage.errors import ContentDigestMismatch, ContentTooLarge, StorageError
+from flchain.storage.errors import ContentDigestMismatch, ContentTooLarge, StorageError, StorageUnavailable
 from flchain.storage.protocol import Storage
 
 logger = logging.getLogger(__name__)
@@ -52,13 +39,36 @@ class Fetched:
     detail: str = ""
 
 
-def fetch_one(storage: Storage, update: RevealedUpdate, max_bytes: int) -> Fetched:
+class StorageOutage(RuntimeError):
+    """Storage stayed unreachable until the collection deadline; the collect step must be retried later."""
+
+
+def _cat_until(
+    storage: Storage, update: RevealedUpdate, max_bytes: int, deadline_s: float, sleep: Callable[[float], None]
+) -> bytes:
+    delay_s = 0.5
+    while True:
+        try:
+            return storage.cat_verified(update.cid, update.digest, max_bytes=max_bytes)
+        except StorageUnavailable as e:
+            if time.monotonic() + delay_s > deadline_s:
+                raise StorageOutage(f"{update.cid}: storage unreachable until the collection deadline: {e}") from e
+            logger.warning("fetch %s: storage unreachable (%s); retry in %.1f s", update.cid, e, delay_s)
+            sleep(delay_s)
+            delay_s = min(2 * delay_s, 8.0)
+
+
+def fetch_one(
+    storage: Storage, update: RevealedUpdate, max_bytes: int, *, deadline_s: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Fetched:
+    """Fetch and verify one update; storage outages are retried until `deadline_s` (monotonic), then raised."""
     try:
-        data = storage.cat_verified(update.cid, update.digest, max_bytes=max_bytes)
+        data = _cat_until(storage, update, max_bytes, time.monotonic() if deadline_s is None else deadline_s, sleep)
     except ContentDigestMismatch as e:
         return Fetched(update, None, RejectReason.DIGEST_MISMATCH, str(e))
     except ContentTooLarge as e:
-        return Fetched(update, None, RejectReason.UNDECODABLE, str(e))
+        return Fetched(update, None, RejectReason.UNDECODABLE, f"undecodable: {e}")
     except StorageError as e:
         return Fetched(update, None, RejectReason.MISSING, f"{type(e).__name__}: {e}")
     return Fetched(update, data)
@@ -70,61 +80,33 @@ def fetch_updates(
     *,
     max_bytes: int,
     workers: int,
+    outage_budget_s: float = 0.0,
     on_done: Callable[[Fetched], None] = lambda _: None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[Fetched]:
-    """Fetch all `updates` with a pool of `workers` threads; results in the order of `updates`."""
+    """Fetch all `updates` in parallel under one deadline; results in the order of `updates`.
+
+    Each fetch is bounded by the storage client's own timeout (what a missing CID costs); an unreachable storage is
+    retried for up to `outage_budget_s`, after which `StorageOutage` is raised once every fetch has ended.
+    """
     if not updates:
         return []
+    deadline_s = time.monotonic() + outage_budget_s
 
-    def task(update: RevealedUpdate) -> Fetched:
-        fetched = fetch_one(storage, update, max_bytes)
+    def task(update: RevealedUpdate) -> Fetched | StorageOutage:
+        try:
+            fetched = fetch_one(storage, update, max_bytes, deadline_s=deadline_s, sleep=sleep)
+        except StorageOutage as e:
+            return e
         on_done(fetched)
         return fetched
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(updates))), thread_name_prefix="fetch") as pool:
-        return list(pool.map(task, updates))
-
-
-def _codec_reason(error: CodecError) -> RejectReason:
-    if isinstance(error, NonFiniteValues):
-        return RejectReason.NON_FINITE
-    if isinstance(error, WrongBaseModel):
-        return RejectReason.WRONG_BASE
-    if isinstance(error, WrongShape | WrongSpecHash | WrongDtype | WrongKind):
-        return RejectReason.WRONG_SHAPE
-    return RejectReason.UNDECODABLE
-
-
-def decode_one(
-    fetched: Fetched, *, spec_hash: bytes, base_digest: bytes, layout: ParamLayout, limits: CodecLimits
-) -> Submission:
-    """The pipeline's view of one fetched submission: its flat delta, or the failure reason."""
-    u = fetched.update
-    template = Submission(
-        account=u.trainer, digest=u.digest, cid=u.cid, num_samples=u.num_samples, block_number=u.block_number,
-        log_index=u.log_index,
-    )
-    if fetched.data is None:
-        return replace(template, failure=fetched.failure or RejectReason.MISSING, detail=fetched.detail)
-    shapes = dict(zip(layout.names, layout.shapes, strict=True))
-    try:
-        decoded = decode_update(
-            fetched.data, expected_spec_hash=spec_hash, expected_base_digest=base_digest, expected_shapes=shapes,
-            limits=limits,
-        )
-    except CodecError as e:
-        return replace(template, failure=_codec_reason(e), detail=f"{type(e).__name__}: {e}")
-    delta = layout.flatten(decoded.tensors)
-    delta.setflags(write=False)
-    return replace(template, delta=delta)
-
-
-def decode_submissions(
-    fetched: Sequence[Fetched], *, spec_hash: bytes, base_digest: bytes, layout: ParamLayout, limits: CodecLimits
-) -> tuple[Submission, ...]:
-    return tuple(
-        decode_one(f, spec_hash=spec_hash, base_digest=base_digest, layout=layout, limits=limits) for f in fetched
-    )
+        results = list(pool.map(task, updates))
+    outages = [r for r in results if isinstance(r, StorageOutage)]
+    if outages:
+        raise StorageOutage(f"{len(outages)} of {len(results)} fetches hit a storage outage; first: {outages[0]}")
+    return [r for r in results if isinstance(r, Fetched)]
 
 
 def max_update_bytes(layout: ParamLayout) -> int:

@@ -1,7 +1,9 @@
 """Steps 3-6 of a round from its fetched inputs, shared by the service and `flchain verify round`.
 
-`compute_round` decodes the base model and the fetched updates, runs the pipeline on the revealed evaluation
-batch (forward passes through the ml `Evaluator`), measures the validation metrics and builds the artifacts.
+`compute_round` decodes the base model and the fetched updates (`decode_submissions`: each submission isolated,
+whatever its bytes it ends as a delta or a reject reason), runs the pipeline on the revealed evaluation
+batch (forward passes through the ml `Evaluator`), measures the validation metrics and builds the artifacts
+(`build_artifacts`: deterministic, so a verifier rebuilds byte-identical blobs).
 `prior_state` finds what the previous finalized round left (its published aggregator state), so the aggregator
 after a restart and a verifier with public data only start every round from the same place.
 """
@@ -9,25 +11,42 @@ after a restart and a verifier with public data only start every round from the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Protocol, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
-from aggregator.carryover import INITIAL_STATE, CarryoverError, CarryState, PublishedState, decode_state
-from aggregator.collect import Fetched, decode_submissions, max_update_bytes
+from aggregator.carryover import INITIAL_STATE, CarryoverError, CarryState, PublishedState, decode_state, encode_state
+from aggregator.collect import Fetched, max_update_bytes
 from aggregator.evaldata import batch_loss_fn, decode_eval_batch, validation_metrics
-from aggregator.pipeline import LossFn, PipelineConfig, RoundInputs, RoundOutcome, run_round
-from aggregator.publish import CidOf, RoundArtifacts, RoundContext, build_artifacts
+from aggregator.filters import RejectReason
+from aggregator.payouts import payout_values
+from aggregator.pipeline import LossFn, PipelineConfig, RoundInputs, RoundOutcome, Submission, TrainerOutcome, run_round
+from aggregator.publish import ZERO_ROOT, Blob, CidOf, RoundArtifacts, RoundContext
 from flchain.chain.tasklog import TaskLog
-from flchain.codec import CodecLimits, decode_model
+from flchain.codec import (
+    CodecError,
+    CodecLimits,
+    NonFiniteValues,
+    WrongBaseModel,
+    WrongDtype,
+    WrongKind,
+    WrongShape,
+    WrongSpecHash,
+    content_digest,
+    decode_model,
+    decode_update,
+    encode_model,
+)
+from flchain.merkle import DUMP_FORMAT, PAYOUT_LEAF_ENCODING, StandardMerkleTree
 from flchain.ml.data import Dataset
 from flchain.ml.params import ParamLayout
 from flchain.ml.specs import ModelSpec
 from flchain.ml.train import Evaluator
-from flchain.report import RoundReport
+from flchain.report import AggregationInfo, ModelMetrics, RoundReport, TrainerScore, canonical_json
 from flchain.storage.protocol import Storage
 
 logger = logging.getLogger(__name__)
@@ -93,7 +112,7 @@ def counting(loss_fn: LossFn, on_call: Callable[[], None] | None) -> LossFn:
     if on_call is None:
         return loss_fn
 
-    def counted(vector: NDArray[np.float64]) -> float:
+    def counted(vector: NDArray[np.floating]) -> float:
         loss = loss_fn(vector)
         on_call()
         return loss
@@ -116,10 +135,127 @@ def compute_round(
         task_id=ctx.task_id, round_id=ctx.round_id, base=base, submissions=submissions, budget_wei=ctx.budget_wei,
         history=data.prior.fingerprints, ratings=data.prior.ratings, state=data.prior.aggregation,
     )
-    outcome = run_round(inputs, counting(batch_loss_fn(evaluator), on_forward_pass), data.config)
+    loss_fn = cast(LossFn, batch_loss_fn(evaluator))  # the evaluator takes float32 and float64 vectors alike
+    outcome = run_round(inputs, counting(loss_fn, on_forward_pass), data.config)
     metrics = validation_metrics(runtime.validator, base, outcome.new_params)
     artifacts = build_artifacts(outcome, ctx, data.config, runtime.layout, metrics, cid_of)
     return Computed(outcome, artifacts)
+
+
+def _codec_reason(error: CodecError) -> RejectReason:
+    if isinstance(error, NonFiniteValues):
+        return RejectReason.NON_FINITE
+    if isinstance(error, WrongBaseModel):
+        return RejectReason.WRONG_BASE
+    if isinstance(error, WrongShape | WrongSpecHash | WrongDtype | WrongKind):
+        return RejectReason.WRONG_SHAPE
+    return RejectReason.UNDECODABLE
+
+
+def decode_one(
+    fetched: Fetched, *, spec_hash: bytes, base_digest: bytes, layout: ParamLayout, limits: CodecLimits
+) -> Submission:
+    """The pipeline's view of one fetched submission: its flat delta, or the failure reason."""
+    u = fetched.update
+    template = Submission(
+        account=u.trainer, digest=u.digest, cid=u.cid, num_samples=u.num_samples, block_number=u.block_number,
+        log_index=u.log_index,
+    )
+    if fetched.data is None:
+        return replace(template, failure=fetched.failure or RejectReason.MISSING, detail=fetched.detail)
+    shapes = dict(zip(layout.names, layout.shapes, strict=True))
+    try:
+        decoded = decode_update(
+            fetched.data, expected_spec_hash=spec_hash, expected_base_digest=base_digest, expected_shapes=shapes,
+            limits=limits,
+        )
+        delta = layout.flatten(decoded.tensors)
+    except CodecError as e:
+        return replace(template, failure=_codec_reason(e), detail=f"{type(e).__name__}: {e}")
+    except Exception as e:  # isolation boundary: one submission's bytes must never fail the round step
+        logger.exception("update %s of %s: unexpected decoding failure, recorded as undecodable", u.cid, u.trainer)
+        return replace(template, failure=RejectReason.UNDECODABLE, detail=f"undecodable: {type(e).__name__}: {e}")
+    delta.setflags(write=False)
+    return replace(template, delta=delta)
+
+
+def decode_submissions(
+    fetched: Sequence[Fetched], *, spec_hash: bytes, base_digest: bytes, layout: ParamLayout, limits: CodecLimits
+) -> tuple[Submission, ...]:
+    return tuple(
+        decode_one(f, spec_hash=spec_hash, base_digest=base_digest, layout=layout, limits=limits) for f in fetched
+    )
+
+
+def payout_tree(outcome: RoundOutcome) -> tuple[bytes, bytes]:
+    """The payout tree's canonical JSON dump and its root (zero when nobody is paid)."""
+    if not outcome.payouts:
+        empty = {"format": DUMP_FORMAT, "leafEncoding": list(PAYOUT_LEAF_ENCODING), "tree": [], "values": []}
+        return canonical_json(empty), ZERO_ROOT
+    values = payout_values(outcome.task_id, outcome.round_id, outcome.payouts)
+    tree = StandardMerkleTree.of(values, PAYOUT_LEAF_ENCODING)
+    return canonical_json(tree.dump()), bytes.fromhex(tree.root[2:])
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def trainer_score(row: TrainerOutcome) -> TrainerScore:
+    return TrainerScore(
+        account=row.account, digest="0x" + row.digest.hex(), cid=row.cid, num_samples=row.num_samples,
+        block_number=row.block_number, log_index=row.log_index, status=row.status,
+        reason=None if row.reason is None else row.reason.value, reason_detail=row.detail or None,
+        update_norm=_finite(row.update_norm), loss_before=_finite(row.loss_before),
+        loss_after=_finite(row.loss_after), loss_score=_finite(row.loss_score), loo_score=_finite(row.loo_score),
+        rating_mu=row.rating.mu, rating_sigma=row.rating.sigma, final_score=row.final_score,
+        payout_wei=str(row.payout_wei), payout_index=row.payout_index, slash_bps=row.slash_bps,
+        slash_reason=row.slash_reason, aggregated=row.aggregated,
+    )
+
+
+def aggregation_info(outcome: RoundOutcome, config: PipelineConfig) -> AggregationInfo:
+    params = {k: float(v) for k, v in asdict(config.rule_params).items() if isinstance(v, int | float)}
+    accepted = sum(row.status == "accepted" for row in outcome.trainers)
+    return AggregationInfo(
+        rule=config.rule.value, params=params, outer_lr=config.outer.lr, outer_momentum=config.outer.momentum,
+        accepted=accepted, rejected=len(outcome.trainers) - accepted,
+    )
+
+
+def build_artifacts(
+    outcome: RoundOutcome,
+    ctx: RoundContext,
+    config: PipelineConfig,
+    layout: ParamLayout,
+    metrics: ModelMetrics,
+    cid_of: CidOf,
+) -> RoundArtifacts:
+    """The round's blobs, CIDs and finalization values (deterministic in its inputs)."""
+    tensors = layout.unflatten(outcome.new_params)
+    model_bytes = encode_model(tensors, spec_hash=ctx.spec_hash, base_digest=ctx.base_digest)
+    model = Blob("model", model_bytes, cid_of(model_bytes))
+    tree_bytes, root = payout_tree(outcome)
+    tree = Blob("payout-tree", tree_bytes, cid_of(tree_bytes))
+    carry = CarryState(outcome.ratings, outcome.fingerprints, outcome.state)
+    state_bytes = encode_state(ctx.task_id, ctx.round_id, config, carry)
+    state = Blob("aggregator-state", state_bytes, cid_of(state_bytes))
+    report = RoundReport(
+        task_id=ctx.task_id, round=ctx.round_id, base_model_digest="0x" + ctx.base_digest.hex(),
+        base_model_cid=ctx.base_cid, new_model_digest="0x" + model.digest.hex(), new_model_cid=model.cid,
+        eval_cid=ctx.eval_cid, eval_digest="0x" + content_digest(ctx.eval_bytes).hex(),
+        model_spec_hash="0x" + ctx.spec_hash.hex(), budget_wei=str(ctx.budget_wei),
+        payout_total_wei=str(outcome.payout_total_wei), payout_root="0x" + root.hex(), payout_tree_cid=tree.cid,
+        aggregation=aggregation_info(outcome, config), metrics=metrics,
+        trainers=tuple(trainer_score(row) for row in outcome.trainers), not_revealed=ctx.not_revealed,
+        aggregator_state_cid=state.cid, aggregator_state_digest="0x" + state.digest.hex(),
+    )
+    report_bytes = report.to_bytes()
+    return RoundArtifacts(
+        model=model, tree=tree, state=state, report=Blob("report", report_bytes, cid_of(report_bytes)),
+        eval=Blob("eval-batch", ctx.eval_bytes, ctx.eval_cid), payout_root=root,
+        payout_total_wei=outcome.payout_total_wei,
+    )
 
 
 def published_state(report: RoundReport, fetcher: Fetcher) -> PublishedState:

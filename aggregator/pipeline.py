@@ -18,7 +18,8 @@ earns 0. Each update is scored on its share of the step the aggregate takes, `(o
 kept as an option) froze the model whenever no single update improved the loss alone (benchmarks: 26 of 60 IID
 and 44 of 60 Dirichlet rounds applied nothing, accuracy / centralized 0.975 and 0.788).
 Who is slashed: a rejection whose reason proves misbehaviour (`slash_reasons`: digest mismatch, copying,
-non-finite values by default), with the reason code of `filters.SLASH_CODES`.
+non-finite values, malformed (undecodable, over the cap, wrong shape) by default), with the reason code of
+`filters.SLASH_CODES`.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ TrainerStatus = Literal["accepted", "rejected"]
 
 _R = RejectReason
 DEFAULT_SLASH_REASONS = frozenset({_R.DIGEST_MISMATCH, _R.COPY_OF_EARLIER, _R.DUPLICATE, _R.NEAR_DUPLICATE,
-                                   _R.NON_FINITE})
+                                   _R.NON_FINITE, _R.UNDECODABLE, _R.WRONG_SHAPE})
 FETCH_REASONS = frozenset({_R.MISSING, _R.DIGEST_MISMATCH, _R.UNDECODABLE, _R.WRONG_BASE, _R.WRONG_SHAPE,
                            _R.NON_FINITE})
 """Reasons recorded before the pipeline, while fetching and decoding (a submission without a delta)."""
@@ -295,9 +296,9 @@ def _step_model(
     if not chosen:
         return base.astype(np.float32), state
     rows = np.stack([np.asarray(ordered[i].delta, dtype=np.float64) for i in chosen])
-    weights = np.array([float(max(ordered[i].num_samples, 0)) for i in chosen])
-    use_weights = weights if weights.sum() > 0 else None
-    result = aggregate(config.rule, rows, weights=use_weights, state=state.clip, params=config.rule_params)
+    # Every chosen update weighs the same: numSamples is self-reported and unverifiable, so it never weights the
+    # aggregate (nor the scores or the pay); see docs/architecture.md, "numSamples".
+    result = aggregate(config.rule, rows, weights=None, state=state.clip, params=config.rule_params)
     stepped = outer_step(base, result.vector, state.outer, config.outer)
     new_params = np.asarray(stepped.params, dtype=np.float32).copy()
     new_params.setflags(write=False)

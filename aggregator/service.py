@@ -260,7 +260,7 @@ class Aggregator:
         started = time.monotonic()
         fetched = fetch_updates(
             self.deps.fetch_storage, updates, max_bytes=self.settings.max_update_bytes or self.runtime.max_update_bytes,
-            workers=self.settings.fetch_workers,
+            workers=self.settings.fetch_workers, outage_budget_s=self.settings.collect_outage_budget_s,
         )
         save_fetched(journal, fetched)
         failed = [f"{f.update.trainer[:10]}: {f.failure}" for f in fetched if f.failure is not None]

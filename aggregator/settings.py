@@ -49,6 +49,9 @@ class AggregatorSettings(BaseSettings):
     manifest: Path = Field(Path("deployment.json"), description="Deployment manifest written by `flchain deploy`.")
     task_id: int = Field(ge=1, description="The task to aggregate.")
     ipfs_url: str = Field("http://127.0.0.1:5001", description="Kubo RPC API of the IPFS daemon.")
+    fetch_ipfs_urls: tuple[str, ...] = Field(
+        (), description="More IPFS RPC endpoints updates are fetched from, tried in turn after ipfs_url."
+    )
     state_dir: Path = Field(Path("aggregator-state"), description="Directory of the per-round journal.")
     model_spec: str | None = Field(
         None, description="Model spec preset name or spec JSON path; default: the task card's, else a preset."
@@ -86,7 +89,13 @@ class AggregatorSettings(BaseSettings):
 
     # ---------------------------------------------------------------- fetching
     fetch_workers: int = Field(8, ge=1, description="Updates fetched in parallel.")
-    fetch_timeout_s: float = Field(30.0, gt=0, description="Timeout of one update fetch.")
+    fetch_timeout_s: float = Field(
+        10.0, gt=0, description="Fetch budget of one update: what a CID nobody serves costs the round (in parallel)."
+    )
+    collect_outage_budget_s: float = Field(
+        300.0, ge=0, description="How long the collect step retries an unreachable IPFS before it gives up for now "
+        "(nothing is journaled; the step runs again on the next tick)."
+    )
     max_update_bytes: int | None = Field(None, ge=1, description="Size cap of one update (default: from the model).")
     ipfs_timeout_s: float = Field(60.0, gt=0, description="Timeout of other IPFS requests.")
     rpc_timeout_s: float = Field(30.0, gt=0, description="Timeout of one JSON-RPC request.")

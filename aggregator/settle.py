@@ -19,6 +19,9 @@ from flchain.report import RoundReport
 
 logger = logging.getLogger(__name__)
 
+BYTES_EVIDENCE_CODES = frozenset({1, 3, 4})
+"""Slash reason codes proven by the submitted bytes alone: digest mismatch, non-finite values, malformed."""
+
 
 class Coordinator(Protocol):
     """What the aggregator needs of the coordinator (`flchain.chain.client.CoordinatorClient` provides it)."""
@@ -105,17 +108,22 @@ def record_reputations(
 
 
 def slash_dishonest(coordinator: Coordinator, task_id: int, report: RoundReport, evidence_cid: str) -> int:
-    """Slash every trainer the report marks (reason code, bps capped by the task), with the report as evidence."""
+    """Slash every trainer the report marks (reason code, bps capped by the task) with its evidence.
+
+    The evidence of a digest mismatch, non-finite values or a malformed update is the CID of the offending bytes
+    themselves (anyone can fetch and re-check them); that of a copy is the report, which names both updates.
+    """
     max_bps = coordinator.get_task(task_id).max_slash_bps
     slashed = 0
     for row in report.trainers:
         bps = min(row.slash_bps, max_bps)
         if bps == 0 or row.slash_reason is None or coordinator.is_slashed(task_id, report.round, row.account):
             continue
-        coordinator.slash(task_id, report.round, row.account, bps, row.slash_reason, evidence_cid)
+        evidence = row.cid if row.slash_reason in BYTES_EVIDENCE_CODES else evidence_cid
+        coordinator.slash(task_id, report.round, row.account, bps, row.slash_reason, evidence)
         logger.warning(
             "round %d: slash: %s by %d bps, reason %d (%s), evidence %s", report.round, row.account, bps,
-            row.slash_reason, row.reason, evidence_cid,
+            row.slash_reason, row.reason, evidence,
         )
         slashed += 1
     return slashed

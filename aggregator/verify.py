@@ -63,19 +63,20 @@ class VerifyResult:
     checks: tuple[Check, ...]
     differences: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    disputes: tuple[str, ...] = ()  # published verdicts that what is available now contradicts
 
     @property
     def ok(self) -> bool:
-        return all(check.ok for check in self.checks)
+        return all(check.ok for check in self.checks) and not self.disputes
 
 
 def _fetch_as_reported(
-    storage: Storage, update: RevealedUpdate, row: TrainerScore | None, max_bytes: int, notes: list[str]
+    storage: Storage, update: RevealedUpdate, row: TrainerScore | None, max_bytes: int, disputes: list[str]
 ) -> Fetched:
     fetched = fetch_one(storage, update, max_bytes)
     if row is not None and row.reason == RejectReason.MISSING.value:
         if fetched.data is not None:
-            notes.append(f"{update.trainer}: reported missing by the aggregator, available now")
+            disputes.append(f"{update.trainer}: reported missing by the aggregator, available now")
         return Fetched(update, None, RejectReason.MISSING, row.reason_detail or "")
     if fetched.failure is RejectReason.MISSING:
         raise VerifyError(f"update {update.cid} of {update.trainer} cannot be fetched: {fetched.detail}")
@@ -97,7 +98,7 @@ def _differences(published: RoundReport, recomputed: RoundReport) -> tuple[str, 
 
 def _round_data(
     coordinator: Coordinator, log: TaskLog, storage: Storage, runtime: ModelRuntime, task_id: int, round_id: int,
-    report: RoundReport, notes: list[str],
+    report: RoundReport, disputes: list[str],
 ) -> RoundData:
     fetcher = DirectFetcher(storage)
     fin, opening = log.finalizations[round_id], log.openings.get(round_id)
@@ -113,7 +114,7 @@ def _round_data(
         raise VerifyError(f"the report's budget {budget_wei} exceeds the task's reward per round")
     rows = {row.account.lower(): row for row in report.trainers}
     fetched = tuple(
-        _fetch_as_reported(storage, u, rows.get(u.trainer.lower()), runtime.max_update_bytes, notes)
+        _fetch_as_reported(storage, u, rows.get(u.trainer.lower()), runtime.max_update_bytes, disputes)
         for u in log.reveals(round_id)
     )
     ctx = RoundContext(
@@ -137,7 +138,8 @@ def verify_round(
     fin = log.finalizations[round_id]
     report = RoundReport.from_bytes(DirectFetcher(storage).get(fin.report_cid, stored.report_digest, MAX_REPORT_BYTES))
     notes: list[str] = []
-    data = _round_data(coordinator, log, storage, runtime, task_id, round_id, report, notes)
+    disputes: list[str] = []
+    data = _round_data(coordinator, log, storage, runtime, task_id, round_id, report, disputes)
     computed = compute_round(data, runtime, lambda blob: storage.add(blob, only_hash=True)).artifacts
     checks = (
         Check("new model digest", "0x" + stored.new_model_digest.hex(), "0x" + computed.model.digest.hex()),
@@ -146,4 +148,6 @@ def verify_round(
         Check("payout total (wei)", str(stored.payout_total_wei), str(computed.payout_total_wei)),
     )
     recomputed_report = RoundReport.from_bytes(computed.report.data)
-    return VerifyResult(task_id, round_id, checks, _differences(report, recomputed_report), tuple(notes))
+    return VerifyResult(
+        task_id, round_id, checks, _differences(report, recomputed_report), tuple(notes), tuple(disputes)
+    )

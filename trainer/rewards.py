@@ -5,7 +5,8 @@ on-chain reportDigest; its payout_tree_cid gives the StandardMerkleTree dump, wh
 payoutRoot; this account's leaf `(taskId, round, index, account, amount)` and its proof make the claim, unless
 isClaimed says it was claimed already (anyone may claim for anyone). A round pays only within its claim window:
 a swept round, or one whose claim the contract refuses as past the window (ClaimWindowOver), is given up. Rounds
-with nothing (left) to claim, past their window, or that expired, are "settled" and never looked at again.
+with nothing (left) to claim, a zero payoutRoot (nobody paid), past their window, or that expired, are "settled" and
+never looked at again.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from trainer.runtime import Fields
 logger = logging.getLogger(__name__)
 MAX_REPORT_BYTES = 64 * 1024 * 1024
 MAX_TREE_BYTES = 64 * 1024 * 1024
+ZERO_ROOT = bytes(32)  # the payoutRoot of a round that paid nobody (its published tree has no leaves)
 
 
 class PayoutChain(Protocol):
@@ -115,7 +117,7 @@ class ClaimOutcome:
 def _plan_round(
     coordinator: PayoutChain, storage: Storage, events: FinalizationLookup, task_id: int, round_id: int, account: str
 ) -> tuple[bool, ClaimItem | None]:
-    """(settled, claim) for one round: settled without a claim when expired, leafless or already claimed."""
+    """(settled, claim) for one round: settled without a claim when expired, unpaid, leafless or already claimed."""
     status = coordinator.round_status(task_id, round_id)
     if status is RoundStatus.EXPIRED:
         return True, None
@@ -124,6 +126,8 @@ def _plan_round(
     if coordinator.get_round(task_id, round_id).swept:
         logger.warning("event=claim_window_over %s", Fields(round=round_id, reason="swept"))
         return True, None
+    if coordinator.get_round(task_id, round_id).payout_root == ZERO_ROOT:
+        return True, None  # nobody was paid: an empty tree, nothing to load or claim
     tree = load_payout_tree(storage, events, coordinator, task_id, round_id)
     leaf = find_payout_leaf(tree, task_id, round_id, account)
     if leaf is None or leaf.amount_wei == 0 or coordinator.is_claimed(task_id, round_id, account):

@@ -8,17 +8,19 @@ work an attacker can cause (header size and entry count are limited before the J
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass
 
 from flchain.codec.errors import HeaderTooLarge, MalformedPayload, TooManyTensors, TruncatedPayload
 from flchain.codec.header import CodecLimits
+from flchain.codec.safejson import load_bounded
 
 HEADER_LENGTH_BYTES = 8
 ITEMSIZE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 _ENTRY_KEYS = frozenset({"dtype", "shape", "data_offsets"})
+MAX_HEADER_DEPTH = 3  # {name: {"shape": [..]}}; __metadata__ is {key: string}
+MAX_DIMS = 16
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def parse_frame(data: bytes, limits: CodecLimits) -> Frame:
     data_start = HEADER_LENGTH_BYTES + header_size
     if data_start > len(data):
         raise TruncatedPayload(f"header announces {header_size} bytes but only {len(data) - 8} follow")
-    header = _load_header_json(data[HEADER_LENGTH_BYTES:data_start])
+    header = _load_header_json(data[HEADER_LENGTH_BYTES:data_start], limits)
     raw_metadata = header.pop("__metadata__", {})
     if len(header) > limits.max_tensors:
         raise TooManyTensors(f"{len(header)} tensors, limit {limits.max_tensors}")
@@ -60,20 +62,8 @@ def parse_frame(data: bytes, limits: CodecLimits) -> Frame:
     return Frame(metadata=metadata, entries=entries, data_size_bytes=data_size_bytes)
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise MalformedPayload(f"duplicate key {key!r} in header")
-        result[key] = value
-    return result
-
-
-def _load_header_json(raw: bytes) -> dict[str, object]:
-    try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise MalformedPayload(f"header is not valid UTF-8 JSON: {e}") from e
+def _load_header_json(raw: bytes, limits: CodecLimits) -> dict[str, object]:
+    header = load_bounded(raw, what="header", max_bytes=limits.max_header_bytes, max_depth=MAX_HEADER_DEPTH)
     if not isinstance(header, dict):
         raise MalformedPayload(f"header must be a JSON object, got {type(header).__name__}")
     return header
@@ -91,12 +81,12 @@ def _is_int(value: object) -> bool:
 
 def _check_entry(name: str, raw: object) -> TensorEntry:
     if not isinstance(raw, dict) or set(raw) != _ENTRY_KEYS:
-        raise MalformedPayload(f"tensor {name!r}: entry must have exactly {sorted(_ENTRY_KEYS)}")
+        raise MalformedPayload(f"tensor {name[:64]!r}: entry must have exactly {sorted(_ENTRY_KEYS)}")
     dtype, shape, offsets = raw["dtype"], raw["shape"], raw["data_offsets"]
     if not isinstance(dtype, str) or dtype not in ITEMSIZE_BYTES:
         raise MalformedPayload(f"tensor {name!r}: unknown dtype {dtype!r}")
-    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-        raise MalformedPayload(f"tensor {name!r}: shape must be a list of non-negative integers")
+    if not isinstance(shape, list) or len(shape) > MAX_DIMS or not all(_is_int(d) and d >= 0 for d in shape):
+        raise MalformedPayload(f"tensor {name!r}: shape must be a list of at most {MAX_DIMS} non-negative integers")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) and o >= 0 for o in offsets)):
         raise MalformedPayload(f"tensor {name!r}: data_offsets must be two non-negative integers")
     begin, end = offsets

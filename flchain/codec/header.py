@@ -16,10 +16,12 @@ from enum import StrEnum
 
 from flchain.codec.digest import DIGEST_SIZE_BYTES
 from flchain.codec.errors import MalformedPayload, UnsupportedVersion, WrongDtype
+from flchain.codec.safejson import load_bounded
 
 FORMAT_VERSION = 1
 METADATA_KEY = "flchain.header"
 DENSE_DTYPE = "float32"
+MAX_INNER_HEADER_BYTES = 4096  # the canonical header is ~350 bytes
 
 _HEX32 = re.compile(r"^0x[0-9a-f]{64}$")
 _FIELDS_REQUIRED = frozenset({"format_version", "kind", "spec_hash", "dtype", "compression"})
@@ -139,17 +141,15 @@ class UpdateHeader:
 
 def _header_fields(metadata: dict[str, str]) -> dict[str, str]:
     if set(metadata) != {METADATA_KEY}:
-        raise MalformedPayload(f"__metadata__ must hold exactly the key {METADATA_KEY!r}, got {sorted(metadata)}")
-    try:
-        fields = json.loads(metadata[METADATA_KEY])
-    except json.JSONDecodeError as e:
-        raise MalformedPayload(f"{METADATA_KEY} is not JSON: {e}") from e
+        raise MalformedPayload(f"__metadata__ must hold exactly the key {METADATA_KEY!r}, got {sorted(metadata)[:5]}")
+    raw = metadata[METADATA_KEY].encode("utf-8", errors="surrogatepass")
+    fields = load_bounded(raw, what=METADATA_KEY, max_bytes=MAX_INNER_HEADER_BYTES, max_depth=1)
     if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
         raise MalformedPayload(f"{METADATA_KEY} must be a JSON object of strings")
     missing = _FIELDS_REQUIRED - set(fields)
     unknown = set(fields) - _FIELDS_REQUIRED - _FIELDS_OPTIONAL
     if missing or unknown:
-        raise MalformedPayload(f"header fields missing {sorted(missing)}, unknown {sorted(unknown)}")
+        raise MalformedPayload(f"header fields missing {sorted(missing)}, unknown {sorted(unknown)[:5]}")
     return fields
 
 

@@ -1,16 +1,23 @@
-"""Fetching and decoding submissions: every failure becomes the right RejectReason, in submission order."""
+"""Fetching and decoding submissions: every failure becomes the right RejectReason, in submission order; outages
+of the storage are retried and never become a verdict; one submission never fails the step."""
 
 from __future__ import annotations
+
+import json
+import struct
+from typing import Any
 
 import numpy as np
 import pytest
 
-from aggregator.collect import decode_submissions, fetch_updates, max_update_bytes
+from aggregator.collect import Fetched, StorageOutage, fetch_updates, max_update_bytes
+from aggregator.compute import decode_submissions
 from aggregator.filters import RejectReason
 from flchain.chain.tasklog import RevealedUpdate
-from flchain.codec import CodecLimits, content_digest, encode_update
+from flchain.codec import CodecLimits, content_digest, decode_update, encode_update
 from flchain.ml.params import ParamLayout
 from flchain.storage import InMemoryStorage
+from flchain.storage.errors import StorageUnavailable
 
 SPEC_HASH = bytes(range(32))
 BASE = b"\x11" * 32
@@ -67,3 +74,86 @@ def test_size_cap_fits_an_honest_dense_update() -> None:
 @pytest.mark.parametrize("workers", [1, 8])
 def test_no_updates_fetches_nothing(workers: int) -> None:
     assert fetch_updates(InMemoryStorage(), [], max_bytes=1, workers=workers) == []
+
+
+class _DownFor(InMemoryStorage):
+    """An in-memory store whose daemon is unreachable for its first `outage_calls` reads."""
+
+    def __init__(self, outage_calls: int) -> None:
+        super().__init__()
+        self.outage_calls = outage_calls
+
+    def cat_verified(self, cid: str, expected_digest: bytes, *, max_bytes: int | None = None) -> bytes:
+        if self.outage_calls > 0:
+            self.outage_calls -= 1
+            raise StorageUnavailable("connection refused")
+        return super().cat_verified(cid, expected_digest, max_bytes=max_bytes)
+
+
+def test_a_storage_outage_within_the_budget_is_retried_and_every_update_is_fetched() -> None:
+    storage = _DownFor(outage_calls=3)
+    updates = [_update(storage, 1, _encode(_delta(1)))]
+    waits: list[float] = []
+
+    fetched = fetch_updates(storage, updates, max_bytes=5_000, workers=1, outage_budget_s=60, sleep=waits.append)
+
+    assert [f.failure for f in fetched] == [None] and fetched[0].data is not None
+    assert waits == [0.5, 1.0, 2.0]
+
+
+def test_a_storage_outage_past_the_budget_raises_and_reports_nothing_as_missing() -> None:
+    storage = _DownFor(outage_calls=10**6)
+    updates = [_update(storage, 1, _encode(_delta(1))), _update(storage, 2, _encode(_delta(2)))]
+    reported: list[Fetched] = []
+
+    with pytest.raises(StorageOutage, match="2 of 2 fetches"):
+        fetch_updates(storage, updates, max_bytes=5_000, workers=2, outage_budget_s=0, on_done=reported.append)
+
+    assert reported == []
+
+
+def test_content_nobody_serves_is_missing_while_the_storage_answers() -> None:
+    storage = InMemoryStorage()
+    absent = RevealedUpdate(1, f"0x{1:040x}", b"\x01" * 32, storage.add(b"x", only_hash=True), 10, 1, 0)
+
+    fetched = fetch_updates(storage, [absent], max_bytes=5_000, workers=1, outage_budget_s=60)
+
+    assert fetched[0].failure is RejectReason.MISSING and "ContentNotFound" in fetched[0].detail
+
+
+def test_one_submission_that_breaks_the_decoder_unexpectedly_is_undecodable_and_the_others_decode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    storage = InMemoryStorage()
+    poison = _encode(_delta(9))
+    updates = [_update(storage, 1, _encode(_delta(1))), _update(storage, 2, poison)]
+
+    def decode_or_break(data: bytes, **kwargs: Any) -> object:
+        if data == poison:
+            raise OverflowError("an input the codec did not foresee")
+        return decode_update(data, **kwargs)
+
+    monkeypatch.setattr("aggregator.compute.decode_update", decode_or_break)
+    fetched = fetch_updates(storage, updates, max_bytes=5_000, workers=1)
+    subs = decode_submissions(fetched, spec_hash=SPEC_HASH, base_digest=BASE, layout=LAYOUT, limits=CodecLimits())
+
+    assert [s.failure for s in subs] == [None, RejectReason.UNDECODABLE]
+    assert subs[1].detail == "undecodable: OverflowError: an input the codec did not foresee"
+
+
+def test_a_header_integer_bomb_is_undecodable_with_its_reason() -> None:
+    storage = InMemoryStorage()
+    good = _encode(_delta(1))
+    size = struct.unpack_from("<Q", good)[0]
+    outer = json.loads(good[8 : 8 + size])
+    inner = outer["__metadata__"]["flchain.header"]
+    outer["__metadata__"]["flchain.header"] = inner[:-1] + ',"x":' + "9" * 5000 + "}"
+    header = json.dumps(outer).encode()
+    bomb = struct.pack("<Q", len(header)) + header + good[8 + size :]
+    updates = [_update(storage, 1, good), _update(storage, 2, bomb)]
+
+    fetched = fetch_updates(storage, updates, max_bytes=50_000, workers=2)
+    subs = decode_submissions(fetched, spec_hash=SPEC_HASH, base_digest=BASE, layout=LAYOUT, limits=CodecLimits())
+
+    assert [s.failure for s in subs] == [None, RejectReason.UNDECODABLE]
+    assert subs[1].detail == "MalformedPayload: flchain.header is 5246 bytes, limit 4096"

@@ -8,8 +8,9 @@ from dataclasses import replace
 import numpy as np
 
 from aggregator.carryover import decode_state
+from aggregator.compute import build_artifacts
 from aggregator.pipeline import PipelineConfig, run_round
-from aggregator.publish import ZERO_ROOT, RoundArtifacts, RoundContext, build_artifacts
+from aggregator.publish import ZERO_ROOT, RoundArtifacts, RoundContext
 from flchain.codec import content_digest, decode_model
 from flchain.merkle import PAYOUT_LEAF_ENCODING, StandardMerkleTree
 from flchain.ml.params import ParamLayout

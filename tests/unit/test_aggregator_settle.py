@@ -141,3 +141,16 @@ def test_marked_trainers_are_slashed_once_capped_by_the_task_with_the_report_as_
     assert slash_dishonest(chain, TASK, report, "cid-report") == 0
 
     assert chain.sent == [f"slash {BOB} 300 2 cid-report"]
+
+
+def test_a_malformed_update_is_slashed_once_with_reason_4_and_its_own_bytes_as_evidence() -> None:
+    chain = FakeCoordinator(max_slash_bps=300)
+    garbage = _row(BOB, 20, 0.0, slash_bps=1000).model_copy(
+        update={"slash_reason": 4, "reason": "undecodable", "cid": "cid-garbage"}
+    )
+    report = _report(_row(ALICE, 25, 0.1), garbage)
+
+    assert slash_dishonest(chain, TASK, report, "cid-report") == 1
+    assert slash_dishonest(chain, TASK, report, "cid-report") == 0
+
+    assert chain.sent == [f"slash {BOB} 300 4 cid-garbage"]

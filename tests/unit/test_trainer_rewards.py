@@ -216,3 +216,14 @@ def test_a_round_past_its_claim_window_is_given_up_and_the_others_still_claimed(
     assert [[c.round for c in call] for call in coordinator.claim_calls] == [[3]]
     assert sorted(outcome.settled_rounds) == [1, 3]
     assert [c.round for c in outcome.claimed] == [3]
+
+
+def test_a_round_that_paid_nobody_is_settled_without_loading_a_tree_or_claiming() -> None:
+    storage = InMemoryStorage()
+    coordinator, events = _world(storage)
+    # A zero payoutRoot: the published tree (whose root is not zero) is never loaded, nothing is claimed.
+    coordinator.states[1] = replace(coordinator.states[1], payout_root=bytes(32))
+
+    outcome = claim_rewards(coordinator, storage, events, TASK, [1])
+
+    assert outcome.settled_rounds == (1,) and outcome.claimed == () and coordinator.claim_calls == []
