@@ -1,4 +1,4 @@
-"""Indexer logic on an in-memory SQLite: event projection, idempotency, exact amounts, report enrichment."""
+"""Indexer logic on SQLite and PostgreSQL: event projection, idempotency, exact amounts, report enrichment."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ ALICE_CS = "0xaAaAaAaaAaAaAaaAaAAAAAAAAaaaAaAaAaaAaaAa"
 
 
 @pytest.fixture
-def sessions() -> Iterator[sessionmaker[Session]]:
-    engine = make_engine("sqlite://")
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
     init_db(engine)
     yield session_factory(engine)
     engine.dispose()
