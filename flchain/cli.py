@@ -7,7 +7,7 @@ import logging
 import typer
 
 from aggregator.cli import aggregator_app, verify_app
-from backend.cli import api, index
+from backend.cli import api, db_app, index
 from bench.cli import bench_app
 from flchain.chain.cli import contracts_app, deploy, keystore_app
 from flchain.devnet.cli import bootstrap_command, demo, down, up
@@ -45,6 +45,7 @@ app.add_typer(aggregator_app, name="aggregator")
 app.add_typer(verify_app, name="verify")
 app.command("api")(api)
 app.command("index")(index)
+app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
 
 

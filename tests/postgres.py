@@ -141,7 +141,8 @@ def start_postgres() -> PostgresServer:
         f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root / 'sock'} "
         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     )
-    start = [str(bindir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(root / "data"), "-l", str(root / "server.log")]
+    data, log = str(root / "data"), str(root / "server.log")
+    start = [str(bindir / "pg_ctl"), "start", "-w", "-t", "60", "-D", data, "-l", log]
     try:
         for argv in (initdb, [*start, "-o", options]):
             done = subprocess.run(_as_server_user(argv), capture_output=True, text=True, timeout=120)
@@ -153,4 +154,5 @@ def start_postgres() -> PostgresServer:
         raise
     (root / "pwfile").unlink()
     version = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True).stdout
-    return PostgresServer(root=root, port=port, password=password, version=version.split()[2] if len(version.split()) > 2 else "?")
+    words = version.split()  # "postgres (PostgreSQL) 15.18 (Debian …)"
+    return PostgresServer(root=root, port=port, password=password, version=words[2] if len(words) > 2 else "?")

@@ -120,6 +120,27 @@ def require_current_schema(engine: Engine) -> None:
 
 
 def schema_differences(connection: Connection) -> list[Any]:
-    """What differs between the database and the models (Alembic's autogenerate comparison); [] when equal."""
+    """What differs between the database and the models: Alembic's autogenerate comparison, plus column collations
+    on PostgreSQL (which autogenerate does not compare); [] when equal."""
     context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, Base.metadata))
+    return [*compare_metadata(context, Base.metadata), *_collation_differences(connection)]
+
+
+def _collation_differences(connection: Connection) -> list[tuple[str, str, str, str | None, str | None]]:
+    if connection.dialect.name != "postgresql":
+        return []
+    rows = connection.execute(
+        text(
+            "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema()"
+        )
+    )
+    actual = {(table, column): collation for table, column, collation in rows}
+    differences = []
+    for table in Base.metadata.sorted_tables:
+        for column in table.columns:
+            wanted = getattr(column.type.dialect_impl(connection.dialect), "collation", None)
+            found = actual.get((table.name, column.name))
+            if (table.name, column.name) in actual and wanted != found:
+                differences.append(("modify_collation", table.name, column.name, found, wanted))
+    return differences
