@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 from pydantic import ValidationError
 
 from backend.indexer.errors import ReportInvalid, ReportUnavailable

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from backend.core.config import IndexerSettings
 from backend.db.models import Base, Checkpoint, RawEvent, Task
 from backend.db.session import make_engine
-from backend.indexer import service
+from backend.indexer import projector, service
 from backend.indexer.build import build_indexer
 from backend.indexer.errors import ChainChanged
 from backend.indexer.service import Indexer
@@ -69,7 +69,7 @@ def test_killed_and_restarted_indexer_ends_identical_to_an_uninterrupted_one(
     first = build_indexer(settings_for(anvil, ipfs, tmp_path, databases.url("restarted")))
     partial = first.run_once(max_batches=4)
     calls = {"n": 0}
-    real_apply = service.apply_event
+    real_apply = projector.apply_event
 
     def dying_apply(session: Any, ev: Any) -> bool:  # the process "dies" in the middle of the next batch
         calls["n"] += 1

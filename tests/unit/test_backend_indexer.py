@@ -164,7 +164,7 @@ def make_documents(storage: InMemoryStorage) -> tuple[bytes, str, StandardMerkle
     """A report (with a NaN score, as a careless aggregator could publish) and its payout tree, stored."""
     tree = StandardMerkleTree.of([(1, 1, 0, ALICE, 600), (1, 1, 1, BOB, 100)], PAYOUT_LEAF_ENCODING)
     tree_cid = storage.add(json.dumps(tree.dump()).encode())
-    line = dict(
+    line: dict[str, Any] = dict(
         digest="0x" + "05" * 32,
         cid="bafka",
         num_samples=10,
