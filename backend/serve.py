@@ -63,7 +63,7 @@ class IndexerThread:
 
 
 def response_cache(engine: Engine, settings: ApiSettings) -> ResponseCache | None:
-    """The response cache `settings` ask for, if `engine`'s database can tell when it changed (a SQLite file)."""
+    """The response cache `settings` ask for, if `engine`'s database can tell when it changed (SQLite, PostgreSQL)."""
     if settings.response_cache_mib == 0:
         return None
     version = data_version_of(engine)
