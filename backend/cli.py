@@ -98,6 +98,48 @@ def api(
     serve_api(api_settings, indexer_settings)
 
 
+db_app = typer.Typer(help="The index database's schema (Alembic migrations).", no_args_is_help=True)
+
+
+def _database_url(database_url: str | None) -> str:
+    return database_url or IndexerSettings().database_url
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DbOpt = None) -> None:
+    """Create or upgrade the schema to the newest revision (FLCHAIN_INDEXER_DATABASE_URL by default).
+
+    The indexer and the API do this at start; run it yourself to migrate before starting them."""
+    from backend.db.migrate import current_revision, upgrade_schema
+    from backend.db.session import make_engine
+
+    engine = make_engine(_database_url(database_url))
+    try:
+        upgrade_schema(engine)
+        with engine.connect() as connection:
+            typer.echo(f"schema at revision {current_revision(connection)} (head) on {engine.url!r}")
+    finally:
+        engine.dispose()
+
+
+@db_app.command("current")
+def db_current(database_url: DbOpt = None) -> None:
+    """Print the schema's revision; exit 1 unless it is the newest this flchain knows."""
+    from backend.db.migrate import current_revision, head_revision
+    from backend.db.session import make_engine
+
+    engine = make_engine(_database_url(database_url))
+    try:
+        with engine.connect() as connection:
+            current = current_revision(connection)
+    finally:
+        engine.dispose()
+    head = head_revision()
+    typer.echo(f"{current or 'none'} (head is {head})")
+    if current != head:
+        raise typer.Exit(1)
+
+
 api_app = typer.Typer(help="The contribution dashboard: API server and chain indexer.", no_args_is_help=True)
 
 
@@ -110,6 +152,7 @@ def _logging(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debu
 
 api_app.command("api")(api)
 api_app.command("index")(index)
+api_app.add_typer(db_app, name="db")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from backend.api.cache import ResponseCache, data_version_of
 from backend.api.main import create_app
 from backend.core.config import ApiSettings, IndexerSettings
+from backend.db.migrate import require_current_schema
 from backend.db.session import init_db, make_engine, session_factory
 from backend.indexer.build import build_indexer
 from backend.indexer.errors import ChainChanged
@@ -62,7 +63,7 @@ class IndexerThread:
 
 
 def response_cache(engine: Engine, settings: ApiSettings) -> ResponseCache | None:
-    """The response cache `settings` ask for, if `engine`'s database can tell when it changed (a SQLite file)."""
+    """The response cache `settings` ask for, if `engine`'s database can tell when it changed (SQLite, PostgreSQL)."""
     if settings.response_cache_mib == 0:
         return None
     version = data_version_of(engine)
@@ -73,10 +74,12 @@ def response_cache(engine: Engine, settings: ApiSettings) -> ResponseCache | Non
 
 
 def app_from_environment() -> FastAPI:
-    """The API over FLCHAIN_API_DATABASE_URL, for uvicorn worker processes (`--workers` > 1, no indexer)."""
+    """The API over FLCHAIN_API_DATABASE_URL, for uvicorn worker processes (`--workers` > 1, no indexer).
+
+    Workers never migrate (the parent upgraded the schema before starting them); they check it is current."""
     settings = ApiSettings()
     engine = make_engine(settings.database_url)
-    init_db(engine)
+    require_current_schema(engine)
     return create_app(
         session_factory(engine),
         cors_origins=settings.cors_origins,
@@ -93,6 +96,9 @@ def serve_api(api_settings: ApiSettings, indexer_settings: IndexerSettings | Non
     if api_settings.workers > 1:
         if indexer_settings is not None:
             raise ValueError("several API workers need the indexer in its own process: use --no-indexer")
+        parent_engine = make_engine(api_settings.database_url)
+        init_db(parent_engine)  # once, before the workers start
+        parent_engine.dispose()
         os.environ["FLCHAIN_API_DATABASE_URL"] = api_settings.database_url
         os.environ["FLCHAIN_API_CORS_ORIGINS"] = json.dumps(api_settings.cors_origins)
         uvicorn.run(

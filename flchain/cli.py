@@ -69,11 +69,12 @@ COMMANDS: dict[str, LazyCommand] = {
     "down": LazyCommand("flchain.devnet.cli", "down", "Stop every process `flchain up` or `flchain demo` started."),
     "demo": LazyCommand("flchain.devnet.cli", "demo", "Federated training with honest and dishonest trainers."),
     "bootstrap": LazyCommand("flchain.devnet.cli", "bootstrap_command", "Development chains: deploy and fund task 1."),
-    "trainer": LazyCommand("trainer.cli", "trainer_app", "Train for a task: stake, submit updates, claim rewards."),
+    "trainer": LazyCommand("trainer.cli", "trainer_app", "Train for a task: stake, commit and reveal, claim."),
     "aggregator": LazyCommand("aggregator.cli", "aggregator_app", "Run the aggregator service of a task."),
     "verify": LazyCommand("aggregator.cli", "verify_app", "Recompute published rounds from public data."),
     "api": LazyCommand("backend.cli", "api", "Serve the dashboard API and page (with the indexer by default)."),
     "index": LazyCommand("backend.cli", "index", "Follow the coordinator's events into the database."),
+    "db": LazyCommand("backend.cli", "db_app", "The index database's schema (Alembic migrations)."),
     "bench": LazyCommand("bench.cli", "bench_app", "Benchmarks: accuracy, robustness, fairness, gas, overhead."),
 }
 

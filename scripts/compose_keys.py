@@ -5,7 +5,9 @@
 - compose/keys/trainers/trainer-N.json: fresh accounts, encrypted with the password in compose/keys/password
   (the bootstrap step funds them on the development chain);
 - compose/env/sponsor.env and compose/env/aggregator.env: keys of Anvil's public development accounts 0 and 1,
-  which the compose chain funds at start. For a real chain, write these files with your own keys instead.
+  which the compose chain funds at start. For a real chain, write these files with your own keys instead;
+- compose/env/postgres.env: a random password of the index database (POSTGRES_PASSWORD for the server,
+  PGPASSWORD for the backend), kept across runs.
 Nothing here is baked into an image; compose/keys and compose/env are git-ignored.
 """
 
@@ -46,6 +48,11 @@ def main() -> None:
     (env / "aggregator.env").write_text(
         f"FLCHAIN_AGGREGATOR_KEY={dev_account(1).key.hex()}\nFLCHAIN_AGGREGATOR_ADDRESS={dev_account(1).address}\n"
     )
+    postgres_env = env / "postgres.env"
+    if not postgres_env.exists():
+        db_password = secrets.token_urlsafe(24)
+        postgres_env.write_text(f"POSTGRES_PASSWORD={db_password}\nPGPASSWORD={db_password}\n")
+        postgres_env.chmod(0o600)
     print(f"wrote {keys} and {env}")
 
 

@@ -3,6 +3,7 @@
 #   .venv/          Python 3.11 virtual environment with flchain (editable) and its dev extras, torch pinned
 #   .venv-slither/  Slither (slither-analyzer, pinned) for `make lint`; its own venv because it pins web3 < 8
 #   node_modules/   Anvil + cast (Foundry), solc-js, OpenZeppelin Contracts, js-ipfs, playwright-core
+#   system (apt, as root where apt-get exists): Debian's postgresql server for the PostgreSQL tests, chromium
 # Re-running it only installs what is missing or changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,11 +49,27 @@ npm_install .
 # js-ipfs: a local daemon speaking Kubo's RPC API (no Kubo binary can be installed here)
 npm_install toolchain/ipfs
 
-if [ "${FLCHAIN_BROWSER:-auto}" != "skip" ] && ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing Debian chromium for the dashboard browser test"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || echo "setup: chromium could not be installed; browser tests will be skipped"
+APT_UPDATED=0
+apt_install() {  # apt_install WHAT PACKAGE...: quiet apt-get install as root; false when apt cannot be used here
+  local what=$1; shift
+  if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
+    return 1
   fi
+  echo "setup: installing Debian $what"
+  if [ "$APT_UPDATED" = "0" ]; then
+    apt-get update -qq && APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# PostgreSQL server binaries (Debian: /usr/lib/postgresql/<major>/bin): tests start a throwaway server with them
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null 2>&1; then
+  apt_install "postgresql (server for the PostgreSQL tests)" postgresql \
+    || echo "setup: PostgreSQL could not be installed (needs root and apt-get); the PostgreSQL tests will be skipped"
+fi
+
+if [ "${FLCHAIN_BROWSER:-auto}" != "skip" ] && ! command -v chromium >/dev/null 2>&1; then
+  apt_install "chromium for the dashboard browser test" chromium \
+    || echo "setup: chromium could not be installed; browser tests will be skipped"
 fi
 echo "setup: done"

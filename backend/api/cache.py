@@ -2,22 +2,26 @@
 
 The API only reads; the indexer writes (event batches with their checkpoint, score-report enrichment, wipes), in
 this process or another one. The checkpoint alone does not version the data (enrichment commits without moving
-it), but SQLite's `PRAGMA data_version`, read on a connection of its own, changes whenever any other connection
-commits to the file. While it is unchanged, a GET under /api/ is answered again with the bytes it got last time;
-when it moves, every entry is dropped. A database without such a version (PostgreSQL, in-memory SQLite) gets no
-cache: `data_version_of` returns None.
-
-The middleware sits inside the metrics and CORS middlewares: a hit is timed, labelled with its route template and
-given CORS headers like any other response. Only 200 responses are stored, so every error is computed afresh.
+it), so the cache asks the database itself, on a connection of its own, before answering from memory:
+- SQLite: `PRAGMA data_version` changes whenever any other connection commits to the file.
+- PostgreSQL: `pg_current_snapshot()` (xmin:xmax:in-progress xids). A transaction that writes gets an xid, which
+  moves xmax or sits in the in-progress list until it ends, so no writing transaction can commit between two
+  equal snapshots. The snapshot covers the whole server: a write to another database there also drops the cache
+  (needless work, never a stale answer).
+While the version is unchanged, a GET under /api/ is answered again with the bytes it got last time; when it moves,
+every entry is dropped. A database without such a version (in-memory SQLite, others) gets no cache:
+`data_version_of` returns None. The version is read before the response is computed, so a stored response is
+never older than its version.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,9 +57,65 @@ class SqliteDataVersion:
         self._connection.close()
 
 
-def data_version_of(engine: Engine) -> SqliteDataVersion | None:
-    """The data version of `engine`'s database: a SQLite file; None for anything else (no cache)."""
+class PostgresDataVersion:
+    """A counter that moves whenever PostgreSQL's current snapshot differs from the last one read.
+
+    Its own autocommit connection (never in the API's pool); a broken connection bypasses the cache (None) and is
+    reopened at most every `RECONNECT_S` seconds, so a database outage cannot stall every request on connecting.
+    """
+
+    RECONNECT_S = 5.0
+    TIMEOUT_MS = 2_000
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Any = None
+        self._last_snapshot: str | None = None
+        self._counter = 0
+        self._retry_at = 0.0
+
+    def _connect(self) -> Any:
+        dialect = self._engine.dialect
+        args, kwargs = dialect.create_connect_args(self._engine.url)
+        options = f"{kwargs.get('options', '')} -c statement_timeout={self.TIMEOUT_MS}".strip()
+        kwargs = {**kwargs, "options": options, "connect_timeout": kwargs.get("connect_timeout", 2)}
+        connection = dialect.loaded_dbapi.connect(*args, **kwargs)
+        connection.autocommit = True
+        return connection
+
+    def current(self) -> int | None:
+        if self._connection is None:
+            if time.monotonic() < self._retry_at:
+                return None
+            try:
+                self._connection = self._connect()
+            except self._engine.dialect.loaded_dbapi.Error as e:
+                self._retry_at = time.monotonic() + self.RECONNECT_S
+                logger.warning("response cache bypassed: cannot connect to read the snapshot: %s", e)
+                return None
+        try:
+            cursor = self._connection.execute("SELECT pg_current_snapshot()::text")
+            snapshot = str(cursor.fetchone()[0])
+        except self._engine.dialect.loaded_dbapi.Error as e:
+            logger.warning("response cache bypassed: cannot read the database snapshot: %s", e)
+            self.close()
+            return None
+        if snapshot != self._last_snapshot:
+            self._last_snapshot = snapshot
+            self._counter += 1
+        return self._counter
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def data_version_of(engine: Engine) -> SqliteDataVersion | PostgresDataVersion | None:
+    """The data version of `engine`'s database: a SQLite file or PostgreSQL; None for anything else (no cache)."""
     url = engine.url
+    if url.get_backend_name() == "postgresql":
+        return PostgresDataVersion(engine)
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.query:
         return None
     return SqliteDataVersion(url.database)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from backend.db.types import Uint
+from backend.db.types import SafeString, SafeText, Uint, ascii_string
 
-ADDRESS = String(42)
-HEX32 = String(66)
+ADDRESS = ascii_string(42)  # EIP-55 checksummed; byte order on every database
+HEX32 = ascii_string(66)
+TEXT = SafeText()  # free text from the chain or IPFS (CIDs, reasons, errors)
 
 
 class Base(DeclarativeBase):
@@ -63,7 +64,7 @@ class Task(Base):
     max_total_slash_bps: Mapped[int] = mapped_column(Integer)
     model_spec_hash: Mapped[str] = mapped_column(HEX32)
     initial_model_digest: Mapped[str] = mapped_column(HEX32)
-    initial_model_cid: Mapped[str] = mapped_column(Text)
+    initial_model_cid: Mapped[str] = mapped_column(TEXT)
     aggregators: Mapped[list[str]] = mapped_column(JSON)
     pool_wei: Mapped[int] = mapped_column(Uint, default=0)
     owed_wei: Mapped[int] = mapped_column(Uint, default=0)
@@ -109,7 +110,7 @@ class Round(Base):
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.task_id"), primary_key=True)
     round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     base_model_digest: Mapped[str] = mapped_column(HEX32)
-    base_model_cid: Mapped[str] = mapped_column(Text)
+    base_model_cid: Mapped[str] = mapped_column(TEXT)
     eval_commitment: Mapped[str] = mapped_column(HEX32)
     commit_deadline: Mapped[int] = mapped_column(BigInteger)
     reveal_deadline: Mapped[int] = mapped_column(BigInteger)
@@ -119,10 +120,10 @@ class Round(Base):
     submissions: Mapped[int] = mapped_column(Integer, default=0)  # reveals
     finalized: Mapped[bool] = mapped_column(Boolean, default=False)
     new_model_digest: Mapped[str | None] = mapped_column(HEX32)
-    new_model_cid: Mapped[str | None] = mapped_column(Text)
+    new_model_cid: Mapped[str | None] = mapped_column(TEXT)
     report_digest: Mapped[str | None] = mapped_column(HEX32)
-    report_cid: Mapped[str | None] = mapped_column(Text)
-    eval_cid: Mapped[str | None] = mapped_column(Text)
+    report_cid: Mapped[str | None] = mapped_column(TEXT)
+    eval_cid: Mapped[str | None] = mapped_column(TEXT)
     payout_root: Mapped[str | None] = mapped_column(HEX32)
     payout_total_wei: Mapped[int] = mapped_column(Uint, default=0)
     claimed_wei: Mapped[int] = mapped_column(Uint, default=0)
@@ -140,7 +141,7 @@ class ReportFetch(Base):
     task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(TEXT)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
 
@@ -152,11 +153,11 @@ class RoundReport(Base):
 
     task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    aggregation_rule: Mapped[str] = mapped_column(String(64))
+    aggregation_rule: Mapped[str] = mapped_column(SafeString(64))
     accepted: Mapped[int] = mapped_column(Integer)
     rejected: Mapped[int] = mapped_column(Integer)
     budget_wei: Mapped[int] = mapped_column(Uint)
-    payout_tree_cid: Mapped[str] = mapped_column(Text)
+    payout_tree_cid: Mapped[str] = mapped_column(TEXT)
     val_loss_before: Mapped[float | None] = mapped_column(Float)
     val_accuracy_before: Mapped[float | None] = mapped_column(Float)
     val_loss_after: Mapped[float | None] = mapped_column(Float)
@@ -188,7 +189,7 @@ class Submission(Base):
     round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     trainer: Mapped[str] = mapped_column(ADDRESS, primary_key=True, index=True)
     digest: Mapped[str] = mapped_column(HEX32)
-    cid: Mapped[str] = mapped_column(Text)
+    cid: Mapped[str] = mapped_column(TEXT)
     num_samples: Mapped[int] = mapped_column(Uint)
     block_number: Mapped[int] = mapped_column(BigInteger)
     tx_hash: Mapped[str] = mapped_column(HEX32)
@@ -240,7 +241,7 @@ class SlashRecord(Base):
     trainer: Mapped[str] = mapped_column(ADDRESS)
     amount_wei: Mapped[int] = mapped_column(Uint)
     reason_code: Mapped[int] = mapped_column(Integer)
-    evidence_cid: Mapped[str] = mapped_column(Text)
+    evidence_cid: Mapped[str] = mapped_column(TEXT)
     block_number: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (Index("ix_slashes_trainer_task", "trainer", "task_id", "block_number", "log_index"),)
@@ -255,10 +256,10 @@ class ScoreEntry(Base):
     round: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     account: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
     digest: Mapped[str] = mapped_column(HEX32)
-    cid: Mapped[str] = mapped_column(Text)
+    cid: Mapped[str] = mapped_column(TEXT)
     num_samples: Mapped[int] = mapped_column(Uint)
     status: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(TEXT)
     update_norm: Mapped[float | None] = mapped_column(Float)
     loss_before: Mapped[float | None] = mapped_column(Float)
     loss_after: Mapped[float | None] = mapped_column(Float)

@@ -1,4 +1,4 @@
-"""Engines and sessions: SQLite file (WAL, foreign keys) by default, PostgreSQL by URL."""
+"""Engines and sessions: SQLite file (WAL, foreign keys) by default, PostgreSQL by URL (postgresql+psycopg://…)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.schema import CreateIndex
 
-from backend.db.models import Base
+from backend.db.migrate import upgrade_schema
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -36,12 +35,8 @@ def make_engine(database_url: str) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create every table and every index that does not exist yet (an index added to an existing table too)."""
-    Base.metadata.create_all(engine)
-    with engine.begin() as connection:
-        for table in Base.metadata.sorted_tables:
-            for index in table.indexes:
-                connection.execute(CreateIndex(index, if_not_exists=True))
+    """Create or upgrade the schema to the newest migration (see backend.db.migrate); safe at every start."""
+    upgrade_schema(engine)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

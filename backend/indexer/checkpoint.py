@@ -33,8 +33,10 @@ class ChainIdentity:
     deploy_block: int
 
 
-def load_checkpoint(session: Session) -> Checkpoint | None:
-    return session.get(Checkpoint, CHECKPOINT_ID)
+def load_checkpoint(session: Session, *, for_update: bool = False) -> Checkpoint | None:
+    """The checkpoint row; `for_update` locks it until the transaction ends (PostgreSQL: a second indexer waits,
+    then sees the moved checkpoint; SQLite serializes writers anyway)."""
+    return session.get(Checkpoint, CHECKPOINT_ID, with_for_update=True if for_update else None)
 
 
 def initial_checkpoint(identity: ChainIdentity) -> Checkpoint:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 from pydantic import ValidationError
 
 from backend.indexer.errors import ReportInvalid, ReportUnavailable
@@ -22,6 +23,8 @@ from flchain.storage import ContentDigestMismatch, ContentTooLarge, InvalidCid, 
 
 ZERO_ROOT = "0x" + "00" * 32
 INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1  # INTEGER columns: 32 bits on PostgreSQL (SQLite would take 64)
+HEX32_PATTERN = re.compile(r"0x[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -93,11 +96,17 @@ def _check_report(report: RoundReport, c: RoundCommitment) -> None:
     for line in report.trainers:
         if not is_address(line.account):
             problems.append(f"account {line.account!r} is not an address")
-        ints = (line.num_samples, line.block_number, line.log_index, line.payout_index or 0, line.slash_bps)
-        if any(not 0 <= v <= INT64_MAX for v in ints) or not line.payout_wei.isdigit():
+        ints = (line.num_samples, line.block_number, line.log_index, line.payout_index or 0)
+        small = (line.slash_bps, line.slash_reason or 0)
+        if any(not 0 <= v <= INT64_MAX for v in ints) or any(not 0 <= v <= INT32_MAX for v in small):
             problems.append(f"line of {line.account} has out-of-range numbers")
+        if not line.payout_wei.isdigit() or not HEX32_PATTERN.fullmatch(line.digest):
+            problems.append(f"line of {line.account} has a malformed payout or digest")
+    counts = (report.aggregation.accepted, report.aggregation.rejected)
     if not 0 <= report.metrics.eval_samples <= INT64_MAX or not report.budget_wei.isdigit():
         problems.append("metrics or budget out of range")
+    if any(not 0 <= v <= INT32_MAX for v in counts):
+        problems.append(f"accepted/rejected counts {counts} out of range")
     if problems:
         raise ReportInvalid("invalid", f"report of task {c.task_id} round {c.round}: " + "; ".join(problems))
 

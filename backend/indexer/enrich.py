@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,7 +79,7 @@ def _record_failure(
     factory: sessionmaker[Session], c: RoundCommitment, status: str, error: str, policy: RetryPolicy, now: float
 ) -> None:
     with factory.begin() as session:
-        fetch = session.get(ReportFetch, (c.task_id, c.round))
+        fetch = session.get(ReportFetch, (c.task_id, c.round), with_for_update=True)
         if fetch is None or fetch.status == "ok":
             return
         fetch.attempts += 1
@@ -98,9 +98,9 @@ def _record_failure(
 
 def store_documents(session: Session, c: RoundCommitment, docs: RoundDocuments) -> None:
     """Write the report's lines, the round summary and the payout leaves; credit earnings; mark the fetch ok."""
-    fetch = session.get(ReportFetch, (c.task_id, c.round))
+    fetch = session.get(ReportFetch, (c.task_id, c.round), with_for_update=True)
     if fetch is None or fetch.status == "ok":
-        return  # another indexer stored it meanwhile
+        return  # another indexer stored it meanwhile (the row lock makes it wait for that one's commit)
     for table in (ScoreEntry, Payout, RoundReport):
         session.execute(delete(table).where(table.task_id == c.task_id, table.round == c.round))
     report = docs.report

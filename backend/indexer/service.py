@@ -131,7 +131,7 @@ class Indexer:
             raise ChainUnavailable(f"block {block_range.to_block} vanished while indexing it")
         new = 0
         with self.sessions.begin() as session:
-            checkpoint = load_checkpoint(session)
+            checkpoint = load_checkpoint(session, for_update=True)
             if checkpoint is None or checkpoint.block_number != block_range.from_block - 1:
                 raise CheckpointConflict(f"checkpoint moved while indexing {block_range}; another indexer runs")
             for ev in chain_events:

@@ -1,7 +1,8 @@
 """The dashboard API over a live indexer: every endpoint's content matches what happened on chain.
 
-Real Anvil, real IPFS daemon, SQLite file. The scenario (backend.scenario) creates a task, stakes four trainers,
-finalizes two rounds with score reports and payout trees on IPFS, records reputations, claims and slashes.
+Real Anvil, real IPFS daemon; a SQLite file, then a PostgreSQL database. The scenario (backend.scenario) creates
+a task, stakes four trainers, finalizes two rounds with score reports and payout trees on IPFS, records
+reputations, claims and slashes.
 """
 
 from __future__ import annotations
@@ -40,14 +41,14 @@ class Live:
 
 
 @pytest.fixture
-def live(anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path) -> Iterator[Live]:
+def live(anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path, database_url: str) -> Iterator[Live]:
     w3 = connect(anvil.rpc_url)
     scenario = run_scenario(w3, anvil.rpc_url, tmp_path / "deployment.json", IpfsClient(ipfs.api_url))
     settings = IndexerSettings(
         rpc_url=anvil.rpc_url,
         manifest_path=tmp_path / "deployment.json",
         ipfs_url=ipfs.api_url,
-        database_url=f"sqlite:///{tmp_path / 'index.sqlite3'}",
+        database_url=database_url,
         confirmations=0,
         batch_blocks=7,
     )
@@ -55,6 +56,7 @@ def live(anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path) -> Iterator[Live]:
     indexer.catch_up()
     with TestClient(create_app(indexer.sessions, indexer_status=indexer.status)) as client:
         yield Live(scenario, indexer, client, CoordinatorClient(w3, scenario.manifest.coordinator.address))
+    indexer.sessions.kw["bind"].dispose()
 
 
 def get(live: Live, url: str) -> dict:  # type: ignore[type-arg]

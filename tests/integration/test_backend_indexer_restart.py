@@ -1,4 +1,6 @@
-"""Indexer robustness on a real chain: restart mid-way, replay, SIGTERM, and a chain reset under the same DB."""
+"""Indexer robustness on a real chain: restart mid-way, replay, SIGTERM, and a chain reset under the same DB.
+
+Each test runs on SQLite files and on PostgreSQL databases (`databases`)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from backend.core.config import IndexerSettings
 from backend.db.models import Base, Checkpoint, RawEvent, Task
-from backend.indexer import service
+from backend.db.session import make_engine
+from backend.indexer import projector, service
 from backend.indexer.build import build_indexer
 from backend.indexer.errors import ChainChanged
 from backend.indexer.service import Indexer
@@ -24,16 +28,18 @@ from flchain.chain.client import connect
 from flchain.devnet.anvil import AnvilNode, start_anvil
 from flchain.devnet.ipfs import IpfsNode
 from flchain.storage import IpfsClient
+from tests.conftest import Databases
 
 pytestmark = pytest.mark.integration
 
 
 def settings_for(anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path, db: str, **extra: Any) -> IndexerSettings:
+    """Settings indexing into `db`: a database URL (each test's own, from the `databases` fixture)."""
     return IndexerSettings(
         rpc_url=anvil.rpc_url,
         manifest_path=tmp_path / "deployment.json",
         ipfs_url=ipfs.api_url,
-        database_url=f"sqlite:///{tmp_path / db}",
+        database_url=db,
         confirmations=0,
         batch_blocks=3,
         **extra,
@@ -54,16 +60,16 @@ def close(indexer: Indexer) -> None:
 
 
 def test_killed_and_restarted_indexer_ends_identical_to_an_uninterrupted_one(
-    anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, databases: Databases
 ) -> None:
     run_scenario(connect(anvil.rpc_url), anvil.rpc_url, tmp_path / "deployment.json", IpfsClient(ipfs.api_url))
-    reference = build_indexer(settings_for(anvil, ipfs, tmp_path, "reference.sqlite3"))
+    reference = build_indexer(settings_for(anvil, ipfs, tmp_path, databases.url("reference")))
     reference.catch_up()
 
-    first = build_indexer(settings_for(anvil, ipfs, tmp_path, "restarted.sqlite3"))
+    first = build_indexer(settings_for(anvil, ipfs, tmp_path, databases.url("restarted")))
     partial = first.run_once(max_batches=4)
     calls = {"n": 0}
-    real_apply = service.apply_event
+    real_apply = projector.apply_event
 
     def dying_apply(session: Any, ev: Any) -> bool:  # the process "dies" in the middle of the next batch
         calls["n"] += 1
@@ -76,7 +82,7 @@ def test_killed_and_restarted_indexer_ends_identical_to_an_uninterrupted_one(
         first.run_once()
     monkeypatch.setattr(service, "apply_event", real_apply)
     close(first)
-    second = build_indexer(settings_for(anvil, ipfs, tmp_path, "restarted.sqlite3"))
+    second = build_indexer(settings_for(anvil, ipfs, tmp_path, databases.url("restarted")))
     with second.sessions() as session:
         resumed_from = session.get(Checkpoint, 1)
     second.catch_up()
@@ -86,9 +92,11 @@ def test_killed_and_restarted_indexer_ends_identical_to_an_uninterrupted_one(
     assert dump_tables(second) == dump_tables(reference)
 
 
-def test_replaying_indexed_blocks_never_duplicates_a_row(anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path) -> None:
+def test_replaying_indexed_blocks_never_duplicates_a_row(
+    anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path, database_url: str
+) -> None:
     run_scenario(connect(anvil.rpc_url), anvil.rpc_url, tmp_path / "deployment.json", IpfsClient(ipfs.api_url))
-    indexer = build_indexer(settings_for(anvil, ipfs, tmp_path, "index.sqlite3"))
+    indexer = build_indexer(settings_for(anvil, ipfs, tmp_path, database_url))
     indexer.catch_up()
     before = dump_tables(indexer)
     with indexer.sessions.begin() as session:  # rewind the checkpoint: every block is read again
@@ -102,12 +110,14 @@ def test_replaying_indexed_blocks_never_duplicates_a_row(anvil: AnvilNode, ipfs:
         raw_events = len(session.scalars(select(RawEvent)).all())
     assert replay.events == 0 and raw_events == len(before["raw_events"]) > 20
     assert dump_tables(indexer) == before
+    close(indexer)
 
 
-def test_index_command_stops_cleanly_on_sigterm(anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path) -> None:
+def test_index_command_stops_cleanly_on_sigterm(
+    anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path, database_url: str
+) -> None:
     run_scenario(connect(anvil.rpc_url), anvil.rpc_url, tmp_path / "deployment.json", IpfsClient(ipfs.api_url))
     head = connect(anvil.rpc_url).eth.block_number
-    db = tmp_path / "cli.sqlite3"
     env = {**os.environ, "FLCHAIN_INDEXER_CONFIRMATIONS": "0", "FLCHAIN_INDEXER_POLL_INTERVAL_S": "0.2"}
     argv = [
         sys.executable,
@@ -119,13 +129,13 @@ def test_index_command_stops_cleanly_on_sigterm(anvil: AnvilNode, ipfs: IpfsNode
         "--rpc-url",
         anvil.rpc_url,
         "--database-url",
-        f"sqlite:///{db}",
+        database_url,
         "--ipfs-url",
         ipfs.api_url,
     ]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        indexed = _wait_for_checkpoint(db, head, timeout_s=60)
+        indexed = _wait_for_checkpoint(database_url, head, timeout_s=60)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)
     finally:
@@ -136,28 +146,30 @@ def test_index_command_stops_cleanly_on_sigterm(anvil: AnvilNode, ipfs: IpfsNode
     assert code == 0, proc.stdout.read().decode() if proc.stdout else ""
 
 
-def _wait_for_checkpoint(db: Path, block: int, timeout_s: float) -> int | None:
-    import sqlite3
-
+def _wait_for_checkpoint(database_url: str, block: int, timeout_s: float) -> int | None:
+    engine = make_engine(database_url)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if db.exists():
+    try:
+        while time.monotonic() < deadline:
             try:
-                row = sqlite3.connect(db).execute("SELECT block_number FROM checkpoint").fetchone()
-            except sqlite3.OperationalError:
-                row = None
-            if row is not None and row[0] >= block:
-                return int(row[0])
-        time.sleep(0.1)
+                with engine.connect() as connection:
+                    number = connection.execute(select(Checkpoint.block_number)).scalar()
+            except (OperationalError, ProgrammingError):  # no checkpoint table yet (SQLite, PostgreSQL)
+                number = None
+            if number is not None and number >= block:
+                return int(number)
+            time.sleep(0.1)
+    finally:
+        engine.dispose()
     return None
 
 
 def test_chain_reset_under_the_same_database_is_refused_or_reindexed_on_request(
-    anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path
+    anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path, database_url: str
 ) -> None:
     storage = IpfsClient(ipfs.api_url)
     run_scenario(connect(anvil.rpc_url), anvil.rpc_url, tmp_path / "deployment.json", storage)
-    old = build_indexer(settings_for(anvil, ipfs, tmp_path, "index.sqlite3"))
+    old = build_indexer(settings_for(anvil, ipfs, tmp_path, database_url))
     old.catch_up()
     before = dump_tables(old)
     close(old)
@@ -165,10 +177,11 @@ def test_chain_reset_under_the_same_database_is_refused_or_reindexed_on_request(
     fresh = start_anvil(tmp_path / "anvil-restarted.log", port=anvil.port)
     try:
         run_scenario(connect(fresh.rpc_url), fresh.rpc_url, tmp_path / "deployment.json", storage)
-        refused = build_indexer(settings_for(fresh, ipfs, tmp_path, "index.sqlite3"))
+        refused = build_indexer(settings_for(fresh, ipfs, tmp_path, database_url))
         with pytest.raises(ChainChanged, match="chain reset or replaced"):
             refused.run_once()
         untouched = dump_tables(refused)
+        close(refused)
         cli = subprocess.run(
             [
                 sys.executable,
@@ -180,7 +193,7 @@ def test_chain_reset_under_the_same_database_is_refused_or_reindexed_on_request(
                 "--rpc-url",
                 fresh.rpc_url,
                 "--database-url",
-                f"sqlite:///{tmp_path / 'index.sqlite3'}",
+                database_url,
                 "--ipfs-url",
                 ipfs.api_url,
             ],
@@ -189,7 +202,7 @@ def test_chain_reset_under_the_same_database_is_refused_or_reindexed_on_request(
             timeout=60,
             env={**os.environ, "FLCHAIN_INDEXER_CONFIRMATIONS": "0"},
         )
-        reset = build_indexer(settings_for(fresh, ipfs, tmp_path, "index.sqlite3", reset_on_chain_change=True))
+        reset = build_indexer(settings_for(fresh, ipfs, tmp_path, database_url, reset_on_chain_change=True))
         reset.catch_up()
         after = dump_tables(reset)
     finally:
@@ -203,3 +216,4 @@ def test_chain_reset_under_the_same_database_is_refused_or_reindexed_on_request(
     assert len(after["raw_events"]) == len(before["raw_events"])
     with reset.sessions() as session:
         assert [t.task_id for t in session.scalars(select(Task))] == [1]
+    close(reset)

@@ -1,4 +1,4 @@
-"""API parameter validation, pagination bounds and read queries on an in-memory SQLite."""
+"""API parameter validation, pagination bounds and read queries on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.api.deps import MAX_LIMIT, MAX_OFFSET, InvalidAddress, parse_address
@@ -23,8 +22,8 @@ CHECKSUMMED = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 
 
 @pytest.fixture
-def sessions() -> Iterator[sessionmaker[Session]]:
-    engine = make_engine("sqlite://")
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
     init_db(engine)
     factory = session_factory(engine)
     with factory.begin() as session:
@@ -178,17 +177,3 @@ def test_proofs_flag_claimed_leaves_and_filter_unclaimed(sessions: sessionmaker[
     ]
     assert [(p["task_id"], p["round"]) for p in unclaimed["items"]] == [(1, 2), (2, 1)] and unclaimed["total"] == 2
     assert [(p["task_id"], p["round"]) for p in one["items"]] == [(1, 2)] and one["total"] == 1
-
-
-def test_init_db_adds_an_index_missing_from_an_existing_database() -> None:
-    engine = make_engine("sqlite://")
-    init_db(engine)
-    with engine.begin() as connection:
-        connection.execute(text("DROP INDEX ix_payouts_account_task_leaf"))
-    dropped = {ix["name"] for ix in inspect(engine).get_indexes("payouts")}
-
-    init_db(engine)
-
-    assert "ix_payouts_account_task_leaf" not in dropped
-    assert "ix_payouts_account_task_leaf" in {ix["name"] for ix in inspect(engine).get_indexes("payouts")}
-    engine.dispose()

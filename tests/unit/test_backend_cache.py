@@ -1,22 +1,28 @@
 """The response cache: byte-identical answers, dropped on any commit by another connection, bounded, errors never
-stored, hits labelled in the metrics like the requests they repeat. A SQLite file, as the cache needs one."""
+stored, hits labelled in the metrics like the requests they repeat. On a SQLite file and on PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.api.cache import CachedResponse, ResponseCache, SqliteDataVersion, data_version_of
+from backend.api.cache import (
+    CachedResponse,
+    PostgresDataVersion,
+    ResponseCache,
+    SqliteDataVersion,
+    data_version_of,
+)
 from backend.api.main import create_app
 from backend.db.models import ReportFetch, Round, Trainer
 from backend.db.session import init_db, make_engine, session_factory
 from backend.indexer.projector import apply_event
+from tests.conftest import Databases
 from tests.unit.test_backend_indexer import ALICE, ALICE_CS, BOB, ev, task_created
 
 H32 = "0x" + "ab" * 32
@@ -51,8 +57,8 @@ class Setup:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[Setup]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'index.sqlite3'}")
+def setup(database_url: str) -> Iterator[Setup]:
+    engine = make_engine(database_url)
     init_db(engine)
     factory = session_factory(engine)
     with factory.begin() as session:
@@ -211,8 +217,8 @@ def test_a_response_larger_than_a_sixteenth_of_the_budget_is_not_stored() -> Non
     assert cache.get(("/api/big", b"")) is None and cache.get(("/api/small", b"")) is not None
 
 
-def test_an_unreadable_version_bypasses_the_cache(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'index.sqlite3'}")
+def test_an_unreadable_version_bypasses_the_cache(database_url: str) -> None:
+    engine = make_engine(database_url)
     init_db(engine)
     with session_factory(engine).begin() as session:
         apply_event(session, task_created())
@@ -224,9 +230,46 @@ def test_an_unreadable_version_bypasses_the_cache(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_only_a_sqlite_file_has_a_data_version(tmp_path: Path) -> None:
-    version = data_version_of(make_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}"))
+def test_a_sqlite_file_and_postgresql_have_a_data_version_in_memory_sqlite_has_none(databases: Databases) -> None:
+    engine = make_engine(databases.url())
+    version = data_version_of(engine)
 
     assert data_version_of(make_engine("sqlite://")) is None
-    assert isinstance(version, SqliteDataVersion) and isinstance(version.current(), int)
+    expected = SqliteDataVersion if databases.kind == "sqlite" else PostgresDataVersion
+    assert isinstance(version, expected) and isinstance(version.current(), int)
     version.close()
+    engine.dispose()
+
+
+def test_a_write_in_progress_when_a_response_was_cached_is_seen_once_it_commits(setup: Setup) -> None:
+    """The snapshot case a PostgreSQL counter could miss: the writer began (and got its xid) before the cached read,
+    and commits after it without any other transaction starting."""
+    writer = session_factory(setup.engine)()
+    writer.execute(update(Trainer).where(Trainer.address == ALICE_CS).values(stake_wei=777))
+    writer.flush()
+    before = setup.cached.get(f"/api/trainers/{ALICE}").json()
+    again = setup.cached.get(f"/api/trainers/{ALICE}").json()
+    writer.commit()
+    writer.close()
+    after = setup.cached.get(f"/api/trainers/{ALICE}").json()
+
+    assert before["tasks"][0]["stake_wei"] == again["tasks"][0]["stake_wei"] == "300"
+    assert after["tasks"][0]["stake_wei"] == "777"
+
+
+def test_a_lost_postgresql_version_connection_bypasses_the_cache_then_recovers(databases: Databases) -> None:
+    if databases.kind != "postgresql":
+        pytest.skip("PostgreSQL's version connection")
+    engine = make_engine(databases.url())
+    version = PostgresDataVersion(engine)
+    first = version.current()
+    with engine.connect() as admin:  # the server drops the connection (restart, idle timeout, …)
+        admin.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND datname = current_database()")
+    lost = version.current()
+    version.RECONNECT_S = 0.0
+    recovered = version.current()
+
+    assert isinstance(first, int) and lost is None and isinstance(recovered, int)
+    version.close()
+    engine.dispose()

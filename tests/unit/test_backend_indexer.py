@@ -1,4 +1,4 @@
-"""Indexer logic on an in-memory SQLite: event projection, idempotency, exact amounts, report enrichment."""
+"""Indexer logic on SQLite and PostgreSQL: event projection, idempotency, exact amounts, report enrichment."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backend.db.models import Commitment, Payout, RawEvent, ReportFetch, Round, ScoreEntry, Task, Trainer
+from backend.db.models import Commitment, Payout, RawEvent, ReportFetch, Round, ScoreEntry, Submission, Task, Trainer
 from backend.db.session import init_db, make_engine, session_factory
 from backend.indexer.enrich import RetryPolicy, enrich_due
 from backend.indexer.projector import apply_event
@@ -26,8 +26,8 @@ ALICE_CS = "0xaAaAaAaaAaAaAaaAaAAAAAAAAaaaAaAaAaaAaaAa"
 
 
 @pytest.fixture
-def sessions() -> Iterator[sessionmaker[Session]]:
-    engine = make_engine("sqlite://")
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
     init_db(engine)
     yield session_factory(engine)
     engine.dispose()
@@ -214,7 +214,7 @@ def make_documents(storage: InMemoryStorage) -> tuple[bytes, str, StandardMerkle
     """A report (with a NaN score, as a careless aggregator could publish) and its payout tree, stored."""
     tree = StandardMerkleTree.of([(1, 1, 0, ALICE, 600), (1, 1, 1, BOB, 100)], PAYOUT_LEAF_ENCODING)
     tree_cid = storage.add(json.dumps(tree.dump()).encode())
-    line = dict(
+    line: dict[str, Any] = dict(
         digest="0x" + "05" * 32,
         cid="bafka",
         num_samples=10,
@@ -321,3 +321,37 @@ def test_a_report_whose_tree_does_not_match_the_chain_root_is_invalid(sessions: 
         fetch = session.get(ReportFetch, (1, 1))
         assert session.scalars(select(Payout)).all() == []
     assert fetch is not None and fetch.status == "invalid" and "payout_root" in (fetch.error or "")
+
+
+def test_a_cid_with_a_nul_character_is_indexed_on_every_database(sessions: sessionmaker[Session]) -> None:
+    """PostgreSQL text cannot hold NUL; a trainer's hostile CID must not stall the indexer there."""
+    hostile = ev(
+        "UpdateRevealed", 5, taskId=1, round=1, trainer=ALICE, updateDigest=b"\x05" * 32, cid="baf\x00k", numSamples=1
+    )
+
+    stored = apply_all(sessions, [*story()[:8], hostile])  # up to the three commitments, then the hostile reveal
+
+    with sessions() as session:
+        cids = session.scalars(select(Submission.cid)).all()
+        raw = session.get(RawEvent, (hostile.tx_hash, hostile.log_index))
+    assert all(stored) and cids == ["baf\ufffdk"]
+    assert raw is not None and raw.args["cid"] == "baf\x00k"  # the raw event keeps the exact value
+
+
+@pytest.mark.parametrize("field", ["slash_bps", "slash_reason"])
+def test_a_report_with_numbers_beyond_32_bits_is_invalid_not_a_stuck_retry(
+    sessions: sessionmaker[Session], field: str
+) -> None:
+    storage = InMemoryStorage()
+    data, root, _ = make_documents(storage)
+    document = json.loads(data)
+    document["trainers"][0][field] = 2**40
+    data = json.dumps(document).encode()
+    cid = storage.add(data)
+    apply_all(sessions, [*story(), finalized(6, cid, hashlib.sha256(data).digest(), root, 700)])
+
+    stored = enrich_due(sessions, storage, RetryPolicy(), now=0.0)
+
+    with sessions() as session:
+        fetch = session.get(ReportFetch, (1, 1))
+    assert stored == 0 and fetch is not None and fetch.status == "invalid" and "out-of-range" in (fetch.error or "")

@@ -88,3 +88,14 @@ def test_no_secret_is_written_into_the_compose_file_or_images() -> None:
     assert "PRIVATE_KEY=" not in text and "0xac0974bec39a17e36ba4a6b4d238ff944bacb478" not in text.lower()
     ignored = (REPO_ROOT / ".dockerignore").read_text()
     assert "*.keystore.json" in ignored and "compose/keys" in ignored
+
+
+def test_backend_indexes_into_the_postgres_service_without_a_password_in_the_file() -> None:
+    services = _config()["services"]
+    assert isinstance(services, dict)
+    backend, postgres = services["backend"], services["postgres"]
+    url = backend["environment"]["FLCHAIN_API_DATABASE_URL"]
+
+    assert postgres["image"].startswith("postgres:") and "healthcheck" in postgres
+    assert backend["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert url.startswith("postgresql+psycopg://flchain@postgres:") and ":" not in url.split("//")[1].split("@")[0]
