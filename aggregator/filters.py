@@ -43,7 +43,7 @@ from; `R`'s bits are cached for the model size in use (`aggregator.sketch`), not
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -215,14 +215,38 @@ def _distinct(usable: list[int], digests: Sequence[bytes]) -> list[int]:
     return out
 
 
+_VANISHING = 1e-9
+"""A centered unit direction with squared length below this is rounding noise (every distinct update parallel)."""
+
+
+def _direct_centered_units(rows: NDArray[np.float64], norms: NDArray[np.float64], distinct: list[int]
+                           ) -> NDArray[np.float64]:
+    """Centered unit vectors computed from the vectors themselves, for rounds whose centered directions vanish:
+    their cosines are rounding noise, and this reproduces the noise the filters have always reported."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        units = np.where(norms[:, None] > 0, rows / norms[:, None], 0.0)
+    return np.asarray(units - units[distinct].mean(axis=0), dtype=np.float64)
+
+
+def _direct_cosines(vectors: NDArray[np.float64]) -> NDArray[np.float64]:
+    lengths = np.linalg.norm(vectors, axis=1)
+    outer = np.outer(lengths, lengths)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(outer > 0, (vectors @ vectors.T) / outer, 0.0)
+
+
 def _pair_cosines(gram: NDArray[np.float64], norms: NDArray[np.float64], distinct: list[int],
-                  config: FilterConfig) -> NDArray[np.float64]:
-    """Cosines between (centered, see the module docstring) directions from the Gram matrix of the rows."""
+                  config: FilterConfig, rows: Callable[[], NDArray[np.float64]] | None) -> NDArray[np.float64]:
+    """Cosines between (centered, see the module docstring) directions from the Gram matrix of the rows; from
+    the `rows` themselves (when given) if a centered direction vanishes."""
     if not config.center_near_duplicates:
         return cosines(gram)
     if len(distinct) < 3:
         return np.zeros_like(gram)
-    return cosines(centered_gram(gram, norms, distinct))
+    centered = centered_gram(gram, norms, distinct)
+    if rows is not None and np.any(np.diag(centered) < _VANISHING):
+        return _direct_cosines(_direct_centered_units(rows(), norms, distinct))
+    return cosines(centered)
 
 
 def _similarity(
@@ -250,7 +274,10 @@ def _similarity(
         picked = scanned.sketches[usable] / np.sqrt(config.sketch_dim)
         gram = picked @ picked.T
     relative = relative_distances(gram, true_norms)
-    pair_cosines = _pair_cosines(gram, true_norms, distinct, config)
+    def direct() -> NDArray[np.float64]:
+        return np.asarray(np.asarray(rows)[usable], dtype=np.float64)
+
+    pair_cosines = _pair_cosines(gram, true_norms, distinct, config, direct if scanned.gram is not None else None)
     if scanned.gram is None:
         _refine_candidates(rows, usable, distinct, true_norms, pair_cosines, relative, config)
     index = np.ix_(usable, usable)
@@ -291,11 +318,24 @@ def _refine_candidates(
     exact_cosines = cosines(gram) if not config.center_near_duplicates else None
     if centered:
         exact_cosines = cosines(centered_on_last(gram, norms[involved]))
+        if np.any(np.diag(centered_on_last(gram, norms[involved])) < _VANISHING):
+            exact_cosines = _vanishing_pairs(source, usable, distinct, norms, involved)
     for a, b in zip(first.tolist(), second.tolist(), strict=True):
         p, q = at[a], at[b]
         relative[a, b] = relative[b, a] = exact_relative[p, q]
         if exact_cosines is not None:
             pair_cosines[a, b] = pair_cosines[b, a] = exact_cosines[p, q]
+
+
+def _vanishing_pairs(source: NDArray[np.generic], usable: list[int], distinct: list[int],
+                     norms: NDArray[np.float64], involved: NDArray[np.intp]) -> NDArray[np.float64]:
+    """Exact centered cosines among the `involved` rows, computed from the vectors (see `_direct_centered_units`)."""
+    units = _direct_centered_units(np.asarray(source[usable], dtype=np.float64), norms, distinct)[involved]
+    out = np.zeros((involved.size, involved.size))
+    for p in range(involved.size):
+        for q in range(p + 1, involved.size):
+            out[p, q] = out[q, p] = _cosine(units[p], units[q])
+    return out
 
 
 def _copy_verdict(
