@@ -141,3 +141,19 @@ def centered_on_last(gram: NDArray[np.float64], norms: NDArray[np.float64]) -> N
     units = gram[:m, :m] * inverse[:, None] * inverse[None, :]
     to_center = gram[:m, m] * inverse
     return np.asarray(units - to_center[:, None] - to_center[None, :] + gram[m, m], dtype=np.float64)
+
+
+def direct_centered_units(rows: NDArray[np.float64], norms: NDArray[np.float64], distinct: list[int]
+                           ) -> NDArray[np.float64]:
+    """Centered unit vectors computed from the vectors themselves, for rounds whose centered directions vanish:
+    their cosines are rounding noise, and this reproduces the noise the filters have always reported."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        units = np.where(norms[:, None] > 0, rows / norms[:, None], 0.0)
+    return np.asarray(units - units[distinct].mean(axis=0), dtype=np.float64)
+
+
+def direct_cosines(vectors: NDArray[np.float64]) -> NDArray[np.float64]:
+    lengths = np.linalg.norm(vectors, axis=1)
+    outer = np.outer(lengths, lengths)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(outer > 0, (vectors @ vectors.T) / outer, 0.0)

@@ -50,7 +50,16 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from aggregator.filter_scan import ScanResult, centered_gram, centered_on_last, cosines, relative_distances, scan
+from aggregator.filter_scan import (
+    ScanResult,
+    centered_gram,
+    centered_on_last,
+    cosines,
+    direct_centered_units,
+    direct_cosines,
+    relative_distances,
+    scan,
+)
 from aggregator.rules.common import Matrix
 from aggregator.sketch import SKETCH_BLOCK, SKETCH_CACHE_BLOCKS, projection_block, sketch
 
@@ -219,22 +228,6 @@ _VANISHING = 1e-9
 """A centered unit direction with squared length below this is rounding noise (every distinct update parallel)."""
 
 
-def _direct_centered_units(rows: NDArray[np.float64], norms: NDArray[np.float64], distinct: list[int]
-                           ) -> NDArray[np.float64]:
-    """Centered unit vectors computed from the vectors themselves, for rounds whose centered directions vanish:
-    their cosines are rounding noise, and this reproduces the noise the filters have always reported."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        units = np.where(norms[:, None] > 0, rows / norms[:, None], 0.0)
-    return np.asarray(units - units[distinct].mean(axis=0), dtype=np.float64)
-
-
-def _direct_cosines(vectors: NDArray[np.float64]) -> NDArray[np.float64]:
-    lengths = np.linalg.norm(vectors, axis=1)
-    outer = np.outer(lengths, lengths)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(outer > 0, (vectors @ vectors.T) / outer, 0.0)
-
-
 def _pair_cosines(gram: NDArray[np.float64], norms: NDArray[np.float64], distinct: list[int],
                   config: FilterConfig, rows: Callable[[], NDArray[np.float64]] | None) -> NDArray[np.float64]:
     """Cosines between (centered, see the module docstring) directions from the Gram matrix of the rows; from
@@ -245,7 +238,7 @@ def _pair_cosines(gram: NDArray[np.float64], norms: NDArray[np.float64], distinc
         return np.zeros_like(gram)
     centered = centered_gram(gram, norms, distinct)
     if rows is not None and np.any(np.diag(centered) < _VANISHING):
-        return _direct_cosines(_direct_centered_units(rows(), norms, distinct))
+        return direct_cosines(direct_centered_units(rows(), norms, distinct))
     return cosines(centered)
 
 
@@ -329,8 +322,8 @@ def _refine_candidates(
 
 def _vanishing_pairs(source: NDArray[np.generic], usable: list[int], distinct: list[int],
                      norms: NDArray[np.float64], involved: NDArray[np.intp]) -> NDArray[np.float64]:
-    """Exact centered cosines among the `involved` rows, computed from the vectors (see `_direct_centered_units`)."""
-    units = _direct_centered_units(np.asarray(source[usable], dtype=np.float64), norms, distinct)[involved]
+    """Exact centered cosines among the `involved` rows, computed from the vectors (see `direct_centered_units`)."""
+    units = direct_centered_units(np.asarray(source[usable], dtype=np.float64), norms, distinct)[involved]
     out = np.zeros((involved.size, involved.size))
     for p in range(involved.size):
         for q in range(p + 1, involved.size):
