@@ -1,0 +1,129 @@
+"""Non-scoring aggregator compute (filters + aggregation + outer step) against the number of trainers and the model.
+
+Times `filter_round`, `aggregate` (the default rule, centered clipping) and `outer_step` on random float32
+updates, and with `--reference` also the previous filters (tests/unit/filters_reference.py) on the same inputs,
+so before and after are measured side by side under the same machine load. Saves JSON, a Markdown table and a
+PNG under docs/benchmarks/ (filters.*). Wall-clock and process CPU time are both kept; the load average is saved.
+
+    PYTHONPATH=. .venv/bin/python scripts/bench_filters.py --reference
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+from aggregator.filters import SubmissionMeta, filter_round
+from aggregator.outer import OuterConfig, OuterState, outer_step
+from aggregator.rules import DEFAULT_RULE, aggregate
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+logger = logging.getLogger(__name__)
+QUICK = [(10, 100_000), (100, 100_000), (300, 100_000), (1000, 100_000), (10, 1_000_000), (10, 10_000_000)]
+
+
+def _timed(call: Callable[[], object]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    call()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _metas(n: int) -> list[SubmissionMeta]:
+    return [SubmissionMeta(f"0x{i:040x}", i.to_bytes(32, "big"), 1, i) for i in range(n)]
+
+
+def _row(n: int, d: int, reference: bool) -> dict[str, float | int]:
+    rng = np.random.default_rng(n * 7 + d)
+    updates = (rng.standard_normal((n, d), dtype=np.float32) * 0.01).astype(np.float32)
+    filter_round(updates[:, : min(d, 4096)], _metas(n))  # warm the imports
+    result_holder: list[object] = []
+    filter_s, filter_cpu = _timed(lambda: result_holder.append(filter_round(updates, _metas(n))))
+    accepted = updates[result_holder[0].accepted_mask()]  # type: ignore[attr-defined]
+    agg: list[np.ndarray] = []
+    aggregate_s, aggregate_cpu = _timed(lambda: agg.append(aggregate(DEFAULT_RULE, accepted).vector))
+    outer_s, _ = _timed(lambda: outer_step(np.zeros(d), agg[0], OuterState(), OuterConfig()))
+    row: dict[str, float | int] = {
+        "trainers": n, "params": d, "filter_s": filter_s, "filter_cpu_s": filter_cpu, "aggregate_s": aggregate_s,
+        "aggregate_cpu_s": aggregate_cpu, "outer_s": outer_s, "non_scoring_s": filter_s + aggregate_s + outer_s,
+    }
+    if reference:
+        from tests.unit import filters_reference
+
+        old = [filters_reference.SubmissionMeta(m.trainer, m.digest, m.block_number, m.log_index) for m in _metas(n)]
+        row["reference_filter_s"], row["reference_filter_cpu_s"] = _timed(
+            lambda: filters_reference.filter_round(updates, old)
+        )
+    logger.info("%s", row)
+    return row
+
+
+def _markdown(rows: list[dict[str, float | int]], load: tuple[float, float, float]) -> str:
+    lines = [
+        "# Non-scoring aggregator compute: filters, aggregation (centered clipping), outer step",
+        "",
+        "Random float32 updates, all accepted. Seconds, wall clock (CPU seconds in brackets); `previous filters` is"
+        " the implementation before the single-pass rewrite, run on the same inputs in the same process.",
+        "",
+        "| trainers | params | filters | previous filters | speed-up | aggregation | outer step | non-scoring total |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        old = r.get("reference_filter_s")
+        old_text = "-" if old is None else f"{old:.3f} ({r['reference_filter_cpu_s']:.3f})"
+        ratio = "-" if old is None else f"{float(old) / float(r['filter_s']):.1f}x"
+        lines.append(
+            f"| {r['trainers']:,} | {r['params']:,} | {r['filter_s']:.3f} ({r['filter_cpu_s']:.3f}) | {old_text} |"
+            f" {ratio} | {r['aggregate_s']:.3f} ({r['aggregate_cpu_s']:.3f}) | {r['outer_s']:.3f} |"
+            f" {r['non_scoring_s']:.3f} |"
+        )
+    lines += ["", f"Measured on a shared, loaded 2-core machine (load average {load[0]:.2f}, {load[1]:.2f},"
+              f" {load[2]:.2f}): compare columns of one row rather than runs.", "", "![filters.png](filters.png)", ""]
+    return "\n".join(lines)
+
+
+def _plot(rows: list[dict[str, float | int]], path: Path) -> None:
+    curve = [r for r in rows if r["params"] == 100_000]
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot([r["trainers"] for r in curve], [r["filter_s"] for r in curve], "o-", label="filters")
+    if all("reference_filter_s" in r for r in curve):
+        axis.plot([r["trainers"] for r in curve], [r["reference_filter_s"] for r in curve], "s--",
+                  label="previous filters")
+    axis.plot([r["trainers"] for r in curve], [r["aggregate_s"] for r in curve], "^-", label="aggregation")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("trainers (100k-parameter model)")
+    axis.set_ylabel("seconds (wall)")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", action="store_true", help="also time the previous filters")
+    parser.add_argument("--out-dir", type=Path, default=Path("docs/benchmarks"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    rows = [_row(n, d, args.reference) for n, d in QUICK]
+    load = os.getloadavg()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "filters.json").write_text(
+        json.dumps({"rows": rows, "machine": {"cores": os.cpu_count(), "load_average": load}}, indent=2) + "\n"
+    )
+    (args.out_dir / "filters.md").write_text(_markdown(rows, load))
+    _plot(rows, args.out_dir / "filters.png")
+
+
+if __name__ == "__main__":
+    main()
