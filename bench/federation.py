@@ -150,7 +150,7 @@ def _submission(trainer: SimTrainer, digest: bytes, order: int, *, delta: NDArra
                       block_number=order, log_index=0, delta=delta, failure=failure, detail=detail)
 
 
-def loss_function(evaluator: Evaluator) -> Callable[[NDArray[np.float64]], float]:
+def loss_function(evaluator: Evaluator) -> Callable[[NDArray[np.floating]], float]:
     """The pipeline's `loss_fn`: mean loss of a flat parameter vector on the evaluation batch."""
     return lambda vector: evaluator.evaluate_vector(vector).loss
 

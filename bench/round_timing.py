@@ -88,7 +88,7 @@ class _TimedLoss:
         self.first_start = 0.0
         self.last_end = 0.0
 
-    def __call__(self, vector: NDArray[np.float64]) -> float:
+    def __call__(self, vector: NDArray[np.floating]) -> float:
         start = time.perf_counter()
         if self.calls == 0:
             self.first_start = start

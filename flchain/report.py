@@ -8,11 +8,11 @@ the same round gives byte-identical reports. Amounts are decimal strings (exact 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-REPORT_FORMAT = "flchain-score-report/1"
+REPORT_FORMAT: Final = "flchain-score-report/1"
 
 TrainerStatus = Literal["accepted", "rejected"]
 

@@ -6,14 +6,14 @@ the dataset the task expects and free-form notes. Trainers and aggregators load 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from flchain.ml.specs import ModelSpec
 from flchain.report import canonical_json
 
-CARD_FORMAT = "flchain-task-card/1"
+CARD_FORMAT: Final = "flchain-task-card/1"
 
 
 class TaskCardError(ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from eth_utils import is_checksum_address, to_checksum_address
+from eth_utils.address import is_checksum_address, to_checksum_address
 from fastapi import Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session, sessionmaker

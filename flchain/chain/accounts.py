@@ -76,8 +76,7 @@ def load_signer(
 
 def write_keystore(account: LocalAccount, path: Path, password: str, *, iterations: int | None = None) -> Path:
     """Encrypt `account` into a keystore file readable only by its owner."""
-    kwargs = {"iterations": iterations} if iterations else {}
-    blob = Account.encrypt(account.key, password, **kwargs)
+    blob = Account.encrypt(account.key, password, iterations=iterations if iterations else None)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(blob))
     path.chmod(0o600)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.logs import DISCARD

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_utils import keccak
+from eth_abi.abi import decode as abi_decode
+from eth_utils.crypto import keccak
 
 
 class ChainError(RuntimeError):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from eth_utils import event_abi_to_log_topic
+from eth_typing import ABIEvent
+from eth_utils.abi import event_abi_to_log_topic
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import MismatchedABI
@@ -62,9 +63,8 @@ class EventReader:
         self.w3 = w3
         self.contract = contract
         self._by_topic = {
-            event_abi_to_log_topic(entry): entry["name"]  # type: ignore[arg-type]
-            for entry in contract.abi
-            if entry.get("type") == "event"
+            event_abi_to_log_topic(event): event["name"]
+            for event in (cast(ABIEvent, entry) for entry in contract.abi if entry.get("type") == "event")
         }
 
     def read(self, block_range: BlockRange, names: set[str] | None = None) -> list[ChainEvent]:

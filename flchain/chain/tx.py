@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import Any
+from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
-from web3.types import TxReceipt
+from web3.types import Nonce, TxParams, TxReceipt
 
 from flchain.chain.errors import ChainError, ChainUnavailable, ErrorDecoder, TransactionFailed
 
@@ -48,12 +48,12 @@ class TxSender:
         return self.call_unsigned(fn, self.decoder, {"from": self.account.address})
 
     @staticmethod
-    def call_unsigned(fn: ContractFunction, decoder: ErrorDecoder, params: dict[str, Any] | None = None) -> Any:
+    def call_unsigned(fn: ContractFunction, decoder: ErrorDecoder, params: TxParams | None = None) -> Any:
         """A read-only call (no account needed) whose revert becomes a ContractRevert."""
         try:
             return fn.call(params or {})
         except ContractLogicError as e:
-            raise decoder.decode(e.data, fn.fn_name) from e
+            raise decoder.decode(_revert_data(e), fn.fn_name) from e
         except (ConnectionError, OSError) as e:
             raise ChainUnavailable(f"RPC call {fn.fn_name} failed: {e}") from e
 
@@ -95,7 +95,7 @@ class TxSender:
             try:
                 estimate = fn.estimate_gas({"from": sender})
             except ContractLogicError as e:
-                raise self.decoder.decode(e.data, fn.fn_name) from e
+                raise self.decoder.decode(_revert_data(e), fn.fn_name) from e
             except (ConnectionError, OSError) as e:
                 raise ChainUnavailable(f"cannot estimate {fn.fn_name}: {e}") from e
             gas = int(estimate * self.gas_margin) + 10_000
@@ -103,10 +103,9 @@ class TxSender:
             self._nonce = self.w3.eth.get_transaction_count(sender, "pending")
         if self._chain_id is None:
             self._chain_id = self.w3.eth.chain_id
-        tx: dict[str, Any] = fn.build_transaction(
-            {"from": sender, "nonce": self._nonce, "gas": gas, "chainId": self._chain_id}
-        )
-        return tx
+        params: TxParams = {"from": sender, "nonce": Nonce(self._nonce), "gas": gas, "chainId": self._chain_id}
+        # the signer takes a plain dict; build_transaction returns one typed as TxParams
+        return cast(dict[str, Any], fn.build_transaction(params))
 
     def _raise_mined_revert(self, fn: ContractFunction, receipt: TxReceipt) -> None:
         """Replay the call at the block before to recover the custom error of a mined revert."""
@@ -114,8 +113,13 @@ class TxSender:
         try:
             fn.call({"from": self.account.address}, block_identifier=receipt["blockNumber"] - 1)
         except ContractLogicError as e:
-            raise self.decoder.decode(e.data, fn.fn_name) from e
+            raise self.decoder.decode(_revert_data(e), fn.fn_name) from e
         raise TransactionFailed(f"{fn.fn_name} reverted on-chain in tx {tx_hash}")
+
+
+def _revert_data(error: ContractLogicError) -> bytes | str | None:
+    """The revert data of `error`; web3 types it `str | dict | None` but fills it with a hex string for reverts."""
+    return cast("bytes | str | None", error.data)
 
 
 _SENDERS: weakref.WeakKeyDictionary[Web3, dict[str, TxSender]] = weakref.WeakKeyDictionary()

@@ -12,9 +12,11 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 
 from flchain.chain.client import CoordinatorClient, TokenClient
@@ -38,7 +40,7 @@ class BootstrapPlan:
     trainer_tokens_wei: int = 100 * 10**18
 
 
-def keystore_addresses(directory: Path) -> list[str]:
+def keystore_addresses(directory: Path) -> list[ChecksumAddress]:
     """Addresses of the v3 keystores (*.json) in `directory`, sorted by file name."""
     addresses = []
     for path in sorted(directory.glob("*.json")):
@@ -71,15 +73,17 @@ def _existing_manifest(w3: Web3, path: Path) -> DeploymentManifest | None:
     if not path.exists():
         return None
     manifest = DeploymentManifest.load(path)
-    if manifest.chain_id != w3.eth.chain_id or not w3.eth.get_code(manifest.coordinator.address):
+    if manifest.chain_id != w3.eth.chain_id or not w3.eth.get_code(cast(ChecksumAddress, manifest.coordinator.address)):
         logger.warning("manifest %s names contracts this chain does not have; deploying anew", path)
         return None
     return manifest
 
 
-def _fund_trainer(w3: Web3, sponsor: LocalAccount, token: TokenClient, address: str, plan: BootstrapPlan) -> None:
+def _fund_trainer(
+    w3: Web3, sponsor: LocalAccount, token: TokenClient, address: ChecksumAddress, plan: BootstrapPlan
+) -> None:
     if w3.eth.get_balance(address) < plan.trainer_gas_wei // 2:
-        tx = {
+        tx: dict[str, Any] = {
             "to": address, "value": plan.trainer_gas_wei, "gas": 21_000, "chainId": w3.eth.chain_id,
             "nonce": w3.eth.get_transaction_count(sponsor.address, "pending"),
             "maxFeePerGas": 2 * w3.eth.gas_price + 10**9, "maxPriorityFeePerGas": 10**9,
