@@ -22,9 +22,10 @@ The median, not the mean, is the center, so a minority of opposed updates (a sig
 the honest updates look alike. Measured on digits (6, 10 and 20 trainers, 20 local steps, first 4 rounds): distinct
 honest trainers up to 0.49, one shard trained twice with different seeds 0.82-0.99; hence 0.7. One shard split in
 two is -0.00-0.27 under IID and 0.74-0.87 under Dirichlet(0.5): a label-skewed shard split across accounts is
-grouped, weighs as its heaviest part and is paid once (so splitting it costs its owner; never gains). A group is one player of
-the game and one entry of the aggregate (its members' weights are scaled so the group weighs as its heaviest
-member), and its value is split equally among its members. So k accounts on one shard weigh, and are paid, as one.
+grouped, weighs as its heaviest part and is paid once (so splitting it costs its owner; never gains).
+A group is one player of the game and one entry of the aggregate (its members' weights are scaled so the group
+weighs as its heaviest member), and its value is split equally among its members. So k accounts on one shard
+weigh, and are paid, as one.
 
 Cost: the Shapley estimate evaluates at most `value.budget(n_groups)` coalitions, one forward pass each
 (`value.ValueConfig`, 5 per player by default); the permutations are seeded from the round's public data.

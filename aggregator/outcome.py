@@ -84,6 +84,7 @@ class RoundOutcome:
     value_exact: bool = False
     value_evaluations: int = 0
     value_permutations: int = 0
+    value_grand: float | None = None
 
     @property
     def payout_total_wei(self) -> int:

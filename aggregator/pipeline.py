@@ -50,6 +50,11 @@ from aggregator.rules import DEFAULT_RULE, AggregationRule, CenteredClipState, R
 from aggregator.rules.common import Vector
 from aggregator.scoring import compute_loss_scores, compute_marginal_scores
 
+__all__ = [
+    "AggregationState", "LossFn", "PipelineConfig", "PipelineError", "RoundInputs", "RoundOutcome", "SlashOrder",
+    "Submission", "TrainerOutcome", "run_round",
+]
+
 LossFn = Callable[[NDArray[np.floating]], float]
 """Mean loss on the round's evaluation batch of the model with the given flat parameter vector."""
 
@@ -365,5 +370,6 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
         value_exact=estimate is not None and estimate.exact,
         value_evaluations=0 if estimate is None else estimate.evaluations,
         value_permutations=0 if estimate is None else estimate.permutations,
+        value_grand=None if estimate is None else estimate.grand_value,
     )
 

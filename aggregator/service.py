@@ -254,7 +254,8 @@ class Aggregator:
             fetched=tuple(fetched), prior=prior_state(self.deps.log, self.cache, round_id),
             config=self.settings.pipeline_config(task.max_slash_bps),
         )
-        passes = 1 + 2 * len(fetched) if data.config.compute_loo else 1 + len(fetched)
+        n = len(fetched)  # an upper bound: LossScore, the value estimate's budget and leave-one-out
+        passes = 1 + n + data.config.contribution.value.budget(n) + (n + 1 if data.config.compute_loo else 0)
         with scoring_progress(round_id, passes) as advance:
             computed = compute_round(data, self.runtime, self._cid_of, advance)
         save_artifacts(journal, computed.artifacts)
