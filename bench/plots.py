@@ -109,13 +109,15 @@ GROUP_COLORS = {"clean": "#2ca02c", "noise20": "#ff7f0e", "noise50": "#d62728", 
 
 
 def fairness_figure(values: Sequence[Any], rho: Mapping[str, float], path: Path) -> Path:
-    """Each trainer's share of its seed's payouts against designed quality, LOO value and standalone accuracy;
+    """Each trainer's share of its seed's payouts against its Shapley value, designed quality, LOO value and
+    standalone accuracy;
     `rho` holds the mean Spearman correlation of each panel (keys: the TrainerValue fields)."""
     totals: dict[int, int] = {}
     for v in values:
         totals[v.seed] = totals.get(v.seed, 0) + v.payout_wei
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2), sharey=True)
     panels = (
+        ("shapley_value", "exact Shapley value (test loss reduction)"),
         ("quality_rank", "designed quality rank (4 = clean)"),
         ("loo_value", "leave-one-out value (test loss without - with)"),
         ("standalone_accuracy", "standalone test accuracy (fraction)"),
