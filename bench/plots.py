@@ -238,3 +238,18 @@ def overhead_figure(rows: Sequence[Any], path: Path) -> Path:
     axes[2].legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def sybil_figure(labels: Sequence[str], gains: Sequence[float], aim: float, path: Path) -> Path:
+    """One bar per Sybil case: paid to k accounts / paid to one account, with the aim as a line."""
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.45 * len(labels)), 4.2))
+    colors = ["#c44e52" if g > aim else COLORS["flchain"] for g in gains]
+    ax.bar(range(len(gains)), gains, color=colors)
+    ax.axhline(aim, color="black", linestyle="--", linewidth=1, label=f"aim <= {aim:g}")
+    ax.axhline(1.0, color="grey", linewidth=0.8)
+    ax.set_xticks(range(len(labels)), labels, rotation=70, ha="right", fontsize=7)
+    ax.set_ylabel("payout of k accounts / payout of one account")
+    ax.set_title("Sybil gain by case (trainers, k, partition, mode)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)

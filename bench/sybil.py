@@ -26,6 +26,7 @@ from typing import Literal
 import numpy as np
 
 from aggregator.pipeline import PipelineConfig
+from bench import plots
 from bench.behaviours import Behaviour, LocalTraining, SimTrainer
 from bench.data import BenchData, load_bench_data
 from bench.federation import FederationConfig, account, run_federation
@@ -141,9 +142,11 @@ def run(mode: Mode, out_dir: Path, data_settings: DataSettings | None = None) ->
              "sybil_paid_wei": r.sybil_paid_wei, "honest_accuracy": r.honest_accuracy,
              "sybil_accuracy": r.sybil_accuracy} for r in results]
     over = [r for r in results if r.gain > AIM_GAIN]
+    labels = [f"{r.case.n_trainers} k{r.case.k} {r.case.partition} {r.case.mode}" for r in results]
+    figure = plots.sybil_figure(labels, [r.gain for r in results], AIM_GAIN, out_dir / "sybil.png")
     return ExperimentReport(
         "sybil", mode.value, {"rounds": rounds, "local_steps": steps, "dirichlet_alpha": DIRICHLET_ALPHA},
         {"data": data.describe(), "cases": rows}, ["# Sybil gain", "", *_markdown(results, rounds)], tuple(aims),
-        time.perf_counter() - start, NOTES, (),
+        time.perf_counter() - start, NOTES, (figure.name,),
         f"worst Sybil gain {worst:.3f}; {len(over)} of {len(results)} cases above {AIM_GAIN}",
     )
