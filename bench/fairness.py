@@ -221,7 +221,8 @@ def run(settings: FairnessSettings, mode: Mode, out_dir: Path) -> ExperimentRepo
         values += seed_values
         correlations.append(seed_corr)
     rows = _group_rows(values)
-    rho = {"shapley": float(np.mean([c.shapley for c in correlations])),
+    shapley_rho = float(np.mean([c.shapley for c in correlations]))
+    rho = {"shapley": shapley_rho, "shapley_value": shapley_rho,
            "worst_share_error": float(np.max([c.worst_share_error for c in correlations])),
            "quality_rank": float(np.mean([c.quality for c in correlations])),
            "loo_value": float(np.mean([c.loo for c in correlations])),
