@@ -13,6 +13,7 @@ from flchain.codec import Compression, decode_update, encode_update
 from flchain.codec.digest import content_digest
 from flchain.ml.errors import SpecError
 from flchain.ml.params import module_to_params, pseudo_gradient
+from flchain.ml.seqmodels import CharTransformer
 from flchain.ml.specs import PRESETS, ModelSpec, param_count, spec_from_name
 
 NEW_PRESETS = ["mlp-mnist1d", "cnn1d-mnist1d", "lstm-shakespeare", "gpt-shakespeare", "gpt-shakespeare-small"]
@@ -73,7 +74,8 @@ def test_equal_specs_build_identical_weights_and_another_seed_differs(name: str)
 def test_model_sizes_match_the_papers_and_the_transformer_sits_in_one_to_five_million() -> None:
     assert param_count(PRESETS["lstm-shakespeare"]) == 824_160  # embedding 8, 2 x LSTM(256), dense to 96
     assert 1_000_000 <= param_count(PRESETS["gpt-shakespeare"]) <= 5_000_000
-    assert param_count(PRESETS["cnn1d-mnist1d"]) == sum(p.numel() for p in PRESETS["cnn1d-mnist1d"].build().parameters())
+    cnn = PRESETS["cnn1d-mnist1d"]
+    assert param_count(cnn) == sum(p.numel() for p in cnn.build().parameters())
 
 
 @pytest.mark.parametrize("name", NEW_PRESETS)
@@ -89,6 +91,7 @@ def test_forward_gives_one_row_of_class_logits_per_sample(name: str) -> None:
 def test_transformer_is_causal_a_later_token_does_not_change_earlier_positions() -> None:
     spec = spec_from_name("gpt-shakespeare-small")
     model = spec.build()
+    assert isinstance(model, CharTransformer)
     x = torch.randint(1, 96, (2, 80)).float()
     changed = x.clone()
     changed[:, -1] = 5.0
