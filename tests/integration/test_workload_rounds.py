@@ -75,7 +75,8 @@ WORKLOADS = {
         spec_from_name("gpt-shakespeare-small", name="gpt-shakespeare-test", input_shape=(32,), embed_dim=32,
                        num_heads=2, num_layers=1, hidden=(64,)),
         (("data_source", "shakespeare"), ("text_stride", 64), ("local_steps", 20), ("batch_size", 32), ("lr", 0.5)),
-        (("VALIDATION", "shakespeare"), ("TEXT_STRIDE", "512")), ("--validation", "shakespeare", "--text-stride", "512"),
+        (("VALIDATION", "shakespeare"), ("TEXT_STRIDE", "512")),
+        ("--validation", "shakespeare", "--text-stride", "512"),
     ),
 }
 
