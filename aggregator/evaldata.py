@@ -32,6 +32,7 @@ from flchain.ml import shakespeare
 from flchain.ml.data import Dataset, digits_split, load_arrays
 from flchain.ml.errors import DataError
 from flchain.ml.mnist1d_data import mnist1d_heldout
+from flchain.ml.sampling import is_character_model, sample_line
 from flchain.ml.specs import ModelSpec
 from flchain.ml.train import Evaluator
 from flchain.report import ModelMetrics, canonical_json
@@ -150,12 +151,18 @@ def batch_loss_fn(evaluator: Evaluator) -> Callable[[NDArray[np.float64]], float
 
 
 def validation_metrics(evaluator: Evaluator, before: NDArray[np.floating], after: NDArray[np.floating]) -> ModelMetrics:
-    """Loss and accuracy of the base and the new model on the whole validation set."""
+    """Loss and accuracy of the base and the new model on the whole validation set; for a character model also
+    a line of text sampled from the new model (perplexity is exp(loss))."""
     first = evaluator.evaluate_vector(np.asarray(before, dtype=np.float32))
-    second = evaluator.evaluate_vector(np.asarray(after, dtype=np.float32))
+    new_params = np.asarray(after, dtype=np.float32)
+    second = evaluator.evaluate_vector(new_params)
+    text = None
+    if is_character_model(evaluator.spec):
+        text = sample_line(evaluator.spec, evaluator.layout.unflatten(new_params))
     return ModelMetrics(
         val_loss_before=first.loss, val_accuracy_before=first.accuracy,
         val_loss_after=second.loss, val_accuracy_after=second.accuracy, eval_samples=first.num_samples,
+        sample_text=text,
     )
 
 

@@ -13,6 +13,7 @@ from flchain.devnet.demo import DEMO_TRAINERS, DemoFailed, render_summary, run_d
 from flchain.devnet.process import DevnetError
 from flchain.devnet.stack import LocalStack, StackConfig, TrainerRole
 from flchain.devnet.stack import down as stop_stack
+from flchain.devnet.workloads import WORKLOADS, WorkloadName
 
 # Piped output (make demo | tee, CI logs) has no terminal width; 80 columns would truncate the summary tables.
 console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -54,13 +55,16 @@ def demo(
     rounds: Annotated[int, typer.Option(help="Training rounds.")] = 4,
     window_s: Annotated[int, typer.Option(help="Submission window per round, seconds.")] = 12,
     keep: Annotated[bool, typer.Option("--keep/--no-keep", help="Leave chain, IPFS and dashboard running.")] = True,
+    workload: Annotated[WorkloadName, typer.Option(help="digits | mnist1d | shakespeare.")] = WorkloadName.DIGITS,
 ) -> None:
     """Federated training with honest, noisy, attacking and free-riding trainers; prints who got paid and why."""
     if (run_dir / "stack.json").exists():
         stop_stack(run_dir)
     for stale in ("anvil-state.json", "index.sqlite3"):
         (run_dir / stale).unlink(missing_ok=True)
-    config = StackConfig(run_dir=run_dir, trainers=DEMO_TRAINERS, rounds=rounds, window_s=window_s)
+    chosen = WORKLOADS[workload]
+    config = StackConfig(run_dir=run_dir, trainers=DEMO_TRAINERS, rounds=rounds, window_s=window_s,
+                         model=chosen.model, workload=chosen)
     try:
         stack, result = run_demo(config, console)
     except DemoFailed as e:
