@@ -152,6 +152,7 @@ class RoundReport(Base):
     val_loss_after: Mapped[float | None] = mapped_column(Float)
     val_accuracy_after: Mapped[float | None] = mapped_column(Float)
     eval_samples: Mapped[int] = mapped_column(BigInteger)
+    sample_text: Mapped[str | None] = mapped_column(Text, nullable=True)  # character models only
 
 
 class Submission(Base):
