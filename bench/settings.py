@@ -48,10 +48,12 @@ class DataSettings:
     split_seed: int = 0
     mnist_images: str | None = None
     mnist_labels: str | None = None
+    workload: str = "digits"  # digits | mnist1d | shakespeare (bench.data)
+    text_stride: int = 16  # Shakespeare: characters between the starts of training windows
 
     @property
     def dataset(self) -> str:
-        return "mnist" if self.mnist_images else "digits"
+        return "mnist" if self.mnist_images else self.workload
 
 
 @dataclass(frozen=True)
@@ -165,11 +167,29 @@ def _full() -> BenchSettings:
     )
 
 
+def _shakespeare(base: BenchSettings) -> BenchSettings:
+    """The character transformer: lr 0.5 (SGD without momentum learns characters slowly at 0.1), fewer and
+    shorter rounds than digits in quick mode (a step costs ~100x a digits step on one CPU thread)."""
+    lm = {Mode.TINY: (4, 2, 3), Mode.QUICK: (8, 10, 20), Mode.FULL: (10, 30, 50)}[base.mode]
+    trainers, rounds, steps = lm
+    training = LocalTraining(local_steps=steps, batch_size=32, lr=0.5)
+    return replace(
+        base,
+        accuracy=replace(base.accuracy, n_trainers=trainers, rounds=rounds, train=training, seeds=(0,)),
+        robustness=replace(base.robustness, rounds=max(2, rounds // 2), train=training,
+                           attacks=(Behaviour.SIGN_FLIP, Behaviour.COPYCAT)),
+        fairness=replace(base.fairness, rounds=max(2, rounds // 2), train=training, seeds=(0,)),
+    )
+
+
 def settings_for(mode: Mode, data: DataSettings | None = None) -> BenchSettings:
-    """The settings of `mode`; `data` (e.g. MNIST paths) replaces the dataset of the learning experiments."""
+    """The settings of `mode`; `data` (e.g. MNIST paths or another workload) replaces the dataset of the
+    learning experiments."""
     base = {Mode.TINY: _tiny, Mode.QUICK: _quick, Mode.FULL: _full}[mode]()
     if data is None:
         return base
+    if data.workload == "shakespeare":
+        base = _shakespeare(base)
     return replace(
         base,
         accuracy=replace(base.accuracy, data=data),
