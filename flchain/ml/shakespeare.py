@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,10 @@ from flchain.ml.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TEXTS_DIR = Path(__file__).resolve().parents[2] / "data" / "shakespeare" / "texts"
+# The checkout's data/shakespeare/texts, or the directory FLCHAIN_SHAKESPEARE_TEXTS names (e.g. in a container).
+DEFAULT_TEXTS_DIR = Path(
+    os.environ.get("FLCHAIN_SHAKESPEARE_TEXTS", Path(__file__).resolve().parents[2] / "data" / "shakespeare" / "texts")
+)
 SETUP_COMMAND = "python -m flchain.ml.shakespeare_fetch data/shakespeare (run by scripts/setup.sh)"
 VOCAB_SIZE = 96
 POEMS = frozenset({"sonnets", "lovers_complaint", "passionate_pilgrim", "phoenix_and_the_turtle",
