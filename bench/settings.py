@@ -170,7 +170,7 @@ def _full() -> BenchSettings:
 def _shakespeare(base: BenchSettings) -> BenchSettings:
     """The character transformer: lr 0.5 (SGD without momentum learns characters slowly at 0.1), fewer and
     shorter rounds than digits in quick mode (a step costs ~100x a digits step on one CPU thread)."""
-    lm = {Mode.TINY: (4, 2, 3), Mode.QUICK: (8, 10, 20), Mode.FULL: (10, 30, 50)}[base.mode]
+    lm = {Mode.TINY: (4, 2, 3), Mode.QUICK: (8, 6, 10), Mode.FULL: (10, 30, 50)}[base.mode]
     trainers, rounds, steps = lm
     training = LocalTraining(local_steps=steps, batch_size=32, lr=0.5)
     return replace(
@@ -182,6 +182,17 @@ def _shakespeare(base: BenchSettings) -> BenchSettings:
     )
 
 
+def _mnist1d(base: BenchSettings) -> BenchSettings:
+    """Quick mode shortened to one seed, 10 rounds of 20 local steps: the 1-D CNN's step costs several digits
+    MLP steps, and quick figures must fit a loaded 2-core machine. Full mode keeps the digits settings."""
+    if base.mode is not Mode.QUICK:
+        return base
+    training = LocalTraining(local_steps=20)
+    return replace(base, accuracy=replace(base.accuracy, rounds=10, train=training, seeds=(0,)),
+                   robustness=replace(base.robustness, rounds=5, train=training),
+                   fairness=replace(base.fairness, rounds=8, train=training, seeds=(0,)))
+
+
 def settings_for(mode: Mode, data: DataSettings | None = None) -> BenchSettings:
     """The settings of `mode`; `data` (e.g. MNIST paths or another workload) replaces the dataset of the
     learning experiments."""
@@ -190,6 +201,8 @@ def settings_for(mode: Mode, data: DataSettings | None = None) -> BenchSettings:
         return base
     if data.workload == "shakespeare":
         base = _shakespeare(base)
+    elif data.workload == "mnist1d":
+        base = _mnist1d(base)
     return replace(
         base,
         accuracy=replace(base.accuracy, data=data),
