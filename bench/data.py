@@ -52,7 +52,7 @@ def _mnist1d(settings: DataSettings) -> BenchData:
 
 
 def _shakespeare(settings: DataSettings) -> BenchData:
-    """Trainers' roles at `text_stride`; the held-out roles (every 64th window) split by role into the evaluation
+    """Trainers' roles at `text_stride`; the held-out roles (at `heldout_stride`) split by role into the evaluation
     batch (the first fifth of them) and the test set (the rest): no role is in two parts."""
     spec = spec_from_name("gpt-shakespeare-small" if settings.model == "mlp-digits" else settings.model)
     window = spec.input_shape[0]
@@ -60,8 +60,9 @@ def _shakespeare(settings: DataSettings) -> BenchData:
     train = shakespeare.roles_dataset(roles.train, window, settings.text_stride, "shakespeare-train")
     sizes = tuple(len(shakespeare.role_windows(r, window, settings.text_stride)[1]) for r in roles.train)
     cut = len(roles.heldout) // 5
-    evaluation = shakespeare.roles_dataset(roles.heldout[:cut], window, 64, "shakespeare-eval")
-    test = shakespeare.roles_dataset(roles.heldout[cut:], window, 64, "shakespeare-test")
+    stride = settings.heldout_stride
+    evaluation = shakespeare.roles_dataset(roles.heldout[:cut], window, stride, "shakespeare-eval")
+    test = shakespeare.roles_dataset(roles.heldout[cut:], window, stride, "shakespeare-test")
     return BenchData(spec, train, evaluation, test, "shakespeare", ("iid", "by-role"), sizes)
 
 

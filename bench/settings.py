@@ -50,6 +50,7 @@ class DataSettings:
     mnist_labels: str | None = None
     workload: str = "digits"  # digits | mnist1d | shakespeare (bench.data)
     text_stride: int = 16  # Shakespeare: characters between the starts of training windows
+    heldout_stride: int = 64  # Shakespeare: the same for the held-out roles (evaluation batch and test set)
 
     @property
     def dataset(self) -> str:
@@ -201,6 +202,8 @@ def settings_for(mode: Mode, data: DataSettings | None = None) -> BenchSettings:
         return base
     if data.workload == "shakespeare":
         base = _shakespeare(base)
+        if mode is Mode.TINY:  # a few thousand windows: the harness test checks plumbing, not figures
+            data = replace(data, text_stride=512, heldout_stride=1024)
     elif data.workload == "mnist1d":
         base = _mnist1d(base)
     return replace(
