@@ -9,12 +9,15 @@ The update is uploaded only in the reveal phase: before every commitment is in, 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from flchain.chain.client import CoordinatorClient
 from flchain.chain.commitment import new_salt, update_commitment
 from flchain.chain.errors import ContractRevert
+from flchain.chain.types import RoundStatus
 from flchain.codec import content_digest
 from flchain.storage.protocol import Storage
 from trainer.checkpoint import PendingUpload
@@ -23,6 +26,9 @@ from trainer.runtime import Fields
 logger = logging.getLogger(__name__)
 
 _PHASE_OVER = frozenset({"WrongPhase", "RoundExpired", "WrongRound", "AlreadyFinalized"})
+# The wall clock can pass the commit deadline before the chain's latest block does; a reveal sent then is refused
+# with WrongPhase while the round still says Committing: too early, not too late. Retry it this often, 1 s apart.
+TOO_EARLY_RETRIES = 30
 
 
 def new_pending(blob: bytes, *, round_id: int, num_samples: int, base_digest: bytes, blob_path: str) -> PendingUpload:
@@ -88,21 +94,30 @@ def upload_update(storage: Storage, blob: bytes, pending: PendingUpload) -> Pend
     return pending.with_cid(cid)
 
 
-def reveal_pending(coordinator: CoordinatorClient, task_id: int, pending: PendingUpload) -> PhaseResult:
+def reveal_pending(
+    coordinator: CoordinatorClient, task_id: int, pending: PendingUpload, sleep: Callable[[float], None] = time.sleep
+) -> PhaseResult:
     """Reveal `pending` (uploaded, with its CID) unless this account already revealed in the round."""
     if coordinator.get_commitment(task_id, pending.round_id, coordinator.account).revealed:
         return PhaseResult(PhaseOutcome.ALREADY_DONE)
-    try:
-        receipt = coordinator.reveal_update(
-            task_id, pending.round_id, pending.digest_bytes, pending.salt_bytes, pending.cid, pending.num_samples
-        )
-    except ContractRevert as e:
-        if e.name == "AlreadyRevealed":
-            return PhaseResult(PhaseOutcome.ALREADY_DONE)
-        if e.name in _PHASE_OVER:
-            logger.warning("event=reveal_too_late %s", Fields(round=pending.round_id, error=e.name))
-            return PhaseResult(PhaseOutcome.PHASE_OVER)
-        raise
+    for attempt in range(TOO_EARLY_RETRIES + 1):
+        try:
+            receipt = coordinator.reveal_update(
+                task_id, pending.round_id, pending.digest_bytes, pending.salt_bytes, pending.cid, pending.num_samples
+            )
+            break
+        except ContractRevert as e:
+            if e.name == "AlreadyRevealed":
+                return PhaseResult(PhaseOutcome.ALREADY_DONE)
+            too_early = e.name == "WrongPhase" and _still_committing(coordinator, task_id, pending)
+            if too_early and attempt < TOO_EARLY_RETRIES:
+                logger.info("event=reveal_too_early %s", Fields(round=pending.round_id, attempt=attempt + 1))
+                sleep(1.0)
+                continue
+            if e.name in _PHASE_OVER:
+                logger.warning("event=reveal_too_late %s", Fields(round=pending.round_id, error=e.name))
+                return PhaseResult(PhaseOutcome.PHASE_OVER)
+            raise
     logger.info(
         "event=revealed %s",
         Fields(
@@ -111,3 +126,7 @@ def reveal_pending(coordinator: CoordinatorClient, task_id: int, pending: Pendin
         ),
     )
     return PhaseResult(PhaseOutcome.DONE, int(receipt["gasUsed"]))
+
+
+def _still_committing(coordinator: CoordinatorClient, task_id: int, pending: PendingUpload) -> bool:
+    return coordinator.round_status(task_id, pending.round_id) is RoundStatus.COMMITTING

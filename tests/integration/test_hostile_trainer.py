@@ -1,10 +1,11 @@
 """A hostile trainer, written only against the coordinator's ABI and the IPFS RPC API, cannot stop or skew a round.
 
-Two honest trainers (the real trainer loop) and five hostile accounts share two rounds on a real Anvil chain and
-IPFS daemon. Each hostile account uploads raw bytes over the IPFS RPC API and commits to them on-chain: the
-header-integer bomb, deep nesting in the header, a pickle, bytes over the size cap, a truncated payload, NaN values,
-a wrong shape, a wrong digest and a CID nobody serves. Every round must finalize, the honest trainers must be paid,
-every hostile submission must get its reason, and every provably malformed one must be slashed, once.
+Two honest trainers (the real trainer loop) and five hostile accounts share two commit-reveal rounds on a real Anvil
+chain and IPFS daemon. Each hostile account uploads raw bytes over the IPFS RPC API, commits to them on-chain in the
+commit phase and reveals them in the reveal phase (a commitment to any bytes can be revealed): the header-integer
+bomb, deep nesting in the header, a pickle, bytes over the size cap, a truncated payload, NaN values, a wrong shape,
+a wrong digest and a CID nobody serves. Every round must finalize, the honest trainers must be paid, every hostile
+submission must get its reason, and every provably malformed one must be slashed, once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pickle
 import struct
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -26,6 +28,7 @@ from aggregator.bootstrap import build_aggregator
 from aggregator.collect import max_update_bytes
 from aggregator.settings import AggregatorSettings
 from flchain.chain.client import CoordinatorClient
+from flchain.chain.commitment import new_salt, update_commitment
 from flchain.codec import content_digest, encode_update
 from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import AnvilNode, advance_time
@@ -34,10 +37,12 @@ from flchain.ml.params import ParamLayout, module_to_params
 from flchain.ml.specs import spec_from_name
 from flchain.storage import IpfsClient
 from tests.integration.test_aggregator_round import (
+    COMMIT_WINDOW_S,
     HONEST,
     MIN_STAKE_WEI,
+    REVEAL_WINDOW_S,
     TRAINER_FUNDS_WEI,
-    WINDOW_S,
+    Role,
     Stage,
     aggregator_env,
     drive,
@@ -55,12 +60,25 @@ pytestmark = pytest.mark.integration
 
 HOSTILE_ACCOUNTS = (4, 5, 7, 8, 9)
 ROUNDS = 2
+PHASE_TIMEOUT_S = 300
+
+Reveal = Callable[[], None]
 
 
-def submit_raw(stage: Stage, account_index: int, round_id: int, digest: bytes, cid: str, num_samples: int) -> None:
-    """The one place a test commits to an update on-chain (the coordinator's submission call, signed raw)."""
+def submit_raw(
+    stage: Stage, account_index: int, round_id: int, digest: bytes, cid: str, num_samples: int
+) -> Reveal:
+    """The one place a test sends an update on-chain (the coordinator's calls, signed raw): commits to `digest` now
+    (in the commit phase) and returns the reveal of `digest`, `cid` and `num_samples`, to call in the reveal phase."""
     client = CoordinatorClient(stage.sponsor.w3, stage.sponsor.contract.address, dev_account(account_index))
-    client.submit_update(stage.task_id, round_id, digest, cid, num_samples)
+    salt = new_salt()
+    chain_id = int(client.w3.eth.chain_id)
+    client.commit_update(stage.task_id, round_id, update_commitment(
+        chain_id, client.address, stage.task_id, round_id, client.account, digest, salt))
+
+    def reveal() -> None:
+        client.reveal_update(stage.task_id, round_id, digest, salt, cid, num_samples)
+    return reveal
 
 
 @dataclass(frozen=True)
@@ -110,7 +128,9 @@ ATTACKS = (
 
 
 def _hostile_round(stage: Stage, storage: IpfsClient, round_id: int, attacks: tuple[Attack, ...],
-                   layout: ParamLayout) -> None:
+                   layout: ParamLayout) -> Reveal:
+    """In the commit phase: each hostile account uploads its bytes and commits; returns their reveals."""
+    reveals: list[Reveal] = []
     spec_hash = spec_from_name("mlp-digits").spec_hash()
     base = stage.sponsor.get_round(stage.task_id, round_id).base_model_digest
     payloads = _payloads(layout, spec_hash, base)
@@ -122,22 +142,60 @@ def _hostile_round(stage: Stage, storage: IpfsClient, round_id: int, attacks: tu
             data = payloads[attack.name]
             cid = storage.add(data, pin=True)
             digest = b"\x42" * 32 if attack.name == "wrong_digest" else content_digest(data)
-        submit_raw(stage, account, round_id, digest, cid, 10**9)
+        reveals.append(submit_raw(stage, account, round_id, digest, cid, 10**9))
+
+    def reveal_all() -> None:
+        for reveal in reveals:
+            reveal()
+    return reveal_all
 
 
-def run_honest(stage: Stage) -> None:
-    """The first two honest roles run the real trainer loop for the open round."""
-    for role in HONEST[:2]:
-        values: dict[str, object] = {
-            "rpc_url": stage.rpc_url, "manifest": stage.manifest_path, "task_id": stage.task_id,
-            "ipfs_url": stage.ipfs_url, "state_dir": stage.root / f"trainer-{role.account_index}",
-            "private_key_env": f"TEST_TRAINER_KEY_{role.account_index}", "data_source": "file",
-            "data_path": stage.train_file, "shard_index": role.shard, "num_shards": len(HONEST),
-            "local_steps": 10, "batch_size": 32, "lr": 0.1, "device": "cpu", "max_rounds": 1,
-            "poll_interval_s": 0.1, "submit_margin_s": 1.0, "log_format": "plain",
-        }
-        with trainer_node(TrainerSettings(**values), StopToken()) as node:  # type: ignore[arg-type]
-            assert [o for _, o in run_trainer(node).outcomes] == [RoundOutcome.SUBMITTED]
+def _nothing() -> Reveal:
+    return lambda: None
+
+
+def run_honest(stage: Stage, round_id: int, in_commit_phase: Callable[[], Reveal] = _nothing) -> None:
+    """The first two honest roles run the real trainer loop for the open round, concurrently, through both phases.
+    Once both committed, `in_commit_phase` runs and the commit phase ends; once both revealed, what it returned runs
+    and the reveal phase ends. A failure stops the trainers (they would otherwise wait for a phase that never comes)."""
+    stop = StopToken()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(_run_one_round, stage, role, stop) for role in HONEST[:2]]
+        try:
+            _await_commitments(stage, round_id, futures)
+            in_reveal_phase = in_commit_phase()
+            advance_time(stage.rpc_url, COMMIT_WINDOW_S + 1)
+            outcomes = [f.result(timeout=PHASE_TIMEOUT_S) for f in futures]
+        except BaseException:
+            stop.request()
+            raise
+    assert outcomes == [RoundOutcome.REVEALED] * 2
+    in_reveal_phase()
+    advance_time(stage.rpc_url, REVEAL_WINDOW_S + 1)
+
+
+def _await_commitments(stage: Stage, round_id: int, futures: list[Future[RoundOutcome]]) -> None:
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    addresses = [role.address for role in HONEST[:2]]
+    while not all(stage.sponsor.get_commitment(stage.task_id, round_id, a).committed for a in addresses):
+        assert time.monotonic() < deadline, "the honest trainers did not commit in time"
+        for future in futures:
+            assert not future.done(), f"a trainer ended in the commit phase: {future.result()}"
+        time.sleep(0.2)
+
+
+def _run_one_round(stage: Stage, role: Role, stop: StopToken) -> RoundOutcome:
+    values: dict[str, object] = {
+        "rpc_url": stage.rpc_url, "manifest": stage.manifest_path, "task_id": stage.task_id,
+        "ipfs_url": stage.ipfs_url, "state_dir": stage.root / f"trainer-{role.account_index}",
+        "private_key_env": f"TEST_TRAINER_KEY_{role.account_index}", "data_source": "file",
+        "data_path": stage.train_file, "shard_index": role.shard, "num_shards": len(HONEST),
+        "local_steps": 10, "batch_size": 32, "lr": 0.1, "device": "cpu", "max_rounds": 1,
+        "poll_interval_s": 0.1, "submit_margin_s": 1.0, "log_format": "plain",
+    }
+    with trainer_node(TrainerSettings(**values), stop) as node:  # type: ignore[arg-type]
+        [(_, outcome)] = run_trainer(node).outcomes
+    return outcome
 
 
 def _stake_hostile(stage: Stage) -> None:
@@ -176,13 +234,12 @@ def test_hostile_submissions_get_their_reasons_are_slashed_once_and_honest_train
     plan = {1: ATTACKS[:5], 2: ATTACKS[5:]}
     finish_s: list[float] = []
 
-    # Execute: each round the honest trainers train and submit, the hostile accounts send their bytes.
+    # Execute: each round the honest trainers train, commit and reveal; the hostile accounts commit to their bytes
+    # in the commit phase and reveal them in the reveal phase.
     with IpfsClient(stage.ipfs_url) as storage:
         for round_id, attacks in plan.items():
             drive(aggregator, partial(round_is_open, stage.sponsor, stage.task_id, round_id))
-            run_honest(stage)
-            _hostile_round(stage, storage, round_id, attacks, layout)
-            advance_time(stage.rpc_url, WINDOW_S + 1)
+            run_honest(stage, round_id, partial(_hostile_round, stage, storage, round_id, attacks, layout))
             slashable = [i for i, a in zip(HOSTILE_ACCOUNTS, attacks, strict=False) if a.slash_code]
             started = time.monotonic()
             drive(aggregator, _finalized_and_settled(stage, round_id, slashable), max_ticks=200)
@@ -198,7 +255,7 @@ def test_hostile_submissions_get_their_reasons_are_slashed_once_and_honest_train
             assert (row.reason, row.slash_reason, int(row.payout_wei)) == (attack.reason, attack.slash_code, 0), (
                 attack, row.reason_detail)
             assert chain.is_slashed(stage.task_id, report.round, row.account) == (attack.slash_code is not None)
-    logging.getLogger(__name__).info("seconds from window end to settled, per round: %s", finish_s)
+    logging.getLogger(__name__).info("seconds from reveal deadline to settled, per round: %s", finish_s)
     # Assert: slashed once: a second pass of the settle step changes nothing.
     stakes = [chain.get_trainer(stage.task_id, dev_account(i).address).stake_wei for i in HOSTILE_ACCOUNTS]
     aggregator.tick()

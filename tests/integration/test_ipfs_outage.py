@@ -1,8 +1,8 @@
-"""An IPFS outage across the end of the window is not the trainers' fault: the round waits for storage to return.
+"""An IPFS outage across the reveal deadline is not the trainers' fault: the round waits for storage to return.
 
-The daemon is stopped mid-window, after the honest trainers submitted, and started again (same repo, same port)
-a few seconds after the window closed, while the aggregator's collect step is retrying. The round must finalize
-with every honest update fetched and paid, none recorded as missing.
+The daemon is stopped in the reveal phase, after the honest trainers uploaded and revealed, and started again (same
+repo, same port) a few seconds after the reveal deadline, while the aggregator's collect step is retrying. The round
+must finalize with every honest update fetched and paid, none recorded as missing.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ import pytest
 from aggregator.bootstrap import build_aggregator
 from aggregator.settings import AggregatorSettings
 from flchain.chain.types import RoundStatus
-from flchain.devnet.anvil import AnvilNode, advance_time
+from flchain.devnet.anvil import AnvilNode
 from flchain.devnet.ipfs import IpfsNode, start_ipfs
 from tests.integration.test_aggregator_round import (
     HONEST,
-    WINDOW_S,
     Stage,
     aggregator_env,
     drive,
@@ -32,7 +31,7 @@ from tests.integration.test_aggregator_round import (
 from tests.integration.test_hostile_trainer import run_honest
 
 pytestmark = pytest.mark.integration
-OUTAGE_AFTER_WINDOW_S = 3.0
+OUTAGE_AFTER_DEADLINE_S = 3.0
 
 
 class RestartableIpfs:
@@ -69,12 +68,11 @@ def test_a_round_spanning_an_ipfs_outage_finalizes_with_every_honest_update_fetc
         monkeypatch.setenv(name, value)
     aggregator = build_aggregator(AggregatorSettings())  # type: ignore[call-arg]
     drive(aggregator, lambda: round_is_open(stage.sponsor, stage.task_id, 1))
-    run_honest(stage)
 
-    # Execute: storage goes down mid-window, the window ends, storage comes back while collect retries.
-    own_ipfs.stop()
-    advance_time(stage.rpc_url, WINDOW_S + 1)
-    restarter = threading.Timer(OUTAGE_AFTER_WINDOW_S, own_ipfs.restart)
+    # Execute: the honest trainers commit, then upload and reveal; storage goes down in the reveal phase, the reveal
+    # phase ends, storage comes back while collect retries.
+    run_honest(stage, 1, in_commit_phase=lambda: own_ipfs.stop)
+    restarter = threading.Timer(OUTAGE_AFTER_DEADLINE_S, own_ipfs.restart)
     restarter.start()
     try:
         drive(aggregator, lambda: stage.sponsor.round_status(stage.task_id, 1) is RoundStatus.FINALIZED,

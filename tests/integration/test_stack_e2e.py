@@ -46,8 +46,8 @@ def _alive(pid: int) -> bool:
 
 def test_up_round_trip_api_and_down(tmp_path: Path) -> None:
     run_dir = tmp_path / "stack"
-    up = _flchain("up", "--run-dir", str(run_dir), "--trainers", "2", "--rounds", "1", "--commit-window-s", "8",
-                  "--reveal-window-s", "8",
+    up = _flchain("up", "--run-dir", str(run_dir), "--trainers", "2", "--rounds", "1", "--commit-window-s", "20",
+                  "--reveal-window-s", "12",
                   timeout_s=240)
     assert up.returncode == 0, up.stdout + up.stderr
     info = json.loads((run_dir / "stack.json").read_text())
