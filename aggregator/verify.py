@@ -50,6 +50,7 @@ from flchain.chain.tasklog import RevealedUpdate, TaskLog
 from flchain.chain.types import RoundState, RoundStatus, eval_commitment
 from flchain.codec import DEFAULT_LIMITS, content_digest
 from flchain.report import RoundReport, TrainerScore, canonical_json
+from flchain.storage.errors import ContentNotFound, ContentTooLarge, InvalidCid
 from flchain.storage.protocol import Storage
 
 logger = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ def _sketch_seed(
     try:
         data = storage.cat(reveal_cid, max_bytes=MAX_REVEAL_BYTES)
         return open_reveal(data, state.task_id, state.sketch_commitment).seed
-    except SketchSeedError as e:
+    except (SketchSeedError, ContentTooLarge, ContentNotFound, InvalidCid) as e:
         raise VerifyError(f"sketch reveal {reveal_cid}: {e}") from e
 
 

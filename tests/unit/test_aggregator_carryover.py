@@ -119,7 +119,7 @@ def test_state_with_a_commitment_leaves_the_seed_out_and_keeps_the_commitment() 
 
 
 def test_a_state_that_publishes_both_the_seed_and_a_commitment_is_refused() -> None:
-    data, _, commitment = _secret_state()
+    data = _secret_state()[0]
     metadata = dict(load_metadata(data))
     doc = json.loads(metadata[METADATA_KEY])
     doc["config"]["filters"]["sketch_seed"] = 5

@@ -87,7 +87,8 @@ def _crafted_replay(original: NDArray[np.float64], assumed_seed: int, relative_s
     direction = np.random.default_rng(5).normal(size=DIM)
     direction -= (direction @ own) / (own @ own) * own
     delta = projection @ direction
-    return original + delta * relative_size * np.linalg.norm(original) / np.linalg.norm(delta)
+    scale = relative_size * float(np.linalg.norm(original)) / float(np.linalg.norm(delta))
+    return np.asarray(original + scale * delta, dtype=np.float64)
 
 
 def _verdict(replay: NDArray[np.float64], original: NDArray[np.float64], seed: int) -> RejectReason | None:
