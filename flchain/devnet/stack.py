@@ -268,7 +268,7 @@ def down(run_dir: Path, timeout_s: float = 15.0) -> list[str]:
             time.sleep(0.1)
         if _alive(pid):
             _signal_group(pid, signal.SIGKILL)
-    for url in (info.rpc_url, info.ipfs_url, info.api_url):
+    for url in (info.rpc_url, info.ipfs_url, info.ipfs_direct_url, info.api_url):
         if url and port_is_open("127.0.0.1", int(url.rsplit(":", 1)[1])):
             logger.warning("something still listens on %s", url)
     (run_dir / "stack.json").unlink(missing_ok=True)
