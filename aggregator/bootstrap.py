@@ -13,13 +13,14 @@ from aggregator.evaldata import ValidationSource, load_validation, set_torch_thr
 from aggregator.modelspec import resolve_spec
 from aggregator.service import Aggregator, Deps, StepHook, no_step_hook
 from aggregator.settings import AggregatorSettings
+from aggregator.sketchseed import derive_sketch_secret
 from flchain.chain.accounts import load_signer
 from flchain.chain.client import CoordinatorClient, connect
 from flchain.chain.events import EventReader
 from flchain.chain.manifest import DeploymentManifest
 from flchain.chain.tasklog import TaskLog
-from flchain.storage.failover import FailoverStorage
-from flchain.storage.ipfs import IpfsClient
+from flchain.storage.failover import ipfs_storage
+from flchain.storage.protocol import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def connect_task(
 
 
 def model_runtime(
-    parts: ChainParts, storage: IpfsClient, task_id: int, model_spec: str | None, validation: ValidationSource,
+    parts: ChainParts, storage: Storage, task_id: int, model_spec: str | None, validation: ValidationSource,
     validation_path: Path | None, torch_threads: int,
 ) -> ModelRuntime:
     """The task's model spec (checked against the chain) with the validation data, forward passes pinned to
@@ -69,15 +70,17 @@ def build_aggregator(settings: AggregatorSettings, *, after_step: StepHook = no_
     if not parts.coordinator.is_aggregator(settings.task_id, signer.address):
         logger.warning("%s is not an aggregator of task %d: its transactions will revert", signer.address,
                        settings.task_id)
-    storage = IpfsClient(settings.ipfs_url, timeout_s=settings.ipfs_timeout_s)
-    fetch_urls = (settings.ipfs_url, *settings.fetch_ipfs_urls)
-    fetch_storage = FailoverStorage([IpfsClient(url, timeout_s=settings.fetch_timeout_s) for url in fetch_urls])
+    urls = (settings.ipfs_url, *settings.fetch_ipfs_urls)
+    storage = ipfs_storage(urls, timeout_s=settings.ipfs_timeout_s)
+    fetch_storage = ipfs_storage(urls, timeout_s=settings.fetch_timeout_s)
     runtime = model_runtime(
         parts, storage, settings.task_id, settings.model_spec, settings.validation, settings.validation_path,
         settings.torch_threads,
     )
-    namespace = f"{parts.coordinator.w3.eth.chain_id}-{parts.coordinator.address.lower()}"
-    deps = Deps(parts.coordinator, parts.log, storage, fetch_storage, namespace)
+    chain_id = parts.coordinator.w3.eth.chain_id
+    namespace = f"{chain_id}-{parts.coordinator.address.lower()}"
+    sketch = derive_sketch_secret(bytes(signer.key), chain_id, parts.coordinator.address, settings.task_id)
+    deps = Deps(parts.coordinator, parts.log, storage, fetch_storage, namespace, sketch)
     logger.info("task %d: model %s (%d parameters), validation %s (%d samples)", settings.task_id,
                 runtime.spec.name, runtime.layout.total_size, runtime.validation.name, len(runtime.validation))
     return Aggregator(settings, deps, runtime, after_step=after_step)

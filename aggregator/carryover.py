@@ -6,11 +6,16 @@ there are 1e6 fixed point), so every finalized round publishes it on IPFS, refer
 (`RoundReport.aggregator_state_cid`, covered by the on-chain report digest), together with the `PipelineConfig`
 the round was computed with.
 
-Format (`flchain-aggregator-state/1`): safetensors bytes, float64 tensors `clip_center` and `momentum_buffer`
+Format (`flchain-aggregator-state/2`): safetensors bytes, float64 tensors `clip_center` and `momentum_buffer`
 (when set) and `fingerprint_sketches` (one row per fingerprint, when any); one metadata key
 `flchain.aggregator-state` holding canonical JSON of the config, the ratings `[account, mu, sigma]` (sorted by
-account) and the fingerprints `[round, trainer, 0x-digest]` in sketch-row order. JSON floats round-trip exactly,
-and the same state always gives the same bytes.
+account), the fingerprints `[round, trainer, 0x-digest]` in sketch-row order and `sketch_commitment`. JSON floats
+round-trip exactly, and the same state always gives the same bytes.
+
+The replay sketch's seed is secret while the task runs (`aggregator.sketchseed`): a state with a
+`sketch_commitment` leaves `sketch_seed` out of the config's filters (it decodes as 0, a stand-in), and the seed
+comes from the task's reveal record. A state whose `sketch_commitment` is null (simulations) keeps the seed in its
+config. States of format `/1` (before the seed was secret) are still read: their seed is public, `sketch_seed`.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from flchain.codec.frame import parse_frame
 from flchain.codec.header import CodecLimits
 from flchain.report import canonical_json
 
-STATE_FORMAT = "flchain-aggregator-state/1"
+STATE_FORMAT = "flchain-aggregator-state/2"
+LEGACY_FORMAT = "flchain-aggregator-state/1"  # the seed in the config, no commitment; read, never written
 METADATA_KEY = "flchain.aggregator-state"
 _LIMITS = CodecLimits(max_payload_bytes=2 * 1024**3, max_tensors=8, max_header_bytes=64 * 1024 * 1024)
 
@@ -60,20 +66,28 @@ INITIAL_STATE = CarryState()
 
 @dataclass(frozen=True)
 class PublishedState:
-    """A decoded state file: the round it follows, the config that round used, and the state it left."""
+    """A decoded state file: the round it follows, the config that round used, and the state it left.
+
+    Exactly one of `sketch_commitment` (the seed is secret; `config.filters.sketch_seed` is a stand-in 0) and
+    `sketch_seed` (the seed was published, in a `/1` or commitment-less state) is set."""
 
     task_id: int
     round_id: int
     config: PipelineConfig
     carry: CarryState
+    sketch_commitment: bytes | None = None
+    sketch_seed: int | None = None
 
 
-def config_to_json(config: PipelineConfig) -> dict[str, Any]:
+def config_to_json(config: PipelineConfig, *, with_seed: bool = True) -> dict[str, Any]:
+    filters = asdict(config.filters)
+    if not with_seed:
+        del filters["sketch_seed"]
     return {
         "rule": config.rule.value,
         "rule_params": asdict(config.rule_params),
         "outer": asdict(config.outer),
-        "filters": asdict(config.filters),
+        "filters": filters,
         "ratings": asdict(config.ratings),
         "slash_bps": config.slash_bps,
         "slash_reasons": sorted(reason.value for reason in config.slash_reasons),
@@ -114,13 +128,19 @@ def _tensors(carry: CarryState) -> dict[str, NDArray[np.float64]]:
     return tensors
 
 
-def encode_state(task_id: int, round_id: int, config: PipelineConfig, carry: CarryState) -> bytes:
-    """The state file of round `round_id` (computed with `config`, leaving `carry`)."""
+def encode_state(
+    task_id: int, round_id: int, config: PipelineConfig, carry: CarryState, sketch_commitment: bytes | None
+) -> bytes:
+    """The state file of round `round_id` (computed with `config`, leaving `carry`); with a `sketch_commitment`
+    the seed is left out."""
+    if sketch_commitment is not None and len(sketch_commitment) != 32:
+        raise CarryoverError(f"a sketch commitment is 32 bytes, got {len(sketch_commitment)}")
     doc = {
         "format": STATE_FORMAT,
         "task_id": task_id,
         "round": round_id,
-        "config": config_to_json(config),
+        "config": config_to_json(config, with_seed=sketch_commitment is None),
+        "sketch_commitment": None if sketch_commitment is None else "0x" + sketch_commitment.hex(),
         "ratings": [[account, r.mu, r.sigma] for account, r in sorted(carry.ratings.items())],
         "fingerprints": [[fp.round_id, fp.trainer, "0x" + fp.digest.hex()] for fp in carry.fingerprints],
     }
@@ -137,8 +157,8 @@ def _read(data: bytes) -> tuple[dict[str, Any], dict[str, NDArray[np.float64]]]:
         tensors = {name: np.asarray(array, dtype=np.float64) for name, array in load(data).items()}
     except (CodecError, SafetensorError, KeyError, json.JSONDecodeError) as e:
         raise CarryoverError(f"not an aggregator state file: {e!r}") from e
-    if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
-        raise CarryoverError(f"state format must be {STATE_FORMAT!r}")
+    if not isinstance(doc, dict) or doc.get("format") not in (STATE_FORMAT, LEGACY_FORMAT):
+        raise CarryoverError(f"state format must be {STATE_FORMAT!r} (or {LEGACY_FORMAT!r})")
     return doc, tensors
 
 
@@ -167,6 +187,25 @@ def decode_state(data: bytes) -> PublishedState:
             outer=OuterState(momentum_buffer=_optional(tensors, "momentum_buffer")),
         )
         carry = CarryState(MappingProxyType(ratings), _fingerprints(doc, tensors), aggregation)
-        return PublishedState(int(doc["task_id"]), int(doc["round"]), config_from_json(doc["config"]), carry)
+        config = config_from_json(doc["config"])
+        commitment = _commitment(doc)
+        seed = None if commitment is not None else config.filters.sketch_seed
+        return PublishedState(int(doc["task_id"]), int(doc["round"]), config, carry, commitment, seed)
     except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, CarryoverError):
+            raise
         raise CarryoverError(f"malformed aggregator state: {e!r}") from e
+
+
+def _commitment(doc: Mapping[str, Any]) -> bytes | None:
+    """The state's sketch commitment; None for a `/1` state or a null one (the seed is then in the config)."""
+    if doc["format"] == LEGACY_FORMAT or doc["sketch_commitment"] is None:
+        if "sketch_seed" not in doc["config"]["filters"]:
+            raise CarryoverError("a state without a sketch commitment must publish its sketch seed")
+        return None
+    if "sketch_seed" in doc["config"]["filters"]:
+        raise CarryoverError("a state with a sketch commitment must not publish the seed")
+    commitment = bytes.fromhex(str(doc["sketch_commitment"]).removeprefix("0x"))
+    if len(commitment) != 32:
+        raise CarryoverError(f"a sketch commitment is 32 bytes, got {len(commitment)}")
+    return commitment

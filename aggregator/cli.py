@@ -29,7 +29,7 @@ from aggregator.settings import AggregatorSettings
 from aggregator.verify import VerifyResult, verify_round
 from flchain.chain.errors import ChainError
 from flchain.storage.errors import StorageError
-from flchain.storage.ipfs import IpfsClient
+from flchain.storage.failover import ipfs_storage
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +92,17 @@ def _print(result: VerifyResult) -> None:
     for column in ("check", "on-chain", "recomputed", ""):
         table.add_column(column, overflow="fold")
     for check in result.checks:
-        verdict = "[green]ok[/green]" if check.ok else "[red]MISMATCH[/red]"
+        verdict = {"ok": "[green]ok[/green]", "pending": "[yellow]pending[/yellow]"}.get(
+            check.status, "[red]MISMATCH[/red]"
+        )
         table.add_row(check.name, check.on_chain, check.recomputed, verdict)
     console.print(table)
     for note in result.notes:
         console.print(f"note: {note}")
     for dispute in result.disputes:
         console.print(f"[red]disputed[/red] {dispute}")
+    for item in result.pending:
+        console.print(f"[yellow]not yet verifiable[/yellow] {item}")
     for difference in result.differences:
         console.print(f"[yellow]differs[/yellow] {difference}")
     console.print("[green]round verified[/green]" if result.ok else "[red]round does NOT match the chain[/red]")
@@ -111,6 +115,13 @@ def round_(
     rpc_url: Annotated[str, Opt("--rpc-url", envvar="FLCHAIN_RPC_URL", help="JSON-RPC endpoint.")],
     manifest: Annotated[Path, Opt("--manifest", envvar="FLCHAIN_MANIFEST")] = Path("deployment.json"),
     ipfs_url: Annotated[str, Opt("--ipfs-url", envvar="FLCHAIN_IPFS_URL")] = "http://127.0.0.1:5001",
+    fetch_ipfs_urls: Annotated[
+        list[str] | None, Opt("--fetch-ipfs-url", help="More IPFS RPC endpoints, tried in turn (repeatable).")
+    ] = None,
+    sketch_reveal: Annotated[str | None, Opt(
+        "--sketch-reveal", help="CID of the task's sketch reveal record (published once the task is closing); "
+        "without it the replay sketch decisions are reported as not yet verifiable."
+    )] = None,
     model_spec: Annotated[str | None, Opt("--model-spec", help="Preset or spec JSON (default: task card).")] = None,
     validation: Annotated[ValidationSource, Opt("--validation")] = ValidationSource.DIGITS,
     validation_path: Annotated[Path | None, Opt("--validation-path")] = None,
@@ -118,20 +129,22 @@ def round_(
     as_json: Annotated[bool, Opt("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Recompute a finalized round from chain events and IPFS; exit 0 only if model, report and payouts match and
-    no published verdict is contradicted by what is available now (an update reported missing that is served)."""
+    no published verdict is contradicted by what is available now (an update reported missing that is served).
+    What only the revealed sketch seed can decide is listed as not yet verifiable and alone does not fail."""
     try:
         parts = connect_task(rpc_url, manifest, task)
-        with IpfsClient(ipfs_url) as storage:
+        with ipfs_storage((ipfs_url, *(fetch_ipfs_urls or ())), timeout_s=60.0) as storage:
             runtime = model_runtime(parts, storage, task, model_spec, validation, validation_path, torch_threads)
-            result = verify_round(parts.coordinator, parts.log, storage, runtime, task, round_id)
+            result = verify_round(parts.coordinator, parts.log, storage, runtime, task, round_id, sketch_reveal)
     except (ChainError, StorageError, ValueError, RuntimeError) as e:
         Console().print(f"[red]cannot verify round {round_id} of task {task}:[/red] {e}")
         raise typer.Exit(2) from e
     if as_json:
-        checks = [{"name": c.name, "on_chain": c.on_chain, "recomputed": c.recomputed, "ok": c.ok}
-                  for c in result.checks]
+        checks = [{"name": c.name, "on_chain": c.on_chain, "recomputed": c.recomputed, "ok": c.ok,
+                   "status": c.status} for c in result.checks]
         typer.echo(json.dumps({"ok": result.ok, "checks": checks, "differences": list(result.differences),
-                               "notes": list(result.notes), "disputes": list(result.disputes)}))
+                               "notes": list(result.notes), "disputes": list(result.disputes),
+                               "pending": list(result.pending), "sketch_seed_revealed": result.sketch_seed_revealed}))
     else:
         _print(result)
     raise typer.Exit(0 if result.ok else 1)

@@ -238,7 +238,7 @@ def build_artifacts(
     tree_bytes, root = payout_tree(outcome)
     tree = Blob("payout-tree", tree_bytes, cid_of(tree_bytes))
     carry = CarryState(outcome.ratings, outcome.fingerprints, outcome.state)
-    state_bytes = encode_state(ctx.task_id, ctx.round_id, config, carry)
+    state_bytes = encode_state(ctx.task_id, ctx.round_id, config, carry, ctx.sketch_commitment)
     state = Blob("aggregator-state", state_bytes, cid_of(state_bytes))
     report = RoundReport(
         task_id=ctx.task_id, round=ctx.round_id, base_model_digest="0x" + ctx.base_digest.hex(),

@@ -43,6 +43,7 @@ class RoundContext:
     eval_cid: str
     budget_wei: int
     not_revealed: tuple[str, ...] = ()  # accounts whose commitment of this round was never revealed
+    sketch_commitment: bytes | None = None  # of the task's secret sketch seed (None: the seed is published)
 
 
 @dataclass(frozen=True)

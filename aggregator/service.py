@@ -3,7 +3,8 @@
 Each round:
 
 1. open      the round on the current global model, committing to a fresh evaluation batch (unless the sponsor
-             requested the task's close: then no round opens and the service stops);
+             requested the task's close: then no round opens, the task's replay-sketch secret is revealed on
+             IPFS (`aggregator.sketchseed`) and the service stops);
    (trainers commit during the commit phase and reveal during the reveal phase; nothing to do meanwhile)
 2. collect   after the reveal deadline, every UpdateRevealed of the round (never a bare commitment), fetched in
              parallel, verified and kept; commitments never revealed are listed as "not revealed" (they earn
@@ -38,8 +39,10 @@ from aggregator.evaldata import draw_eval_batch, encode_eval_batch
 from aggregator.publish import RoundArtifacts, RoundContext, publish_artifacts
 from aggregator.settings import AggregatorSettings, Step
 from aggregator.settle import Coordinator, finalize, record_reputations, slash_dishonest
+from aggregator.sketchseed import SketchSecret
 from aggregator.state import BlobCache, RoundJournal, load_artifacts, load_fetched, save_artifacts, save_fetched
 from aggregator.sweep import sweep_due
+from flchain.atomic import write_atomic
 from flchain.chain.tasklog import TaskLog
 from flchain.chain.types import RoundStatus, TaskState, eval_commitment
 from flchain.codec import DEFAULT_LIMITS
@@ -77,6 +80,7 @@ class Deps:
     storage: Storage  # models, reports, publishing
     fetch_storage: Storage  # trainers' updates (shorter timeout)
     namespace: str  # which chain and coordinator: keeps journals of different deployments apart
+    sketch: SketchSecret  # the task's replay-sketch secret, revealed once no round can open
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,7 @@ class Aggregator:
         round_id = task.current_round
         if task.closed:
             logger.info("task %d is closed", self.task_id)
+            self.reveal_sketch_seed()
             return Tick.DONE
         if round_id == 0:
             return self.open_round(task, 1)
@@ -154,6 +159,19 @@ class Aggregator:
             return Tick.DONE
         return self.open_round(task, round_id + 1)
 
+    # ------------------------------------------------------------------ the task's end: reveal the sketch seed
+    def reveal_sketch_seed(self) -> str:
+        """Publish the task's sketch reveal record (once no round can open) and return its CID; the CID is kept in
+        the task's journal directory for `flchain verify round --sketch-reveal`."""
+        record = self.deps.sketch.reveal_record()
+        cid = self.deps.storage.add(record, pin=True)
+        path = self.root / "sketch-reveal.cid"
+        if not path.exists():
+            write_atomic(path, cid.encode())
+            logger.info("task %d: replay sketch seed revealed in %s (flchain verify round --sketch-reveal %s)",
+                        self.task_id, cid, cid)
+        return cid
+
     # ------------------------------------------------------------------ between rounds: sweep
     def sweep_rounds(self) -> None:
         """Sweep the finalized rounds past their claim window (the unclaimed rest goes back to the pool)."""
@@ -167,6 +185,7 @@ class Aggregator:
             return Tick.DONE
         if task.close_requested:
             logger.info("task %d: close requested by the sponsor; no round %d opens", self.task_id, round_id)
+            self.reveal_sketch_seed()
             return Tick.DONE
         journal = RoundJournal(self.root, round_id)
         opening = self._journaled_opening(journal) or self._prepare_opening(task, round_id, journal)
@@ -280,11 +299,12 @@ class Aggregator:
             base_digest=opening.base_digest, base_cid=opening.base_cid, eval_bytes=opening.eval_bytes,
             eval_cid=opening.eval_cid, budget_wei=min(task.reward_per_round_wei, task.pool_wei),
             not_revealed=tuple(c.trainer for c in self.deps.log.unrevealed(round_id)),
+            sketch_commitment=self.deps.sketch.commitment,
         )
         data = RoundData(
             ctx=ctx, base_model=self.cache.get(opening.base_cid, opening.base_digest, DEFAULT_LIMITS.max_payload_bytes),
             fetched=tuple(fetched), prior=prior_state(self.deps.log, self.cache, round_id),
-            config=self.settings.pipeline_config(task.max_slash_bps),
+            config=self.settings.pipeline_config(task.max_slash_bps, self.deps.sketch.seed),
         )
         passes = 1 + 2 * len(fetched) if data.config.compute_loo else 1 + len(fetched)
         with scoring_progress(round_id, passes) as advance:

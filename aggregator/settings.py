@@ -6,7 +6,6 @@ a raw private key from the environment variable that `private_key_env` names. Ex
 
 from __future__ import annotations
 
-import hashlib
 from enum import StrEnum
 from pathlib import Path
 
@@ -34,11 +33,6 @@ class Step(StrEnum):
     SLASH = "slash"
 
 
-def default_sketch_seed(task_id: int) -> int:
-    """The replay-sketch seed of a task: public, so `flchain verify round` can recompute the fingerprints."""
-    return int.from_bytes(hashlib.sha256(b"flchain-sketch-seed/1" + task_id.to_bytes(32, "big")).digest()[:8], "big")
-
-
 class AggregatorSettings(BaseSettings):
     """Everything `flchain aggregator run` needs. Env names: FLCHAIN_AGGREGATOR_<FIELD>."""
 
@@ -50,7 +44,8 @@ class AggregatorSettings(BaseSettings):
     task_id: int = Field(ge=1, description="The task to aggregate.")
     ipfs_url: str = Field("http://127.0.0.1:5001", description="Kubo RPC API of the IPFS daemon.")
     fetch_ipfs_urls: tuple[str, ...] = Field(
-        (), description="More IPFS RPC endpoints updates are fetched from, tried in turn after ipfs_url."
+        (), description="More IPFS RPC endpoints every read (updates, models, reports, states) tries in turn after "
+        "ipfs_url; writes go to the first that answers."
     )
     state_dir: Path = Field(Path("aggregator-state"), description="Directory of the per-round journal.")
     model_spec: str | None = Field(
@@ -78,7 +73,6 @@ class AggregatorSettings(BaseSettings):
     outer_nesterov: bool = Field(False, description="Nesterov outer momentum.")
     slash_bps: int = Field(1000, ge=0, le=10_000, description="Slash of a provably dishonest update (capped by task).")
     compute_loo: bool = Field(False, description="Also compute leave-one-out marginal scores.")
-    sketch_seed: int | None = Field(None, ge=0, lt=2**64, description="Replay-sketch seed (default: from the task).")
 
     # ---------------------------------------------------------------- loop
     rounds: int = Field(0, ge=0, description="Stop once this round is finalized and settled (0: run until stopped).")
@@ -108,9 +102,9 @@ class AggregatorSettings(BaseSettings):
             raise ValueError("validation 'file' needs validation_path")
         return self
 
-    def pipeline_config(self, max_slash_bps: int) -> PipelineConfig:
-        """The round math's configuration; the slash is capped by the task's maxSlashBps."""
-        seed = default_sketch_seed(self.task_id) if self.sketch_seed is None else self.sketch_seed
+    def pipeline_config(self, max_slash_bps: int, sketch_seed: int) -> PipelineConfig:
+        """The round math's configuration; the slash is capped by the task's maxSlashBps. The replay-sketch seed is
+        the task's secret one (`aggregator.sketchseed`), never a setting."""
         return PipelineConfig(
             rule=self.rule,
             rule_params=RuleParams(
@@ -118,7 +112,7 @@ class AggregatorSettings(BaseSettings):
                 clip_iterations=self.clip_iterations,
             ),
             outer=OuterConfig(lr=self.outer_lr, momentum=self.outer_momentum, nesterov=self.outer_nesterov),
-            filters=FilterConfig(sketch_seed=seed),
+            filters=FilterConfig(sketch_seed=sketch_seed),
             slash_bps=min(self.slash_bps, max_slash_bps),
             compute_loo=self.compute_loo,
         )

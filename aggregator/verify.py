@@ -12,30 +12,45 @@ sponsor's; the default digits held-out split is reproducible by anyone.
 The one input the chain cannot prove is which updates the aggregator could not fetch: those the report marks
 `missing` stay missing in the recomputation (and a note says when they are available now). The round verifies
 when the recomputed new model digest, report digest, payout root and total equal the on-chain ones.
+
+The replay sketch's seed is secret until the task ends (`aggregator.sketchseed`). Given the task's reveal record
+(`sketch_reveal_cid`), checked against the commitment in the round's state, every decision is reproduced. Without
+it, the round is recomputed with a stand-in seed and all the rest is still checked: the model, the payouts, the
+report (with the state's CID as published) and the state apart from its fingerprint sketches. What cannot be
+checked yet is listed in `pending` (the sketches, and the replay verdicts a sketch decided, taken as published);
+pending items alone do not make the round fail.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import numpy as np
+
+from aggregator.carryover import INITIAL_STATE, PublishedState, config_to_json, decode_state
 from aggregator.collect import Fetched, fetch_one
 from aggregator.compute import (
     MAX_REPORT_BYTES,
+    Computed,
     DirectFetcher,
     ModelRuntime,
     RoundData,
     compute_round,
-    prior_state,
+    finalized_report,
     published_state,
 )
 from aggregator.filters import RejectReason
+from aggregator.pipeline import PipelineConfig
 from aggregator.publish import RoundContext
 from aggregator.settle import Coordinator
+from aggregator.sketchseed import MAX_REVEAL_BYTES, SketchSeedError, open_reveal
 from flchain.chain.tasklog import RevealedUpdate, TaskLog
-from flchain.chain.types import RoundStatus, eval_commitment
+from flchain.chain.types import RoundState, RoundStatus, eval_commitment
 from flchain.codec import DEFAULT_LIMITS, content_digest
-from flchain.report import RoundReport, TrainerScore
+from flchain.report import RoundReport, TrainerScore, canonical_json
+from flchain.storage.errors import ContentNotFound, ContentTooLarge, InvalidCid
 from flchain.storage.protocol import Storage
 
 logger = logging.getLogger(__name__)
@@ -50,10 +65,15 @@ class Check:
     name: str
     on_chain: str
     recomputed: str
+    pending: bool = False  # cannot be decided before the sketch seed is revealed (a mismatch is then not a failure)
 
     @property
     def ok(self) -> bool:
         return self.on_chain == self.recomputed
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "pending" if self.pending else "mismatch"
 
 
 @dataclass(frozen=True)
@@ -64,10 +84,12 @@ class VerifyResult:
     differences: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     disputes: tuple[str, ...] = ()  # published verdicts that what is available now contradicts
+    pending: tuple[str, ...] = ()  # what cannot be verified before the sketch seed is revealed
+    sketch_seed_revealed: bool = True
 
     @property
     def ok(self) -> bool:
-        return all(check.ok for check in self.checks) and not self.disputes
+        return all(check.ok or check.pending for check in self.checks) and not self.disputes
 
 
 def _fetch_as_reported(
@@ -97,10 +119,11 @@ def _differences(published: RoundReport, recomputed: RoundReport) -> tuple[str, 
 
 
 def _round_data(
-    coordinator: Coordinator, log: TaskLog, storage: Storage, runtime: ModelRuntime, task_id: int, round_id: int,
-    report: RoundReport, disputes: list[str],
+    coordinator: Coordinator, log: TaskLog, storage: Storage, runtime: ModelRuntime, report: RoundReport,
+    disputes: list[str], state: PublishedState, previous: PublishedState | None, config: PipelineConfig,
 ) -> RoundData:
     fetcher = DirectFetcher(storage)
+    task_id, round_id = report.task_id, report.round
     fin, opening = log.finalizations[round_id], log.openings.get(round_id)
     if opening is None:
         raise VerifyError(f"no RoundOpened event for round {round_id}")
@@ -120,34 +143,116 @@ def _round_data(
     ctx = RoundContext(
         task_id=task_id, round_id=round_id, spec_hash=runtime.spec.spec_hash(), base_digest=opening.base_model_digest,
         base_cid=opening.base_model_cid, eval_bytes=eval_bytes, eval_cid=fin.eval_cid, budget_wei=budget_wei,
-        not_revealed=tuple(c.trainer for c in log.unrevealed(round_id)),
+        not_revealed=tuple(c.trainer for c in log.unrevealed(round_id)), sketch_commitment=state.sketch_commitment,
     )
     base = fetcher.get(opening.base_model_cid, opening.base_model_digest, DEFAULT_LIMITS.max_payload_bytes)
-    config = published_state(report, fetcher).config
-    return RoundData(ctx, base, fetched, prior_state(log, fetcher, round_id), config)
+    prior = INITIAL_STATE if previous is None else previous.carry
+    return RoundData(ctx, base, fetched, prior, config)
+
+
+def _previous_state(log: TaskLog, storage: Storage, round_id: int) -> PublishedState | None:
+    """The state the latest finalized round before `round_id` published (None when there is none)."""
+    fetcher = DirectFetcher(storage)
+    for earlier in range(round_id - 1, 0, -1):
+        report = finalized_report(log, fetcher, earlier)
+        if report is not None:
+            return published_state(report, fetcher)
+    return None
+
+
+def _sketch_seed(
+    storage: Storage, state: PublishedState, previous: PublishedState | None, reveal_cid: str | None,
+    disputes: list[str],
+) -> int | None:
+    """The seed the round's sketches were made with: published (old states), revealed, or None (not yet known)."""
+    if state.sketch_seed is not None:
+        return state.sketch_seed
+    assert state.sketch_commitment is not None
+    if previous is not None and previous.sketch_commitment not in (None, state.sketch_commitment):
+        disputes.append(f"the sketch commitment changed since round {previous.round_id}: the seed was switched")
+    if reveal_cid is None:
+        return None
+    try:
+        data = storage.cat(reveal_cid, max_bytes=MAX_REVEAL_BYTES)
+        return open_reveal(data, state.task_id, state.sketch_commitment).seed
+    except (SketchSeedError, ContentTooLarge, ContentNotFound, InvalidCid) as e:
+        raise VerifyError(f"sketch reveal {reveal_cid}: {e}") from e
+
+
+def state_fingerprint(state: PublishedState) -> str:
+    """SHA-256 over a decoded state with its fingerprint sketches left out (what is checkable before the reveal)."""
+    carry = state.carry
+    doc = {
+        "task_id": state.task_id, "round": state.round_id, "config": config_to_json(state.config, with_seed=False),
+        "commitment": None if state.sketch_commitment is None else state.sketch_commitment.hex(),
+        "ratings": [[a, r.mu, r.sigma] for a, r in sorted(carry.ratings.items())],
+        "fingerprints": [[fp.round_id, fp.trainer, fp.digest.hex()] for fp in carry.fingerprints],
+    }
+    digest = hashlib.sha256(canonical_json(doc))
+    for array in (carry.aggregation.clip.center, carry.aggregation.outer.momentum_buffer):
+        digest.update(b"-" if array is None else np.ascontiguousarray(array, dtype=np.float64).tobytes())
+    return "0x" + digest.hexdigest()
+
+
+def _checks(stored: RoundState, computed: Computed, report_digest: bytes, pending: bool) -> list[Check]:
+    return [
+        Check("new model digest", "0x" + stored.new_model_digest.hex(), "0x" + computed.artifacts.model.digest.hex(),
+              pending),
+        Check("report digest", "0x" + stored.report_digest.hex(), "0x" + report_digest.hex(), pending),
+        Check("payout root", "0x" + stored.payout_root.hex(), "0x" + computed.artifacts.payout_root.hex(), pending),
+        Check("payout total (wei)", str(stored.payout_total_wei), str(computed.artifacts.payout_total_wei), pending),
+    ]
+
+
+def _unrevealed_result(
+    stored: RoundState, report: RoundReport, state: PublishedState, computed: Computed
+) -> tuple[list[Check], RoundReport, list[str]]:
+    """Checks, the recomputed report (the state's CID as published) and pending items when the seed is unknown."""
+    sketch_replays = [row.account for row in report.trainers if row.reason == RejectReason.COPY_OF_EARLIER.value
+                      and (row.reason_detail or "").startswith("sketch")]
+    recomputed = RoundReport.from_bytes(computed.artifacts.report.data).model_copy(update={
+        "aggregator_state_cid": report.aggregator_state_cid, "aggregator_state_digest": report.aggregator_state_digest,
+    })
+    undecided = bool(sketch_replays)
+    checks = _checks(stored, computed, content_digest(recomputed.to_bytes()), undecided)
+    checks.append(Check("aggregator state (fingerprint sketches aside)", state_fingerprint(state),
+                        state_fingerprint(decode_state(computed.artifacts.state.data)), undecided))
+    pending = [f"the replay sketch seed of task {state.task_id} is not revealed yet (it is put on IPFS once no "
+               f"round can open; pass its CID as --sketch-reveal): the state's {len(state.carry.fingerprints)} "
+               "fingerprint sketches are taken as published"]
+    if sketch_replays:
+        pending.append(f"replay verdicts decided by a sketch, taken as published: {', '.join(sketch_replays)}; "
+                       "the checks marked pending depend on them")
+    return checks, recomputed, pending
 
 
 def verify_round(
-    coordinator: Coordinator, log: TaskLog, storage: Storage, runtime: ModelRuntime, task_id: int, round_id: int
+    coordinator: Coordinator, log: TaskLog, storage: Storage, runtime: ModelRuntime, task_id: int, round_id: int,
+    sketch_reveal_cid: str | None = None,
 ) -> VerifyResult:
-    """Recompute round `round_id` of `task_id` and compare it with what the chain holds."""
+    """Recompute round `round_id` of `task_id` and compare it with what the chain holds (see the module docstring
+    for what a missing `sketch_reveal_cid` leaves pending)."""
     log.refresh()
     if coordinator.round_status(task_id, round_id) is not RoundStatus.FINALIZED or round_id not in log.finalizations:
         raise VerifyError(f"round {round_id} of task {task_id} is not finalized")
     stored = coordinator.get_round(task_id, round_id)
     fin = log.finalizations[round_id]
     report = RoundReport.from_bytes(DirectFetcher(storage).get(fin.report_cid, stored.report_digest, MAX_REPORT_BYTES))
-    notes: list[str] = []
     disputes: list[str] = []
-    data = _round_data(coordinator, log, storage, runtime, task_id, round_id, report, disputes)
-    computed = compute_round(data, runtime, lambda blob: storage.add(blob, only_hash=True)).artifacts
-    checks = (
-        Check("new model digest", "0x" + stored.new_model_digest.hex(), "0x" + computed.model.digest.hex()),
-        Check("report digest", "0x" + stored.report_digest.hex(), "0x" + computed.report.digest.hex()),
-        Check("payout root", "0x" + stored.payout_root.hex(), "0x" + computed.payout_root.hex()),
-        Check("payout total (wei)", str(stored.payout_total_wei), str(computed.payout_total_wei)),
-    )
-    recomputed_report = RoundReport.from_bytes(computed.report.data)
+    state = published_state(report, DirectFetcher(storage))
+    previous = _previous_state(log, storage, round_id)
+    seed = _sketch_seed(storage, state, previous, sketch_reveal_cid, disputes)
+    config = state.config if seed is None else replace(state.config, filters=replace(state.config.filters,
+                                                                                      sketch_seed=seed))
+    data = _round_data(coordinator, log, storage, runtime, report, disputes, state, previous, config)
+    computed = compute_round(data, runtime, lambda blob: storage.add(blob, only_hash=True))
+    pending: list[str] = []
+    if seed is None:
+        checks, recomputed_report, pending = _unrevealed_result(stored, report, state, computed)
+    else:
+        checks = _checks(stored, computed, computed.artifacts.report.digest, False)
+        recomputed_report = RoundReport.from_bytes(computed.artifacts.report.data)
     return VerifyResult(
-        task_id, round_id, checks, _differences(report, recomputed_report), tuple(notes), tuple(disputes)
+        task_id, round_id, tuple(checks), _differences(report, recomputed_report), (), tuple(disputes),
+        tuple(pending), seed is not None,
     )

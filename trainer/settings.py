@@ -42,6 +42,10 @@ class TrainerSettings(BaseSettings):
     )
     task_id: int = Field(ge=1, description="The task to train for.")
     ipfs_url: str = Field(default="http://127.0.0.1:5001", description="Kubo RPC API of the IPFS daemon.")
+    fetch_ipfs_urls: tuple[str, ...] = Field(
+        default=(), description="More IPFS RPC endpoints every read (global model, task card, reports, payout trees) "
+        "tries in turn after ipfs_url; uploads go to the first that answers.",
+    )
     state_dir: Path = Field(default=Path("trainer-state"), description="Directory of the local checkpoint.")
     model_spec: str | None = Field(
         default=None,

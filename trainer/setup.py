@@ -15,7 +15,8 @@ from flchain.chain.events import EventReader
 from flchain.chain.manifest import DeploymentManifest
 from flchain.chain.tasklog import TaskLog, chain_time_s
 from flchain.ml.specs import ModelSpec
-from flchain.storage import IpfsClient, Storage
+from flchain.storage import Storage
+from flchain.storage.failover import ipfs_storage
 from trainer.backoff import BackoffPolicy, Retrier
 from trainer.checkpoint import CheckpointIdentity, CheckpointStore
 from trainer.dataset import load_local_dataset, shard_choice
@@ -108,7 +109,8 @@ def trainer_node(
     """A ready node; the IPFS client and the keystore lease (directory mode) are released on exit."""
     identity = resolve_signer(settings)
     try:
-        with IpfsClient(settings.ipfs_url, timeout_s=settings.ipfs_timeout_s) as storage:
+        urls = (settings.ipfs_url, *settings.fetch_ipfs_urls)
+        with ipfs_storage(urls, timeout_s=settings.ipfs_timeout_s) as storage:
             yield build_node(settings, identity, storage, stop, reporter or StepReporter())
     finally:
         if identity.lease is not None:

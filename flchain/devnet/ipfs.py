@@ -4,6 +4,11 @@ No Kubo binary can be installed on the development machines, so locally this run
 the same /api/v0 endpoints flchain uses (add, cat, pin/add, pin/rm, pin/ls). In Docker the daemon is Kubo.
 Two fixes make js-ipfs run on Node 20: a Promise.withResolvers polyfill (toolchain/promise-polyfill.js) and the
 npm overrides pinned in package.json.
+
+js-ipfs has no upload size limit and no setting for one. Given `max_upload_bytes`, `start_ipfs` runs the daemon
+on an internal port and `flchain.devnet.ipfs_front` on the public one: `/api/v0/add` bodies above the limit are
+refused with HTTP 413 (`upload_limit_bytes` matches it to a model's update cap). Those who publish the round's
+larger blobs (the aggregator: float64 state) use `direct_url`.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,19 +26,38 @@ import httpx
 from flchain.devnet.process import DevnetError, ManagedProcess, free_port, start_process
 from flchain.paths import PROMISE_POLYFILL, jsipfs_entrypoint
 
+UPLOAD_SLACK_BYTES = 1024**2
+"""Room above 4 bytes a parameter: the update's headers (at most 64 KiB + 64 bytes a tensor) and the multipart."""
+
+
+def upload_limit_bytes(n_params: int) -> int:
+    """An upload limit matched to the update cap of a model of `n_params` parameters (dense float32, 4 bytes a
+    parameter, plus headers; `aggregator.collect.max_update_bytes`)."""
+    return 4 * n_params + UPLOAD_SLACK_BYTES
+
 
 @dataclass
 class IpfsNode:
     process: ManagedProcess
-    api_port: int
+    api_port: int  # the front's port when there is one, else the daemon's
     gateway_port: int
     repo_path: Path
+    front: ManagedProcess | None = None
+    daemon_port: int = 0
 
     @property
     def api_url(self) -> str:
+        """Where clients with the upload limit (trainers) connect."""
         return f"http://127.0.0.1:{self.api_port}"
 
+    @property
+    def direct_url(self) -> str:
+        """The daemon itself, without the upload limit."""
+        return f"http://127.0.0.1:{self.daemon_port or self.api_port}"
+
     def stop(self) -> None:
+        if self.front is not None:
+            self.front.stop()
         self.process.stop()
 
 
@@ -78,9 +103,13 @@ def _answers_api(url: str) -> bool:
         return False
 
 
-def start_ipfs(repo_path: Path, log_path: Path, *, api_port: int | None = None) -> IpfsNode:
-    """Start an offline IPFS daemon with its repo at `repo_path` (created on first use) on free loopback ports."""
-    api_port = api_port or free_port()
+def start_ipfs(
+    repo_path: Path, log_path: Path, *, api_port: int | None = None, max_upload_bytes: int | None = None
+) -> IpfsNode:
+    """Start an offline IPFS daemon with its repo at `repo_path` (created on first use) on free loopback ports;
+    with `max_upload_bytes`, behind the limiting front (on `api_port`)."""
+    public_port = api_port or free_port()
+    api_port = public_port if max_upload_bytes is None else free_port()
     gateway_port, swarm_port = free_port(), free_port()
     repo_path.mkdir(parents=True, exist_ok=True)
     if not (repo_path / "config").exists():
@@ -98,4 +127,19 @@ def start_ipfs(repo_path: Path, log_path: Path, *, api_port: int | None = None) 
         "ipfs", argv, log_path, lambda: _answers_api(url), env=_node_env(repo_path),
         ready_timeout_s=60.0, stop_signal=signal.SIGINT,
     )
-    return IpfsNode(process=process, api_port=api_port, gateway_port=gateway_port, repo_path=repo_path)
+    if max_upload_bytes is None:
+        return IpfsNode(process=process, api_port=api_port, gateway_port=gateway_port, repo_path=repo_path)
+    try:
+        front = start_front(public_port, url, max_upload_bytes, log_path.with_name(f"{log_path.stem}-front.log"))
+    except BaseException:
+        process.stop()
+        raise
+    return IpfsNode(process, public_port, gateway_port, repo_path, front, api_port)
+
+
+def start_front(port: int, upstream_url: str, max_upload_bytes: int, log_path: Path) -> ManagedProcess:
+    """The upload-limiting front (`flchain.devnet.ipfs_front`) on loopback `port`, proxying `upstream_url`."""
+    argv = [sys.executable, "-m", "flchain.devnet.ipfs_front", "--port", str(port), "--upstream", upstream_url,
+            "--max-upload-bytes", str(max_upload_bytes)]
+    return start_process("ipfs-front", argv, log_path, lambda: _answers_api(f"http://127.0.0.1:{port}"),
+                         ready_timeout_s=30.0)

@@ -28,9 +28,9 @@ from flchain.chain.client import CoordinatorClient, TokenClient, connect
 from flchain.chain.deploy import deploy_contracts
 from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import start_anvil
-from flchain.devnet.ipfs import start_ipfs
+from flchain.devnet.ipfs import start_ipfs, upload_limit_bytes
 from flchain.devnet.process import DevnetError, ManagedProcess, free_port, port_is_open, start_process
-from flchain.ml.specs import spec_from_name
+from flchain.ml.specs import param_count, spec_from_name
 from flchain.sponsor import TaskTerms, create_task
 from flchain.storage import IpfsClient
 
@@ -73,7 +73,8 @@ class StackInfo:
 
     run_dir: str
     rpc_url: str = ""
-    ipfs_url: str = ""
+    ipfs_url: str = ""  # with the upload limit (trainers)
+    ipfs_direct_url: str = ""  # the daemon itself (sponsor, aggregator, indexer)
     api_url: str = ""
     manifest: str = ""
     task_id: int = 0
@@ -112,9 +113,15 @@ class LocalStack:
         self.info.rpc_url = node.rpc_url
 
     def start_ipfs(self) -> None:
-        node = start_ipfs(self.run_dir / "ipfs-repo", self.logs / "ipfs.log")
+        """The daemon behind the upload-limiting front: trainers get the front (uploads up to the task's update
+        cap), the sponsor step, the aggregator and the indexer the daemon itself (the state blobs are larger)."""
+        limit = upload_limit_bytes(param_count(spec_from_name(self.config.model)))
+        node = start_ipfs(self.run_dir / "ipfs-repo", self.logs / "ipfs.log", max_upload_bytes=limit)
         self._track("ipfs", node.process)
+        if node.front is not None:
+            self._track("ipfs-front", node.front)
         self.info.ipfs_url = node.api_url
+        self.info.ipfs_direct_url = node.direct_url
 
     def deploy(self) -> None:
         w3 = connect(self.info.rpc_url)
@@ -137,7 +144,7 @@ class LocalStack:
             funding_wei=self.config.funding_wei, commit_window_s=self.config.commit_window_s,
             reveal_window_s=self.config.reveal_window_s,
         )
-        with IpfsClient(self.info.ipfs_url) as storage:
+        with IpfsClient(self.info.ipfs_direct_url) as storage:
             created = create_task(
                 client, storage, token=manifest["token"]["address"], spec=spec_from_name(self.config.model),
                 terms=terms, aggregators=[dev_account(AGGREGATOR_INDEX).address], title="local demo task",
@@ -149,7 +156,7 @@ class LocalStack:
         env = {
             "FLCHAIN_API_PORT": str(port), "FLCHAIN_API_DATABASE_URL": f"sqlite:///{self.run_dir / 'index.sqlite3'}",
             "FLCHAIN_INDEXER_RPC_URL": self.info.rpc_url, "FLCHAIN_INDEXER_MANIFEST_PATH": self.info.manifest,
-            "FLCHAIN_INDEXER_IPFS_URL": self.info.ipfs_url, "FLCHAIN_INDEXER_CONFIRMATIONS": "0",
+            "FLCHAIN_INDEXER_IPFS_URL": self.info.ipfs_direct_url, "FLCHAIN_INDEXER_CONFIRMATIONS": "0",
             "FLCHAIN_INDEXER_POLL_INTERVAL_S": "1",
         }
         url = f"http://127.0.0.1:{port}"
@@ -159,6 +166,7 @@ class LocalStack:
     def start_aggregator(self) -> None:
         env = {
             **self._common_env("FLCHAIN_AGGREGATOR_"),
+            "FLCHAIN_AGGREGATOR_IPFS_URL": self.info.ipfs_direct_url,  # publishes the float64 state: no upload limit
             "FLCHAIN_AGGREGATOR_PRIVATE_KEY_ENV": "FLCHAIN_AGGREGATOR_KEY",
             "FLCHAIN_AGGREGATOR_KEY": dev_account(AGGREGATOR_INDEX).key.hex(),
             "FLCHAIN_AGGREGATOR_STATE_DIR": str(self.run_dir / "aggregator-state"),
@@ -260,7 +268,7 @@ def down(run_dir: Path, timeout_s: float = 15.0) -> list[str]:
             time.sleep(0.1)
         if _alive(pid):
             _signal_group(pid, signal.SIGKILL)
-    for url in (info.rpc_url, info.ipfs_url, info.api_url):
+    for url in (info.rpc_url, info.ipfs_url, info.ipfs_direct_url, info.api_url):
         if url and port_is_open("127.0.0.1", int(url.rsplit(":", 1)[1])):
             logger.warning("something still listens on %s", url)
     (run_dir / "stack.json").unlink(missing_ok=True)

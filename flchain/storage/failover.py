@@ -3,15 +3,19 @@
 An update is "not found" only when every endpoint answered that it does not have it (or sent nothing within the
 fetch budget). When some endpoint could not be reached and no endpoint served the content, the failure is an
 outage (`StorageUnavailable`), so a caller retries it instead of recording a verdict against the trainer.
+Every read of the services goes through it (`ipfs_storage`): updates, global models, evaluation batches, reports,
+payout trees, aggregator states and task cards alike.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import TypeVar
 
 from flchain.storage.errors import ContentNotFound, StorageError, StorageUnavailable
+from flchain.storage.ipfs import IpfsClient
 from flchain.storage.protocol import Storage
 
 logger = logging.getLogger(__name__)
@@ -25,6 +29,20 @@ class FailoverStorage:
         if not endpoints:
             raise ValueError("FailoverStorage needs at least one endpoint")
         self.endpoints = tuple(endpoints)
+
+    def close(self) -> None:
+        """Close the endpoints that hold connections (`IpfsClient`)."""
+        for endpoint in self.endpoints:
+            if isinstance(endpoint, IpfsClient):
+                endpoint.close()
+
+    def __enter__(self) -> FailoverStorage:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     def _read(self, what: str, read: Callable[[Storage], T]) -> T:
         unreachable: list[StorageUnavailable] = []
@@ -70,3 +88,8 @@ class FailoverStorage:
 
     def is_pinned(self, cid: str) -> bool:
         return self._read(f"is_pinned {cid}", lambda s: s.is_pinned(cid))
+
+
+def ipfs_storage(urls: Sequence[str], *, timeout_s: float) -> FailoverStorage:
+    """IPFS RPC endpoints `urls` (the first is where writes go while it answers), tried in turn."""
+    return FailoverStorage([IpfsClient(url, timeout_s=timeout_s) for url in dict.fromkeys(urls)])

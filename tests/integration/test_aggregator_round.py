@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from aggregator.bootstrap import build_aggregator, connect_task, model_runtime
+from aggregator.carryover import decode_state
 from aggregator.evaldata import ValidationSource
 from aggregator.service import Aggregator, Tick
 from aggregator.settings import AggregatorSettings
@@ -317,11 +318,34 @@ def test_three_commit_reveal_rounds_pay_honest_trainers_leave_the_copycat_nothin
     assert chain.get_reputation(stage.task_id, ATTACKER.address).mu < honest_mu
     logger.info("validation accuracy per round: %s; seconds per round (open+train, finish): %s", accuracy, timings)
 
-    # Assert: anyone can recompute every round from public data and gets what the chain holds.
+    # Assert: the published states commit to the replay sketch's seed and do not hold it.
+    sketch = aggregator.deps.sketch
+    with IpfsClient(stage.ipfs_url) as storage:
+        for report in reports:
+            assert report.aggregator_state_cid is not None
+            state_bytes = storage.cat(report.aggregator_state_cid)
+            assert decode_state(state_bytes).sketch_commitment == sketch.commitment
+            assert sketch.seed.to_bytes(8, "big") not in state_bytes and str(sketch.seed).encode() not in state_bytes
+
+    # Assert: anyone can recompute every round from public data and gets what the chain holds; while the task
+    # runs, the sketch decisions are said to be not yet verifiable, and that alone does not fail.
     for round_id in range(1, rounds + 1):
         exit_code, output = verify_cli(stage, round_id)
         assert exit_code == 0, output
-        assert "round verified" in output
+        assert "round verified" in output and "not yet verifiable" in output
+
+    # Execute: the sponsor closes the task; the aggregator reveals the seed and stops.
+    chain.request_close(stage.task_id)
+    assert aggregator.tick() is Tick.DONE
+    reveal_cid = (aggregator.root / "sketch-reveal.cid").read_text()
+
+    # Assert: with the reveal, every decision of every round verifies; a record that is not the reveal is refused.
+    for round_id in range(1, rounds + 1):
+        exit_code, output = verify_cli(stage, round_id, "--sketch-reveal", reveal_cid)
+        assert exit_code == 0, output
+        assert "round verified" in output and "not yet verifiable" not in output
+    exit_code, output = verify_cli(stage, 1, "--sketch-reveal", reports[0].new_model_cid)
+    assert exit_code == 2 and "sketch reveal" in output, output
 
     # Assert: and the check can fail: measured on other validation data, the report is not the published one.
     parts = connect_task(stage.rpc_url, stage.manifest_path, stage.task_id)

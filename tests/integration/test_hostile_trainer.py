@@ -29,6 +29,7 @@ from aggregator.collect import max_update_bytes
 from aggregator.settings import AggregatorSettings
 from flchain.chain.client import CoordinatorClient
 from flchain.chain.commitment import new_salt, update_commitment
+from flchain.chain.types import RoundStatus
 from flchain.codec import content_digest, encode_update
 from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import AnvilNode, advance_time
@@ -245,8 +246,14 @@ def test_hostile_submissions_get_their_reasons_are_slashed_once_and_honest_train
             drive(aggregator, _finalized_and_settled(stage, round_id, slashable), max_ticks=200)
             finish_s.append(time.monotonic() - started)
 
-    # Assert: each round finalized, honest trainers paid, each hostile row has its reason and slash code.
+    # Assert: each round finalized on time (chain time: within the task's finalize timeout after the reveal
+    # deadline), honest trainers paid, each hostile row has its reason and slash code.
     chain = stage.sponsor
+    timeout_s = chain.get_task(stage.task_id).finalize_timeout_s
+    for round_id in plan:
+        state = chain.get_round(stage.task_id, round_id)
+        assert chain.round_status(stage.task_id, round_id) is RoundStatus.FINALIZED
+        assert state.reveal_deadline <= state.finalized_at <= state.reveal_deadline + timeout_s, state
     for report in published_reports(stage, ROUNDS):
         rows = {row.account: row for row in report.trainers}
         assert all(int(rows[role.address].payout_wei) > 0 for role in HONEST[:2]), report.round

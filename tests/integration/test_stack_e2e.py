@@ -76,6 +76,11 @@ def test_up_round_trip_api_and_down(tmp_path: Path) -> None:
         assert {row["address"] for row in board["items"]} == set(info["trainers"].values())
         page = httpx.get(f"{info['api_url']}/", timeout=5)
         assert page.status_code == 200 and "<html" in page.text.lower()
+
+        # Trainers upload through the IPFS front: an update-sized add passed above, an oversized one is refused.
+        assert info["ipfs_url"] != info["ipfs_direct_url"] and "ipfs-front" in info["pids"]
+        refused = httpx.post(f"{info['ipfs_url']}/api/v0/add", files={"file": ("blob", b"\0" * 2_000_000)}, timeout=30)
+        assert refused.status_code == 413, refused.text
     finally:
         down = _flchain("down", "--run-dir", str(run_dir), timeout_s=120)
 
@@ -83,6 +88,6 @@ def test_up_round_trip_api_and_down(tmp_path: Path) -> None:
     assert down.returncode == 0, down.stdout + down.stderr
     for name, pid in info["pids"].items():
         assert not _alive(pid), f"{name} (pid {pid}) still running"
-    for url in (info["rpc_url"], info["ipfs_url"], info["api_url"]):
+    for url in (info["rpc_url"], info["ipfs_url"], info["ipfs_direct_url"], info["api_url"]):
         assert not port_is_open("127.0.0.1", int(url.rsplit(":", 1)[1])), f"{url} still listening"
     assert not (run_dir / "stack.json").exists()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
+from safetensors.numpy import load, save
 
 from aggregator.carryover import (
     INITIAL_STATE,
+    LEGACY_FORMAT,
+    METADATA_KEY,
     CarryoverError,
     CarryState,
     config_from_json,
@@ -19,6 +25,10 @@ from aggregator.outer import OuterConfig, OuterState
 from aggregator.pipeline import AggregationState, PipelineConfig
 from aggregator.ratings import Rating
 from aggregator.rules import AggregationRule, CenteredClipState, RuleParams
+from aggregator.sketchseed import derive_sketch_secret
+from flchain.codec.frame import parse_frame
+from flchain.codec.header import CodecLimits
+from flchain.report import canonical_json
 
 
 def _state() -> CarryState:
@@ -42,9 +52,10 @@ def _config() -> PipelineConfig:
 def test_state_round_trips_exactly_with_its_config() -> None:
     state, config = _state(), _config()
 
-    decoded = decode_state(encode_state(4, 7, config, state))
+    decoded = decode_state(encode_state(4, 7, config, state, None))
 
     assert (decoded.task_id, decoded.round_id, decoded.config) == (4, 7, config)
+    assert (decoded.sketch_seed, decoded.sketch_commitment) == (99, None)
     assert dict(decoded.carry.ratings) == state.ratings
     for got, want in zip(decoded.carry.fingerprints, state.fingerprints, strict=True):
         assert (got.round_id, got.trainer, got.digest) == (want.round_id, want.trainer, want.digest)
@@ -59,11 +70,11 @@ def test_same_state_gives_the_same_bytes_whatever_the_ratings_order() -> None:
     state = _state()
     reordered = CarryState(dict(reversed(list(state.ratings.items()))), state.fingerprints, state.aggregation)
 
-    assert encode_state(1, 1, _config(), state) == encode_state(1, 1, _config(), reordered)
+    assert encode_state(1, 1, _config(), state, None) == encode_state(1, 1, _config(), reordered, None)
 
 
 def test_initial_state_round_trips_with_no_tensors() -> None:
-    decoded = decode_state(encode_state(1, 1, PipelineConfig(), INITIAL_STATE))
+    decoded = decode_state(encode_state(1, 1, PipelineConfig(), INITIAL_STATE, None))
 
     assert decoded.carry.aggregation == AggregationState()
     assert decoded.carry.fingerprints == () and dict(decoded.carry.ratings) == {}
@@ -82,3 +93,62 @@ def test_config_json_rejects_unknown_fields() -> None:
 def test_garbage_is_not_a_state(blob: bytes) -> None:
     with pytest.raises(CarryoverError):
         decode_state(blob)
+
+
+def load_metadata(data: bytes) -> dict[str, str]:
+    return parse_frame(data, CodecLimits(max_payload_bytes=2**30, max_tensors=8, max_header_bytes=2**20)).metadata
+
+
+def _secret_state() -> tuple[bytes, int, bytes]:
+    """A state published under a secret seed: its bytes, the seed and the commitment."""
+    secret = derive_sketch_secret(b"\x11" * 32, 31337, "0x" + "c0" * 20, 4)
+    config = replace(_config(), filters=FilterConfig(sketch_dim=16, sketch_seed=secret.seed))
+    return encode_state(4, 7, config, _state(), secret.commitment), secret.seed, secret.commitment
+
+
+def test_state_with_a_commitment_leaves_the_seed_out_and_keeps_the_commitment() -> None:
+    data, seed, commitment = _secret_state()
+
+    decoded = decode_state(data)
+
+    assert decoded.sketch_commitment == commitment and decoded.sketch_seed is None
+    assert decoded.config.filters.sketch_seed == 0  # a stand-in: the seed is not in the file
+    assert decoded.config == replace(_config(), filters=FilterConfig(sketch_dim=16, sketch_seed=0))
+    for form in (seed.to_bytes(8, "big"), seed.to_bytes(8, "little"), str(seed).encode(), f"{seed:x}".encode()):
+        assert form not in data
+
+
+def test_a_state_that_publishes_both_the_seed_and_a_commitment_is_refused() -> None:
+    data = _secret_state()[0]
+    metadata = dict(load_metadata(data))
+    doc = json.loads(metadata[METADATA_KEY])
+    doc["config"]["filters"]["sketch_seed"] = 5
+    metadata[METADATA_KEY] = canonical_json(doc).decode()
+
+    with pytest.raises(CarryoverError, match="must not publish the seed"):
+        decode_state(bytes(save(dict(load(data)), metadata=metadata)))
+
+
+def test_a_state_of_the_old_format_is_still_read_with_its_public_seed() -> None:
+    data = encode_state(4, 7, _config(), _state(), None)
+    metadata = dict(load_metadata(data))
+    doc = json.loads(metadata[METADATA_KEY])
+    doc["format"] = LEGACY_FORMAT
+    del doc["sketch_commitment"]
+    metadata[METADATA_KEY] = canonical_json(doc).decode()
+
+    decoded = decode_state(bytes(save(dict(load(data)), metadata=metadata)))
+
+    assert (decoded.sketch_seed, decoded.sketch_commitment, decoded.config) == (99, None, _config())
+    assert len(decoded.carry.fingerprints) == 3
+
+
+def test_an_unknown_state_format_is_a_clear_error() -> None:
+    data = encode_state(4, 7, _config(), _state(), None)
+    metadata = dict(load_metadata(data))
+    doc = json.loads(metadata[METADATA_KEY])
+    doc["format"] = "flchain-aggregator-state/9"
+    metadata[METADATA_KEY] = canonical_json(doc).decode()
+
+    with pytest.raises(CarryoverError, match="state format must be"):
+        decode_state(bytes(save(dict(load(data)), metadata=metadata)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,9 @@ import pytest
 import typer
 
 from flchain.cli import app
+from flchain.devnet.bootstrap import BootstrapPlan
+from flchain.devnet.ipfs import upload_limit_bytes
+from flchain.ml.specs import param_count, spec_from_name
 from flchain.paths import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -99,3 +103,19 @@ def test_backend_indexes_into_the_postgres_service_without_a_password_in_the_fil
     assert postgres["image"].startswith("postgres:") and "healthcheck" in postgres
     assert backend["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert url.startswith("postgresql+psycopg://flchain@postgres:") and ":" not in url.split("//")[1].split("@")[0]
+
+
+def test_trainers_reach_kubo_only_through_the_upload_limit_matched_to_the_task_model() -> None:
+    services = _config()["services"]
+    assert isinstance(services, dict)
+    front, trainer, kubo = services["ipfs-upload"], services["trainer"], services["ipfs"]
+    template = (REPO_ROOT / "docker" / "ipfs-upload.conf.template").read_text()
+    default_model = spec_from_name(str(next(f.default for f in fields(BootstrapPlan) if f.name == "model")))
+
+    assert front["image"].startswith("nginx:") and "healthcheck" in front
+    assert trainer["environment"]["FLCHAIN_TRAINER_IPFS_URL"] == "http://ipfs-upload:5001"
+    assert set(kubo["networks"]) == {"storage"} and "storage" not in trainer.get("networks", {"default": None})
+    assert set(front["networks"]) == {"default", "storage"}
+    assert int(front["environment"]["FLCHAIN_IPFS_MAX_UPLOAD_BYTES"]) == upload_limit_bytes(param_count(default_model))
+    assert "client_max_body_size ${FLCHAIN_IPFS_MAX_UPLOAD_BYTES};" in template
+    assert "proxy_pass http://ipfs:5001;" in template
