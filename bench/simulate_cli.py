@@ -61,7 +61,8 @@ def simulate_command(
     = None,
     num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray (default: all).")] = None,
     object_store_mib: Annotated[int, typer.Option(help="Object store of the local Ray, MiB.")] = 1024,
-    trainers_per_task: Annotated[int, typer.Option(help="Trainers per Ray task.")] = 250,
+    trainers_per_task: Annotated[int | None, typer.Option(help="Trainers per Ray task (default: 4 tasks per CPU, "
+                                                               "at most 250 trainers each).")] = None,
     local: Annotated[bool, typer.Option("--local", help="Run the trainers in this process, without Ray.")] = False,
 ) -> None:
     """Simulate a federation: trainers train and encode as Ray tasks, the aggregator's pipeline runs here."""

@@ -21,6 +21,7 @@ security guidance). Updates still cross into the aggregator's side only as codec
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,20 +44,25 @@ from bench.data import BenchData, load_bench_data
 from bench.federation import (
     FederationConfig,
     FederationResult,
+    LocalTrainers,
     RoundUploads,
     SubmissionSource,
     UpdateCodec,
     Upload,
     account,
     block_of,
+    initial_params,
     run_federation,
 )
 from bench.settings import DataSettings
 from flchain.codec import content_digest, decode_model, encode_model
-from flchain.ml.params import Params
+from flchain.ml.params import ParamLayout, Params
 from flchain.ml.specs import ModelSpec, mlp_for_param_count
 
 logger = logging.getLogger(__name__)
+
+MAX_TRAINERS_PER_TASK = 250
+TASKS_PER_CPU = 4
 
 
 class SimulationError(ValueError):
@@ -70,10 +76,11 @@ class RayOptions:
     address: str | None = None
     num_cpus: int | None = None
     object_store_bytes: int | None = 1024**3
-    trainers_per_task: int = 250
+    trainers_per_task: int | None = None
+    """None: enough tasks for 4 per CPU of the cluster, at most `MAX_TRAINERS_PER_TASK` trainers each."""
 
     def __post_init__(self) -> None:
-        if self.trainers_per_task < 1:
+        if self.trainers_per_task is not None and self.trainers_per_task < 1:
             raise SimulationError(f"trainers_per_task must be >= 1, got {self.trainers_per_task}")
         if self.num_cpus is not None and self.num_cpus < 1:
             raise SimulationError(f"num_cpus must be >= 1, got {self.num_cpus}")
@@ -169,7 +176,7 @@ class RayTrainers:
         if outside:
             raise SimulationError(f"behaviours {outside} need other trainers' updates: they cannot run in Ray tasks")
         self.spec_json, self.codec, self.config = spec.to_json(), codec, config
-        size = options.trainers_per_task
+        size = options.trainers_per_task or _auto_batch(len(trainers))
         self.firsts = list(range(0, len(trainers), size))
         self.batches = [ray.put(tuple(trainers[i : i + size])) for i in self.firsts]
         self.remote = ray.remote(num_cpus=1)(_train_batch)
@@ -200,6 +207,25 @@ class RayTrainers:
         self.rounds.append(TaskRound(round_id, len(self.batches), wall_s, compute_s, decode_s))
         submissions = tuple(s for k in range(len(self.batches)) for s in received[k])
         return RoundUploads(submissions, wall_s - decode_s, decode_s)
+
+
+def _auto_batch(trainers: int) -> int:
+    cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)  # type: ignore[no-untyped-call]
+    return max(1, min(MAX_TRAINERS_PER_TASK, math.ceil(trainers / (TASKS_PER_CPU * cpus))))
+
+
+def trainer_phase(settings: SimulationSettings, options: RayOptions | None) -> tuple[RoundUploads, TaskRound | None]:
+    """Round 1's submissions only, decoded (no pipeline): from Ray tasks, or in this process when `options` is None."""
+    data = simulation_data(settings)
+    trainers = build_trainers(settings, data)
+    start = initial_params(data.spec)
+    codec = UpdateCodec(data.spec.spec_hash(), ParamLayout.of(start))
+    config = FederationConfig(PipelineConfig(), 1, settings.training)
+    if options is None:
+        return LocalTrainers(trainers, data.spec, codec, config)(1, start, codec.base_digest(start)), None
+    source = RayTrainers(trainers, data.spec, codec, config, options)
+    made = source(1, start, codec.base_digest(start))
+    return made, source.rounds[0]
 
 
 def build_trainers(settings: SimulationSettings, data: BenchData) -> list[SimTrainer]:
