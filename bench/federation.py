@@ -7,6 +7,10 @@ Each round: the base model is encoded (`encode_model`) for its digest; every sim
 `aggregator.pipeline.run_round`, whose `RoundOutcome` gives the payouts, slashes and the new parameters.
 The submission order (block number) is the trainers' order: attackers come after the honest trainers, so a
 copycat is always the later of a copied pair.
+
+Where the deltas are made is a `SubmissionSource`: `LocalTrainers` trains every trainer in this process;
+`bench.simulation.RayTrainers` trains them in Ray tasks (the trainer's side of `UpdateCodec`, `upload`, runs
+there; the aggregator's side, `receive`, here). Both give the same submissions for the same trainers.
 """
 
 from __future__ import annotations
