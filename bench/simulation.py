@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -134,6 +135,8 @@ def ray_runtime(options: RayOptions) -> Iterator[None]:
     if ray.is_initialized():
         raise SimulationError("Ray is already initialized in this process")
     local = options.address is None
+    if options.address is not None:
+        _check_reachable(options.address)
     try:
         ray.init(
             address=options.address,
@@ -148,6 +151,17 @@ def ray_runtime(options: RayOptions) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a `host:port` nobody listens on (Ray itself would retry for minutes); other forms pass."""
+    host, sep, port = address.rpartition(":")
+    if "://" in address or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise SimulationError(f"no Ray cluster answers at {address}: {e}") from e
 
 
 def _train_batch(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import pytest
@@ -31,3 +32,14 @@ def test_simulate_without_ray_is_a_usage_error_naming_the_extra_to_install(witho
 
     assert result.exit_code == 2
     assert "flchain[simulate]" in result.output
+
+
+def test_simulate_at_an_address_nobody_listens_on_fails_fast_with_a_usage_error() -> None:
+    with socket.socket() as probe:  # a loopback port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    result = CliRunner().invoke(app, ["simulate", "--address", f"127.0.0.1:{port}"], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 2
+    assert f"no Ray cluster answers at 127.0.0.1:{port}" in result.output
