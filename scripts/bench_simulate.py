@@ -93,25 +93,40 @@ def _markdown(rows: list[Row], meta: dict[str, object], args: argparse.Namespace
             f" | {cell(r, 'pipeline_s', '.2f')} | {cell(r, 'round_s', '.2f')} | {cell(r, 'per_trainer_ms', '.2f')}"
             f" | {cell(r, 'trainer_side_per_trainer_ms', '.2f')} | {cell(r, 'peak_rss_mib', '.0f')} |"
         )
-    lines += ["", f"Measured on a shared 2-core machine under other work (load average at the end {load}): "
-              "absolute seconds are inflated and noisy; compare rows of this run rather than runs.",
+    lines += ["", f"Rows whose trainers x params exceed {args.max_round_elements:.3g} ran the trainer side only, and "
+              f"the full round at {args.small_params:,} parameters: `run_round` keeps the decoded updates (4 bytes "
+              "per parameter) plus float64 copies of the round matrix during filtering, scoring and centered "
+              "clipping (measured with tracemalloc at 1,000 x 100k: a 2.4 GB peak on top of the 0.4 GB of updates), "
+              "and the filters' trainers x trainers matrices; by linear scaling 10,000 x 100k would need ~28 GB, "
+              "more than this shared 24 GiB machine has.",
+              "", f"Measured on a shared 2-core machine under other work (load average at the end {load}): "
+              "absolute seconds are inflated and noisy; compare rows of this run rather than runs. CPU s in tasks "
+              "is the tasks' own CPU time: the gap to 2 x the trainer side's wall time is time the tasks waited "
+              "for a CPU (other jobs' load) plus Ray's scheduling and transfer.",
               "", "![simulate.png](simulate.png)", ""]
     return "\n".join(lines)
 
 
+def _curves(rows: list[Row]) -> list[tuple[str, str, str, str, list[Row]]]:
+    """(label, marker, seconds key, per-trainer key, rows by trainers) of every curve the figure shows."""
+    curves = []
+    for params in sorted({int(r["params"]) for r in rows}, reverse=True):
+        full = [r for r in rows if r["engine"] == "ray" and r["scope"] == "full round" and r["params"] == params]
+        ray_side = [r for r in rows if r["engine"] == "ray" and r["params"] == params]
+        local = [r for r in rows if r["engine"] == "in-process" and r["params"] == params]
+        k = f"{params // 1000}k params"
+        curves += [(f"Ray, full round, {k}", "o-", "round_s", "per_trainer_ms", full),
+                   (f"Ray, trainer side, {k}", "s--", "trainer_side_s", "trainer_side_per_trainer_ms", ray_side),
+                   (f"in-process, trainer side, {k}", "^:", "trainer_side_s", "trainer_side_per_trainer_ms", local)]
+    return [(a, b, c, d, sorted(e, key=lambda r: int(r["trainers"]))) for a, b, c, d, e in curves if e]
+
+
 def _plot(rows: list[Row], path: Path) -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for engine, scope, marker in (("ray", "full round", "o-"), ("ray", "trainer side", "s--"),
-                                  ("in-process", "trainer side", "^:")):
-        picked = [r for r in rows if r["engine"] == engine and r["scope"] == scope]
-        for size in sorted({int(r["params"]) for r in picked}):
-            curve = sorted((r for r in picked if r["params"] == size), key=lambda r: int(r["trainers"]))
-            label = f"{engine}, {scope}, {size // 1000}k params"
-            key = "round_s" if scope == "full round" else "trainer_side_s"
-            xs = [int(r["trainers"]) for r in curve]
-            left.plot(xs, [float(r[key]) for r in curve], marker, label=label)
-            per = "per_trainer_ms" if scope == "full round" else "trainer_side_per_trainer_ms"
-            right.plot(xs, [float(r[per]) for r in curve], marker, label=label)
+    for label, marker, seconds, per_trainer, curve in _curves(rows):
+        xs = [int(r["trainers"]) for r in curve]
+        left.plot(xs, [float(r[seconds]) for r in curve], marker, label=label)
+        right.plot(xs, [float(r[per_trainer]) for r in curve], marker, label=label)
     for axis, label in ((left, "seconds per round"), (right, "ms per trainer")):
         axis.set_xscale("log")
         axis.set_yscale("log")
@@ -135,7 +150,13 @@ def main() -> None:
     parser.add_argument("--num-cpus", type=int, default=2)
     parser.add_argument("--object-store-mib", type=int, default=1024)
     parser.add_argument("--out-dir", type=Path, default=Path("docs/benchmarks"))
+    parser.add_argument("--render-only", action="store_true", help="rewrite the .md and .png from the saved .json")
     args = parser.parse_args()
+    if args.render_only:
+        doc = json.loads((args.out_dir / "simulate.json").read_text())
+        (args.out_dir / "simulate.md").write_text(_markdown(doc["rows"], doc["machine"], args))
+        _plot(doc["rows"], args.out_dir / "simulate.png")
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
     start = time.perf_counter()
