@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import TypeAlias
 
 import numpy as np
 import ray
@@ -61,6 +62,8 @@ from flchain.ml.params import ParamLayout, Params
 from flchain.ml.specs import ModelSpec, mlp_for_param_count
 
 logger = logging.getLogger(__name__)
+
+_BatchRef: TypeAlias = "ray.ObjectRef[tuple[list[Upload], float]]"
 
 MAX_TRAINERS_PER_TASK = 250
 TASKS_PER_CPU = 4
@@ -210,9 +213,9 @@ class RayTrainers:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             k = pending.pop(done[0])
-            uploads, task_s = ray.get(done[0])
-            t0 = time.perf_counter()
             first = self.firsts[k]
+            uploads, task_s = _batch_result(done[0], list(pending), first)
+            t0 = time.perf_counter()
             received[k] = [self.codec.receive(u, base_digest, block_of(round_id, first + j))
                            for j, u in enumerate(uploads)]
             decode_s += time.perf_counter() - t0
@@ -240,6 +243,17 @@ def trainer_phase(settings: SimulationSettings, options: RayOptions | None) -> t
     source = RayTrainers(trainers, data.spec, codec, config, options)
     made = source(1, start, codec.base_digest(start))
     return made, source.rounds[0]
+
+
+def _batch_result(ref: _BatchRef, others: list[_BatchRef], first: int) -> tuple[list[Upload], float]:
+    """A finished task's uploads; a task that failed cancels the round's other tasks and fails the simulation."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as e:
+        for other in others:
+            ray.cancel(other)
+        cause = e.cause if isinstance(e, ray.exceptions.RayTaskError) else e
+        raise SimulationError(f"the Ray task of trainers {first}.. failed: {type(cause).__name__}: {cause}") from e
 
 
 def build_trainers(settings: SimulationSettings, data: BenchData) -> list[SimTrainer]:

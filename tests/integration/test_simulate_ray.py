@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -39,12 +40,19 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-def test_ray_federation_gives_the_same_rounds_as_the_in_process_federation_for_the_same_seeds(one_thread: None) -> None:
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    with ray_runtime(OPTIONS):
+        yield
+
+
+def test_ray_federation_gives_the_same_rounds_as_the_in_process_federation_for_the_same_seeds(
+    one_thread: None, local_ray: None
+) -> None:
     # Prepare: the same settings (trainers, data, seeds, one scaled attacker), 3 Ray tasks of at most 2 trainers
     # Execute
     in_process = simulate(SETTINGS, None)
-    with ray_runtime(OPTIONS):
-        on_ray = simulate(SETTINGS, OPTIONS)
+    on_ray = simulate(SETTINGS, OPTIONS)
     # Assert: every round's accuracy, payouts, rejections and the final model are the same, bit for bit
     assert on_ray.federation.rounds == in_process.federation.rounds
     assert np.array_equal(on_ray.federation.final_params, in_process.federation.final_params)
@@ -53,6 +61,14 @@ def test_ray_federation_gives_the_same_rounds_as_the_in_process_federation_for_t
     assert all(record.payouts_wei and attacker not in record.payouts_wei for record in on_ray.federation.rounds)
     assert [r.tasks for r in on_ray.task_rounds] == [3, 3]
     assert all(len(record.aggregated) == SETTINGS.trainers - 1 for record in on_ray.federation.rounds)
+
+
+def test_a_trainer_whose_training_fails_in_a_ray_task_fails_the_simulation_with_a_clear_error(local_ray: None) -> None:
+    # Prepare: a learning rate that makes every trainer's loss overflow at its second step
+    diverging = replace(SETTINGS, rounds=1, attackers=0, training=LocalTraining(local_steps=3, lr=1e30))
+    # Execute / Assert
+    with pytest.raises(SimulationError, match=r"the Ray task of trainers \d+\.\. failed: .*TrainError"):
+        simulate(diverging, OPTIONS)
 
 
 def test_a_behaviour_that_needs_other_trainers_updates_is_refused_before_anything_runs() -> None:
@@ -67,18 +83,6 @@ def test_a_behaviour_that_needs_other_trainers_updates_is_refused_before_anythin
         RayTrainers([*honest, copycat], data.spec, codec, config, OPTIONS)
     with pytest.raises(SimulationError, match="alie"):
         SimulationSettings(trainers=4, attackers=1, attack=Behaviour.ALIE)
-
-
-def test_flchain_simulate_runs_a_round_on_a_local_ray_and_prints_it() -> None:
-    # Execute
-    result = CliRunner().invoke(app, [
-        "simulate", "--trainers", "3", "--params", "2000", "--samples", "8", "--num-cpus", "2",
-        "--object-store-mib", "96", "--trainers-per-task", "2",
-    ])
-    # Assert
-    assert result.exit_code == 0, result.output
-    assert "mlp-2000" in result.output
-    assert "2 Ray tasks" in result.output
 
 
 def test_flchain_simulate_rejects_more_attackers_than_trainers_with_a_usage_error() -> None:
