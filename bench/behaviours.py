@@ -47,6 +47,9 @@ class Behaviour(StrEnum):
 ATTACKS = tuple(b for b in Behaviour if b is not Behaviour.HONEST)
 _TRAINS = frozenset({Behaviour.HONEST, Behaviour.SIGN_FLIP, Behaviour.SCALED, Behaviour.GAUSSIAN_NOISE,
                      Behaviour.LABEL_FLIP})
+SELF_CONTAINED = _TRAINS | {Behaviour.FREE_RIDER_ZERO}
+"""Behaviours whose update depends on the trainer alone (no other trainer's delta, no memory of earlier rounds):
+such a trainer can make its update anywhere, e.g. in a Ray task (`trainer_delta`)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,21 @@ def _attack(
     if kind is Behaviour.LABEL_FLIP and own is not None:
         return own
     raise ValueError(f"no update for behaviour {kind} (own delta: {own is not None})")
+
+
+def trainer_delta(
+    trainer: SimTrainer, base: Params, spec: ModelSpec, training: LocalTraining, round_id: int, params: AttackParams
+) -> Params:
+    """The round's update of a trainer of a `SELF_CONTAINED` behaviour; the same as `round_deltas` gives it."""
+    kind = trainer.behaviour
+    if kind not in SELF_CONTAINED:
+        raise ValueError(f"behaviour {kind} needs other trainers' updates or earlier rounds: not self-contained")
+    if kind is Behaviour.FREE_RIDER_ZERO:
+        return attacks.free_rider_zero({name: array.shape for name, array in base.items()})
+    own = _train(trainer, base, spec, training, round_id)
+    if kind is Behaviour.HONEST:
+        return own
+    return _attack(trainer, own, [own], 1, 1, params, AttackerMemory(), trainer.seed * 1_000 + round_id)
 
 
 def round_deltas(

@@ -7,6 +7,10 @@ Each round: the base model is encoded (`encode_model`) for its digest; every sim
 `aggregator.pipeline.run_round`, whose `RoundOutcome` gives the payouts, slashes and the new parameters.
 The submission order (block number) is the trainers' order: attackers come after the honest trainers, so a
 copycat is always the later of a copied pair.
+
+Where the deltas are made is a `SubmissionSource`: `LocalTrainers` trains every trainer in this process;
+`bench.simulation.RayTrainers` trains them in Ray tasks (the trainer's side of `UpdateCodec`, `upload`, runs
+there; the aggregator's side, `receive`, here). Both give the same submissions for the same trainers.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from eth_utils.address import to_checksum_address
@@ -116,9 +121,21 @@ class FederationResult:
         return sum(self.payouts_by_account().values())
 
 
+@dataclass(frozen=True)
+class Upload:
+    """What a trainer publishes: the encoded update and its digest, or why it could not encode one."""
+
+    account: str
+    num_samples: int
+    digest: bytes
+    blob: bytes | None
+    failure: RejectReason | None = None
+    detail: str = ""
+
+
 @dataclass(frozen=True, eq=False)
-class _Codec:
-    """Encode -> digest -> strict decode, as a trainer uploads and the aggregator fetches."""
+class UpdateCodec:
+    """Encode -> digest (`upload`, the trainer's side) -> strict decode (`receive`, the aggregator's side)."""
 
     spec_hash: bytes
     layout: ParamLayout
@@ -126,28 +143,72 @@ class _Codec:
     def base_digest(self, base: Params) -> bytes:
         return content_digest(encode_model(base, spec_hash=self.spec_hash))
 
-    def submission(self, trainer: SimTrainer, delta: Params, base_digest: bytes, order: int) -> Submission:
-        """What the aggregator gets for `trainer`'s upload: the decoded flat delta, or why there is none."""
+    def upload(self, trainer: SimTrainer, delta: Params, base_digest: bytes) -> Upload:
         try:
             blob = encode_update(delta, spec_hash=self.spec_hash, base_digest=base_digest)
         except NonFiniteValues as e:
-            return _submission(trainer, bytes(32), order, failure=RejectReason.NON_FINITE, detail=str(e))
-        digest = content_digest(blob)
+            return Upload(trainer.account, trainer.num_samples, bytes(32), None, RejectReason.NON_FINITE, str(e))
+        return Upload(trainer.account, trainer.num_samples, content_digest(blob), blob)
+
+    def receive(self, upload: Upload, base_digest: bytes, order: int) -> Submission:
+        """What the aggregator gets for an upload: the decoded flat delta, or why there is none."""
+        if upload.blob is None:
+            return _submission(upload, order, failure=upload.failure or RejectReason.MISSING, detail=upload.detail)
         shapes = dict(zip(self.layout.names, self.layout.shapes, strict=True))
         try:
             decoded = decode_update(
-                blob, expected_spec_hash=self.spec_hash, expected_base_digest=base_digest, expected_shapes=shapes
+                upload.blob, expected_spec_hash=self.spec_hash, expected_base_digest=base_digest, expected_shapes=shapes
             )
         except CodecError as e:
             reason = RejectReason.NON_FINITE if isinstance(e, NonFiniteValues) else RejectReason.UNDECODABLE
-            return _submission(trainer, digest, order, failure=reason, detail=str(e))
-        return _submission(trainer, digest, order, delta=self.layout.flatten(decoded.tensors))
+            return _submission(upload, order, failure=reason, detail=str(e))
+        return _submission(upload, order, delta=self.layout.flatten(decoded.tensors))
 
 
-def _submission(trainer: SimTrainer, digest: bytes, order: int, *, delta: NDArray[np.float32] | None = None,
+def _submission(upload: Upload, order: int, *, delta: NDArray[np.float32] | None = None,
                 failure: RejectReason | None = None, detail: str = "") -> Submission:
-    return Submission(account=trainer.account, digest=digest, cid="", num_samples=trainer.num_samples,
+    return Submission(account=upload.account, digest=upload.digest, cid="", num_samples=upload.num_samples,
                       block_number=order, log_index=0, delta=delta, failure=failure, detail=detail)
+
+
+def block_of(round_id: int, index: int) -> int:
+    """The simulated block number of trainer `index`'s submission in `round_id`: the trainers' order."""
+    return round_id * 1_000 + index
+
+
+@dataclass(frozen=True)
+class RoundUploads:
+    """A round's submissions as the aggregator decoded them, with the seconds spent making and decoding them."""
+
+    submissions: tuple[Submission, ...]
+    training_s: float
+    codec_s: float
+
+
+class SubmissionSource(Protocol):
+    """Where a round's submissions come from: the trainers of this process (`LocalTrainers`) or a Ray cluster."""
+
+    def __call__(self, round_id: int, base: Params, base_digest: bytes) -> RoundUploads: ...
+
+
+class LocalTrainers:
+    """Every trainer in this process, one after another (`round_deltas`: attackers may use honest updates)."""
+
+    def __init__(self, trainers: Sequence[SimTrainer], spec: ModelSpec, codec: UpdateCodec,
+                 config: FederationConfig) -> None:
+        self.trainers, self.spec, self.codec, self.config = tuple(trainers), spec, codec, config
+        self.memory = AttackerMemory()
+
+    def __call__(self, round_id: int, base: Params, base_digest: bytes) -> RoundUploads:
+        t0 = time.perf_counter()
+        deltas = round_deltas(self.trainers, base, self.spec, self.config.training, round_id,
+                              self.config.attack_params, self.memory)
+        t1 = time.perf_counter()
+        submissions = tuple(
+            self.codec.receive(self.codec.upload(t, d, base_digest), base_digest, block_of(round_id, i))
+            for i, (t, d) in enumerate(zip(self.trainers, deltas, strict=True))
+        )
+        return RoundUploads(submissions, t1 - t0, time.perf_counter() - t1)
 
 
 def loss_function(evaluator: Evaluator) -> Callable[[NDArray[np.floating]], float]:
@@ -172,38 +233,40 @@ def initial_params(spec: ModelSpec) -> Params:
     return module_to_params(spec.build())
 
 
-def run_federation(trainers: Sequence[SimTrainer], data: BenchData, config: FederationConfig) -> FederationResult:
-    """`config.rounds` rounds of the federation from the spec's initial weights; see the module docstring."""
+def run_federation(
+    trainers: Sequence[SimTrainer],
+    data: BenchData,
+    config: FederationConfig,
+    source: Callable[[UpdateCodec], SubmissionSource] | None = None,
+) -> FederationResult:
+    """`config.rounds` rounds of the federation from the spec's initial weights; see the module docstring.
+
+    `source` makes the round's submissions from the codec (default: `LocalTrainers` of `trainers`)."""
     spec = data.spec
     start = initial_params(spec)
-    codec = _Codec(spec.spec_hash(), ParamLayout.of(start))
+    codec = UpdateCodec(spec.spec_hash(), ParamLayout.of(start))
+    uploads = LocalTrainers(trainers, spec, codec, config) if source is None else source(codec)
     evaluator, tester = Evaluator(spec, data.eval), Evaluator(spec, data.test)
     loss_fn = loss_function(evaluator)
     params = codec.layout.flatten(start)
     state = AggregationState()
     ratings: dict[str, Rating] = {}
     history: tuple[Fingerprint, ...] = ()
-    memory = AttackerMemory()
     clock = {"training": 0.0, "codec": 0.0, "pipeline": 0.0, "evaluation": 0.0}
     records = []
     for round_id in range(1, config.rounds + 1):
         base = codec.layout.unflatten(params)
-        t0 = time.perf_counter()
-        deltas = round_deltas(trainers, base, spec, config.training, round_id, config.attack_params, memory)
-        t1 = time.perf_counter()
-        base_digest = codec.base_digest(base)
-        order = [codec.submission(t, d, base_digest, round_id * 1_000 + i) for i, (t, d) in enumerate(
-            zip(trainers, deltas, strict=True))]
+        made = uploads(round_id, base, codec.base_digest(base))
         t2 = time.perf_counter()
         inputs = RoundInputs(
-            task_id=TASK_ID, round_id=round_id, base=params, submissions=tuple(order), budget_wei=config.budget_wei,
-            history=history, ratings=ratings, state=state,
+            task_id=TASK_ID, round_id=round_id, base=params, submissions=made.submissions,
+            budget_wei=config.budget_wei, history=history, ratings=ratings, state=state,
         )
         outcome = run_round(inputs, loss_fn, config.pipeline)
         t3 = time.perf_counter()
         records.append(_record(round_id, outcome, tester))
-        clock["training"] += t1 - t0
-        clock["codec"] += t2 - t1
+        clock["training"] += made.training_s
+        clock["codec"] += made.codec_s
         clock["pipeline"] += t3 - t2
         clock["evaluation"] += time.perf_counter() - t3
         params, state, ratings, history = outcome.new_params, outcome.state, dict(outcome.ratings), outcome.fingerprints

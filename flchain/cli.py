@@ -76,6 +76,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "index": LazyCommand("backend.cli", "index", "Follow the coordinator's events into the database."),
     "db": LazyCommand("backend.cli", "db_app", "The index database's schema (Alembic migrations)."),
     "bench": LazyCommand("bench.cli", "bench_app", "Benchmarks: accuracy, robustness, fairness, gas, overhead."),
+    "simulate": LazyCommand("bench.simulate_cli", "simulate_command", "A simulated federation on Ray."),
 }
 
 

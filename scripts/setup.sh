@@ -23,7 +23,7 @@ if [ "$(cat "$STAMP_DIR/pyproject" 2>/dev/null)" != "$py_hash" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # torch first and pinned: any other spec would pull the CUDA wheels.
   .venv/bin/python -m pip install -q torch==2.13.0 numpy
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -e '.[dev,simulate]'
   echo "$py_hash" > "$STAMP_DIR/pyproject"
 fi
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from flchain.cli import COMMANDS, LazyCommand, app
 from flchain.paths import REPO_ROOT
 
-HEAVY = ("trainer", "aggregator", "backend", "bench", "torch", "web3", "matplotlib", "sqlalchemy")
+HEAVY = ("trainer", "aggregator", "backend", "bench", "torch", "web3", "matplotlib", "sqlalchemy", "ray")
 
 PROBE = """
 import json, sys
