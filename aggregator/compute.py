@@ -46,6 +46,8 @@ from flchain.ml.data import Dataset
 from flchain.ml.params import ParamLayout
 from flchain.ml.specs import ModelSpec
 from flchain.ml.train import Evaluator
+from flchain.privacy.errors import EnvelopeError
+from flchain.privacy.readers import CLEAR_TEXT, ReadPolicy
 from flchain.report import AggregationInfo, ModelMetrics, RoundReport, TrainerScore, canonical_json
 from flchain.storage.protocol import Storage
 
@@ -74,8 +76,11 @@ class DirectFetcher:
 class ModelRuntime:
     """The task's model spec, its parameter layout and an evaluator on the whole validation set."""
 
-    def __init__(self, spec: ModelSpec, validation: Dataset, batch_size: int = 4096) -> None:
+    def __init__(
+        self, spec: ModelSpec, validation: Dataset, batch_size: int = 4096, read_policy: ReadPolicy = CLEAR_TEXT
+    ) -> None:
         self.spec = spec
+        self.read_policy = read_policy
         self.validation = validation
         self.validator = Evaluator(spec, validation, batch_size=batch_size)
         self.layout: ParamLayout = self.validator.layout
@@ -128,7 +133,7 @@ def compute_round(
     base = runtime.decode_base(data.base_model)
     submissions = decode_submissions(
         data.fetched, spec_hash=ctx.spec_hash, base_digest=ctx.base_digest, layout=runtime.layout,
-        limits=runtime.limits,
+        limits=runtime.limits, policy=runtime.read_policy,
     )
     evaluator = Evaluator(runtime.spec, decode_eval_batch(ctx.eval_bytes, runtime.spec))
     inputs = RoundInputs(
@@ -153,9 +158,14 @@ def _codec_reason(error: CodecError) -> RejectReason:
 
 
 def decode_one(
-    fetched: Fetched, *, spec_hash: bytes, base_digest: bytes, layout: ParamLayout, limits: CodecLimits
+    fetched: Fetched, *, spec_hash: bytes, base_digest: bytes, layout: ParamLayout, limits: CodecLimits,
+    policy: ReadPolicy = CLEAR_TEXT,
 ) -> Submission:
-    """The pipeline's view of one fetched submission: its flat delta, or the failure reason."""
+    """The pipeline's view of one fetched submission: its flat delta, or the failure reason.
+
+    In a private task the envelope is opened first (`policy`); one that is not addressed to the task's readers, not
+    for this reader, tampered or undecryptable is `UNREADABLE` with the envelope's reason in the detail.
+    """
     u = fetched.update
     template = Submission(
         account=u.trainer, digest=u.digest, cid=u.cid, num_samples=u.num_samples, block_number=u.block_number,
@@ -165,8 +175,15 @@ def decode_one(
         return replace(template, failure=fetched.failure or RejectReason.MISSING, detail=fetched.detail)
     shapes = dict(zip(layout.names, layout.shapes, strict=True))
     try:
+        frame = policy.frame_of(fetched.data, limits.max_payload_bytes)
+    except EnvelopeError as e:
+        return replace(template, failure=RejectReason.UNREADABLE, detail=f"{e.reason}: {e}")
+    except Exception as e:  # isolation boundary, as below
+        logger.exception("update %s of %s: unexpected failure opening the envelope", u.cid, u.trainer)
+        return replace(template, failure=RejectReason.UNREADABLE, detail=f"unreadable: {type(e).__name__}: {e}")
+    try:
         decoded = decode_update(
-            fetched.data, expected_spec_hash=spec_hash, expected_base_digest=base_digest, expected_shapes=shapes,
+            frame, expected_spec_hash=spec_hash, expected_base_digest=base_digest, expected_shapes=shapes,
             limits=limits,
         )
         delta = layout.flatten(decoded.tensors)
@@ -180,10 +197,12 @@ def decode_one(
 
 
 def decode_submissions(
-    fetched: Sequence[Fetched], *, spec_hash: bytes, base_digest: bytes, layout: ParamLayout, limits: CodecLimits
+    fetched: Sequence[Fetched], *, spec_hash: bytes, base_digest: bytes, layout: ParamLayout, limits: CodecLimits,
+    policy: ReadPolicy = CLEAR_TEXT,
 ) -> tuple[Submission, ...]:
     return tuple(
-        decode_one(f, spec_hash=spec_hash, base_digest=base_digest, layout=layout, limits=limits) for f in fetched
+        decode_one(f, spec_hash=spec_hash, base_digest=base_digest, layout=layout, limits=limits, policy=policy)
+        for f in fetched
     )
 
 

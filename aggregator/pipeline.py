@@ -61,7 +61,7 @@ _R = RejectReason
 DEFAULT_SLASH_REASONS = frozenset({_R.DIGEST_MISMATCH, _R.COPY_OF_EARLIER, _R.DUPLICATE, _R.NEAR_DUPLICATE,
                                    _R.NON_FINITE, _R.UNDECODABLE, _R.WRONG_SHAPE})
 FETCH_REASONS = frozenset({_R.MISSING, _R.DIGEST_MISMATCH, _R.UNDECODABLE, _R.WRONG_BASE, _R.WRONG_SHAPE,
-                           _R.NON_FINITE})
+                           _R.NON_FINITE, _R.UNREADABLE})
 """Reasons recorded before the pipeline, while fetching and decoding (a submission without a delta)."""
 
 

@@ -62,6 +62,12 @@ class AggregatorSettings(BaseSettings):
     password_file: Path | None = Field(None, description="File whose first line is the keystore password.")
     private_key_env: str | None = Field(None, description="Name of an environment variable holding a private key.")
 
+    # ---------------------------------------------------------------- reader key of a private task (docs/privacy.md)
+    reader_key_env: str | None = Field(None, description="Name of an environment variable holding the X25519 "
+                                       "reader key (hex) that opens sealed updates.")
+    reader_key_file: Path | None = Field(None, description="Encrypted PKCS#8 reader key file (password: "
+                                         "FLCHAIN_READER_KEY_PASSWORD).")
+
     # ---------------------------------------------------------------- validation data (never given to trainers)
     validation: ValidationSource = Field(ValidationSource.DIGITS, description="digits (held-out split) | file.")
     validation_path: Path | None = Field(None, description=".npz or .csv validation file (validation 'file').")
@@ -104,6 +110,8 @@ class AggregatorSettings(BaseSettings):
     def _check(self) -> AggregatorSettings:
         if (self.keystore is None) == (self.private_key_env is None):
             raise ValueError("give exactly one signer: keystore or private_key_env")
+        if self.reader_key_env is not None and self.reader_key_file is not None:
+            raise ValueError("give at most one reader key source: reader_key_env or reader_key_file")
         if self.validation is ValidationSource.FILE and self.validation_path is None:
             raise ValueError("validation 'file' needs validation_path")
         return self
