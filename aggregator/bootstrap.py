@@ -69,7 +69,8 @@ def model_runtime(
     policy = ReadPolicy(card.reader_keys if card is not None else (), key)
     if policy.private and not policy.is_reader:
         logger.warning("task %d is private and this node is not one of its %d readers", task_id, len(policy.readers))
-    return ModelRuntime(spec, load_validation(validation, validation_path, spec), read_policy=policy)
+    dp = card.dp if card is not None else None
+    return ModelRuntime(spec, load_validation(validation, validation_path, spec), read_policy=policy, dp=dp)
 
 
 def build_aggregator(settings: AggregatorSettings, *, after_step: StepHook = no_step_hook) -> Aggregator:

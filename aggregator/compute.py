@@ -46,9 +46,10 @@ from flchain.ml.data import Dataset
 from flchain.ml.params import ParamLayout
 from flchain.ml.specs import ModelSpec
 from flchain.ml.train import Evaluator
+from flchain.privacy.dp import DpConfig
 from flchain.privacy.errors import EnvelopeError
 from flchain.privacy.readers import CLEAR_TEXT, ReadPolicy
-from flchain.report import AggregationInfo, ModelMetrics, RoundReport, TrainerScore, canonical_json
+from flchain.report import AggregationInfo, ModelMetrics, PrivacyInfo, RoundReport, TrainerScore, canonical_json
 from flchain.storage.protocol import Storage
 
 logger = logging.getLogger(__name__)
@@ -77,10 +78,12 @@ class ModelRuntime:
     """The task's model spec, its parameter layout and an evaluator on the whole validation set."""
 
     def __init__(
-        self, spec: ModelSpec, validation: Dataset, batch_size: int = 4096, read_policy: ReadPolicy = CLEAR_TEXT
+        self, spec: ModelSpec, validation: Dataset, batch_size: int = 4096, read_policy: ReadPolicy = CLEAR_TEXT,
+        dp: DpConfig | None = None,
     ) -> None:
         self.spec = spec
         self.read_policy = read_policy
+        self.dp = dp  # the task card's differential-privacy option (central: applied here; local: by trainers)
         self.validation = validation
         self.validator = Evaluator(spec, validation, batch_size=batch_size)
         self.layout: ParamLayout = self.validator.layout
@@ -175,7 +178,7 @@ def decode_one(
         return replace(template, failure=fetched.failure or RejectReason.MISSING, detail=fetched.detail)
     shapes = dict(zip(layout.names, layout.shapes, strict=True))
     try:
-        frame = policy.frame_of(fetched.data, limits.max_payload_bytes)
+        frame, content_key = policy.open(fetched.data, limits.max_payload_bytes)
     except EnvelopeError as e:
         return replace(template, failure=RejectReason.UNREADABLE, detail=f"{e.reason}: {e}")
     except Exception as e:  # isolation boundary, as below
@@ -193,7 +196,7 @@ def decode_one(
         logger.exception("update %s of %s: unexpected decoding failure, recorded as undecodable", u.cid, u.trainer)
         return replace(template, failure=RejectReason.UNDECODABLE, detail=f"undecodable: {type(e).__name__}: {e}")
     delta.setflags(write=False)
-    return replace(template, delta=delta)
+    return replace(template, delta=delta, content_key=content_key)
 
 
 def decode_submissions(
@@ -203,6 +206,14 @@ def decode_submissions(
     return tuple(
         decode_one(f, spec_hash=spec_hash, base_digest=base_digest, layout=layout, limits=limits, policy=policy)
         for f in fetched
+    )
+
+
+def privacy_info(dp: DpConfig, round_id: int) -> PrivacyInfo:
+    """ε at the task's δ after `round_id` rounds (every round counts, whether or not a trainer took part)."""
+    return PrivacyInfo(
+        mode=dp.mode, epsilon=dp.epsilon(round_id), delta=dp.delta, rounds=round_id,
+        noise_multiplier=dp.noise_multiplier, clip_norm=dp.clip_norm,
     )
 
 
@@ -267,6 +278,7 @@ def build_artifacts(
         payout_total_wei=str(outcome.payout_total_wei), payout_root="0x" + root.hex(), payout_tree_cid=tree.cid,
         aggregation=aggregation_info(outcome, config), metrics=metrics,
         trainers=tuple(trainer_score(row) for row in outcome.trainers), not_revealed=ctx.not_revealed,
+        privacy=None if ctx.dp is None else privacy_info(ctx.dp, ctx.round_id),
         aggregator_state_cid=state.cid, aggregator_state_digest="0x" + state.digest.hex(),
     )
     report_bytes = report.to_bytes()

@@ -18,6 +18,7 @@ from aggregator.filters import FilterConfig
 from aggregator.outer import OuterConfig
 from aggregator.pipeline import PipelineConfig
 from aggregator.rules import DEFAULT_RULE, AggregationRule, RuleParams
+from flchain.privacy.dp import DpConfig
 
 ENV_PREFIX = "FLCHAIN_AGGREGATOR_"
 
@@ -116,8 +117,9 @@ class AggregatorSettings(BaseSettings):
             raise ValueError("validation 'file' needs validation_path")
         return self
 
-    def pipeline_config(self, max_slash_bps: int) -> PipelineConfig:
-        """The round math's configuration; the slash is capped by the task's maxSlashBps."""
+    def pipeline_config(self, max_slash_bps: int, dp: DpConfig | None = None) -> PipelineConfig:
+        """The round math's configuration; the slash is capped by the task's maxSlashBps; the task card's central
+        differential privacy (`dp`) replaces the robust rule by DP-FedAvg."""
         seed = default_sketch_seed(self.task_id) if self.sketch_seed is None else self.sketch_seed
         return PipelineConfig(
             rule=self.rule,
@@ -129,4 +131,5 @@ class AggregatorSettings(BaseSettings):
             filters=FilterConfig(sketch_seed=seed),
             slash_bps=min(self.slash_bps, max_slash_bps),
             compute_loo=self.compute_loo,
+            dp=dp if dp is not None and dp.mode == "central" else None,
         )

@@ -123,7 +123,7 @@ def _round_data(
     ctx = RoundContext(
         task_id=task_id, round_id=round_id, spec_hash=runtime.spec.spec_hash(), base_digest=opening.base_model_digest,
         base_cid=opening.base_model_cid, eval_bytes=eval_bytes, eval_cid=fin.eval_cid, budget_wei=budget_wei,
-        not_revealed=tuple(c.trainer for c in log.unrevealed(round_id)),
+        not_revealed=tuple(c.trainer for c in log.unrevealed(round_id)), dp=runtime.dp,
     )
     base = fetcher.get(opening.base_model_cid, opening.base_model_digest, DEFAULT_LIMITS.max_payload_bytes)
     config = published_state(report, fetcher).config

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from flchain.ml.specs import ModelSpec
+from flchain.privacy.dp import DpConfig
 from flchain.privacy.errors import ReaderKeyError
 from flchain.privacy.keys import parse_public_key
 from flchain.report import canonical_json
@@ -55,6 +56,7 @@ class TaskCard(BaseModel):
     dataset: str  # e.g. "digits" (scikit-learn's 8x8 digits) or "mnist"
     notes: str = ""
     readers: tuple[ReaderEntry, ...] = ()  # empty: updates travel in the clear
+    dp: DpConfig | None = None  # differential privacy (central needs readers: its noise seed comes from them)
 
     @field_validator("readers")
     @classmethod
@@ -63,11 +65,20 @@ class TaskCard(BaseModel):
             raise ValueError("a reader key is listed twice")
         return value
 
+    @model_validator(mode="after")
+    def _central_needs_readers(self) -> TaskCard:
+        if self.dp is not None and self.dp.mode == "central" and not self.readers:
+            raise ValueError("central differential privacy needs a private task (readers)")
+        return self
+
     @classmethod
     def for_spec(
-        cls, spec: ModelSpec, *, title: str, dataset: str, notes: str = "", readers: tuple[ReaderEntry, ...] = ()
+        cls, spec: ModelSpec, *, title: str, dataset: str, notes: str = "", readers: tuple[ReaderEntry, ...] = (),
+        dp: DpConfig | None = None,
     ) -> TaskCard:
-        return cls(title=title, model_spec=spec.to_json().decode(), dataset=dataset, notes=notes, readers=readers)
+        return cls(
+            title=title, model_spec=spec.to_json().decode(), dataset=dataset, notes=notes, readers=readers, dp=dp
+        )
 
     @property
     def reader_keys(self) -> tuple[bytes, ...]:
@@ -85,8 +96,9 @@ class TaskCard(BaseModel):
 
     def to_bytes(self) -> bytes:
         fields = self.model_dump(mode="json")
-        if not self.readers:
-            del fields["readers"]
+        for key in ("readers", "dp"):
+            if not fields[key]:
+                del fields[key]
         return canonical_json(fields)
 
     @classmethod

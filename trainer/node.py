@@ -1,8 +1,8 @@
 """The trainer's run loop. One round, as named steps:
 
     settle_rewards -> ensure_registered -> wait_for_round -> decide_resume
-    -> fetch_global_model -> produce_update -> encode -> seal (private task) -> save update + salt (checkpoint)
-    -> commit
+    -> fetch_global_model -> produce_update -> local noise (local DP) -> encode -> seal (private task)
+    -> save update + salt (checkpoint) -> commit
     -> wait for the reveal phase -> upload (checkpoint) -> reveal (checkpoint)
 
 Each step lives in its own module and takes its collaborators as arguments; this module only sequences them,
@@ -23,11 +23,13 @@ from flchain.chain.tasklog import TaskLog
 from flchain.chain.types import RoundStatus
 from flchain.ml.data import Dataset
 from flchain.ml.specs import ModelSpec
+from flchain.privacy.dp import DpConfig
 from flchain.privacy.envelope import seal
 from flchain.storage.protocol import Storage
 from trainer.backoff import Retrier
 from trainer.checkpoint import CheckpointStore, PendingUpload
 from trainer.errors import StopRequested
+from trainer.local_dp import noised_update
 from trainer.model import fetch_global_model
 from trainer.progress import StepReporter
 from trainer.publish import (
@@ -97,6 +99,7 @@ class TrainerNode:
     after_step: StepHook = no_step_hook
     last_settled_at: float = float("-inf")
     readers: tuple[bytes, ...] = ()  # the task's reader keys: every update is sealed for them (empty: clear text)
+    dp: DpConfig | None = None  # the task's differential privacy; in local mode this node noises its update
 
     @property
     def task_id(self) -> int:
@@ -201,6 +204,8 @@ def prepare_update(node: TrainerNode, info: RoundInfo) -> PendingUpload | None:
         update = node.produce(_update_inputs(node), info, base)
     if update is None:
         return None
+    if node.dp is not None and node.dp.mode == "local":
+        update = noised_update(update, node.dp, info.round_id)
     with node.reporter.step("encode", info.round_id, compression=node.settings.compression.value):
         blob = encode_delta(
             update.delta, node.spec, base.digest, EncodeConfig(node.settings.compression, node.settings.topk_ratio)

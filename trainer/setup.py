@@ -106,6 +106,7 @@ def build_node(
         now_s=lambda: chain_time_s(w3),
         reporter=reporter,
         readers=readers,
+        dp=card.dp if card is not None else None,
     )
 
 

@@ -179,6 +179,13 @@ def open_envelope(data: bytes, private_key: X25519PrivateKey, *, max_bytes: int 
     Raises `MalformedEnvelope`, `NotAReader` (no entry for this key), `EnvelopeTampered` (authentication failed) or
     `PlaintextDigestMismatch`.
     """
+    return open_with_key(data, private_key, max_bytes=max_bytes)[0]
+
+
+def open_with_key(
+    data: bytes, private_key: X25519PrivateKey, *, max_bytes: int | None = None
+) -> tuple[bytes, bytes]:
+    """`open_envelope`, and the content key it unwrapped (a secret every reader, and only readers, learn)."""
     envelope = parse_envelope(data, max_bytes=max_bytes)
     me = public_bytes(private_key.public_key())
     if me not in envelope.readers:
@@ -190,4 +197,4 @@ def open_envelope(data: bytes, private_key: X25519PrivateKey, *, max_bytes: int 
         raise EnvelopeTampered("the ciphertext or the header does not authenticate under the content key") from e
     if not hmac.compare_digest(hashlib.sha256(plaintext).digest(), envelope.plaintext_digest):
         raise PlaintextDigestMismatch("the decrypted update does not hash to the envelope's plaintext digest")
-    return plaintext
+    return plaintext, content_key

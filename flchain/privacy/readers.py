@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from flchain.privacy.envelope import is_envelope, open_envelope, parse_envelope, public_bytes
+from flchain.privacy.envelope import is_envelope, open_with_key, parse_envelope, public_bytes
 from flchain.privacy.errors import MalformedEnvelope, NotAReader, NotSealed
 
 
@@ -48,12 +48,16 @@ class ReadPolicy:
 
     def frame_of(self, data: bytes, max_bytes: int | None = None) -> bytes:
         """The codec frame inside `data` (the bytes themselves for a clear-text task)."""
+        return self.open(data, max_bytes)[0]
+
+    def open(self, data: bytes, max_bytes: int | None = None) -> tuple[bytes, bytes]:
+        """The codec frame inside `data` and the envelope's content key (empty for a clear-text task)."""
         if not self.private:
-            return data
+            return data, b""
         self.check_addressed(data, max_bytes)
         if self.key is None:
             raise NotAReader("this node holds no reader key of the task")
-        return open_envelope(data, self.key, max_bytes=max_bytes)
+        return open_with_key(data, self.key, max_bytes=max_bytes)
 
 
 CLEAR_TEXT = ReadPolicy()
