@@ -40,8 +40,8 @@ class DpConfig(BaseModel):
     clip_norm: float = Field(gt=0)
     noise_multiplier: float = Field(gt=0)
     delta: float = Field(gt=0, lt=1)
-    expected_trainers: int = Field(1, ge=1)  # central: the fixed denominator W
-    sampling_rate: float = Field(1.0, gt=0, le=1)
+    expected_trainers: int = Field(default=1, ge=1)  # central: the fixed denominator W
+    sampling_rate: float = Field(default=1.0, gt=0, le=1)
 
     @model_validator(mode="after")
     def _check(self) -> DpConfig:
