@@ -1,9 +1,10 @@
 """A private task on a real Anvil chain and IPFS daemon: trainers seal their updates for the task's readers.
 
 Two honest trainers (the real trainer node, which reads the readers from the task card and seals) and one trainer
-that ignores the task's privacy and reveals a clear-text update take part in one round. What is on IPFS is
-ciphertext, the clear-text update is `unreadable` (not paid, not scored), the honest ones are paid; a reader
-recomputes the round with `flchain verify round --reader-key-env`, a non-reader is told it cannot.
+that ignores the task's privacy and reveals a clear-text update take part in one round of a task with central
+differential privacy (DP-FedAvg). What is on IPFS is ciphertext, the clear-text update is `unreadable` (not paid,
+not scored), the honest ones are paid, the report states ε; a reader recomputes the round — DP noise included —
+with `flchain verify round --reader-key-env`, a non-reader is told it cannot.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import AnvilNode, advance_time
 from flchain.devnet.ipfs import IpfsNode
 from flchain.ml.specs import spec_from_name
+from flchain.privacy.dp import DpConfig, epsilon_after
 from flchain.privacy.envelope import is_envelope, open_envelope, parse_envelope
 from flchain.privacy.keys import public_key_hex
 from flchain.report import RoundReport
@@ -65,6 +67,7 @@ CLEAR = Role(3, 2)  # reveals its update in the clear although the task is priva
 READER_KEY_ENV = "TEST_READER_KEY"
 AGGREGATOR_READER = X25519PrivateKey.generate()
 VALIDATOR_READER = X25519PrivateKey.generate()  # a second reader: every update must be sealed for it too
+DP = DpConfig(mode="central", clip_norm=1.0, noise_multiplier=0.5, delta=1e-5, expected_trainers=2)
 
 
 @pytest.fixture
@@ -86,7 +89,8 @@ def stage(anvil: AnvilNode, ipfs: IpfsNode, tmp_path: Path, monkeypatch: pytest.
                ReaderEntry(name="validator-1", role="validator", public_key=public_key_hex(VALIDATOR_READER)))
     with IpfsClient(ipfs.api_url) as storage:
         created = create_task(client, storage, token=deployment.token, spec=spec_from_name("mlp-digits"),
-                              terms=terms, aggregators=[dev_account(AGGREGATOR_INDEX).address], readers=readers)
+                              terms=terms, aggregators=[dev_account(AGGREGATOR_INDEX).address], readers=readers,
+                              dp=DP)
     yield Stage(anvil.rpc_url, ipfs.api_url, deployment.manifest.save(tmp_path / "deployment.json"),
                 created.task_id, client, digits_train_file(tmp_path / "digits-train.npz"), tmp_path)
 
@@ -160,6 +164,8 @@ def test_a_private_round_seals_updates_rejects_clear_text_and_verifies_for_a_rea
     assert rows[CLEAR.address].reason == "unreadable" and int(rows[CLEAR.address].payout_wei) == 0
     assert (rows[CLEAR.address].reason_detail or "").startswith("not_sealed")
     assert not chain.is_slashed(stage.task_id, 1, CLEAR.address)
+    assert report.privacy is not None and report.privacy.mode == "central"
+    assert report.privacy.epsilon == pytest.approx(epsilon_after(0.5, 1, 1e-5))
 
     # Assert: a reader recomputes the round; anyone else is told the task is private.
     exit_code, output = verify_cli(stage, 1, "--reader-key-env", READER_KEY_ENV)
