@@ -19,6 +19,7 @@ from flchain.chain.client import CoordinatorClient, connect
 from flchain.chain.events import EventReader
 from flchain.chain.manifest import DeploymentManifest
 from flchain.chain.tasklog import TaskLog
+from flchain.privacy.errors import ReaderKeyError
 from flchain.privacy.keys import load_reader_key
 from flchain.privacy.readers import ReadPolicy
 from flchain.storage.failover import FailoverStorage
@@ -91,6 +92,11 @@ def build_aggregator(settings: AggregatorSettings, *, after_step: StepHook = no_
         parts, storage, settings.task_id, settings.model_spec, settings.validation, settings.validation_path,
         settings.torch_threads, reader_key(settings.reader_key_env, settings.reader_key_file),
     )
+    if runtime.read_policy.private and not runtime.read_policy.is_reader:
+        raise ReaderKeyError(
+            f"task {settings.task_id} is private and no reader key of its card was given: set "
+            "FLCHAIN_AGGREGATOR_READER_KEY_ENV or FLCHAIN_AGGREGATOR_READER_KEY_FILE (every update would be unreadable)"
+        )
     namespace = f"{parts.coordinator.w3.eth.chain_id}-{parts.coordinator.address.lower()}"
     deps = Deps(parts.coordinator, parts.log, storage, fetch_storage, namespace)
     logger.info("task %d: model %s (%d parameters), validation %s (%d samples)", settings.task_id,

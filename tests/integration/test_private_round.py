@@ -35,6 +35,7 @@ from flchain.devnet.ipfs import IpfsNode
 from flchain.ml.specs import spec_from_name
 from flchain.privacy.dp import DpConfig, epsilon_after
 from flchain.privacy.envelope import is_envelope, open_envelope, parse_envelope
+from flchain.privacy.errors import ReaderKeyError
 from flchain.privacy.keys import public_key_hex
 from flchain.report import RoundReport
 from flchain.sponsor import TaskTerms, create_task
@@ -174,7 +175,15 @@ def test_a_private_round_seals_updates_rejects_clear_text_and_verifies_for_a_rea
     assert exit_code == 2 and "private" in output, output
     parts = connect_task(stage.rpc_url, stage.manifest_path, stage.task_id)
     with IpfsClient(stage.ipfs_url) as storage:
+        as_validator = model_runtime(parts, storage, stage.task_id, None, ValidationSource.DIGITS, None, 1,
+                                     VALIDATOR_READER)
+        assert verify_round(parts.coordinator, parts.log, storage, as_validator, stage.task_id, 1).ok  # every reader
         runtime = model_runtime(parts, storage, stage.task_id, None, ValidationSource.DIGITS, None, 1,
                                 X25519PrivateKey.generate())
         with pytest.raises(VerifyError, match="private"):
             verify_round(parts.coordinator, parts.log, storage, runtime, stage.task_id, 1)
+
+    # Assert: an aggregator of a private task without a reader key refuses to start.
+    monkeypatch.delenv("FLCHAIN_AGGREGATOR_READER_KEY_ENV")
+    with pytest.raises(ReaderKeyError, match="no reader key"):
+        build_aggregator(AggregatorSettings())  # type: ignore[call-arg]
