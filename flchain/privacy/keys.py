@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Final
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
     BestAvailableEncryption,
     Encoding,
@@ -35,13 +35,18 @@ def public_key_hex(key: X25519PrivateKey) -> str:
 
 
 def parse_public_key(text: str) -> bytes:
-    """Raw 32 bytes of a published public key (0x-hex); `ReaderKeyError` when malformed."""
+    """Raw 32 bytes of a published public key (0x-hex); `ReaderKeyError` when malformed or of low order (a key
+    every shared secret with is zero, which nobody could read for)."""
     try:
         raw = bytes.fromhex(text.removeprefix("0x"))
     except ValueError as e:
         raise ReaderKeyError(f"reader public key is not hex: {text[:20]!r}") from e
     if len(raw) != KEY_SIZE:
         raise ReaderKeyError(f"reader public key must be {KEY_SIZE} bytes, got {len(raw)}")
+    try:
+        X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(raw))
+    except ValueError as e:
+        raise ReaderKeyError(f"reader public key {text[:20]}… is a low-order point, not a usable key") from e
     return raw
 
 

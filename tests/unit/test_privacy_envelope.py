@@ -167,3 +167,5 @@ def test_task_card_lists_readers_and_a_card_without_readers_keeps_its_bytes() ->
     assert again.reader_keys == (_pub(key),)
     with pytest.raises(ValueError):
         ReaderEntry(name="x", role="aggregator", public_key="0x1234")
+    with pytest.raises(ValueError, match="low-order"):
+        ReaderEntry(name="x", role="aggregator", public_key="0x" + "00" * 32)
