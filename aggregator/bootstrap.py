@@ -6,11 +6,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account.signers.local import LocalAccount
 
 from aggregator.compute import ModelRuntime
 from aggregator.evaldata import ValidationSource, load_validation, set_torch_threads
-from aggregator.modelspec import resolve_spec
+from aggregator.modelspec import load_task_card, resolve_spec
 from aggregator.service import Aggregator, Deps, StepHook, no_step_hook
 from aggregator.settings import AggregatorSettings
 from aggregator.sketchseed import derive_sketch_secret
@@ -19,6 +20,9 @@ from flchain.chain.client import CoordinatorClient, connect
 from flchain.chain.events import EventReader
 from flchain.chain.manifest import DeploymentManifest
 from flchain.chain.tasklog import TaskLog
+from flchain.privacy.errors import ReaderKeyError
+from flchain.privacy.keys import load_reader_key
+from flchain.privacy.readers import ReadPolicy
 from flchain.storage.failover import ipfs_storage
 from flchain.storage.protocol import Storage
 
@@ -46,17 +50,29 @@ def connect_task(
     return ChainParts(coordinator, log)
 
 
+def reader_key(key_env: str | None, key_file: Path | None) -> X25519PrivateKey | None:
+    """This node's reader key when a source is configured (environment variable or encrypted key file)."""
+    if key_env is None and key_file is None:
+        return None
+    return load_reader_key(key_env=key_env, key_file=key_file)
+
+
 def model_runtime(
     parts: ChainParts, storage: Storage, task_id: int, model_spec: str | None, validation: ValidationSource,
-    validation_path: Path | None, torch_threads: int,
+    validation_path: Path | None, torch_threads: int, key: X25519PrivateKey | None = None,
 ) -> ModelRuntime:
     """The task's model spec (checked against the chain) with the validation data, forward passes pinned to
-    `torch_threads` CPU threads."""
+    `torch_threads` CPU threads, and the task's readers from its card (`key`: this node's reader key)."""
     set_torch_threads(torch_threads)
     parts.log.refresh()
     on_chain_hash = parts.coordinator.get_task(task_id).model_spec_hash
     spec = resolve_spec(model_spec, on_chain_hash, storage, parts.log.task_card_cid)
-    return ModelRuntime(spec, load_validation(validation, validation_path, spec))
+    card = load_task_card(storage, parts.log.task_card_cid)
+    policy = ReadPolicy(card.reader_keys if card is not None else (), key)
+    if policy.private and not policy.is_reader:
+        logger.warning("task %d is private and this node is not one of its %d readers", task_id, len(policy.readers))
+    dp = card.dp if card is not None else None
+    return ModelRuntime(spec, load_validation(validation, validation_path, spec), read_policy=policy, dp=dp)
 
 
 def build_aggregator(settings: AggregatorSettings, *, after_step: StepHook = no_step_hook) -> Aggregator:
@@ -75,8 +91,13 @@ def build_aggregator(settings: AggregatorSettings, *, after_step: StepHook = no_
     fetch_storage = ipfs_storage(urls, timeout_s=settings.fetch_timeout_s)
     runtime = model_runtime(
         parts, storage, settings.task_id, settings.model_spec, settings.validation, settings.validation_path,
-        settings.torch_threads,
+        settings.torch_threads, reader_key(settings.reader_key_env, settings.reader_key_file),
     )
+    if runtime.read_policy.private and not runtime.read_policy.is_reader:
+        raise ReaderKeyError(
+            f"task {settings.task_id} is private and no reader key of its card was given: set "
+            "FLCHAIN_AGGREGATOR_READER_KEY_ENV or FLCHAIN_AGGREGATOR_READER_KEY_FILE (every update would be unreadable)"
+        )
     chain_id = parts.coordinator.w3.eth.chain_id
     namespace = f"{chain_id}-{parts.coordinator.address.lower()}"
     sketch = derive_sketch_secret(bytes(signer.key), chain_id, parts.coordinator.address, settings.task_id)

@@ -40,6 +40,7 @@ from aggregator.rules.common import read_only
 from flchain.codec.errors import CodecError
 from flchain.codec.frame import parse_frame
 from flchain.codec.header import CodecLimits
+from flchain.privacy.dp import DpConfig
 from flchain.report import canonical_json
 
 STATE_FORMAT = "flchain-aggregator-state/2"
@@ -94,7 +95,7 @@ def config_to_json(config: PipelineConfig, *, with_seed: bool = True) -> dict[st
         "aggregate_positive_only": config.aggregate_positive_only,
         "compute_loo": config.compute_loo,
         "fingerprint_rounds": config.fingerprint_rounds,
-    }
+    } | ({} if config.dp is None else {"dp": config.dp.model_dump(mode="json")})
 
 
 def config_from_json(doc: Mapping[str, Any]) -> PipelineConfig:
@@ -111,6 +112,7 @@ def config_from_json(doc: Mapping[str, Any]) -> PipelineConfig:
             aggregate_positive_only=bool(doc["aggregate_positive_only"]),
             compute_loo=bool(doc["compute_loo"]),
             fingerprint_rounds=int(doc["fingerprint_rounds"]),
+            dp=None if "dp" not in doc else DpConfig.model_validate(doc["dp"]),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise CarryoverError(f"invalid pipeline config: {e!r}") from e

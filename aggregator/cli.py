@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from aggregator.bootstrap import build_aggregator, connect_task, model_runtime
+from aggregator.bootstrap import build_aggregator, connect_task, model_runtime, reader_key
 from aggregator.evaldata import ValidationSource
 from aggregator.service import StepHook, no_step_hook
 from aggregator.settings import AggregatorSettings
@@ -126,6 +126,10 @@ def round_(
     validation: Annotated[ValidationSource, Opt("--validation")] = ValidationSource.DIGITS,
     validation_path: Annotated[Path | None, Opt("--validation-path")] = None,
     torch_threads: Annotated[int, Opt("--torch-threads", help="As the aggregator ran with.")] = 1,
+    reader_key_env: Annotated[str | None, Opt("--reader-key-env", help="Private task: the environment variable "
+                                              "holding your reader key (hex).")] = None,
+    reader_key_file: Annotated[Path | None, Opt("--reader-key-file", help="Private task: your encrypted reader key "
+                                                "file (password: FLCHAIN_READER_KEY_PASSWORD).")] = None,
     as_json: Annotated[bool, Opt("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Recompute a finalized round from chain events and IPFS; exit 0 only if model, report and payouts match and
@@ -134,7 +138,10 @@ def round_(
     try:
         parts = connect_task(rpc_url, manifest, task)
         with ipfs_storage((ipfs_url, *(fetch_ipfs_urls or ())), timeout_s=60.0) as storage:
-            runtime = model_runtime(parts, storage, task, model_spec, validation, validation_path, torch_threads)
+            key = reader_key(reader_key_env, reader_key_file)
+            runtime = model_runtime(
+                parts, storage, task, model_spec, validation, validation_path, torch_threads, key
+            )
             result = verify_round(parts.coordinator, parts.log, storage, runtime, task, round_id, sketch_reveal)
     except (ChainError, StorageError, ValueError, RuntimeError) as e:
         Console().print(f"[red]cannot verify round {round_id} of task {task}:[/red] {e}")

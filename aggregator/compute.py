@@ -46,7 +46,10 @@ from flchain.ml.data import Dataset
 from flchain.ml.params import ParamLayout
 from flchain.ml.specs import ModelSpec
 from flchain.ml.train import Evaluator
-from flchain.report import AggregationInfo, ModelMetrics, RoundReport, TrainerScore, canonical_json
+from flchain.privacy.dp import DpConfig
+from flchain.privacy.errors import EnvelopeError
+from flchain.privacy.readers import CLEAR_TEXT, ReadPolicy
+from flchain.report import AggregationInfo, ModelMetrics, PrivacyInfo, RoundReport, TrainerScore, canonical_json
 from flchain.storage.protocol import Storage
 
 logger = logging.getLogger(__name__)
@@ -74,8 +77,13 @@ class DirectFetcher:
 class ModelRuntime:
     """The task's model spec, its parameter layout and an evaluator on the whole validation set."""
 
-    def __init__(self, spec: ModelSpec, validation: Dataset, batch_size: int = 4096) -> None:
+    def __init__(
+        self, spec: ModelSpec, validation: Dataset, batch_size: int = 4096, read_policy: ReadPolicy = CLEAR_TEXT,
+        dp: DpConfig | None = None,
+    ) -> None:
         self.spec = spec
+        self.read_policy = read_policy
+        self.dp = dp  # the task card's differential-privacy option (central: applied here; local: by trainers)
         self.validation = validation
         self.validator = Evaluator(spec, validation, batch_size=batch_size)
         self.layout: ParamLayout = self.validator.layout
@@ -128,7 +136,7 @@ def compute_round(
     base = runtime.decode_base(data.base_model)
     submissions = decode_submissions(
         data.fetched, spec_hash=ctx.spec_hash, base_digest=ctx.base_digest, layout=runtime.layout,
-        limits=runtime.limits,
+        limits=runtime.limits, policy=runtime.read_policy,
     )
     evaluator = Evaluator(runtime.spec, decode_eval_batch(ctx.eval_bytes, runtime.spec))
     inputs = RoundInputs(
@@ -153,9 +161,14 @@ def _codec_reason(error: CodecError) -> RejectReason:
 
 
 def decode_one(
-    fetched: Fetched, *, spec_hash: bytes, base_digest: bytes, layout: ParamLayout, limits: CodecLimits
+    fetched: Fetched, *, spec_hash: bytes, base_digest: bytes, layout: ParamLayout, limits: CodecLimits,
+    policy: ReadPolicy = CLEAR_TEXT,
 ) -> Submission:
-    """The pipeline's view of one fetched submission: its flat delta, or the failure reason."""
+    """The pipeline's view of one fetched submission: its flat delta, or the failure reason.
+
+    In a private task the envelope is opened first (`policy`); one that is not addressed to the task's readers, not
+    for this reader, tampered or undecryptable is `UNREADABLE` with the envelope's reason in the detail.
+    """
     u = fetched.update
     template = Submission(
         account=u.trainer, digest=u.digest, cid=u.cid, num_samples=u.num_samples, block_number=u.block_number,
@@ -165,8 +178,15 @@ def decode_one(
         return replace(template, failure=fetched.failure or RejectReason.MISSING, detail=fetched.detail)
     shapes = dict(zip(layout.names, layout.shapes, strict=True))
     try:
+        frame, content_key = policy.open(fetched.data, limits.max_payload_bytes)
+    except EnvelopeError as e:
+        return replace(template, failure=RejectReason.UNREADABLE, detail=f"{e.reason}: {e}")
+    except Exception as e:  # isolation boundary, as below
+        logger.exception("update %s of %s: unexpected failure opening the envelope", u.cid, u.trainer)
+        return replace(template, failure=RejectReason.UNREADABLE, detail=f"unreadable: {type(e).__name__}: {e}")
+    try:
         decoded = decode_update(
-            fetched.data, expected_spec_hash=spec_hash, expected_base_digest=base_digest, expected_shapes=shapes,
+            frame, expected_spec_hash=spec_hash, expected_base_digest=base_digest, expected_shapes=shapes,
             limits=limits,
         )
         delta = layout.flatten(decoded.tensors)
@@ -176,14 +196,24 @@ def decode_one(
         logger.exception("update %s of %s: unexpected decoding failure, recorded as undecodable", u.cid, u.trainer)
         return replace(template, failure=RejectReason.UNDECODABLE, detail=f"undecodable: {type(e).__name__}: {e}")
     delta.setflags(write=False)
-    return replace(template, delta=delta)
+    return replace(template, delta=delta, content_key=content_key)
 
 
 def decode_submissions(
-    fetched: Sequence[Fetched], *, spec_hash: bytes, base_digest: bytes, layout: ParamLayout, limits: CodecLimits
+    fetched: Sequence[Fetched], *, spec_hash: bytes, base_digest: bytes, layout: ParamLayout, limits: CodecLimits,
+    policy: ReadPolicy = CLEAR_TEXT,
 ) -> tuple[Submission, ...]:
     return tuple(
-        decode_one(f, spec_hash=spec_hash, base_digest=base_digest, layout=layout, limits=limits) for f in fetched
+        decode_one(f, spec_hash=spec_hash, base_digest=base_digest, layout=layout, limits=limits, policy=policy)
+        for f in fetched
+    )
+
+
+def privacy_info(dp: DpConfig, round_id: int) -> PrivacyInfo:
+    """ε at the task's δ after `round_id` rounds (every round counts, whether or not a trainer took part)."""
+    return PrivacyInfo(
+        mode=dp.mode, epsilon=dp.epsilon(round_id), delta=dp.delta, rounds=round_id,
+        noise_multiplier=dp.noise_multiplier, clip_norm=dp.clip_norm,
     )
 
 
@@ -248,6 +278,7 @@ def build_artifacts(
         payout_total_wei=str(outcome.payout_total_wei), payout_root="0x" + root.hex(), payout_tree_cid=tree.cid,
         aggregation=aggregation_info(outcome, config), metrics=metrics,
         trainers=tuple(trainer_score(row) for row in outcome.trainers), not_revealed=ctx.not_revealed,
+        privacy=None if ctx.dp is None else privacy_info(ctx.dp, ctx.round_id),
         aggregator_state_cid=state.cid, aggregator_state_digest="0x" + state.digest.hex(),
     )
     report_bytes = report.to_bytes()

@@ -82,6 +82,7 @@ class RejectReason(StrEnum):
     DUPLICATE = "duplicate"
     NEAR_DUPLICATE = "near_duplicate"
     NORM_OUTLIER = "norm_outlier"
+    UNREADABLE = "unreadable"  # private task: not sealed for exactly its readers, or not opened (docs/privacy.md)
 
 
 SLASH_CODES: Mapping[RejectReason, int] = {

@@ -32,6 +32,17 @@ def _load_choice(choice: str) -> ModelSpec:
         raise SpecMismatch(f"{choice!r} is neither a preset name nor a valid spec JSON file: {e}") from e
 
 
+def load_task_card(storage: Storage, card_cid: str) -> TaskCard | None:
+    """The task card, or None (logged) when there is none or it cannot be fetched or parsed."""
+    if not card_cid:
+        return None
+    try:
+        return TaskCard.from_bytes(storage.cat(card_cid, max_bytes=MAX_TASK_CARD_BYTES))
+    except (StorageError, TaskCardError) as e:
+        logger.warning("task card %s unusable: %s", card_cid, e)
+        return None
+
+
 def _from_card(storage: Storage, card_cid: str, on_chain_hash: bytes) -> ModelSpec | None:
     try:
         card = TaskCard.from_bytes(storage.cat(card_cid, max_bytes=MAX_TASK_CARD_BYTES))

@@ -35,6 +35,7 @@ import numpy as np
 from eth_utils.address import is_address, to_checksum_address
 from numpy.typing import NDArray
 
+from aggregator.dp_step import dp_aggregate
 from aggregator.filters import (
     SLASH_CODES,
     FilterConfig,
@@ -51,6 +52,7 @@ from aggregator.ratings import Rating, RatingConfig, final_scores, update_rating
 from aggregator.rules import DEFAULT_RULE, AggregationRule, CenteredClipState, RuleParams, aggregate
 from aggregator.rules.common import Vector
 from aggregator.scoring import compute_loss_scores, compute_marginal_scores
+from flchain.privacy.dp import DpConfig
 
 LossFn = Callable[[NDArray[np.floating]], float]
 """Mean loss on the round's evaluation batch of the model with the given flat parameter vector."""
@@ -61,7 +63,7 @@ _R = RejectReason
 DEFAULT_SLASH_REASONS = frozenset({_R.DIGEST_MISMATCH, _R.COPY_OF_EARLIER, _R.DUPLICATE, _R.NEAR_DUPLICATE,
                                    _R.NON_FINITE, _R.UNDECODABLE, _R.WRONG_SHAPE})
 FETCH_REASONS = frozenset({_R.MISSING, _R.DIGEST_MISMATCH, _R.UNDECODABLE, _R.WRONG_BASE, _R.WRONG_SHAPE,
-                           _R.NON_FINITE})
+                           _R.NON_FINITE, _R.UNREADABLE})
 """Reasons recorded before the pipeline, while fetching and decoding (a submission without a delta)."""
 
 
@@ -83,6 +85,7 @@ class PipelineConfig:
     aggregate_positive_only: bool = False
     compute_loo: bool = False
     fingerprint_rounds: int = 20
+    dp: DpConfig | None = None  # central DP (DP-FedAvg) replaces the robust rule; docs/privacy.md
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rule", AggregationRule(self.rule))
@@ -116,6 +119,7 @@ class Submission:
     delta: NDArray[np.float32] | None = None
     failure: RejectReason | None = None
     detail: str = ""
+    content_key: bytes = b""  # the envelope's content key (private task): seeds central DP noise
 
     @property
     def order_key(self) -> tuple[int, int]:
@@ -213,8 +217,7 @@ def _check_inputs(inputs: RoundInputs) -> NDArray[np.float64]:
         raise PipelineError(f"base must be a flat vector, got shape {base.shape}")
     if not all(is_address(s.account) for s in inputs.submissions):
         raise PipelineError("every submission needs a 20-byte hex account")
-    accounts = [s.account.lower() for s in inputs.submissions]
-    if len(set(accounts)) != len(accounts):
+    if len({s.account.lower() for s in inputs.submissions}) != len(inputs.submissions):
         raise PipelineError("an account may submit once per round")
     if inputs.budget_wei < 0:
         raise PipelineError(f"budget must be non-negative, got {inputs.budget_wei}")
@@ -286,22 +289,19 @@ def _rate(
 
 
 def _step_model(
-    base: NDArray[np.float64],
-    ordered: Sequence[Submission],
-    chosen: Sequence[int],
-    state: AggregationState,
-    config: PipelineConfig,
+    base: NDArray[np.float64], ordered: Sequence[Submission], chosen: Sequence[int], inputs: RoundInputs,
+    config: PipelineConfig, state: AggregationState,
 ) -> tuple[NDArray[np.float32], AggregationState]:
-    """Robust aggregation of the chosen updates and the outer step; no update leaves model and state as they were."""
+    """Robust aggregation (DP-FedAvg with `config.dp`) of the chosen updates and the outer step; none: no change."""
     if not chosen:
         return base.astype(np.float32), state
     rows = np.stack([np.asarray(ordered[i].delta, dtype=np.float64) for i in chosen])
     # Every chosen update weighs the same: numSamples is self-reported and unverifiable, so it never weights the
     # aggregate (nor the scores or the pay); see docs/architecture.md, "numSamples".
-    result = aggregate(config.rule, rows, weights=None, state=state.clip, params=config.rule_params)
+    result = (aggregate(config.rule, rows, weights=None, state=state.clip, params=config.rule_params)
+              if config.dp is None else dp_aggregate(rows, [ordered[i].content_key for i in chosen], config.dp, inputs))
     stepped = outer_step(base, result.vector, state.outer, config.outer)
-    new_params = np.asarray(stepped.params, dtype=np.float32).copy()
-    new_params.setflags(write=False)
+    (new_params := np.asarray(stepped.params, dtype=np.float32).copy()).setflags(write=False)
     return new_params, AggregationState(clip=result.state, outer=stepped.state)
 
 
@@ -380,7 +380,7 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
     finals = final_scores(gates, scores.loss_scores, [ratings[s.account] for s in ordered], config.ratings)
     leaves = compute_payouts([s.account for s in ordered], finals, inputs.budget_wei) if ordered else []
     chosen = [i for i in accepted if not config.aggregate_positive_only or scores.loss_scores[i] > 0]
-    new_params, state = _step_model(base, ordered, chosen, inputs.state, config)
+    new_params, state = _step_model(base, ordered, chosen, inputs, config, inputs.state)
     slashes = _slashes(ordered, verdicts, config)
     by_account = {leaf.account: leaf for leaf in leaves}
     trainers = _rows(ordered, verdicts, norms, scores, set(chosen), ratings, finals, by_account, slashes)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from flchain.chain.types import Finalization
 from flchain.codec import content_digest
+from flchain.privacy.dp import DpConfig
 from flchain.storage.protocol import Storage
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class RoundContext:
     budget_wei: int
     not_revealed: tuple[str, ...] = ()  # accounts whose commitment of this round was never revealed
     sketch_commitment: bytes | None = None  # of the task's secret sketch seed (None: the seed is published)
+    dp: DpConfig | None = None  # the task's differential-privacy option: its epsilon goes into the report
 
 
 @dataclass(frozen=True)

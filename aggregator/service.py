@@ -299,12 +299,12 @@ class Aggregator:
             base_digest=opening.base_digest, base_cid=opening.base_cid, eval_bytes=opening.eval_bytes,
             eval_cid=opening.eval_cid, budget_wei=min(task.reward_per_round_wei, task.pool_wei),
             not_revealed=tuple(c.trainer for c in self.deps.log.unrevealed(round_id)),
-            sketch_commitment=self.deps.sketch.commitment,
+            sketch_commitment=self.deps.sketch.commitment, dp=self.runtime.dp,
         )
         data = RoundData(
             ctx=ctx, base_model=self.cache.get(opening.base_cid, opening.base_digest, DEFAULT_LIMITS.max_payload_bytes),
             fetched=tuple(fetched), prior=prior_state(self.deps.log, self.cache, round_id),
-            config=self.settings.pipeline_config(task.max_slash_bps, self.deps.sketch.seed),
+            config=self.settings.pipeline_config(task.max_slash_bps, self.deps.sketch.seed, self.runtime.dp),
         )
         passes = 1 + 2 * len(fetched) if data.config.compute_loo else 1 + len(fetched)
         with scoring_progress(round_id, passes) as advance:

@@ -17,6 +17,7 @@ from aggregator.filters import FilterConfig
 from aggregator.outer import OuterConfig
 from aggregator.pipeline import PipelineConfig
 from aggregator.rules import DEFAULT_RULE, AggregationRule, RuleParams
+from flchain.privacy.dp import DpConfig
 
 ENV_PREFIX = "FLCHAIN_AGGREGATOR_"
 
@@ -56,6 +57,12 @@ class AggregatorSettings(BaseSettings):
     keystore: Path | None = Field(None, description="Encrypted keystore file (password: FLCHAIN_KEYSTORE_PASSWORD).")
     password_file: Path | None = Field(None, description="File whose first line is the keystore password.")
     private_key_env: str | None = Field(None, description="Name of an environment variable holding a private key.")
+
+    # ---------------------------------------------------------------- reader key of a private task (docs/privacy.md)
+    reader_key_env: str | None = Field(None, description="Name of an environment variable holding the X25519 "
+                                       "reader key (hex) that opens sealed updates.")
+    reader_key_file: Path | None = Field(None, description="Encrypted PKCS#8 reader key file (password: "
+                                         "FLCHAIN_READER_KEY_PASSWORD).")
 
     # ---------------------------------------------------------------- validation data (never given to trainers)
     validation: ValidationSource = Field(ValidationSource.DIGITS, description="digits (held-out split) | file.")
@@ -98,13 +105,16 @@ class AggregatorSettings(BaseSettings):
     def _check(self) -> AggregatorSettings:
         if (self.keystore is None) == (self.private_key_env is None):
             raise ValueError("give exactly one signer: keystore or private_key_env")
+        if self.reader_key_env is not None and self.reader_key_file is not None:
+            raise ValueError("give at most one reader key source: reader_key_env or reader_key_file")
         if self.validation is ValidationSource.FILE and self.validation_path is None:
             raise ValueError("validation 'file' needs validation_path")
         return self
 
-    def pipeline_config(self, max_slash_bps: int, sketch_seed: int) -> PipelineConfig:
+    def pipeline_config(self, max_slash_bps: int, sketch_seed: int, dp: DpConfig | None = None) -> PipelineConfig:
         """The round math's configuration; the slash is capped by the task's maxSlashBps. The replay-sketch seed is
-        the task's secret one (`aggregator.sketchseed`), never a setting."""
+        the task's secret one (`aggregator.sketchseed`), never a setting; the task card's central differential
+        privacy (`dp`) replaces the robust rule by DP-FedAvg."""
         return PipelineConfig(
             rule=self.rule,
             rule_params=RuleParams(
@@ -115,4 +125,5 @@ class AggregatorSettings(BaseSettings):
             filters=FilterConfig(sketch_seed=sketch_seed),
             slash_bps=min(self.slash_bps, max_slash_bps),
             compute_loo=self.compute_loo,
+            dp=dp if dp is not None and dp.mode == "central" else None,
         )

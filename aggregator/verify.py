@@ -9,6 +9,9 @@ its author's commitment); the commitments never revealed are the report's "not r
 the events, so a report that pays or omits them does not verify. The validation set of the metrics is the
 sponsor's; the default digits held-out split is reproducible by anyone.
 
+In a private task (readers listed in its task card) the updates are sealed: only a reader, with its reader key,
+can recompute the round; anyone else is told so instead of getting a false mismatch.
+
 The one input the chain cannot prove is which updates the aggregator could not fetch: those the report marks
 `missing` stay missing in the recomputation (and a note says when they are available now). The round verifies
 when the recomputed new model digest, report digest, payout root and total equal the on-chain ones.
@@ -144,6 +147,7 @@ def _round_data(
         task_id=task_id, round_id=round_id, spec_hash=runtime.spec.spec_hash(), base_digest=opening.base_model_digest,
         base_cid=opening.base_model_cid, eval_bytes=eval_bytes, eval_cid=fin.eval_cid, budget_wei=budget_wei,
         not_revealed=tuple(c.trainer for c in log.unrevealed(round_id)), sketch_commitment=state.sketch_commitment,
+        dp=runtime.dp,
     )
     base = fetcher.get(opening.base_model_cid, opening.base_model_digest, DEFAULT_LIMITS.max_payload_bytes)
     prior = INITIAL_STATE if previous is None else previous.carry
@@ -233,6 +237,12 @@ def verify_round(
     """Recompute round `round_id` of `task_id` and compare it with what the chain holds (see the module docstring
     for what a missing `sketch_reveal_cid` leaves pending)."""
     log.refresh()
+    policy = runtime.read_policy
+    if policy.private and not policy.is_reader:
+        raise VerifyError(
+            f"task {task_id} is private: only its {len(policy.readers)} reader(s) can recompute a round (give a "
+            "reader key); what anyone can check is listed in docs/privacy.md"
+        )
     if coordinator.round_status(task_id, round_id) is not RoundStatus.FINALIZED or round_id not in log.finalizations:
         raise VerifyError(f"round {round_id} of task {task_id} is not finalized")
     stored = coordinator.get_round(task_id, round_id)

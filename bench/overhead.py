@@ -27,6 +27,8 @@ import torch
 from bench import plots
 from bench.chain_setup import WINDOW_S, ChainBench, digest, fake_cid
 from bench.data import BenchData, load_bench_data
+from bench.encryption_cost import encryption_rows
+from bench.encryption_cost import markdown as encryption_markdown
 from bench.federation import account
 from bench.report import ExperimentReport, aim_at_most
 from bench.round_timing import PROBED_STEPS, RoundSetup, RoundTimes, time_round
@@ -237,9 +239,12 @@ def run(settings: OverheadSettings, mode: Mode, out_dir: Path) -> ExperimentRepo
         "them; compare rows of one run rather than runs.",
         f"Storage: {storage_note}",
     )
-    results = {"rows": [row.as_dict() for row in rows], "ipfs": settings.use_ipfs}
+    sealed = encryption_rows(settings.model_sizes, settings.model_sweep_trainers)
+    results = {"rows": [row.as_dict() for row in rows], "ipfs": settings.use_ipfs,
+               "encryption": [dataclasses.asdict(r) | {"round_open_s": r.round_open_s} for r in sealed]}
     slowest = max(rows, key=lambda r: r.critical_path_s)
     headline = (f"worst scoring ratio {worst:.2f}; slowest round {slowest.critical_path_s:.1f} s "
                 f"({slowest.trainers:,} trainers x {slowest.params:,} params)")
-    return ExperimentReport("overhead", mode.value, settings, results, _markdown(settings, rows, storage_note), aims,
+    lines = [*_markdown(settings, rows, storage_note), "", *encryption_markdown(sealed)]
+    return ExperimentReport("overhead", mode.value, settings, results, lines, aims,
                             time.perf_counter() - start, notes, (figure.name,), headline)

@@ -30,7 +30,7 @@ EXPERIMENT_FILES = {
 }
 """Experiment name -> the stem of its files under the output directory."""
 
-OTHER_REPORTS = ("gas.md", "codec.md", "api_load.md", "simulate.md")
+OTHER_REPORTS = ("gas.md", "codec.md", "api_load.md", "simulate.md", "privacy.md", "encryption_cost.md")
 """Reports other tools write to the same directory (scripts/gas_report.py and others), linked from the index."""
 
 

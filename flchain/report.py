@@ -55,6 +55,18 @@ class AggregationInfo(_Frozen):
     rejected: int
 
 
+class PrivacyInfo(_Frozen):
+    """The task's differential privacy after this round: ε at δ over `rounds` rounds (RDP accountant,
+    `flchain.privacy.dp`); `mode` central (DP-FedAvg by the aggregator) or local (noise added by each trainer)."""
+
+    mode: str
+    epsilon: float
+    delta: float
+    rounds: int
+    noise_multiplier: float
+    clip_norm: float
+
+
 class ModelMetrics(_Frozen):
     """Validation metrics of the global model before and after the round (sponsor's held-out data)."""
 
@@ -88,10 +100,14 @@ class RoundReport(_Frozen):
     # was computed with (aggregator/carryover.py): what the next round and `flchain verify round` start from.
     aggregator_state_cid: str | None = None
     aggregator_state_digest: str | None = None
+    privacy: PrivacyInfo | None = None  # a task with differential privacy: its epsilon so far
 
     def to_bytes(self) -> bytes:
-        """Canonical JSON bytes: what is stored on IPFS and hashed on-chain."""
-        return canonical_json(self.model_dump(mode="json"))
+        """Canonical JSON bytes: what is stored on IPFS and hashed on-chain (no `privacy` key when None)."""
+        fields = self.model_dump(mode="json")
+        if fields["privacy"] is None:
+            del fields["privacy"]
+        return canonical_json(fields)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RoundReport:

@@ -11,8 +11,9 @@ from flchain.chain.types import TaskParams
 from flchain.codec import content_digest, encode_model
 from flchain.ml.params import module_to_params
 from flchain.ml.specs import ModelSpec
+from flchain.privacy.dp import DpConfig
 from flchain.storage.protocol import Storage
-from flchain.taskcard import TaskCard
+from flchain.taskcard import ReaderEntry, TaskCard
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +60,15 @@ def create_task(
     aggregators: Sequence[str],
     dataset: str = "digits",
     title: str = "",
+    readers: tuple[ReaderEntry, ...] = (),
+    dp: DpConfig | None = None,
 ) -> CreatedTask:
-    """Publish the initial model and the task card, then create and fund the task on-chain."""
+    """Publish the initial model and the task card, then create and fund the task on-chain.
+
+    `readers`: a private task's readers, whose keys every update is sealed for; `dp`: its differential privacy
+    (docs/privacy.md)."""
     model_cid, model_digest = publish_initial_model(spec, storage)
-    card = TaskCard.for_spec(spec, title=title or f"{spec.name} on {dataset}", dataset=dataset)
+    card = TaskCard.for_spec(spec, title=title or f"{spec.name} on {dataset}", dataset=dataset, readers=readers, dp=dp)
     card_cid = storage.add(card.to_bytes())
     params = TaskParams(
         token=token,

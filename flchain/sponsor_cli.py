@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,8 +15,11 @@ from flchain.chain.cli import KeyEnvOpt, KeystoreOpt, PasswordFileOpt, RpcUrl
 from flchain.chain.client import CoordinatorClient, TokenClient, connect
 from flchain.chain.manifest import DeploymentManifest
 from flchain.ml.specs import preset_names, spec_from_name
+from flchain.privacy.dp import DpConfig
+from flchain.privacy.keys import PASSWORD_ENV, new_reader_key, public_key_hex, write_key_file
 from flchain.sponsor import TaskTerms, create_task
 from flchain.storage import IpfsClient
+from flchain.taskcard import ReaderEntry
 
 console = Console()
 task_app = typer.Typer(help="Create, fund and inspect training tasks.", no_args_is_help=True)
@@ -47,8 +51,16 @@ def task_create(
     keystore: KeystoreOpt = None,
     private_key_env: KeyEnvOpt = None,
     password_file: PasswordFileOpt = None,
+    reader: Annotated[list[str] | None, typer.Option(
+        "--reader", help="Private task: NAME:ROLE:0xPUBLICKEY of a reader (repeatable; ROLE aggregator|validator).")
+    ] = None,
+    dp: Annotated[str | None, typer.Option(
+        "--dp", help='Differential privacy as JSON, e.g. \'{"mode": "central", "clip_norm": 1, "noise_multiplier": 1, '
+        '"delta": 1e-5, "expected_trainers": 10}\' (docs/privacy.md).')] = None,
 ) -> None:
     """Publish the initial model and task card to IPFS, then create and fund a task."""
+    readers = tuple(parse_reader(text) for text in reader or ())
+    dp_config = DpConfig.model_validate_json(dp) if dp is not None else None
     signer = load_signer(keystore=keystore, private_key_env=private_key_env, password_file=password_file)
     deployment = DeploymentManifest.load(manifest)
     w3 = connect(rpc_url, expected_chain_id=deployment.chain_id)
@@ -62,7 +74,7 @@ def task_create(
     with IpfsClient(ipfs_url) as storage:
         created = create_task(
             client, storage, token=deployment.token.address, spec=spec_from_name(model), terms=terms,
-            aggregators=aggregator, dataset=dataset,
+            aggregators=aggregator, dataset=dataset, readers=readers, dp=dp_config,
         )
     console.print_json(
         json.dumps(
@@ -74,6 +86,30 @@ def task_create(
             }
         )
     )
+
+
+def parse_reader(text: str) -> ReaderEntry:
+    """`NAME:ROLE:0xKEY` as a task card's reader entry."""
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise typer.BadParameter(f"reader {text!r}: expected NAME:ROLE:0xPUBLICKEY")
+    try:
+        return ReaderEntry.model_validate({"name": parts[0], "role": parts[1], "public_key": parts[2]})
+    except ValueError as e:
+        raise typer.BadParameter(f"reader {text!r}: {e}") from e
+
+
+@task_app.command("reader-key")
+def task_reader_key(
+    out: Annotated[Path, typer.Option("--out", help="New key file (PKCS#8 PEM, encrypted, mode 0600).")],
+) -> None:
+    """Create a reader key file (password from FLCHAIN_READER_KEY_PASSWORD) and print its public key."""
+    password = os.environ.get(PASSWORD_ENV)
+    if not password:
+        raise typer.BadParameter(f"set {PASSWORD_ENV} to the key file's password")
+    key = new_reader_key()
+    write_key_file(key, out, password.encode())
+    console.print_json(json.dumps({"key_file": str(out), "public_key": public_key_hex(key)}))
 
 
 @task_app.command("show")

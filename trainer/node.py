@@ -1,7 +1,8 @@
 """The trainer's run loop. One round, as named steps:
 
     settle_rewards -> ensure_registered -> wait_for_round -> decide_resume
-    -> fetch_global_model -> produce_update -> encode -> save update + salt (checkpoint) -> commit
+    -> fetch_global_model -> produce_update -> local noise (local DP) -> encode -> seal (private task)
+    -> save update + salt (checkpoint) -> commit
     -> wait for the reveal phase -> upload (checkpoint) -> reveal (checkpoint)
 
 Each step lives in its own module and takes its collaborators as arguments; this module only sequences them,
@@ -22,10 +23,13 @@ from flchain.chain.tasklog import TaskLog
 from flchain.chain.types import RoundStatus
 from flchain.ml.data import Dataset
 from flchain.ml.specs import ModelSpec
+from flchain.privacy.dp import DpConfig
+from flchain.privacy.envelope import seal
 from flchain.storage.protocol import Storage
 from trainer.backoff import Retrier
 from trainer.checkpoint import CheckpointStore, PendingUpload
 from trainer.errors import StopRequested
+from trainer.local_dp import noised_update
 from trainer.model import fetch_global_model
 from trainer.progress import StepReporter
 from trainer.publish import (
@@ -94,6 +98,8 @@ class TrainerNode:
     produce: UpdateProducer = produce_update
     after_step: StepHook = no_step_hook
     last_settled_at: float = float("-inf")
+    readers: tuple[bytes, ...] = ()  # the task's reader keys: every update is sealed for them (empty: clear text)
+    dp: DpConfig | None = None  # the task's differential privacy; in local mode this node noises its update
 
     @property
     def task_id(self) -> int:
@@ -198,10 +204,15 @@ def prepare_update(node: TrainerNode, info: RoundInfo) -> PendingUpload | None:
         update = node.produce(_update_inputs(node), info, base)
     if update is None:
         return None
+    if node.dp is not None and node.dp.mode == "local":
+        update = noised_update(update, node.dp, info.round_id)
     with node.reporter.step("encode", info.round_id, compression=node.settings.compression.value):
         blob = encode_delta(
             update.delta, node.spec, base.digest, EncodeConfig(node.settings.compression, node.settings.topk_ratio)
         )
+    if node.readers:
+        with node.reporter.step("seal", info.round_id, readers=len(node.readers)):
+            blob = seal(blob, node.readers)
     node.stop.check()  # nothing is committed yet: a stop here abandons the round cleanly
     path = node.store.save_blob(info.round_id, blob)
     pending = new_pending(

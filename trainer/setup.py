@@ -17,6 +17,7 @@ from flchain.chain.tasklog import TaskLog, chain_time_s
 from flchain.ml.specs import ModelSpec
 from flchain.storage import Storage
 from flchain.storage.failover import ipfs_storage
+from flchain.taskcard import TaskCard
 from trainer.backoff import BackoffPolicy, Retrier
 from trainer.checkpoint import CheckpointIdentity, CheckpointStore
 from trainer.dataset import load_local_dataset, shard_choice
@@ -58,11 +59,12 @@ def connect_chain(
     return ChainAccess(w3, coordinator, chain)
 
 
-def task_model_spec(settings: TrainerSettings, access: ChainAccess, storage: Storage, retrier: Retrier) -> ModelSpec:
+def task_model_spec(
+    settings: TrainerSettings, access: ChainAccess, card: TaskCard | None, retrier: Retrier
+) -> ModelSpec:
     """The task's model spec: from the settings, else its task card, else a preset; checked against the chain."""
     task = retrier.call("get_task", lambda: access.coordinator.get_task(settings.task_id))
-    card = fetch_task_card(storage, access.chain.task_card_cid) if settings.model_spec is None else None
-    return resolve_model_spec(settings.model_spec, task.model_spec_hash, card)
+    return resolve_model_spec(settings.model_spec, task.model_spec_hash, card if settings.model_spec is None else None)
 
 
 def build_node(
@@ -72,7 +74,9 @@ def build_node(
     manifest = DeploymentManifest.load(settings.manifest)
     manifest.check_artifacts()
     access = connect_chain(settings, manifest, identity.signer, retrier)
-    spec = task_model_spec(settings, access, storage, retrier)
+    card = fetch_task_card(storage, access.chain.task_card_cid)
+    spec = task_model_spec(settings, access, card, retrier)
+    readers = card.reader_keys if card is not None else ()
     lease = identity.lease
     shard = shard_choice(settings, lease.index if lease else None, lease.count if lease else None)
     dataset = load_local_dataset(settings, spec, shard)
@@ -83,7 +87,10 @@ def build_node(
     store = CheckpointStore(settings.state_dir, checkpoint_identity)
     logger.info(
         "event=trainer_ready %s",
-        Fields(account=account, task_id=settings.task_id, spec=spec.name, samples=len(dataset), checkpoint=store.path),
+        Fields(
+            account=account, task_id=settings.task_id, spec=spec.name, samples=len(dataset), checkpoint=store.path,
+            sealed_for=len(readers),
+        ),
     )
     w3 = access.w3
     return TrainerNode(
@@ -99,6 +106,8 @@ def build_node(
         stop=stop,
         now_s=lambda: chain_time_s(w3),
         reporter=reporter,
+        readers=readers,
+        dp=card.dp if card is not None else None,
     )
 
 

@@ -130,4 +130,6 @@ def metrics_point(row: Round, fetch: ReportFetch | None, report: RoundReport | N
         val_accuracy_before=report.val_accuracy_before if report else None,
         val_loss_after=report.val_loss_after if report else None,
         val_accuracy_after=report.val_accuracy_after if report else None,
+        dp_epsilon=report.dp_epsilon if report else None,
+        dp_delta=report.dp_delta if report else None,
     )

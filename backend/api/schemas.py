@@ -77,6 +77,9 @@ class RoundMetrics(Out):
     val_loss_after: float | None
     val_accuracy_after: float | None
     eval_samples: int
+    dp_mode: str | None = None  # differential privacy: central | local (none: no DP)
+    dp_epsilon: float | None = None  # epsilon at dp_delta after this round
+    dp_delta: float | None = None
 
 
 class RoundOut(Out):
@@ -189,6 +192,8 @@ class MetricsPoint(Out):
     val_accuracy_before: float | None
     val_loss_after: float | None
     val_accuracy_after: float | None
+    dp_epsilon: float | None = None  # differential privacy: epsilon at dp_delta after this round
+    dp_delta: float | None = None
 
 
 class TaskMetrics(Out):

@@ -163,6 +163,9 @@ class RoundReport(Base):
     val_loss_after: Mapped[float | None] = mapped_column(Float)
     val_accuracy_after: Mapped[float | None] = mapped_column(Float)
     eval_samples: Mapped[int] = mapped_column(BigInteger)
+    dp_mode: Mapped[str | None] = mapped_column(SafeString(16), nullable=True)  # differential privacy, if any
+    dp_epsilon: Mapped[float | None] = mapped_column(Float, nullable=True)  # epsilon at dp_delta after this round
+    dp_delta: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Commitment(Base):

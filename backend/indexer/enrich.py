@@ -119,6 +119,9 @@ def store_documents(session: Session, c: RoundCommitment, docs: RoundDocuments) 
             val_loss_after=finite(m.val_loss_after),
             val_accuracy_after=finite(m.val_accuracy_after),
             eval_samples=m.eval_samples,
+            dp_mode=report.privacy.mode[:16] if report.privacy else None,
+            dp_epsilon=finite(report.privacy.epsilon) if report.privacy else None,
+            dp_delta=finite(report.privacy.delta) if report.privacy else None,
         )
     )
     _add_score_entries(session, c, docs)

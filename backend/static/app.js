@@ -108,6 +108,10 @@ async function loadCharts(board) {
     { name: "accuracy after round", color: COLORS[0], points: rounds.map((r) => ({ y: r.val_accuracy_after })) },
     { name: "accuracy before round", color: COLORS[2], points: rounds.map((r) => ({ y: r.val_accuracy_before })) },
   ], (v) => `${(v * 100).toFixed(1)}%`);
+  const privacy = rounds.filter((r) => r.dp_epsilon !== null && r.dp_epsilon !== undefined).pop();
+  document.getElementById("privacy-info").textContent = privacy
+    ? `differential privacy: ε = ${privacy.dp_epsilon.toFixed(2)} at δ = ${privacy.dp_delta} after round ${privacy.round}`
+    : "";
   const bars = board.map((row, i) => ({ label: short(row.address), value: tokensNumber(row.earned_wei),
     color: COLORS[i % COLORS.length] }));
   barChart(document.getElementById("reward-chart"), bars, (v) => v.toLocaleString("en-US", { maximumFractionDigits: 1 }));

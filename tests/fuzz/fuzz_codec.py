@@ -12,7 +12,7 @@ import sys
 
 import atheris
 
-with atheris.instrument_imports(include=["flchain.codec"]):
+with atheris.instrument_imports(include=["flchain.codec", "flchain.privacy"]):
     from tests.fuzz.targets import run_one
 
 

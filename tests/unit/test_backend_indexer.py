@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.db.models import Commitment, Payout, RawEvent, ReportFetch, Round, ScoreEntry, Submission, Task, Trainer
+from backend.db.models import RoundReport as RoundReportRow
 from backend.db.session import init_db, make_engine, session_factory
 from backend.indexer.enrich import RetryPolicy, enrich_due
 from backend.indexer.projector import apply_event
@@ -355,3 +356,20 @@ def test_a_report_with_numbers_beyond_32_bits_is_invalid_not_a_stuck_retry(
     with sessions() as session:
         fetch = session.get(ReportFetch, (1, 1))
     assert stored == 0 and fetch is not None and fetch.status == "invalid" and "out-of-range" in (fetch.error or "")
+
+
+def test_a_reports_differential_privacy_is_indexed_with_its_epsilon(sessions: sessionmaker[Session]) -> None:
+    storage = InMemoryStorage()
+    plain, root, _ = make_documents(storage)
+    doc = json.loads(plain)
+    doc["privacy"] = {"mode": "central", "epsilon": 3.5, "delta": 1e-5, "rounds": 1, "noise_multiplier": 1.1,
+                      "clip_norm": 1.0}
+    data = json.dumps(doc, allow_nan=True).encode()
+    cid = storage.add(data)
+    apply_all(sessions, [*story(), finalized(6, cid, hashlib.sha256(data).digest(), root, 700)])
+
+    enrich_due(sessions, storage, RetryPolicy(), now=100.0)
+
+    with sessions() as session:
+        row = session.get(RoundReportRow, (1, 1))
+    assert row is not None and (row.dp_mode, row.dp_epsilon, row.dp_delta) == ("central", 3.5, 1e-5)
