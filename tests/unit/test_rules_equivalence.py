@@ -1,0 +1,108 @@
+"""The chunked, copy-free centered clipping aggregates as the plain implementation did, within float tolerance;
+the one-allocation outer step gives bit-identical parameters and momentum buffers.
+
+`rules_reference` is the previous implementation. Rounds mix general-position updates with what robust
+aggregation exists for: copies, far attackers, tiny and zero rows, entries large enough to overflow a float32
+square (the fallback path), a previous aggregate or none, a fixed or adaptive radius, 1-4 iterations, float32
+and float64 inputs, and widths spanning several column chunks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aggregator.outer import OuterConfig, OuterState, outer_step
+from aggregator.rules import AggregationError
+from aggregator.rules.centered_clip import CenteredClipState, centered_clip
+from tests.unit import rules_reference as reference
+
+KINDS = ("fresh", "copy", "attacker", "tiny", "zero", "huge")
+
+
+def _round(seed: int, kinds: list[str], dim: int, dtype: type[np.floating]) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=dim)
+    rows: list[np.ndarray] = []
+    for kind in kinds:
+        row = base * 0.3 + rng.normal(size=dim)
+        if kind == "copy" and rows:
+            row = rows[int(rng.integers(len(rows)))].copy()
+        elif kind == "attacker":
+            row = -base * float(rng.choice([10.0, 1e3, 1e6]))
+        elif kind == "tiny":
+            row = row * 1e-3
+        elif kind == "zero":
+            row = np.zeros(dim)
+        elif kind == "huge":
+            row = row * 1e20
+        rows.append(row)
+    return np.asarray(rows, dtype=dtype)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    kinds=st.lists(st.sampled_from(KINDS), min_size=1, max_size=24),
+    dim=st.sampled_from([1, 7, 300, 30_011]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    with_center=st.booleans(),
+    tau=st.sampled_from([None, 0.5, 5.0]),
+    iterations=st.integers(1, 4),
+)
+def test_chunked_centered_clipping_aggregates_as_the_reference(
+    seed: int, kinds: list[str], dim: int, dtype: type[np.floating], with_center: bool, tau: float | None,
+    iterations: int,
+) -> None:
+    updates = _round(seed, kinds, dim, dtype)
+    before = updates.copy()
+    center = np.random.default_rng(seed + 1).normal(size=dim) * 0.5 if with_center else None
+
+    expected = reference.centered_clip(updates, center, tau, iterations)
+    vector, state = centered_clip(updates, CenteredClipState(center=center), tau, iterations)
+
+    scale = max(float(np.max(np.abs(updates))), 1.0 if center is None else float(np.max(np.abs(center))))
+    np.testing.assert_allclose(vector, expected, rtol=1e-5, atol=1e-6 * scale)
+    np.testing.assert_array_equal(updates, before)
+    assert state.center is not None and np.array_equal(state.center, vector)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_updates_are_refused_as_before(bad: float) -> None:
+    updates = np.ones((4, 40_000), dtype=np.float32)
+    updates[2, 33_333] = bad
+
+    with pytest.raises(AggregationError, match="non-finite"):
+        centered_clip(updates, CenteredClipState())
+    with pytest.raises(ValueError, match="non-finite"):
+        reference.centered_clip(updates, None, None, 3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    dim=st.sampled_from([1, 5, 1000]),
+    lr=st.sampled_from([1.0, 0.7, 0.01]),
+    momentum=st.sampled_from([0.0, 0.5, 0.9]),
+    nesterov=st.booleans(),
+    with_buffer=st.booleans(),
+)
+def test_one_allocation_outer_step_is_bit_identical_to_the_reference(
+    seed: int, dim: int, lr: float, momentum: float, nesterov: bool, with_buffer: bool
+) -> None:
+    rng = np.random.default_rng(seed)
+    theta, grad, buffer = (rng.normal(size=dim) * scale for scale in (1.0, 1e-2, 1e-2))
+    nesterov = nesterov and momentum > 0
+    previous = buffer if with_buffer and momentum > 0 else None
+
+    expected_params, expected_buffer = reference.outer_step(theta, grad, previous, lr, momentum, nesterov)
+    result = outer_step(theta, grad, OuterState(momentum_buffer=previous), OuterConfig(lr, momentum, nesterov))
+
+    np.testing.assert_array_equal(result.params, expected_params)
+    if expected_buffer is None:
+        assert result.state.momentum_buffer is None
+    else:
+        np.testing.assert_array_equal(result.state.momentum_buffer, expected_buffer)
+    assert not result.params.flags.writeable
