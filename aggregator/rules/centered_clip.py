@@ -14,11 +14,13 @@ momentum does.
 most half of the updates are clipped and the rule needs no scale tuning across models (an adaptive choice of
 ours; the paper uses a fixed tau). The mean is uniform: self-reported sample counts are attacker-controlled.
 
-Computation: with `w_i = min(1, tau / ||x_i - v||) / n` an iteration is `v <- (1 - sum_i w_i) v + sum_i w_i x_i`,
-and the distances follow from inner products, `||x_i - v||^2 = ||x_i||^2 - 2 x_i . v + ||v||^2`. So one pass
-over the updates (in column chunks, in their own dtype, two matrix-vector products per chunk) makes the new
-aggregate and the next iteration's products at once: `L + 1` passes in all, O(n d) work, no copy of the round.
-Where a float32 square overflows (entries beyond ~1e19) the rule falls back to the plain offsets form in float64.
+Computation: the plain definition, float64, in column chunks (the leaves of numpy's pairwise summation, see
+`aggregator.rules.pairwise`), so neither a float64 copy of the round nor any `(n, d)` temporary is made, and the
+result is bit for bit what the whole-matrix form (`clip_step` repeated) gives: the distances are summed in numpy's
+order, and every column's mean is the same sequence of float64 operations. One pass reads each chunk, moves its
+part of the center and sums the squared offsets to the moved center for the next iteration: `L + 1` passes in all,
+O(n d) work. Bit-exactness matters beyond tests: `flchain verify round` recomputes a round's model and aggregator
+state from public data and compares their digests.
 """
 
 from __future__ import annotations
@@ -27,16 +29,16 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from threadpoolctl import threadpool_limits
 
 from aggregator.rules.common import (
+    CHUNK_ELEMENTS,
     AggregationError,
     Matrix,
     Vector,
     checked_updates,
-    column_chunks,
     require_finite,
 )
+from aggregator.rules.pairwise import MIN_LEAF, combine_leaves, pairwise_leaves
 
 
 @dataclass(frozen=True)
@@ -71,53 +73,37 @@ def clip_step(rows: NDArray[np.float64], center: NDArray[np.float64], tau: float
     return np.asarray(center + (scale[:, None] * offsets).mean(axis=0), dtype=np.float64)
 
 
-def _products(rows: Matrix, center: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """`||x_i||^2` and `x_i . center` for every row, one pass in the rows' dtype with float64 sums across chunks."""
-    sq_norms, products = np.zeros(rows.shape[0]), np.zeros(rows.shape[0])
-    for columns in column_chunks(rows.shape):
-        block = rows[:, columns]
-        sq_norms += np.einsum("ij,ij->i", block, block)
-        products += block @ center[columns].astype(rows.dtype)
-    return sq_norms, products
+def _leaf_size(n_rows: int) -> int:
+    """Leaves of about `CHUNK_ELEMENTS` entries over all rows, so a chunk's float64 buffers stay in cache."""
+    return max(MIN_LEAF, CHUNK_ELEMENTS // (2 * n_rows))
 
 
-def _clip_by_products(
-    rows: Matrix, center: NDArray[np.float64], tau: float | None, iterations: int
-) -> NDArray[np.float64] | None:
-    """`iterations` steps on `center` in place, distances from inner products; `None` if a product overflowed."""
-    n_rows, dtype = rows.shape[0], rows.dtype
-    sq_norms, products = _products(rows, center)
-    center_sq = float(center @ center)
-    for step in range(iterations):
-        if not (np.isfinite(sq_norms).all() and np.isfinite(products).all() and np.isfinite(center_sq)):
-            return None
-        distances = np.sqrt(np.maximum(sq_norms - 2.0 * products + center_sq, 0.0))
-        weights = clip_scale(distances, tau) / n_rows
-        keep, row_weights = 1.0 - float(weights.sum()), weights.astype(dtype)
-        last = step == iterations - 1
-        products, center_sq = np.zeros(n_rows), 0.0
-        for columns in column_chunks(rows.shape):
-            block, part = rows[:, columns], center[columns]
-            part *= keep
-            part += row_weights @ block
-            if not last:
-                products += block @ part.astype(dtype)
-                center_sq += float(part @ part)
-    return center
-
-
-def _clip_by_offsets(
+def _clip_in_chunks(
     rows: Matrix, center: NDArray[np.float64], tau: float | None, iterations: int
 ) -> NDArray[np.float64]:
-    """`iterations` steps on `center` in place from explicit float64 offsets (two passes per iteration)."""
-    for _ in range(iterations):
-        sq_distances = np.zeros(rows.shape[0])
-        for columns in column_chunks(rows.shape):
-            offsets = rows[:, columns].astype(np.float64) - center[columns]
-            sq_distances += np.einsum("ij,ij->i", offsets, offsets)
-        weights = clip_scale(np.sqrt(sq_distances), tau) / rows.shape[0]
-        for columns in column_chunks(rows.shape):
-            center[columns] += weights @ (rows[:, columns].astype(np.float64) - center[columns])
+    """`iterations` steps on `center` in place. Pass 0 measures the distances; pass `t` moves the center by
+    iteration `t`'s clipped mean and, except after the last, measures the distances to the moved center."""
+    n_rows, n_cols = rows.shape
+    leaf = _leaf_size(n_rows)
+    leaves = pairwise_leaves(n_cols, leaf)
+    values = np.empty((n_rows, min(leaf, n_cols)))
+    offsets = np.empty_like(values)
+    scale: NDArray[np.float64] | None = None
+    for step in range(iterations + 1):
+        leaf_sums: list[NDArray[np.float64]] = []
+        for start, stop in leaves:
+            x, off, part = values[:, : stop - start], offsets[:, : stop - start], center[start:stop]
+            np.copyto(x, rows[:, start:stop])
+            if scale is not None:
+                np.subtract(x, part, out=off)
+                off *= scale
+                part += off.mean(axis=0)
+            if step < iterations:
+                np.subtract(x, part, out=off)
+                off *= off
+                leaf_sums.append(np.add.reduce(off, axis=1))
+        if step < iterations:
+            scale = clip_scale(np.sqrt(combine_leaves(leaf_sums, n_cols, leaf)), tau)[:, None]
     return center
 
 
@@ -134,10 +120,7 @@ def centered_clip(
     if iterations < 1:
         raise AggregationError(f"centered clipping needs at least one iteration, got {iterations}")
     rows = checked_updates(updates)
-    with threadpool_limits(limits=1), np.errstate(over="ignore", invalid="ignore"):
-        center = _clip_by_products(rows, _start(state, rows.shape[1]), tau, iterations)
-        if center is None:
-            require_finite(rows)
-            center = _clip_by_offsets(rows, _start(state, rows.shape[1]), tau, iterations)
+    require_finite(rows)
+    center = _clip_in_chunks(rows, _start(state, rows.shape[1]), tau, iterations)
     center.setflags(write=False)
     return center, CenteredClipState(center=center)
