@@ -2,8 +2,9 @@
 
 Every rule takes `updates`, a 2-D array `(n_trainers, n_params)` of flattened pseudo-gradients
 (`delta = theta_base - theta_local`), and returns one 1-D float64 vector of length `n_params`. Inputs are never
-modified. Rules read large rounds in column chunks (`column_chunks`), so no float64 copy of the whole round
-is made: a 10 x 10M float32 round is 400 MB, its float64 copy would be 800 MB more.
+modified. `checked_updates` and `require_finite` check a round without copying it (centered clipping then reads it
+in column chunks: a 10 x 10M float32 round is 400 MB, its float64 copy would be 800 MB more); `as_updates`
+returns the float64 copy the other rules work on.
 """
 
 from __future__ import annotations
