@@ -3,8 +3,8 @@
 `R` has `k = dim` Rademacher (+1/-1) columns (Johnson-Lindenstrauss; Achlioptas 2003). Column block `b`
 (`SKETCH_BLOCK` parameters) is the bits of `SHAKE256(b"flchain-sketch-v1" || seed (8 bytes BE) || b (8 bytes
 BE))`, bit 1 meaning -1, read row-major as a `(block, k)` matrix. The bits are kept packed (a 10M-parameter
-model's `R` is 320 MB of bits at k = 256, 10 GB as float32), unpacked `SKETCH_SUB_ROWS` parameters at a time and
-multiplied as `x @ R = sum(x) - 2 x @ B` with `B` the 0/1 bits in float32.
+model's `R` is 320 MB of bits at k = 256, 10 GB as float32), unpacked one column chunk at a time and multiplied
+as `x @ R = sum(x) - 2 x @ B` with `B` the 0/1 bits in float32.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ SKETCH_BLOCK = 4096
 SKETCH_CACHE_BLOCKS = 32
 SCAN_COLUMNS = 8 * SKETCH_BLOCK
 """Parameters per column chunk of a pass over the stacked updates (a few MB per chunk at n = 10)."""
-SKETCH_SUB_ROWS = 512
-"""Parameters whose bits are unpacked and multiplied at once inside a chunk (the float32 bits then fit in cache)."""
 PACKED_CACHE_BYTES = 512 * 2**20
 """Largest `R` (as bits) kept between rounds: 320 MB for a 10M-parameter model at sketch_dim 256."""
 _SKETCH_DOMAIN = b"flchain-sketch-v1"
@@ -59,35 +57,28 @@ def _packed_projection(seed: int, dim: int, n_blocks: int) -> NDArray[np.uint8]:
     return packed
 
 
-def _packed_bits(seed: int, dim: int, start: int, stop: int, n_params: int) -> NDArray[np.uint8]:
-    """`R`'s rows `start:stop` (parameters) as packed bits, `dim / 8` bytes per parameter, bit 1 meaning -1, for a
-    model of `n_params` parameters (the whole model's bits are cached when they fit in `PACKED_CACHE_BYTES`)."""
+def _projection_bits(seed: int, dim: int, start: int, stop: int, n_params: int) -> NDArray[np.uint8]:
+    """`R`'s rows `start:stop` (parameters) as 0/1 bytes `(stop - start, dim)`, bit 1 meaning -1, for a model of
+    `n_params` parameters (the whole model's bits are cached when they fit in `PACKED_CACHE_BYTES`)."""
     n_blocks = -(-n_params // SKETCH_BLOCK)
     if n_blocks * SKETCH_BLOCK * dim // 8 <= PACKED_CACHE_BYTES:
-        return _packed_projection(seed, dim, n_blocks)[start * dim // 8 : stop * dim // 8]
-    first = start // SKETCH_BLOCK
-    raw = b"".join(_block_bits(seed, b, dim) for b in range(first, -(-stop // SKETCH_BLOCK)))
-    offset = (start - first * SKETCH_BLOCK) * dim // 8
-    return np.frombuffer(raw, dtype=np.uint8)[offset : offset + (stop - start) * dim // 8]
+        packed = _packed_projection(seed, dim, n_blocks)[start * dim // 8 : stop * dim // 8]
+    else:
+        first = start // SKETCH_BLOCK
+        raw = b"".join(_block_bits(seed, b, dim) for b in range(first, -(-stop // SKETCH_BLOCK)))
+        offset = (start - first * SKETCH_BLOCK) * dim // 8
+        packed = np.frombuffer(raw, dtype=np.uint8)[offset : offset + (stop - start) * dim // 8]
+    return np.unpackbits(packed).reshape(stop - start, dim)
 
 
 def sketch_chunk(
     chunk: NDArray[np.float32], seed: int, dim: int, start: int, n_params: int
 ) -> NDArray[np.float64]:
-    """Unscaled sketch `chunk @ R[start:start + width]`, as `sum(x) - 2 x @ B` with `B` the 0/1 bits.
-
-    `B` is unpacked `SKETCH_SUB_ROWS` parameters at a time into one reused float32 buffer (512 KB at dim 256), so
-    the bits and the product stay in the CPU cache; products are float32, accumulated in float64."""
-    packed = _packed_bits(seed, dim, start, start + chunk.shape[1], n_params)
-    bits = np.empty((min(SKETCH_SUB_ROWS, chunk.shape[1]), dim), dtype=np.float32)
-    product = np.zeros((chunk.shape[0], dim))
-    for first in range(0, chunk.shape[1], SKETCH_SUB_ROWS):
-        width = min(SKETCH_SUB_ROWS, chunk.shape[1] - first)
-        part = bits[:width]
-        np.copyto(part, np.unpackbits(packed[first * dim // 8 : (first + width) * dim // 8]).reshape(width, dim))
-        product += chunk[:, first : first + width] @ part
+    """Unscaled sketch `chunk @ R[start:start + width]`, as `sum(x) - 2 x @ B` with `B` the 0/1 bits (float32
+    products, float64 accumulation across chunks)."""
+    bits = _projection_bits(seed, dim, start, start + chunk.shape[1], n_params).astype(np.float32)
     ones = chunk.sum(axis=1, dtype=np.float64)
-    return np.asarray(ones[:, None] - 2.0 * product, dtype=np.float64)
+    return np.asarray(ones[:, None] - 2.0 * (chunk @ bits).astype(np.float64), dtype=np.float64)
 
 
 def sketch(updates: Matrix, dim: int = 256, seed: int = 0) -> NDArray[np.float64]:
