@@ -64,20 +64,19 @@ def _scan(updates: Matrix, sketch_dim: int, sketch_seed: int, with_gram: bool) -
     leaf_parts: list[NDArray[np.float64]] = []
     leaf_end = [stop for _, stop in pairwise_leaves(n_params)]
     for start, stop in _chunks(n_params):
-        given = rows[:, start:stop]
-        chunk = np.asarray(given, dtype=np.float64)
+        chunk = np.asarray(rows[:, start:stop], dtype=np.float64)
         squares = (chunk * chunk).sum(axis=1)
         if not np.isfinite(squares).all():  # a square of a finite float32 never overflows in float64
             ok = np.isfinite(chunk)
             finite &= ok.all(axis=1)
             chunk = np.where(ok, chunk, 0.0)
-            squares, given = (chunk * chunk).sum(axis=1), chunk
+            squares = (chunk * chunk).sum(axis=1)
         leaf_parts.append(squares)
         if stop in leaf_end:
             leaf_sums.append(leaf_parts[0] if len(leaf_parts) == 1 else np.sum(leaf_parts, axis=0))
             leaf_parts = []
         if sketch_dim:
-            sketches += sketch_chunk(np.asarray(given, dtype=np.float32), sketch_seed, sketch_dim, start, n_params)
+            sketches += sketch_chunk(chunk.astype(np.float32), sketch_seed, sketch_dim, start, n_params)
         if gram is not None:
             gram += chunk @ chunk.T
     sq_norms = combine_leaves(leaf_sums, n_params) if n_params else np.zeros(n_rows)
