@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator.outer import OuterConfig, OuterState, outer_step
+from aggregator.pipeline import AggregationState, PipelineConfig, RoundInputs, Submission, run_round
 from aggregator.rules import AggregationError
 from aggregator.rules.centered_clip import CenteredClipState, centered_clip
 from tests.unit import rules_reference as reference
@@ -116,3 +117,32 @@ def test_one_allocation_outer_step_is_bit_identical_to_the_reference(
     else:
         np.testing.assert_array_equal(result.state.momentum_buffer, expected_buffer)
     assert not result.params.flags.writeable
+
+
+def test_a_rounds_new_model_and_aggregation_state_are_byte_identical_to_the_previous_computation() -> None:
+    dim = 70_001
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=dim).astype(np.float32)
+    target = rng.normal(size=dim)
+    deltas = [((base - target) * 0.5 + rng.normal(size=dim) * 0.05).astype(np.float32) for _ in range(6)]
+    submissions = tuple(
+        Submission(account=f"0x{i + 1:040x}", digest=bytes([i + 1]) * 32, cid=f"cid-{i}", num_samples=100,
+                   block_number=i + 1, log_index=0, delta=delta)
+        for i, delta in enumerate(deltas)
+    )
+    previous_center, previous_buffer = rng.normal(size=dim) * 0.1, rng.normal(size=dim) * 0.1
+    state = AggregationState(clip=CenteredClipState(previous_center), outer=OuterState(previous_buffer))
+    inputs = RoundInputs(task_id=1, round_id=2, base=base, submissions=submissions, budget_wei=10**18, state=state)
+    config = PipelineConfig(outer=OuterConfig(lr=0.7, momentum=0.9, nesterov=True))
+
+    outcome = run_round(inputs, lambda theta: float(np.sum((np.asarray(theta) - target) ** 2)), config)
+
+    chosen = [i for i, t in enumerate(outcome.trainers) if t.aggregated]
+    assert len(chosen) >= 3
+    rows = np.stack([np.asarray(deltas[i], dtype=np.float64) for i in chosen])  # as the previous pipeline did
+    aggregate = reference.centered_clip(rows, previous_center, None, 3)
+    params, buffer = reference.outer_step(base.astype(np.float64), aggregate, previous_buffer, 0.7, 0.9, True)
+    assert outcome.new_params.tobytes() == params.astype(np.float32).tobytes()
+    assert outcome.state.clip.center is not None and outcome.state.clip.center.tobytes() == aggregate.tobytes()
+    assert buffer is not None and outcome.state.outer.momentum_buffer is not None
+    assert outcome.state.outer.momentum_buffer.tobytes() == buffer.tobytes()
