@@ -74,7 +74,8 @@ def clip_step(rows: NDArray[np.float64], center: NDArray[np.float64], tau: float
 
 
 def _leaf_size(n_rows: int) -> int:
-    """Leaves of about `CHUNK_ELEMENTS` entries over all rows, so a chunk's float64 buffers stay in cache."""
+    """Leaves of about `CHUNK_ELEMENTS / 2` entries over all rows: the pass's two float64 buffers (2 MB together)
+    then stay in the CPU cache."""
     return max(MIN_LEAF, CHUNK_ELEMENTS // (2 * n_rows))
 
 
