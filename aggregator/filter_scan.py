@@ -9,13 +9,12 @@ before any of these are read). Every pairwise quantity of the filters follows fr
     (u_i - c) . (u_j - c) = U_ij - m_i - m_j + mean(m),   U = G / (|x_i| |x_j|),  m_i = mean_{k in D} U_ik
 
 with `u` the unit vectors and `c` their mean over the distinct rows `D`, so no per-pair pass over the vectors
-is made. Squared norms are summed in numpy's own pairwise order (`pairwise_sq_norms`), so they are bit-identical
-to `np.linalg.norm` of the float64 rows.
+is made. Squared norms are summed in numpy's own pairwise order, leaf by leaf, so they are bit-identical
+to `np.linalg.norm` of the float64 rows (see `aggregator.rules.pairwise`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,10 +22,8 @@ from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
 from aggregator.rules.common import Matrix
+from aggregator.rules.pairwise import combine_leaves, pairwise_leaves
 from aggregator.sketch import SCAN_COLUMNS, sketch_chunk
-
-_PAIRWISE_LEAF = 1 << 15
-"""Ranges no longer than this are summed by one numpy reduction (numpy splits only above 128 elements)."""
 
 
 @dataclass(frozen=True)
@@ -39,32 +36,11 @@ class ScanResult:
     gram: NDArray[np.float64] | None
 
 
-def _pairwise_ranges(start: int, length: int) -> Iterator[tuple[int, int]]:
-    """The leaves of numpy's pairwise summation tree (split at half, rounded down to a multiple of 8)."""
-    if length <= _PAIRWISE_LEAF:
-        yield start, length
-        return
-    half = length // 2
-    half -= half % 8
-    yield from _pairwise_ranges(start, half)
-    yield from _pairwise_ranges(start + half, length - half)
-
-
-def _combine(sums: list[NDArray[np.float64]], start: int, length: int, at: list[int]) -> NDArray[np.float64]:
-    if length <= _PAIRWISE_LEAF:
-        at[0] += 1
-        return sums[at[0] - 1]
-    half = length // 2
-    half -= half % 8
-    left = _combine(sums, start, half, at)
-    return left + _combine(sums, start + half, length - half, at)
-
-
 def _chunks(n_params: int) -> list[tuple[int, int]]:
     """Column ranges of the pass: the pairwise leaves, each cut to at most `SCAN_COLUMNS`."""
     out: list[tuple[int, int]] = []
-    for start, length in _pairwise_ranges(0, n_params):
-        out.extend((s, min(start + length, s + SCAN_COLUMNS)) for s in range(start, start + length, SCAN_COLUMNS))
+    for start, stop in pairwise_leaves(n_params):
+        out.extend((s, min(stop, s + SCAN_COLUMNS)) for s in range(start, stop, SCAN_COLUMNS))
     return out
 
 
@@ -86,14 +62,16 @@ def _scan(updates: Matrix, sketch_dim: int, sketch_seed: int, with_gram: bool) -
     gram = np.zeros((n_rows, n_rows)) if with_gram else None
     leaf_sums: list[NDArray[np.float64]] = []
     leaf_parts: list[NDArray[np.float64]] = []
-    leaf_end = [end for start, length in _pairwise_ranges(0, n_params) for end in [start + length]]
+    leaf_end = [stop for _, stop in pairwise_leaves(n_params)]
     for start, stop in _chunks(n_params):
         chunk = np.asarray(rows[:, start:stop], dtype=np.float64)
-        ok = np.isfinite(chunk)
-        if not ok.all():
+        squares = (chunk * chunk).sum(axis=1)
+        if not np.isfinite(squares).all():  # a square of a finite float32 never overflows in float64
+            ok = np.isfinite(chunk)
             finite &= ok.all(axis=1)
             chunk = np.where(ok, chunk, 0.0)
-        leaf_parts.append((chunk * chunk).sum(axis=1))
+            squares = (chunk * chunk).sum(axis=1)
+        leaf_parts.append(squares)
         if stop in leaf_end:
             leaf_sums.append(leaf_parts[0] if len(leaf_parts) == 1 else np.sum(leaf_parts, axis=0))
             leaf_parts = []
@@ -101,7 +79,7 @@ def _scan(updates: Matrix, sketch_dim: int, sketch_seed: int, with_gram: bool) -
             sketches += sketch_chunk(chunk.astype(np.float32), sketch_seed, sketch_dim, start, n_params)
         if gram is not None:
             gram += chunk @ chunk.T
-    sq_norms = _combine(leaf_sums, 0, n_params, [0]) if n_params else np.zeros(n_rows)
+    sq_norms = combine_leaves(leaf_sums, n_params) if n_params else np.zeros(n_rows)
     return ScanResult(finite=finite, sq_norms=np.asarray(sq_norms), sketches=sketches, gram=gram)
 
 

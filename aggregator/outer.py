@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aggregator.rules.common import Vector, read_only
+from aggregator.rules.common import Vector
 
 
 class OuterStepError(ValueError):
@@ -66,13 +66,23 @@ def outer_step(theta: Vector, aggregate: Vector, state: OuterState, config: Oute
     if params.ndim != 1 or grad.shape != params.shape:
         raise OuterStepError(f"theta {params.shape} and aggregate {grad.shape} must be 1-D of the same length")
     if config.momentum == 0.0:
-        return OuterResult(params=read_only(params - config.lr * grad), state=OuterState())
+        return OuterResult(params=_descend(params, grad, config.lr), state=OuterState())
     if state.momentum_buffer is None:
         buffer = grad.copy()
     else:
         previous = np.asarray(state.momentum_buffer, dtype=np.float64)
         if previous.shape != grad.shape:
             raise OuterStepError(f"momentum buffer {previous.shape} does not match aggregate {grad.shape}")
-        buffer = config.momentum * previous + grad
+        buffer = config.momentum * previous
+        buffer += grad
+    buffer.setflags(write=False)
     step = grad + config.momentum * buffer if config.nesterov else buffer
-    return OuterResult(params=read_only(params - config.lr * step), state=OuterState(momentum_buffer=read_only(buffer)))
+    return OuterResult(params=_descend(params, step, config.lr), state=OuterState(momentum_buffer=buffer))
+
+
+def _descend(params: Vector, step: Vector, lr: float) -> Vector:
+    """`params - lr * step` as a new read-only array, made in one allocation (`-(lr * s)` then `+= params`)."""
+    moved = np.multiply(step, -lr)
+    moved += params
+    moved.setflags(write=False)
+    return moved

@@ -295,7 +295,7 @@ def _step_model(
     """Robust aggregation (DP-FedAvg with `config.dp`) of the chosen updates and the outer step; none: no change."""
     if not chosen:
         return base.astype(np.float32), state
-    rows = np.stack([np.asarray(ordered[i].delta, dtype=np.float64) for i in chosen])
+    rows = np.stack([np.asarray(ordered[i].delta) for i in chosen])  # float32 as decoded: no float64 copy
     # Every chosen update weighs the same: numSamples is self-reported and unverifiable, so it never weights the
     # aggregate (nor the scores or the pay); see docs/architecture.md, "numSamples".
     result = (aggregate(config.rule, rows, weights=None, state=state.clip, params=config.rule_params)

@@ -80,7 +80,8 @@ class RoundTimes:
 
 
 class _TimedLoss:
-    """The pipeline's loss function, recording when the first call started and the last one ended."""
+    """The service's loss function (`Evaluator.loss_vector`, as `aggregator.evaldata.batch_loss_fn` calls it: the
+    loss alone, no accuracy), recording when the first call started and the last one ended."""
 
     def __init__(self, evaluator: Evaluator) -> None:
         self.evaluator = evaluator
@@ -92,7 +93,7 @@ class _TimedLoss:
         start = time.perf_counter()
         if self.calls == 0:
             self.first_start = start
-        loss = self.evaluator.evaluate_vector(vector).loss
+        loss = self.evaluator.loss_vector(np.asarray(vector, dtype=np.float32))
         self.calls += 1
         self.last_end = time.perf_counter()
         return loss

@@ -1,9 +1,11 @@
 """Non-scoring aggregator compute (filters + aggregation + outer step) against the number of trainers and the model.
 
 Times `filter_round`, `aggregate` (the default rule, centered clipping) and `outer_step` on random float32
-updates, and with `--reference` also the previous filters (tests/unit/filters_reference.py) on the same inputs,
-so before and after are measured side by side under the same machine load. Saves JSON, a Markdown table and a
-PNG under docs/benchmarks/ (filters.*). Wall-clock and process CPU time are both kept; the load average is saved.
+updates. With `--reference` it also times, on the same inputs, the previous filters (tests/unit/filters_reference.py,
+for models up to `--reference-max-params`: they take minutes at 10M) and the previous centered clipping
+(tests/unit/rules_reference.py), so before and after are measured side by side under the same machine load.
+Saves JSON, a Markdown table and a PNG under docs/benchmarks/ (filters.*). Wall-clock and process CPU time are
+both kept; the load average is saved.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_filters.py --reference
 """
@@ -42,7 +44,7 @@ def _metas(n: int) -> list[SubmissionMeta]:
     return [SubmissionMeta(f"0x{i:040x}", i.to_bytes(32, "big"), 1, i) for i in range(n)]
 
 
-def _row(n: int, d: int, reference: bool) -> dict[str, float | int]:
+def _row(n: int, d: int, reference: bool, reference_max_params: int) -> dict[str, float | int]:
     rng = np.random.default_rng(n * 7 + d)
     updates = (rng.standard_normal((n, d), dtype=np.float32) * 0.01).astype(np.float32)
     filter_round(updates[:, : min(d, 4096)], _metas(n))  # warm the imports
@@ -57,6 +59,12 @@ def _row(n: int, d: int, reference: bool) -> dict[str, float | int]:
         "aggregate_cpu_s": aggregate_cpu, "outer_s": outer_s, "non_scoring_s": filter_s + aggregate_s + outer_s,
     }
     if reference:
+        from tests.unit import rules_reference
+
+        row["reference_aggregate_s"], row["reference_aggregate_cpu_s"] = _timed(
+            lambda: rules_reference.centered_clip(accepted, None, None, 3)
+        )
+    if reference and d <= reference_max_params:
         from tests.unit import filters_reference
 
         old = [filters_reference.SubmissionMeta(m.trainer, m.digest, m.block_number, m.log_index) for m in _metas(n)]
@@ -71,24 +79,33 @@ def _markdown(rows: list[dict[str, float | int]], load: tuple[float, float, floa
     lines = [
         "# Non-scoring aggregator compute: filters, aggregation (centered clipping), outer step",
         "",
-        "Random float32 updates, all accepted. Seconds, wall clock (CPU seconds in brackets); `previous filters` is"
-        " the implementation before the single-pass rewrite, run on the same inputs in the same process.",
+        "Random float32 updates, all accepted. Seconds, wall clock (CPU seconds in brackets). `previous filters` is"
+        " the implementation before the single-pass rewrite (tests/unit/filters_reference.py), `previous"
+        " aggregation` centered clipping before the chunked rewrite (tests/unit/rules_reference.py), both run on"
+        " the same inputs in the same process; `-` where not run. The last column is the non-scoring total per"
+        " trainer and million parameters: constant if the cost is O(n d).",
         "",
-        "| trainers | params | filters | previous filters | speed-up | aggregation | outer step | non-scoring total |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| trainers | params | filters | previous filters | aggregation | previous aggregation | outer step |"
+        " non-scoring total | ms per trainer-Mparam |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        old = r.get("reference_filter_s")
-        old_text = "-" if old is None else f"{old:.3f} ({r['reference_filter_cpu_s']:.3f})"
-        ratio = "-" if old is None else f"{float(old) / float(r['filter_s']):.1f}x"
+        per_unit_ms = 1e9 * float(r["non_scoring_s"]) / (int(r["trainers"]) * int(r["params"]))
         lines.append(
-            f"| {r['trainers']:,} | {r['params']:,} | {r['filter_s']:.3f} ({r['filter_cpu_s']:.3f}) | {old_text} |"
-            f" {ratio} | {r['aggregate_s']:.3f} ({r['aggregate_cpu_s']:.3f}) | {r['outer_s']:.3f} |"
-            f" {r['non_scoring_s']:.3f} |"
+            f"| {r['trainers']:,} | {r['params']:,} | {_cell(r, 'filter')} | {_cell(r, 'reference_filter')} |"
+            f" {_cell(r, 'aggregate')} | {_cell(r, 'reference_aggregate')} | {r['outer_s']:.3f} |"
+            f" {r['non_scoring_s']:.3f} | {per_unit_ms:.1f} |"
         )
     lines += ["", f"Measured on a shared, loaded 2-core machine (load average {load[0]:.2f}, {load[1]:.2f},"
               f" {load[2]:.2f}): compare columns of one row rather than runs.", "", "![filters.png](filters.png)", ""]
     return "\n".join(lines)
+
+
+def _cell(row: dict[str, float | int], name: str) -> str:
+    """`wall (cpu)` seconds of one timed step, `-` when it was not run."""
+    if f"{name}_s" not in row:
+        return "-"
+    return f"{row[f'{name}_s']:.3f} ({row[f'{name}_cpu_s']:.3f})"
 
 
 def _plot(rows: list[dict[str, float | int]], path: Path) -> None:
@@ -99,6 +116,10 @@ def _plot(rows: list[dict[str, float | int]], path: Path) -> None:
         axis.plot([r["trainers"] for r in curve], [r["reference_filter_s"] for r in curve], "s--",
                   label="previous filters")
     axis.plot([r["trainers"] for r in curve], [r["aggregate_s"] for r in curve], "^-", label="aggregation")
+    if all("reference_aggregate_s" in r for r in curve):
+        axis.plot([r["trainers"] for r in curve], [r["reference_aggregate_s"] for r in curve], "v--",
+                  label="previous aggregation")
+    axis.plot([r["trainers"] for r in curve], [r["non_scoring_s"] for r in curve], "k-", label="non-scoring total")
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("trainers (100k-parameter model)")
@@ -111,11 +132,13 @@ def _plot(rows: list[dict[str, float | int]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference", action="store_true", help="also time the previous filters")
+    parser.add_argument("--reference", action="store_true", help="also time the previous filters and clipping")
+    parser.add_argument("--reference-max-params", type=int, default=1_000_000,
+                        help="time the previous filters only on models up to this size")
     parser.add_argument("--out-dir", type=Path, default=Path("docs/benchmarks"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    rows = [_row(n, d, args.reference) for n, d in QUICK]
+    rows = [_row(n, d, args.reference, args.reference_max_params) for n, d in QUICK]
     load = os.getloadavg()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "filters.json").write_text(

@@ -114,6 +114,7 @@ def aggregate(
         case AggregationRule.MULTI_KRUM:
             vector = _krum_vector(updates, params, multi=True)
         case AggregationRule.CENTERED_CLIP:
-            vector, _ = centered_clip(updates, state, params.clip_tau, params.clip_iterations)
+            clipped, next_state = centered_clip(updates, state, params.clip_tau, params.clip_iterations)
+            return AggregationResult(vector=clipped, state=next_state)
     frozen = read_only(vector)
     return AggregationResult(vector=frozen, state=CenteredClipState(center=frozen))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -14,6 +15,7 @@ INT64_MAX = 2**63 - 1
 MAX_LIMIT = 500
 MAX_OFFSET = 1_000_000
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
+ADDRESS_CACHE_SIZE = 4096
 
 
 async def get_sessions(request: Request) -> sessionmaker[Session]:
@@ -35,8 +37,10 @@ class InvalidAddress(ValueError):
     pass
 
 
+@functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)
 def parse_address(value: str) -> str:
-    """The checksummed form of a 20-byte hex address given in any single case, or a valid mixed-case checksum."""
+    """The checksummed form of a 20-byte hex address given in any single case, or a valid mixed-case checksum.
+    Cached: the EIP-55 checksum is a Keccak hash (~0.1 ms here), and dashboards ask for the same few addresses."""
     if len(value) != 42 or not value.startswith("0x"):
         raise InvalidAddress(f"{value[:60]!r} is not a 0x-prefixed 20-byte hex address")
     body = value[2:]

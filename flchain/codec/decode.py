@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load
 
 from flchain.codec.compression import SparseTensor, decompress_topk, value_dtype
-from flchain.codec.encode import SEPARATOR
+from flchain.codec.encode import SEPARATOR, all_finite
 from flchain.codec.errors import (
     BadCompression,
     MalformedPayload,
@@ -101,7 +101,7 @@ def _decode(
         _check_dense_layout(frame, shapes)
         tensors = _load(data)
     for name, array in tensors.items():
-        if not np.isfinite(array).all():
+        if not all_finite(array):
             raise NonFiniteValues(f"tensor {name!r} holds NaN or infinity")
         array.flags.writeable = False
     ordered = {name: tensors[name] for name in sorted(tensors)}

@@ -62,10 +62,21 @@ def encode_payload(tensors: Mapping[str, TensorLike], header: UpdateHeader, *, a
     arrays = {name: _as_float32(name, tensors[name]) for name in sorted(tensors)}
     if not allow_non_finite:
         for name, array in arrays.items():
-            if not np.isfinite(array).all():
+            if not all_finite(array):
                 raise NonFiniteValues(f"tensor {name!r} holds NaN or infinity")
     entries = _compressed_entries(arrays, header) if header.compression.is_topk else arrays
     return write_frame(entries, header.to_metadata())
+
+
+def all_finite(array: npt.NDArray[np.floating]) -> bool:
+    """Whether every entry is finite. The float32 sum is finite whenever every entry is (NaN and infinities
+    propagate through a sum), so one reduction settles the common case; only a non-finite sum, which finite
+    entries can also give by overflowing, is checked entry by entry. Several times faster than `isfinite().all()`
+    on large tensors (no boolean temporary)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(array, axis=None)):
+            return True
+    return bool(np.isfinite(array).all())
 
 
 def _as_float32(name: str, value: TensorLike) -> npt.NDArray[np.float32]:

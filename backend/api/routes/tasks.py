@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -52,8 +52,8 @@ async def list_tasks(
     sessions: SessionsDep,
     page: PageDep,
     closed: Annotated[bool | None, Query(description="only closed (true) or open (false) tasks")] = None,
-) -> Page[TaskOut]:
-    return await run_in_threadpool(_list_tasks, sessions, page, closed)
+) -> Response:
+    return convert.json_response(await run_in_threadpool(_list_tasks, sessions, page, closed))
 
 
 def _list_tasks(sessions: sessionmaker[Session], page: Pagination, closed: bool | None) -> Page[TaskOut]:
@@ -65,8 +65,8 @@ def _list_tasks(sessions: sessionmaker[Session], page: Pagination, closed: bool 
 
 
 @router.get("/{task_id}", response_model=TaskDetail, responses=NOT_FOUND, summary="One task with its totals")
-async def get_task(sessions: SessionsDep, task_id: TaskIdPath) -> TaskDetail:
-    return await run_in_threadpool(_get_task, sessions, task_id)
+async def get_task(sessions: SessionsDep, task_id: TaskIdPath) -> Response:
+    return convert.json_response(await run_in_threadpool(_get_task, sessions, task_id))
 
 
 def _get_task(sessions: sessionmaker[Session], task_id: int) -> TaskDetail:
@@ -82,8 +82,8 @@ async def list_rounds(
     task_id: TaskIdPath,
     page: PageDep,
     finalized: Annotated[bool | None, Query(description="only finalized (true) or unfinalized (false) rounds")] = None,
-) -> Page[RoundOut]:
-    return await run_in_threadpool(_list_rounds, sessions, task_id, page, finalized)
+) -> Response:
+    return convert.json_response(await run_in_threadpool(_list_rounds, sessions, task_id, page, finalized))
 
 
 def _list_rounds(
@@ -102,8 +102,8 @@ def _list_rounds(
     responses=NOT_FOUND,
     summary="One round: every trainer's submission, score components, payout and slash",
 )
-async def get_round(sessions: SessionsDep, task_id: TaskIdPath, round_id: RoundPath) -> RoundDetail:
-    return await run_in_threadpool(_get_round, sessions, task_id, round_id)
+async def get_round(sessions: SessionsDep, task_id: TaskIdPath, round_id: RoundPath) -> Response:
+    return convert.json_response(await run_in_threadpool(_get_round, sessions, task_id, round_id))
 
 
 def _get_round(sessions: sessionmaker[Session], task_id: int, round_id: int) -> RoundDetail:
@@ -123,8 +123,8 @@ async def leaderboard(
     task_id: TaskIdPath,
     page: PageDep,
     sort: Annotated[crud.LeaderboardSort, Query(description="ranking key")] = "reputation",
-) -> Page[LeaderboardRow]:
-    return await run_in_threadpool(_leaderboard, sessions, task_id, page, sort)
+) -> Response:
+    return convert.json_response(await run_in_threadpool(_leaderboard, sessions, task_id, page, sort))
 
 
 def _leaderboard(
@@ -143,8 +143,8 @@ def _leaderboard(
     responses=NOT_FOUND,
     summary="Validation loss and accuracy per finalized round, from the score reports",
 )
-async def metrics(sessions: SessionsDep, task_id: TaskIdPath) -> TaskMetrics:
-    return await run_in_threadpool(_metrics, sessions, task_id)
+async def metrics(sessions: SessionsDep, task_id: TaskIdPath) -> Response:
+    return convert.json_response(await run_in_threadpool(_metrics, sessions, task_id))
 
 
 def _metrics(sessions: sessionmaker[Session], task_id: int) -> TaskMetrics:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -61,8 +61,8 @@ def _task_profile(session: Session, address: str, trainer: AnyRow) -> TrainerTas
     responses={404: {"description": "address never seen"}},
     summary="A trainer's stake, reputation history, rewards and slashes per task",
 )
-async def get_trainer(sessions: SessionsDep, address: AddressPath, task_id: TaskIdQuery = None) -> TrainerProfile:
-    return await run_in_threadpool(_get_trainer, sessions, address, task_id)
+async def get_trainer(sessions: SessionsDep, address: AddressPath, task_id: TaskIdQuery = None) -> Response:
+    return convert.json_response(await run_in_threadpool(_get_trainer, sessions, address, task_id))
 
 
 def _get_trainer(sessions: sessionmaker[Session], address: str, task_id: int | None) -> TrainerProfile:
@@ -85,8 +85,8 @@ async def get_proofs(
     page: PageDep,
     task_id: TaskIdQuery = None,
     unclaimed: Annotated[bool, Query(description="only leaves not claimed yet")] = False,
-) -> Page[PayoutProof]:
-    return await run_in_threadpool(_get_proofs, sessions, address, page, task_id, unclaimed)
+) -> Response:
+    return convert.json_response(await run_in_threadpool(_get_proofs, sessions, address, page, task_id, unclaimed))
 
 
 def _get_proofs(
