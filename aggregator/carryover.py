@@ -26,12 +26,14 @@ from numpy.typing import NDArray
 from safetensors import SafetensorError
 from safetensors.numpy import load, save
 
+from aggregator.contribution import ContributionConfig
 from aggregator.filters import FilterConfig, Fingerprint, RejectReason
 from aggregator.outer import OuterConfig, OuterState
 from aggregator.pipeline import AggregationState, PipelineConfig
 from aggregator.ratings import Rating, RatingConfig
 from aggregator.rules import AggregationRule, CenteredClipState, RuleParams
 from aggregator.rules.common import read_only
+from aggregator.value import ValueConfig
 from flchain.codec.errors import CodecError
 from flchain.codec.frame import parse_frame
 from flchain.codec.header import CodecLimits
@@ -75,6 +77,8 @@ def config_to_json(config: PipelineConfig) -> dict[str, Any]:
         "outer": asdict(config.outer),
         "filters": asdict(config.filters),
         "ratings": asdict(config.ratings),
+        "contribution": {"value": asdict(config.contribution.value),
+                         "same_work_cosine": config.contribution.same_work_cosine},
         "slash_bps": config.slash_bps,
         "slash_reasons": sorted(reason.value for reason in config.slash_reasons),
         "aggregate_positive_only": config.aggregate_positive_only,
@@ -92,6 +96,10 @@ def config_from_json(doc: Mapping[str, Any]) -> PipelineConfig:
             outer=OuterConfig(**doc["outer"]),
             filters=FilterConfig(**doc["filters"]),
             ratings=RatingConfig(**doc["ratings"]),
+            contribution=ContributionConfig(
+                value=ValueConfig(**doc["contribution"]["value"]),
+                same_work_cosine=float(doc["contribution"]["same_work_cosine"]),
+            ),
             slash_bps=int(doc["slash_bps"]),
             slash_reasons=frozenset(RejectReason(r) for r in doc["slash_reasons"]),
             aggregate_positive_only=bool(doc["aggregate_positive_only"]),

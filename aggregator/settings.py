@@ -77,7 +77,9 @@ class AggregatorSettings(BaseSettings):
     outer_momentum: float = Field(0.0, ge=0, lt=1, description="Outer SGD momentum.")
     outer_nesterov: bool = Field(False, description="Nesterov outer momentum.")
     slash_bps: int = Field(1000, ge=0, le=10_000, description="Slash of a provably dishonest update (capped by task).")
-    compute_loo: bool = Field(False, description="Also compute leave-one-out marginal scores.")
+    compute_loo: bool = Field(
+        True, description="Also compute leave-one-out marginal scores (the report's per-round fairness audit)."
+    )
     sketch_seed: int | None = Field(None, ge=0, lt=2**64, description="Replay-sketch seed (default: from the task).")
 
     # ---------------------------------------------------------------- loop

@@ -151,3 +151,15 @@ def verify_round(
     return VerifyResult(
         task_id, round_id, checks, _differences(report, recomputed_report), tuple(notes), tuple(disputes)
     )
+
+
+def published_report(
+    coordinator: Coordinator, log: TaskLog, storage: Storage, task_id: int, round_id: int
+) -> RoundReport:
+    """The score report of a finalized round, fetched from IPFS and checked against the on-chain digest."""
+    log.refresh()
+    if coordinator.round_status(task_id, round_id) is not RoundStatus.FINALIZED or round_id not in log.finalizations:
+        raise VerifyError(f"round {round_id} of task {task_id} is not finalized")
+    stored = coordinator.get_round(task_id, round_id)
+    cid = log.finalizations[round_id].report_cid
+    return RoundReport.from_bytes(DirectFetcher(storage).get(cid, stored.report_digest, MAX_REPORT_BYTES))

@@ -119,6 +119,10 @@ def store_documents(session: Session, c: RoundCommitment, docs: RoundDocuments) 
             val_loss_after=finite(m.val_loss_after),
             val_accuracy_after=finite(m.val_accuracy_after),
             eval_samples=m.eval_samples,
+            value_method=None if report.value is None else report.value.method,
+            value_evaluations=None if report.value is None else report.value.evaluations,
+            loss_reduction=None if report.value is None else finite(report.value.loss_reduction),
+            spearman_payout_loo=None if report.value is None else finite(report.value.spearman_payout_loo),
         )
     )
     _add_score_entries(session, c, docs)
@@ -169,6 +173,12 @@ def _add_score_entries(session: Session, c: RoundCommitment, docs: RoundDocument
                 payout_index=line.payout_index,
                 slash_bps=line.slash_bps,
                 slash_reason=line.slash_reason,
+                reason_detail=line.reason_detail,
+                value_score=finite(line.value_score),
+                same_work_as=line.same_work_as,
+                rating_weight=finite(line.rating_weight),
+                budget_share=finite(line.budget_share),
+                explanation=line.explanation,
             )
         )
 
