@@ -208,6 +208,7 @@ def trainer_score(row: TrainerOutcome, budget_wei: int = 0, loss_reduction: floa
         status=row.status, reason=None if row.reason is None else row.reason.value, reason_detail=row.detail or None,
         value_score=_finite(row.value_score), loss_reduction=loss_reduction, same_work_as=row.same_work_as,
         rating_weight=row.rating_weight, payout_wei=row.payout_wei, budget_wei=budget_wei, slash_bps=row.slash_bps,
+        resends_round=row.resends_round,
     )
     return TrainerScore(
         account=row.account, digest="0x" + row.digest.hex(), cid=row.cid, num_samples=row.num_samples,
@@ -218,7 +219,7 @@ def trainer_score(row: TrainerOutcome, budget_wei: int = 0, loss_reduction: floa
         rating_mu=row.rating.mu, rating_sigma=row.rating.sigma, final_score=row.final_score,
         payout_wei=str(row.payout_wei), payout_index=row.payout_index, slash_bps=row.slash_bps,
         slash_reason=row.slash_reason, aggregated=row.aggregated, value_score=_finite(row.value_score),
-        same_work_as=row.same_work_as, rating_weight=row.rating_weight,
+        same_work_as=row.same_work_as, resends_round=row.resends_round, rating_weight=row.rating_weight,
         budget_share=row.payout_wei / budget_wei if budget_wei > 0 else None, explanation=explanation,
     )
 

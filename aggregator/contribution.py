@@ -25,8 +25,16 @@ honest trainers up to 0.49, one shard trained twice with different seeds 0.82-0.
 two is -0.00-0.27 under IID and 0.74-0.87 under Dirichlet(0.5): a label-skewed shard split across accounts is
 grouped, weighs as one account and is paid once.
 A group is one player of the game and one entry of the aggregate (its members share one account's weight), and
-its value is split equally among its members. So k accounts on one shard
-weigh, and are paid, as one.
+its value goes to its earliest member in the round's order (the reveal order): so k accounts on one shard weigh,
+and are paid, as one, and an update copied from another (possible only by collusion under commit-reveal, or by
+an attacker that sees the round's updates) earns its copier nothing. Splitting the value equally, as before,
+paid three copycats of one honest update 3/4 of its value between them (9.1 % of all payouts at 30 % copycats).
+
+Work resent is paid once too: an update that repeats the same trainer's own update accepted in an earlier round
+(`resent_rounds`: its replay sketch within `filters.FilterConfig.replay_cosine` or `copy_relative_distance` of
+that trainer's fingerprint; the filters reject only replays of another trainer's work) keeps its place in the
+aggregate but is worth 0. Paid at its marginal value, a stale free-rider that resent its round-1 update every
+round took 18.5 % of the payouts at 30 % attackers: early on the old direction still lowers the loss.
 
 Cost: the Shapley estimate evaluates at most `value.budget(n_groups)` coalitions, one forward pass each
 (`value.ValueConfig`, 5 per player by default); the permutations are seeded from the round's public data.
@@ -42,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from aggregator.filters import Fingerprint
 from aggregator.value import Coalition, ShapleyEstimate, ValueConfig, estimate_shapley
 
 LossFn = Callable[[NDArray[np.floating]], float]
@@ -118,6 +127,34 @@ def group_weights(groups: Sequence[int]) -> NDArray[np.float64]:
     return out
 
 
+def resent_rounds(
+    sketches: NDArray[np.float64], trainers: Sequence[str], history: Sequence[Fingerprint], *, cosine: float,
+    relative_distance: float,
+) -> tuple[int | None, ...]:
+    """Per row: the latest earlier round whose accepted update of the same trainer this row repeats, else None."""
+    if sketches.shape[0] != len(trainers):
+        raise ContributionError(f"{sketches.shape[0]} sketches for {len(trainers)} trainers")
+    out: list[int | None] = []
+    for sketch, trainer in zip(sketches, trainers, strict=True):
+        found = None
+        for fp in history:
+            if fp.trainer.lower() != trainer.lower() or (found is not None and fp.round_id <= found):
+                continue
+            if _close(sketch, fp.sketch, cosine, relative_distance):
+                found = fp.round_id
+        out.append(found)
+    return tuple(out)
+
+
+def _close(a: NDArray[np.float64], b: NDArray[np.float64], cosine: float, relative_distance: float) -> bool:
+    norm_a, norm_b = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if not (math.isfinite(norm_a) and math.isfinite(norm_b)) or max(norm_a, norm_b) == 0.0:
+        return False
+    if float(np.linalg.norm(a - b)) / max(norm_a, norm_b) <= relative_distance:
+        return True
+    return norm_a > 0 and norm_b > 0 and float(a @ b) / (norm_a * norm_b) > cosine
+
+
 def round_seed(task_id: int, round_id: int, digests: Sequence[bytes]) -> bytes:
     """The permutation seed: SHA-256 over a domain tag, task, round and the accepted digests in order."""
     h = hashlib.sha256(_SEED_DOMAIN + task_id.to_bytes(32, "big") + round_id.to_bytes(32, "big"))
@@ -149,7 +186,8 @@ def compute_contributions(
     base: NDArray[np.float64], rows: NDArray[np.float64], loss_fn: LossFn,
     aggregate_fn: AggregateFn, *, outer_lr: float, loss_before: float, seed: bytes, config: ContributionConfig,
 ) -> Contributions:
-    """Group the accepted updates, estimate each group's Shapley value and split it among the group's members."""
+    """Group the accepted updates, estimate each group's Shapley value and credit it to the group's earliest member
+    (rows are in the round's order)."""
     if rows.ndim != 2 or rows.shape[1] != base.shape[0]:
         raise ContributionError(f"rows {rows.shape} must be (n, {base.shape[0]})")
     if not math.isfinite(loss_before):
@@ -160,9 +198,9 @@ def compute_contributions(
     weights = group_weights(groups)
     game = _game(base, rows, weights, members, loss_fn, aggregate_fn, outer_lr, loss_before)
     estimate = estimate_shapley(len(leaders), game, seed, config.value)
-    values = np.empty(rows.shape[0])
+    values = np.zeros(rows.shape[0])
     for player, group in enumerate(members):
-        values[group] = estimate.values[player] / len(group)
+        values[group[0]] = estimate.values[player]  # paid once, to the group's earliest member
     values.setflags(write=False)
     weights.setflags(write=False)
     return Contributions(groups, values, weights, estimate)

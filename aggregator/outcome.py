@@ -46,6 +46,7 @@ class TrainerOutcome:
     loo_score: float | None
     value_score: float | None
     same_work_as: str | None
+    resends_round: int | None  # the earlier round whose own accepted update this one repeats (worth 0)
     aggregated: bool
     rating: Rating
     rating_weight: float

@@ -35,7 +35,7 @@ import numpy as np
 from eth_utils.address import is_address, to_checksum_address
 from numpy.typing import NDArray
 
-from aggregator.contribution import ContributionConfig, Contributions, compute_contributions, round_seed
+from aggregator.contribution import ContributionConfig, Contributions, compute_contributions, resent_rounds, round_seed
 from aggregator.filters import (
     SLASH_CODES,
     FilterConfig,
@@ -148,6 +148,7 @@ class _Scores:
     values: NDArray[np.float64]
     contributions: Contributions | None
     weights: NDArray[np.float64]
+    resent: Mapping[int, int] = field(default_factory=dict)  # index -> the earlier round its update repeats
 
 
 def _check_inputs(inputs: RoundInputs) -> NDArray[np.float64]:
@@ -195,6 +196,7 @@ def _score(
     inputs: RoundInputs,
     config: PipelineConfig,
     loss_fn: LossFn,
+    filtered: RoundFilterResult | None,
 ) -> _Scores:
     n = len(ordered)
     after, scores, values, weights = (np.full(n, np.nan) for _ in range(4))
@@ -213,6 +215,8 @@ def _score(
     )
     values[list(accepted)] = contributions.values
     weights[list(accepted)] = contributions.weights
+    resent = _resent(ordered, accepted, inputs.history, config, filtered)
+    values[list(resent)] = 0.0  # work resent is paid once (contribution module docstring)
     loo = None
     if config.compute_loo:
         marginal = compute_marginal_scores(
@@ -221,7 +225,22 @@ def _score(
         )
         loo = np.full(n, np.nan)
         loo[list(accepted)] = marginal.scores
-    return _Scores(measured.loss_before, after, scores, loo, values, contributions, weights)
+    return _Scores(measured.loss_before, after, scores, loo, values, contributions, weights, resent)
+
+
+def _resent(
+    ordered: Sequence[Submission], accepted: Sequence[int], history: Sequence[Fingerprint], config: PipelineConfig,
+    filtered: RoundFilterResult | None,
+) -> dict[int, int]:
+    """Accepted submission index -> the earlier round of the same trainer's accepted update it repeats."""
+    if filtered is None:
+        return {}
+    position = {i: k for k, i in enumerate(i for i, s in enumerate(ordered) if s.delta is not None)}
+    found = resent_rounds(
+        filtered.sketches[[position[i] for i in accepted]], [ordered[i].account for i in accepted], history,
+        cosine=config.filters.replay_cosine, relative_distance=config.filters.copy_relative_distance,
+    )
+    return {i: r for i, r in zip(accepted, found, strict=True) if r is not None}
 
 
 def _aggregate_weighted(
@@ -319,7 +338,8 @@ def _rows(
                 loss_before=scores.loss_before if verdict.accepted else None,
                 loss_after=_optional(scores.losses_after, i), loss_score=_optional(scores.loss_scores, i),
                 loo_score=_optional(scores.loo_scores, i), value_score=_optional(scores.values, i),
-                same_work_as=leader.get(i), aggregated=i in chosen, rating=ratings[s.account],
+                same_work_as=leader.get(i), resends_round=scores.resent.get(i), aggregated=i in chosen,
+                rating=ratings[s.account],
                 rating_weight=rating_weight(ratings[s.account], rating_config), final_score=float(finals[i]),
                 payout_wei=0 if leaf is None else leaf.amount_wei, payout_index=None if leaf is None else leaf.index,
                 slash_bps=0 if slash is None else slash.bps, slash_reason=None if slash is None else slash.reason_code,
@@ -347,7 +367,7 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
     )
     verdicts, norms, filtered, decoded = _filter(ordered, inputs.history, config)
     accepted = [i for i, v in enumerate(verdicts) if v.accepted]
-    scores = _score(base, ordered, accepted, inputs, config, loss_fn)
+    scores = _score(base, ordered, accepted, inputs, config, loss_fn, filtered)
     ratings = _rate(ordered, accepted, scores, inputs, config)
     gates = np.array([v.accepted for v in verdicts], dtype=bool)
     finals = final_scores(gates, scores.values, [ratings[s.account] for s in ordered], config.ratings)

@@ -46,6 +46,7 @@ def explain(
     payout_wei: int,
     budget_wei: int,
     slash_bps: int = 0,
+    resends_round: int | None = None,
 ) -> str:
     """One sentence: what the trainer was paid (or why not) and the terms that decided it."""
     slashed = f"; slashed {slash_bps / 100:g} % of the stake" if slash_bps else ""
@@ -56,12 +57,15 @@ def explain(
     share = None
     if value_score is not None and loss_reduction is not None and loss_reduction > 0:
         share = value_score / loss_reduction
-    twin = f"; does the same work as {same_work_as}, so the two share one value" if same_work_as else ""
+    if same_work_as:
+        return f"not paid: does the same work as {same_work_as}, revealed earlier; the same work is paid once{slashed}"
+    if resends_round is not None:
+        return f"not paid: resends your own update of round {resends_round}; the same work is paid once{slashed}"
     if value_score is None or value_score < 0:
         amount = "" if share is None else f" (your update's value: {share:.1%} of this round's loss reduction)"
-        return f"not paid: made the model worse{amount}{twin}{slashed}"
+        return f"not paid: made the model worse{amount}{slashed}"
     if payout_wei == 0:
-        return f"not paid: no measurable improvement of this round's evaluation loss{twin}{slashed}"
+        return f"not paid: no measurable improvement of this round's evaluation loss{slashed}"
     parts = [f"paid {_tokens(payout_wei)}"]
     if share is not None:
         parts.append(f"your update accounted for {share:.1%} of this round's loss reduction")
@@ -69,7 +73,7 @@ def explain(
         parts.append(f"rating weight {rating_weight:.2f} (1/2 for a newcomer, towards 1 with every round played)")
     if budget_wei > 0:
         parts.append(f"{payout_wei / budget_wei:.1%} of the round's budget")
-    return ": ".join(parts[:2]) + "".join(f"; {p}" for p in parts[2:]) + twin + slashed
+    return ": ".join(parts[:2]) + "".join(f"; {p}" for p in parts[2:]) + slashed
 
 
 def _ranks(values: Sequence[float]) -> NDArray[np.float64]:

@@ -38,8 +38,11 @@ def test_a_duplicate_reads_whose_copy_it_is_and_the_slash() -> None:
                     "(block 12)); slashed 10 % of the stake")
 
 
-def test_same_work_is_named() -> None:
-    assert "does the same work as 0xBeef" in _accepted(same_work_as="0xBeef")
+def test_same_work_and_resent_work_read_not_paid_and_name_the_original() -> None:
+    assert _accepted(same_work_as="0xBeef", value_score=0.0, payout_wei=0) == (
+        "not paid: does the same work as 0xBeef, revealed earlier; the same work is paid once")
+    assert _accepted(resends_round=3, value_score=0.0, payout_wei=0) == (
+        "not paid: resends your own update of round 3; the same work is paid once")
 
 
 def test_rank_correlation_by_hand() -> None:

@@ -89,8 +89,27 @@ def test_two_accounts_doing_the_same_work_are_one_group_paid_once() -> None:
     first, second = rows[f"0x{1:040x}"], rows[f"0x{2:040x}"]
     assert first.status == second.status == "accepted"  # the filters let it through ...
     assert second.same_work_as == first.account and first.same_work_as is None  # ... the value game does not
-    assert first.value_score == second.value_score
+    assert (first.value_score or 0.0) > 0 and second.value_score == 0.0 and second.payout_wei == 0
     assert _paid(doubled, range(2)) <= 1.05 * _paid(single, range(1))
+
+
+def test_an_update_resent_from_an_earlier_round_keeps_its_place_in_the_aggregate_and_earns_nothing() -> None:
+    """A stale free-rider resends its round-3 update in round 4: not another trainer's work, so not rejected."""
+    stale = _honest(0)
+    first = _run([_sub(0, stale), *_others()])
+    later = [_sub(i, _honest(50 + i)) for i in range(10, 15)]
+    inputs = RoundInputs(task_id=1, round_id=4, base=np.asarray(first.new_params), budget_wei=BUDGET_WEI,
+                         submissions=(_sub(0, stale), *later), history=first.fingerprints, ratings=first.ratings,
+                         state=first.state)
+
+    second = run_round(inputs, quadratic_loss)
+
+    rows = {row.account.lower(): row for row in second.trainers}
+    resent = rows[f"0x{1:040x}"]
+    assert resent.status == "accepted" and resent.aggregated and resent.resends_round == 3
+    assert resent.value_score == 0.0 and resent.payout_wei == 0
+    assert all(row.resends_round is None and row.payout_wei > 0 for row in second.trainers if row is not resent)
+    assert second.payout_total_wei > 0.99 * BUDGET_WEI
 
 
 def test_a_harmful_update_has_negative_value_and_gets_nothing_within_the_evaluation_budget() -> None:
