@@ -7,8 +7,9 @@ train on the `train` part. Any `.npz`/`.csv` file can be used instead.
 Round `r`'s evaluation batch is drawn from it without replacement with a seed from `(task, r, salt)`
 (`eval_seed`). The salt is `eval_salt(secret, task, r)`, an HMAC under a secret only the aggregator holds (the
 service derives it from its signing key), so nobody can tell before the updates are in which samples will judge
-them; the batch itself is bound at `openRound` by the commitment and revealed at finalization, so anyone can
-check it afterwards without the secret. (With the demo's public digits a trainer could still train on every
+them; the batch itself, with the salt in its metadata, is bound at `openRound` by the commitment and revealed
+at finalization, so anyone holding the validation data can draw it again afterwards (`redraw_eval_batch`, a check
+of `flchain verify round`) without the secret. (With the demo's public digits a trainer could still train on every
 digit there is: only a sponsor's private validation file, `--validation file`, is data trainers do not hold.)
 It is encoded as safetensors (`x` float32, `y` int64, one metadata key), and committed at `openRound`
 as keccak256 of its CID; it is put on IPFS only at finalization. The loss scores of the round are forward passes
@@ -104,8 +105,10 @@ def draw_eval_batch(validation: Dataset, task_id: int, round_id: int, size: int,
     return validation.subset(chosen, name=f"eval-t{task_id}-r{round_id}")
 
 
-def encode_eval_batch(batch: Dataset, task_id: int, round_id: int) -> bytes:
-    doc = {"format": EVAL_FORMAT, "task_id": task_id, "round": round_id, "num_classes": batch.num_classes}
+def encode_eval_batch(batch: Dataset, task_id: int, round_id: int, salt: bytes = b"") -> bytes:
+    """The batch as safetensors; its metadata carries the salt it was drawn with (hidden until the reveal)."""
+    doc = {"format": EVAL_FORMAT, "task_id": task_id, "round": round_id, "num_classes": batch.num_classes,
+           "salt": "0x" + salt.hex()}
     tensors: dict[str, np.ndarray] = {"x": np.ascontiguousarray(batch.x), "y": np.ascontiguousarray(batch.y)}
     return bytes(save(tensors, metadata={METADATA_KEY: canonical_json(doc).decode()}))
 
@@ -128,6 +131,23 @@ def decode_eval_batch(data: bytes, spec: ModelSpec) -> Dataset:
         return Dataset(x, y, "eval-batch", spec.input_shape, spec.num_classes)
     except ValueError as e:
         raise EvalDataError(f"invalid evaluation batch: {e}") from e
+
+
+def eval_batch_salt(data: bytes) -> bytes:
+    """The salt a revealed evaluation batch says it was drawn with (empty for an unsalted batch)."""
+    try:
+        doc = json.loads(parse_frame(data, _LIMITS).metadata[METADATA_KEY])
+        return bytes.fromhex(str(doc.get("salt", "0x")).removeprefix("0x"))
+    except (CodecError, KeyError, ValueError, AttributeError) as e:
+        raise EvalDataError(f"no readable salt in the evaluation batch: {e!r}") from e
+
+
+def redraw_eval_batch(validation: Dataset, data: bytes, spec: ModelSpec, task_id: int, round_id: int) -> bytes:
+    """The evaluation batch drawn again from `validation` with the salt and size the revealed `data` carries:
+    equal to `data` exactly when the aggregator drew it as `draw_eval_batch` says (no hand-picked samples)."""
+    size = len(decode_eval_batch(data, spec))
+    salt = eval_batch_salt(data)
+    return encode_eval_batch(draw_eval_batch(validation, task_id, round_id, size, salt), task_id, round_id, salt)
 
 
 def batch_loss_fn(evaluator: Evaluator) -> Callable[[NDArray[np.float64]], float]:

@@ -201,7 +201,7 @@ class Aggregator:
     def _eval_batch(self, round_id: int) -> bytes:
         salt = eval_salt(self.deps.eval_secret, self.task_id, round_id)
         batch = draw_eval_batch(self.runtime.validation, self.task_id, round_id, self.settings.eval_batch_size, salt)
-        return encode_eval_batch(batch, self.task_id, round_id)
+        return encode_eval_batch(batch, self.task_id, round_id, salt)
 
     def _opening(self, round_id: int) -> Opening:
         """The opened round's base and evaluation batch (journal, or derived again), checked against the chain."""

@@ -11,7 +11,9 @@ sponsor's; the default digits held-out split is reproducible by anyone.
 
 The one input the chain cannot prove is which updates the aggregator could not fetch: those the report marks
 `missing` stay missing in the recomputation (and a note says when they are available now). The round verifies
-when the recomputed new model digest, report digest, payout root and total equal the on-chain ones.
+when the recomputed new model digest, report digest, payout root and total equal the on-chain ones, and the
+revealed evaluation batch is the one its salt (in the batch's metadata, hidden until the reveal) draws from the
+validation data.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from aggregator.compute import (
     prior_state,
     published_state,
 )
+from aggregator.evaldata import EvalDataError, redraw_eval_batch
 from aggregator.filters import RejectReason
 from aggregator.publish import RoundContext
 from aggregator.settle import Coordinator
@@ -127,6 +130,16 @@ def _round_data(
     return RoundData(ctx, base, fetched, prior_state(log, fetcher, round_id), config)
 
 
+def _eval_check(runtime: ModelRuntime, eval_bytes: bytes, task_id: int, round_id: int) -> Check:
+    """The revealed evaluation batch against the one drawn again from the validation data with its salt."""
+    try:
+        redrawn = redraw_eval_batch(runtime.validation, eval_bytes, runtime.spec, task_id, round_id)
+    except EvalDataError as e:
+        raise VerifyError(f"the revealed evaluation batch cannot be drawn again: {e}") from e
+    return Check("evaluation batch (drawn again with its salt)", "0x" + content_digest(eval_bytes).hex(),
+                 "0x" + content_digest(redrawn).hex())
+
+
 def verify_round(
     coordinator: Coordinator, log: TaskLog, storage: Storage, runtime: ModelRuntime, task_id: int, round_id: int
 ) -> VerifyResult:
@@ -146,6 +159,7 @@ def verify_round(
         Check("report digest", "0x" + stored.report_digest.hex(), "0x" + computed.report.digest.hex()),
         Check("payout root", "0x" + stored.payout_root.hex(), "0x" + computed.payout_root.hex()),
         Check("payout total (wei)", str(stored.payout_total_wei), str(computed.payout_total_wei)),
+        _eval_check(runtime, data.ctx.eval_bytes, task_id, round_id),
     )
     recomputed_report = RoundReport.from_bytes(computed.report.data)
     return VerifyResult(
