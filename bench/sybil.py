@@ -45,7 +45,9 @@ NOTES = (
     "do k times the local computation of one: part of any gain may pay for that extra computation rather than "
     "for the extra identities (not separated here).",
     "Same data on k accounts: the filters reject accounts whose updates are near-duplicates (and slash them); the "
-    "others are grouped as same work by the value game and share one value.",
+    "others are grouped as same work by the value game and paid once, to the group's earliest account.",
+    "numSamples is self-reported and weighs nothing, so each split account weighs as much as a whole one in the "
+    "aggregate and in the value game.",
 )
 
 
