@@ -89,6 +89,7 @@ class SimTrainer:
     dataset: Dataset
     behaviour: Behaviour
     seed: int
+    compute_share: int = 1  # trains local_steps // compute_share steps (one of k accounts sharing one's compute)
 
     @property
     def num_samples(self) -> int:
@@ -117,7 +118,8 @@ def _rms(delta: Params) -> float:
 
 def _train(trainer: SimTrainer, base: Params, spec: ModelSpec, training: LocalTraining, round_id: int) -> Params:
     result = local_train(
-        base, spec, trainer.dataset, steps=training.local_steps, batch_size=training.batch_size, lr=training.lr,
+        base, spec, trainer.dataset, steps=max(1, training.local_steps // trainer.compute_share),
+        batch_size=training.batch_size, lr=training.lr,
         seed=trainer.seed * 1_000 + round_id,
     )
     return pseudo_gradient(base, result.params)

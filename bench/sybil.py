@@ -5,8 +5,10 @@ federations run through `aggregator.pipeline.run_round` (`bench.federation.run_f
 trainers, data, seeds and rounds; they differ only in trainer 0:
 
 - honest: trainer 0 submits from one account, as everyone else;
-- sybil: trainer 0 submits from k accounts, either its shard split into k disjoint parts ("split") or the whole
-  shard on every account with a different SGD seed each ("same", duplicated work).
+- sybil: trainer 0 submits from k accounts, either its shard split into k disjoint parts ("split": each account
+  trains the full local steps, so k accounts compute k times as much; "split-compute": each trains 1/k of them,
+  the same computation as the one account) or the whole shard on every account with a different SGD seed each
+  ("same", duplicated work).
 
 gain = (total paid to trainer 0's k accounts) / (total paid to trainer 0's one account). Sybil-proof means gain
 <= 1 (the aim allows 1.05). The round budget is fixed, so any gain comes out of the honest trainers' pay.
@@ -36,14 +38,14 @@ from flchain.ml.partition import partition_dirichlet, partition_iid
 
 logger = logging.getLogger(__name__)
 
-SybilMode = Literal["split", "same"]
+SybilMode = Literal["split", "split-compute", "same"]
 Partition = Literal["iid", "dirichlet"]
 DIRICHLET_ALPHA = 0.5
 AIM_GAIN = 1.05
 NOTES = (
-    "Each of trainer 0's k accounts trains the same number of local steps as every other account, so k accounts "
-    "do k times the local computation of one: part of any gain may pay for that extra computation rather than "
-    "for the extra identities (not separated here).",
+    "In 'split' each of trainer 0's k accounts trains the same number of local steps as every other account, so k "
+    "accounts do k times the local computation of one; 'split-compute' gives each account 1/k of the steps (the "
+    "one account's computation, split), which separates paying for identities from paying for computation.",
     "Same data on k accounts: the filters reject accounts whose updates are near-duplicates (and slash them); the "
     "others are grouped as same work by the value game and paid once, to the group's earliest account.",
     "numSamples is self-reported and weighs nothing, so each split account weighs as much as a whole one in the "
@@ -83,10 +85,11 @@ def _federations(data: BenchData, case: SybilCase, seed: int) -> tuple[list[SimT
     honest = [SimTrainer(account(i), data.train.subset(p), Behaviour.HONEST, seed * 1000 + i)
               for i, p in enumerate(parts)]
     first = honest[0]
-    if case.mode == "split":
+    if case.mode in ("split", "split-compute"):
+        share = case.k if case.mode == "split-compute" else 1
         pieces = np.array_split(np.asarray(parts[0]), case.k)
-        clones = [SimTrainer(account(100 + j), data.train.subset(piece), Behaviour.HONEST, first.seed + 500 + j)
-                  for j, piece in enumerate(pieces)]
+        clones = [SimTrainer(account(100 + j), data.train.subset(piece), Behaviour.HONEST, first.seed + 500 + j,
+                             compute_share=share) for j, piece in enumerate(pieces)]
     else:
         clones = [SimTrainer(account(100 + j), first.dataset, Behaviour.HONEST, first.seed + 500 + j)
                   for j in range(case.k)]
@@ -112,7 +115,7 @@ def measure_case(data: BenchData, case: SybilCase, rounds: int, training: LocalT
 
 def all_cases(trainer_counts: Sequence[int] = (6, 10, 20), ks: Sequence[int] = (2, 3)) -> list[SybilCase]:
     partitions: tuple[Partition, ...] = ("iid", "dirichlet")
-    modes: tuple[SybilMode, ...] = ("split", "same")
+    modes: tuple[SybilMode, ...] = ("split", "split-compute", "same")
     return [SybilCase(n, k, p, m) for n in trainer_counts for k in ks for p in partitions for m in modes]
 
 
