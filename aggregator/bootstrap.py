@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,10 @@ from flchain.storage.failover import ipfs_storage
 from flchain.storage.protocol import Storage
 
 logger = logging.getLogger(__name__)
+
+EVAL_SECRET_DOMAIN = b"flchain-aggregator-eval-secret/1"
+"""The evaluation batches' secret is an HMAC of this tag under the aggregator's signing key: never stored or
+logged, the same after a restart (so a lost journal can re-derive an opened round's batch), unknown to trainers."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,8 @@ def build_aggregator(settings: AggregatorSettings, *, after_step: StepHook = no_
     chain_id = parts.coordinator.w3.eth.chain_id
     namespace = f"{chain_id}-{parts.coordinator.address.lower()}"
     sketch = derive_sketch_secret(bytes(signer.key), chain_id, parts.coordinator.address, settings.task_id)
-    deps = Deps(parts.coordinator, parts.log, storage, fetch_storage, namespace, sketch)
+    eval_secret = hmac.new(bytes(signer.key), EVAL_SECRET_DOMAIN, hashlib.sha256).digest()
+    deps = Deps(parts.coordinator, parts.log, storage, fetch_storage, namespace, sketch, eval_secret)
     logger.info("task %d: model %s (%d parameters), validation %s (%d samples)", settings.task_id,
                 runtime.spec.name, runtime.layout.total_size, runtime.validation.name, len(runtime.validation))
     return Aggregator(settings, deps, runtime, after_step=after_step)

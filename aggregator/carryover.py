@@ -31,12 +31,14 @@ from numpy.typing import NDArray
 from safetensors import SafetensorError
 from safetensors.numpy import load, save
 
+from aggregator.contribution import ContributionConfig
 from aggregator.filters import FilterConfig, Fingerprint, RejectReason
 from aggregator.outer import OuterConfig, OuterState
 from aggregator.pipeline import AggregationState, PipelineConfig
 from aggregator.ratings import Rating, RatingConfig
 from aggregator.rules import AggregationRule, CenteredClipState, RuleParams
 from aggregator.rules.common import read_only
+from aggregator.value import ValueConfig
 from flchain.codec.errors import CodecError
 from flchain.codec.frame import parse_frame
 from flchain.codec.header import CodecLimits
@@ -90,6 +92,8 @@ def config_to_json(config: PipelineConfig, *, with_seed: bool = True) -> dict[st
         "outer": asdict(config.outer),
         "filters": filters,
         "ratings": asdict(config.ratings),
+        "contribution": {"value": asdict(config.contribution.value),
+                         "same_work_cosine": config.contribution.same_work_cosine},
         "slash_bps": config.slash_bps,
         "slash_reasons": sorted(reason.value for reason in config.slash_reasons),
         "aggregate_positive_only": config.aggregate_positive_only,
@@ -98,8 +102,16 @@ def config_to_json(config: PipelineConfig, *, with_seed: bool = True) -> dict[st
     } | ({} if config.dp is None else {"dp": config.dp.model_dump(mode="json")})
 
 
+def _contribution_from_json(doc: Mapping[str, Any] | None) -> ContributionConfig:
+    """States written before value-based pay have no contribution part: they carry on with the defaults."""
+    if doc is None:
+        return ContributionConfig()
+    return ContributionConfig(value=ValueConfig(**doc["value"]), same_work_cosine=float(doc["same_work_cosine"]))
+
+
 def config_from_json(doc: Mapping[str, Any]) -> PipelineConfig:
-    """The config from `config_to_json`'s form; unknown or missing fields are an error."""
+    """The config from `config_to_json`'s form; unknown or missing fields are an error (but for the contribution
+    part, which states written before value-based pay lack)."""
     try:
         return PipelineConfig(
             rule=AggregationRule(doc["rule"]),
@@ -107,6 +119,7 @@ def config_from_json(doc: Mapping[str, Any]) -> PipelineConfig:
             outer=OuterConfig(**doc["outer"]),
             filters=FilterConfig(**doc["filters"]),
             ratings=RatingConfig(**doc["ratings"]),
+            contribution=_contribution_from_json(doc.get("contribution")),
             slash_bps=int(doc["slash_bps"]),
             slash_reasons=frozenset(RejectReason(r) for r in doc["slash_reasons"]),
             aggregate_positive_only=bool(doc["aggregate_positive_only"]),

@@ -26,8 +26,9 @@ from aggregator.bootstrap import build_aggregator, connect_task, model_runtime, 
 from aggregator.evaldata import ValidationSource
 from aggregator.service import StepHook, no_step_hook
 from aggregator.settings import AggregatorSettings
-from aggregator.verify import VerifyResult, verify_round
+from aggregator.verify import VerifyResult, published_report, verify_round
 from flchain.chain.errors import ChainError
+from flchain.report import RoundReport
 from flchain.storage.errors import StorageError
 from flchain.storage.failover import ipfs_storage
 
@@ -155,6 +156,52 @@ def round_(
     else:
         _print(result)
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _explain_lines(report: RoundReport, trainer: str) -> list[str]:
+    """The trainer's row of the report: the sentence, then every term of its payout."""
+    row = next((r for r in report.trainers if r.account.lower() == trainer.lower()), None)
+    if row is None:
+        raise typer.BadParameter(f"{trainer} did not submit in round {report.round} of task {report.task_id}")
+    value = report.value
+    lines = [row.explanation or "(this report predates explanations)", "",
+             f"status {row.status}" + (f", reason {row.reason}" if row.reason else ""),
+             f"value (Shapley, share of relative loss reduction) {row.value_score}",
+             f"round loss reduction {None if value is None else value.loss_reduction}"
+             f" ({'n/a' if value is None else value.method}, "
+             f"{'n/a' if value is None else value.evaluations} coalitions evaluated)",
+             f"rating mu {row.rating_mu:.3f} sigma {row.rating_sigma:.3f} weight {row.rating_weight}",
+             f"final score {row.final_score}; payout {row.payout_wei} wei of {report.budget_wei}"
+             f" (share {row.budget_share})",
+             f"diagnostics: LossScore {row.loss_score}, leave-one-out {row.loo_score}",
+             f"round fairness audit: Spearman(payout, leave-one-out) "
+             f"{None if value is None else value.spearman_payout_loo}"]
+    if row.slash_bps:
+        lines.append(f"slashed {row.slash_bps} bps (reason code {row.slash_reason})")
+    return lines
+
+
+@verify_app.command("explain")
+def explain_(
+    task: Annotated[int, Opt("--task", help="Task id.")],
+    round_id: Annotated[int, Opt("--round", help="A finalized round.")],
+    trainer: Annotated[str, Opt("--trainer", help="The trainer's account.")],
+    rpc_url: Annotated[str, Opt("--rpc-url", envvar="FLCHAIN_RPC_URL", help="JSON-RPC endpoint.")],
+    manifest: Annotated[Path, Opt("--manifest", envvar="FLCHAIN_MANIFEST")] = Path("deployment.json"),
+    ipfs_url: Annotated[str, Opt("--ipfs-url", envvar="FLCHAIN_IPFS_URL")] = "http://127.0.0.1:5001",
+    fetch_ipfs_urls: Annotated[list[str] | None, Opt("--fetch-ipfs-url", help="Another IPFS endpoint to read from "
+                                                     "when the first is down (repeatable).")] = None,
+) -> None:
+    """Why a trainer was paid what it was in a round, from the round's published (digest-checked) report."""
+    try:
+        parts = connect_task(rpc_url, manifest, task)
+        with ipfs_storage((ipfs_url, *(fetch_ipfs_urls or ())), timeout_s=60.0) as storage:
+            report = published_report(parts.coordinator, parts.log, storage, task, round_id)
+    except (ChainError, StorageError, ValueError, RuntimeError) as e:
+        Console().print(f"[red]cannot read round {round_id} of task {task}:[/red] {e}")
+        raise typer.Exit(2) from e
+    for line in _explain_lines(report, trainer):
+        typer.echo(line)
 
 
 main_app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False)

@@ -41,6 +41,7 @@ from flchain.codec import (
     decode_update,
     encode_model,
 )
+from flchain.explain import explain, rank_correlation
 from flchain.merkle import DUMP_FORMAT, PAYOUT_LEAF_ENCODING, StandardMerkleTree
 from flchain.ml.data import Dataset
 from flchain.ml.params import ParamLayout
@@ -49,7 +50,15 @@ from flchain.ml.train import Evaluator
 from flchain.privacy.dp import DpConfig
 from flchain.privacy.errors import EnvelopeError
 from flchain.privacy.readers import CLEAR_TEXT, ReadPolicy
-from flchain.report import AggregationInfo, ModelMetrics, PrivacyInfo, RoundReport, TrainerScore, canonical_json
+from flchain.report import (
+    AggregationInfo,
+    ModelMetrics,
+    PrivacyInfo,
+    RoundReport,
+    TrainerScore,
+    ValueInfo,
+    canonical_json,
+)
 from flchain.storage.protocol import Storage
 
 logger = logging.getLogger(__name__)
@@ -231,7 +240,14 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def trainer_score(row: TrainerOutcome) -> TrainerScore:
+def trainer_score(row: TrainerOutcome, budget_wei: int = 0, loss_reduction: float | None = None) -> TrainerScore:
+    """The report's row of one trainer, with every term of its payout and the sentence that explains it."""
+    explanation = explain(
+        status=row.status, reason=None if row.reason is None else row.reason.value, reason_detail=row.detail or None,
+        value_score=_finite(row.value_score), loss_reduction=loss_reduction, same_work_as=row.same_work_as,
+        rating_weight=row.rating_weight, payout_wei=row.payout_wei, budget_wei=budget_wei, slash_bps=row.slash_bps,
+        resends_round=row.resends_round,
+    )
     return TrainerScore(
         account=row.account, digest="0x" + row.digest.hex(), cid=row.cid, num_samples=row.num_samples,
         block_number=row.block_number, log_index=row.log_index, status=row.status,
@@ -240,7 +256,22 @@ def trainer_score(row: TrainerOutcome) -> TrainerScore:
         loss_after=_finite(row.loss_after), loss_score=_finite(row.loss_score), loo_score=_finite(row.loo_score),
         rating_mu=row.rating.mu, rating_sigma=row.rating.sigma, final_score=row.final_score,
         payout_wei=str(row.payout_wei), payout_index=row.payout_index, slash_bps=row.slash_bps,
-        slash_reason=row.slash_reason, aggregated=row.aggregated,
+        slash_reason=row.slash_reason, aggregated=row.aggregated, value_score=_finite(row.value_score),
+        same_work_as=row.same_work_as, resends_round=row.resends_round, rating_weight=row.rating_weight,
+        budget_share=row.payout_wei / budget_wei if budget_wei > 0 else None, explanation=explanation,
+    )
+
+
+def value_info(outcome: RoundOutcome) -> ValueInfo | None:
+    """How the values were estimated, and the fairness audit: Spearman(payout, leave-one-out) of the round."""
+    if outcome.value_evaluations == 0:
+        return None
+    accepted = [row for row in outcome.trainers if row.loo_score is not None and math.isfinite(row.loo_score)]
+    audit = rank_correlation([float(r.payout_wei) for r in accepted], [float(r.loo_score or 0) for r in accepted])
+    return ValueInfo(
+        method="exact" if outcome.value_exact else "sampled", evaluations=outcome.value_evaluations,
+        permutations=outcome.value_permutations, loss_reduction=_finite(outcome.value_grand),
+        spearman_payout_loo=audit,
     )
 
 
@@ -277,9 +308,9 @@ def build_artifacts(
         model_spec_hash="0x" + ctx.spec_hash.hex(), budget_wei=str(ctx.budget_wei),
         payout_total_wei=str(outcome.payout_total_wei), payout_root="0x" + root.hex(), payout_tree_cid=tree.cid,
         aggregation=aggregation_info(outcome, config), metrics=metrics,
-        trainers=tuple(trainer_score(row) for row in outcome.trainers), not_revealed=ctx.not_revealed,
-        privacy=None if ctx.dp is None else privacy_info(ctx.dp, ctx.round_id),
-        aggregator_state_cid=state.cid, aggregator_state_digest="0x" + state.digest.hex(),
+        trainers=tuple(trainer_score(row, ctx.budget_wei, _finite(outcome.value_grand)) for row in outcome.trainers),
+        not_revealed=ctx.not_revealed, privacy=None if ctx.dp is None else privacy_info(ctx.dp, ctx.round_id),
+        aggregator_state_cid=state.cid, aggregator_state_digest="0x" + state.digest.hex(), value=value_info(outcome),
     )
     report_bytes = report.to_bytes()
     return RoundArtifacts(

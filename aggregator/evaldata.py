@@ -4,8 +4,14 @@ Validation data never goes to trainers. By default it is the held-out part of sc
 `val` and `test` parts of `train_val_test_split(load_digits(), (0.8, 0.1, 0.1), seed=0)` (359 samples); trainers
 train on the `train` part. Any `.npz`/`.csv` file can be used instead.
 
-Round `r`'s evaluation batch is drawn from it without replacement with a seed from `(task, r)`
-(`eval_seed`), encoded as safetensors (`x` float32, `y` int64, one metadata key), and committed at `openRound`
+Round `r`'s evaluation batch is drawn from it without replacement with a seed from `(task, r, salt)`
+(`eval_seed`). The salt is `eval_salt(secret, task, r)`, an HMAC under a secret only the aggregator holds (the
+service derives it from its signing key), so nobody can tell before the updates are in which samples will judge
+them; the batch itself, with the salt in its metadata, is bound at `openRound` by the commitment and revealed
+at finalization, so anyone holding the validation data can draw it again afterwards (`redraw_eval_batch`, a check
+of `flchain verify round`) without the secret. (With the demo's public digits a trainer could still train on every
+digit there is: only a sponsor's private validation file, `--validation file`, is data trainers do not hold.)
+It is encoded as safetensors (`x` float32, `y` int64, one metadata key), and committed at `openRound`
 as keccak256 of its CID; it is put on IPFS only at finalization. The loss scores of the round are forward passes
 on this batch (`batch_loss_fn`); the report's validation metrics are forward passes on the whole validation set.
 """
@@ -13,6 +19,7 @@ on this batch (`batch_loss_fn`); the report's validation metrics are forward pas
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from enum import StrEnum
@@ -35,6 +42,7 @@ from flchain.report import ModelMetrics, canonical_json
 EVAL_FORMAT = "flchain-eval-batch/1"
 METADATA_KEY = "flchain.eval-batch"
 _SEED_DOMAIN = b"flchain-eval-batch-seed/1"
+_SALT_DOMAIN = b"flchain-eval-batch-salt/1"
 _LIMITS = CodecLimits(max_payload_bytes=512 * 1024 * 1024, max_tensors=2, max_header_bytes=64 * 1024)
 
 
@@ -74,23 +82,33 @@ def load_validation(source: ValidationSource, path: Path | None, spec: ModelSpec
     return dataset
 
 
-def eval_seed(task_id: int, round_id: int) -> int:
-    """The seed of round `round_id`'s evaluation batch: 8 bytes of SHA-256 over a domain tag, task and round."""
-    message = _SEED_DOMAIN + task_id.to_bytes(32, "big") + round_id.to_bytes(32, "big")
+def eval_salt(secret: bytes, task_id: int, round_id: int) -> bytes:
+    """HMAC-SHA256 under the aggregator's `secret` of a domain tag, task and round (empty secret: no salt)."""
+    if not secret:
+        return b""
+    message = _SALT_DOMAIN + task_id.to_bytes(32, "big") + round_id.to_bytes(32, "big")
+    return hmac.new(secret, message, hashlib.sha256).digest()
+
+
+def eval_seed(task_id: int, round_id: int, salt: bytes = b"") -> int:
+    """The seed of round `round_id`'s evaluation batch: 8 bytes of SHA-256 over a domain tag, task, round, salt."""
+    message = _SEED_DOMAIN + task_id.to_bytes(32, "big") + round_id.to_bytes(32, "big") + salt
     return int.from_bytes(hashlib.sha256(message).digest()[:8], "big")
 
 
-def draw_eval_batch(validation: Dataset, task_id: int, round_id: int, size: int) -> Dataset:
-    """`min(size, N)` validation samples without replacement, in index order, seeded by `(task, round)`."""
+def draw_eval_batch(validation: Dataset, task_id: int, round_id: int, size: int, salt: bytes = b"") -> Dataset:
+    """`min(size, N)` validation samples without replacement, in index order, seeded by `(task, round, salt)`."""
     if size < 1:
         raise EvalDataError(f"evaluation batch size must be >= 1, got {size}")
-    rng = np.random.default_rng(eval_seed(task_id, round_id))
+    rng = np.random.default_rng(eval_seed(task_id, round_id, salt))
     chosen = np.sort(rng.choice(len(validation), size=min(size, len(validation)), replace=False))
     return validation.subset(chosen, name=f"eval-t{task_id}-r{round_id}")
 
 
-def encode_eval_batch(batch: Dataset, task_id: int, round_id: int) -> bytes:
-    doc = {"format": EVAL_FORMAT, "task_id": task_id, "round": round_id, "num_classes": batch.num_classes}
+def encode_eval_batch(batch: Dataset, task_id: int, round_id: int, salt: bytes = b"") -> bytes:
+    """The batch as safetensors; its metadata carries the salt it was drawn with (hidden until the reveal)."""
+    doc = {"format": EVAL_FORMAT, "task_id": task_id, "round": round_id, "num_classes": batch.num_classes,
+           "salt": "0x" + salt.hex()}
     tensors: dict[str, np.ndarray] = {"x": np.ascontiguousarray(batch.x), "y": np.ascontiguousarray(batch.y)}
     return bytes(save(tensors, metadata={METADATA_KEY: canonical_json(doc).decode()}))
 
@@ -113,6 +131,23 @@ def decode_eval_batch(data: bytes, spec: ModelSpec) -> Dataset:
         return Dataset(x, y, "eval-batch", spec.input_shape, spec.num_classes)
     except ValueError as e:
         raise EvalDataError(f"invalid evaluation batch: {e}") from e
+
+
+def eval_batch_salt(data: bytes) -> bytes:
+    """The salt a revealed evaluation batch says it was drawn with (empty for an unsalted batch)."""
+    try:
+        doc = json.loads(parse_frame(data, _LIMITS).metadata[METADATA_KEY])
+        return bytes.fromhex(str(doc.get("salt", "0x")).removeprefix("0x"))
+    except (CodecError, KeyError, ValueError, AttributeError) as e:
+        raise EvalDataError(f"no readable salt in the evaluation batch: {e!r}") from e
+
+
+def redraw_eval_batch(validation: Dataset, data: bytes, spec: ModelSpec, task_id: int, round_id: int) -> bytes:
+    """The evaluation batch drawn again from `validation` with the salt and size the revealed `data` carries:
+    equal to `data` exactly when the aggregator drew it as `draw_eval_batch` says (no hand-picked samples)."""
+    size = len(decode_eval_batch(data, spec))
+    salt = eval_batch_salt(data)
+    return encode_eval_batch(draw_eval_batch(validation, task_id, round_id, size, salt), task_id, round_id, salt)
 
 
 def batch_loss_fn(evaluator: Evaluator) -> Callable[[NDArray[np.float64]], float]:

@@ -1,25 +1,26 @@
 """The round computation: already-fetched, already-verified submissions in, a frozen `RoundOutcome` out.
 
-One function, `run_round`, strings the pure round math together in Gauntlet's order (Incentivizing Permissionless
-Distributed Learning of LLMs, 2025): fast filters (`filters.filter_round`) -> LossScore on the evaluation batch
-(`scoring`) -> OpenSkill ratings and the final score (`ratings`) -> payouts within the round budget (`payouts`)
--> robust aggregation (`rules.aggregate`) and the outer step (`outer.outer_step`). The service, `flchain verify
-round` and the benchmark harness all call it, so a round computed anywhere is the same round.
+One function, `run_round`, strings the pure round math together: fast filters (`filters.filter_round`) ->
+LossScore on the evaluation batch (`scoring`, kept as a diagnostic) -> each update's Shapley value in the round's
+coalition game (`contribution`) -> OpenSkill ratings and the final score (`ratings`) -> payouts within the round
+budget (`payouts`) -> robust aggregation (`rules.aggregate`) and the outer step (`outer.outer_step`). The service,
+`flchain verify round` and the benchmark harness all call it, so a round computed anywhere is the same round.
 
 No I/O: the forward passes are the caller's `loss_fn(flat_params) -> float` (the ml `Evaluator` on the round's
 evaluation batch in the service, a tiny quadratic in unit tests). Deterministic: the same inputs give identical
-outputs (every step is deterministic numpy; `loss_fn` must be deterministic too). Inputs are never mutated.
+outputs (numpy, and the value estimate's permutations are seeded from the round's public data).
 
-Who is aggregated: every update the filters accept, by the robust rule (centered clipping by default bounds
-what any one update can move the aggregate, whatever it is). Who is paid: the accepted updates whose loss score
-is positive, in proportion to their final score (`ratings.final_scores`); a harmful, useless or stale update
-earns 0. Each update is scored on its share of the step the aggregate takes, `(outer_lr / n_accepted) * delta_i`
-(see `scoring`). Scores decide pay, not membership: gating the aggregate on them (`aggregate_positive_only=True`,
-kept as an option) froze the model whenever no single update improved the loss alone (benchmarks: 26 of 60 IID
-and 44 of 60 Dirichlet rounds applied nothing, accuracy / centralized 0.975 and 0.788).
-Who is slashed: a rejection whose reason proves misbehaviour (`slash_reasons`: digest mismatch, copying,
-non-finite values, malformed (undecodable, over the cap, wrong shape) by default), with the reason code of
-`filters.SLASH_CODES`.
+Who is aggregated: every update the filters accept, by the robust rule (centered clipping by default bounds what
+any one update can move the aggregate), updates doing the same work counted once (`contribution.group_weights`);
+numSamples is self-reported and unverifiable, so it weighs nothing: not the aggregate, the values nor the pay.
+Who is paid: in proportion to `max(0, value) * w(rating)`, the value being the
+update's Shapley value in "loss reduction of the model stepped by the robust aggregate of a coalition"
+(Gauntlet's order, Incentivizing Permissionless Distributed Learning of LLMs, 2025, with its per-update
+LossScore replaced by the marginal value inside the aggregate). A harmful or useless update earns 0; the round
+budget is fixed. Scores decide pay, not membership (`aggregate_positive_only=True` is kept as an option: it froze
+the model whenever no single update improved the loss alone). Who is slashed: a rejection whose reason proves
+misbehaviour (`slash_reasons`: digest mismatch, copying, non-finite values, malformed (undecodable, over the cap,
+wrong shape) by default), with the reason code of `filters.SLASH_CODES`.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from types import MappingProxyType
-from typing import Literal
 
 import numpy as np
 from eth_utils.address import is_address, to_checksum_address
 from numpy.typing import NDArray
 
+from aggregator.contribution import ContributionConfig, Contributions, compute_contributions, resent_rounds, round_seed
 from aggregator.dp_step import dp_aggregate
 from aggregator.filters import (
     SLASH_CODES,
@@ -46,18 +47,22 @@ from aggregator.filters import (
     SubmissionMeta,
     filter_round,
 )
-from aggregator.outer import OuterConfig, OuterState, outer_step
+from aggregator.outcome import AggregationState, RoundOutcome, SlashOrder, TrainerOutcome
+from aggregator.outer import OuterConfig, outer_step
 from aggregator.payouts import PayoutLeaf, compute_payouts
-from aggregator.ratings import Rating, RatingConfig, final_scores, update_ratings
+from aggregator.ratings import Rating, RatingConfig, final_scores, rating_weight, update_ratings
 from aggregator.rules import DEFAULT_RULE, AggregationRule, CenteredClipState, RuleParams, aggregate
 from aggregator.rules.common import Vector
 from aggregator.scoring import compute_loss_scores, compute_marginal_scores
 from flchain.privacy.dp import DpConfig
 
+__all__ = [
+    "AggregationState", "LossFn", "PipelineConfig", "PipelineError", "RoundInputs", "RoundOutcome", "SlashOrder",
+    "Submission", "TrainerOutcome", "run_round",
+]
+
 LossFn = Callable[[NDArray[np.floating]], float]
 """Mean loss on the round's evaluation batch of the model with the given flat parameter vector."""
-
-TrainerStatus = Literal["accepted", "rejected"]
 
 _R = RejectReason
 DEFAULT_SLASH_REASONS = frozenset({_R.DIGEST_MISMATCH, _R.COPY_OF_EARLIER, _R.DUPLICATE, _R.NEAR_DUPLICATE,
@@ -80,6 +85,7 @@ class PipelineConfig:
     outer: OuterConfig = field(default_factory=OuterConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
     ratings: RatingConfig = field(default_factory=RatingConfig)
+    contribution: ContributionConfig = field(default_factory=ContributionConfig)
     slash_bps: int = 1000
     slash_reasons: frozenset[RejectReason] = DEFAULT_SLASH_REASONS
     aggregate_positive_only: bool = False
@@ -96,14 +102,6 @@ class PipelineConfig:
         unknown = self.slash_reasons - set(SLASH_CODES)
         if unknown:
             raise PipelineError(f"reasons {sorted(unknown)} have no slash code")
-
-
-@dataclass(frozen=True)
-class AggregationState:
-    """What aggregation carries between rounds: centered clipping's last aggregate and the outer momentum."""
-
-    clip: CenteredClipState = field(default_factory=CenteredClipState)
-    outer: OuterState = field(default_factory=OuterState)
 
 
 @dataclass(frozen=True)
@@ -144,64 +142,6 @@ class RoundInputs:
 
 
 @dataclass(frozen=True)
-class TrainerOutcome:
-    """Every component of one trainer's score in one round (the score report's row)."""
-
-    account: str
-    digest: bytes
-    cid: str
-    num_samples: int
-    block_number: int
-    log_index: int
-    status: TrainerStatus
-    reason: RejectReason | None
-    detail: str
-    update_norm: float | None
-    loss_before: float | None
-    loss_after: float | None
-    loss_score: float | None
-    loo_score: float | None
-    aggregated: bool
-    rating: Rating
-    final_score: float
-    payout_wei: int
-    payout_index: int | None
-    slash_bps: int
-    slash_reason: int | None
-
-
-@dataclass(frozen=True)
-class SlashOrder:
-    """A provably dishonest submission: slash `bps` of the trainer's stake with `reason_code`."""
-
-    account: str
-    bps: int
-    reason_code: int
-    reason: RejectReason
-
-
-@dataclass(frozen=True)
-class RoundOutcome:
-    """The round's result: per-trainer rows in submission order, the new model and the state to carry on."""
-
-    task_id: int
-    round_id: int
-    trainers: tuple[TrainerOutcome, ...]
-    loss_before: float | None
-    new_params: NDArray[np.float32]
-    state: AggregationState
-    ratings: Mapping[str, Rating]
-    fingerprints: tuple[Fingerprint, ...]
-    payouts: tuple[PayoutLeaf, ...]
-    slashes: tuple[SlashOrder, ...]
-    aggregated_count: int
-
-    @property
-    def payout_total_wei(self) -> int:
-        return sum(leaf.amount_wei for leaf in self.payouts)
-
-
-@dataclass(frozen=True)
 class _Scores:
     """Per-submission arrays (NaN where not applicable), indexed like the ordered submissions."""
 
@@ -209,6 +149,10 @@ class _Scores:
     losses_after: NDArray[np.float64]
     loss_scores: NDArray[np.float64]
     loo_scores: NDArray[np.float64] | None
+    values: NDArray[np.float64]
+    contributions: Contributions | None
+    weights: NDArray[np.float64]
+    resent: Mapping[int, int] = field(default_factory=dict)  # index -> the earlier round its update repeats
 
 
 def _check_inputs(inputs: RoundInputs) -> NDArray[np.float64]:
@@ -255,23 +199,57 @@ def _score(
     inputs: RoundInputs,
     config: PipelineConfig,
     loss_fn: LossFn,
+    filtered: RoundFilterResult | None,
 ) -> _Scores:
     n = len(ordered)
-    after, scores = np.full(n, np.nan), np.full(n, np.nan)
+    after, scores, values, weights = (np.full(n, np.nan) for _ in range(4))
     if not accepted:
-        return _Scores(None, after, scores, None)
+        return _Scores(None, after, scores, None, values, None, weights)
     rows = np.stack([np.asarray(ordered[i].delta) for i in accepted])
     measured = compute_loss_scores(base, rows, loss_fn, config.outer.lr, n_aggregated=len(accepted))
     after[list(accepted)] = measured.losses_after
     scores[list(accepted)] = measured.scores
+    rows = np.asarray(rows, dtype=np.float64)
+    aggregate_fn = partial(_aggregate_weighted, config=config, state=inputs.state.clip)
+    contributions = compute_contributions(
+        base, rows, loss_fn, aggregate_fn, outer_lr=config.outer.lr,
+        loss_before=measured.loss_before, config=config.contribution,
+        seed=round_seed(inputs.task_id, inputs.round_id, [ordered[i].digest for i in accepted]),
+    )
+    values[list(accepted)] = contributions.values
+    weights[list(accepted)] = contributions.weights
+    resent = _resent(ordered, accepted, inputs.history, config, filtered)
+    values[list(resent)] = 0.0  # work resent is paid once (contribution module docstring)
     loo = None
     if config.compute_loo:
-        rows = np.asarray(rows, dtype=np.float64)
-        aggregate_fn = partial(_aggregate_vector, config=config, state=inputs.state.clip)
-        marginal = compute_marginal_scores(base, rows, loss_fn, aggregate_fn, config.outer.lr, measured.loss_before)
+        marginal = compute_marginal_scores(
+            base, rows, loss_fn, partial(_aggregate_vector, config=config, state=inputs.state.clip),
+            config.outer.lr, measured.loss_before,
+        )
         loo = np.full(n, np.nan)
         loo[list(accepted)] = marginal.scores
-    return _Scores(measured.loss_before, after, scores, loo)
+    return _Scores(measured.loss_before, after, scores, loo, values, contributions, weights, resent)
+
+
+def _resent(
+    ordered: Sequence[Submission], accepted: Sequence[int], history: Sequence[Fingerprint], config: PipelineConfig,
+    filtered: RoundFilterResult | None,
+) -> dict[int, int]:
+    """Accepted submission index -> the earlier round of the same trainer's accepted update it repeats."""
+    if filtered is None:
+        return {}
+    position = {i: k for k, i in enumerate(i for i, s in enumerate(ordered) if s.delta is not None)}
+    found = resent_rounds(
+        filtered.sketches[[position[i] for i in accepted]], [ordered[i].account for i in accepted], history,
+        cosine=config.filters.replay_cosine, relative_distance=config.filters.copy_relative_distance,
+    )
+    return {i: r for i, r in zip(accepted, found, strict=True) if r is not None}
+
+
+def _aggregate_weighted(
+    rows: NDArray[np.float64], weights: NDArray[np.float64], *, config: PipelineConfig, state: CenteredClipState
+) -> Vector:
+    return aggregate(config.rule, rows, weights=weights, state=state, params=config.rule_params).vector
 
 
 def _aggregate_vector(rows: NDArray[np.float64], *, config: PipelineConfig, state: CenteredClipState) -> Vector:
@@ -284,21 +262,23 @@ def _rate(
     """Every submitter takes part in the round's match; a rejected one ranks last (score -inf)."""
     round_scores = {s.account: -math.inf for s in ordered}
     for i in accepted:
-        round_scores[ordered[i].account] = float(scores.loss_scores[i])
+        round_scores[ordered[i].account] = float(scores.values[i])
     return update_ratings(inputs.ratings, round_scores, config.ratings)
 
 
 def _step_model(
-    base: NDArray[np.float64], ordered: Sequence[Submission], chosen: Sequence[int], inputs: RoundInputs,
-    config: PipelineConfig, state: AggregationState,
+    base: NDArray[np.float64], ordered: Sequence[Submission], chosen: Sequence[int], group_weights: NDArray[np.float64],
+    inputs: RoundInputs, config: PipelineConfig,
 ) -> tuple[NDArray[np.float32], AggregationState]:
-    """Robust aggregation (DP-FedAvg with `config.dp`) of the chosen updates and the outer step; none: no change."""
+    """Robust aggregation (DP-FedAvg with `config.dp`) of the chosen updates, weighted as
+    `contribution.group_weights` (same work counted once), and the outer step; none: no change."""
+    state = inputs.state
     if not chosen:
         return base.astype(np.float32), state
     rows = np.stack([np.asarray(ordered[i].delta) for i in chosen])  # float32 as decoded: no float64 copy
-    # Every chosen update weighs the same: numSamples is self-reported and unverifiable, so it never weights the
-    # aggregate (nor the scores or the pay); see docs/architecture.md, "numSamples".
-    result = (aggregate(config.rule, rows, weights=None, state=state.clip, params=config.rule_params)
+    weights = np.array([float(group_weights[i]) for i in chosen])
+    use_weights = weights if weights.sum() > 0 else None
+    result = (aggregate(config.rule, rows, weights=use_weights, state=state.clip, params=config.rule_params)
               if config.dp is None else dp_aggregate(rows, [ordered[i].content_key for i in chosen], config.dp, inputs))
     stepped = outer_step(base, result.vector, state.outer, config.outer)
     (new_params := np.asarray(stepped.params, dtype=np.float32).copy()).setflags(write=False)
@@ -343,8 +323,10 @@ def _rows(
     finals: NDArray[np.float64],
     payouts: Mapping[str, PayoutLeaf],
     slashes: Mapping[int, SlashOrder],
+    rating_config: RatingConfig,
 ) -> tuple[TrainerOutcome, ...]:
     rows = []
+    leader = _group_leaders(ordered, scores)
     for i, (s, verdict) in enumerate(zip(ordered, verdicts, strict=True)):
         leaf, slash = payouts.get(s.account), slashes.get(i)
         rows.append(
@@ -355,13 +337,24 @@ def _rows(
                 update_norm=_optional(norms, i),
                 loss_before=scores.loss_before if verdict.accepted else None,
                 loss_after=_optional(scores.losses_after, i), loss_score=_optional(scores.loss_scores, i),
-                loo_score=_optional(scores.loo_scores, i), aggregated=i in chosen, rating=ratings[s.account],
-                final_score=float(finals[i]),
+                loo_score=_optional(scores.loo_scores, i), value_score=_optional(scores.values, i),
+                same_work_as=leader.get(i), resends_round=scores.resent.get(i), aggregated=i in chosen,
+                rating=ratings[s.account],
+                rating_weight=rating_weight(ratings[s.account], rating_config), final_score=float(finals[i]),
                 payout_wei=0 if leaf is None else leaf.amount_wei, payout_index=None if leaf is None else leaf.index,
                 slash_bps=0 if slash is None else slash.bps, slash_reason=None if slash is None else slash.reason_code,
             )
         )
     return tuple(rows)
+
+
+def _group_leaders(ordered: Sequence[Submission], scores: _Scores) -> dict[int, str]:
+    """Submission index -> account of the earliest member of its same-work group, for members after the first."""
+    if scores.contributions is None:
+        return {}
+    accepted = [i for i in range(len(ordered)) if not np.isnan(scores.weights[i])]
+    groups = scores.contributions.groups
+    return {i: ordered[accepted[groups[k]]].account for k, i in enumerate(accepted) if groups[k] != k}
 
 
 def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | None = None) -> RoundOutcome:
@@ -374,16 +367,18 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
     )
     verdicts, norms, filtered, decoded = _filter(ordered, inputs.history, config)
     accepted = [i for i, v in enumerate(verdicts) if v.accepted]
-    scores = _score(base, ordered, accepted, inputs, config, loss_fn)
+    scores = _score(base, ordered, accepted, inputs, config, loss_fn, filtered)
     ratings = _rate(ordered, accepted, scores, inputs, config)
     gates = np.array([v.accepted for v in verdicts], dtype=bool)
-    finals = final_scores(gates, scores.loss_scores, [ratings[s.account] for s in ordered], config.ratings)
+    finals = final_scores(gates, scores.values, [ratings[s.account] for s in ordered], config.ratings)
     leaves = compute_payouts([s.account for s in ordered], finals, inputs.budget_wei) if ordered else []
     chosen = [i for i in accepted if not config.aggregate_positive_only or scores.loss_scores[i] > 0]
-    new_params, state = _step_model(base, ordered, chosen, inputs, config, inputs.state)
+    new_params, state = _step_model(base, ordered, chosen, scores.weights, inputs, config)
     slashes = _slashes(ordered, verdicts, config)
     by_account = {leaf.account: leaf for leaf in leaves}
-    trainers = _rows(ordered, verdicts, norms, scores, set(chosen), ratings, finals, by_account, slashes)
+    trainers = _rows(ordered, verdicts, norms, scores, set(chosen), ratings, finals, by_account, slashes,
+                     config.ratings)
+    estimate = None if scores.contributions is None else scores.contributions.estimate
     return RoundOutcome(
         task_id=inputs.task_id,
         round_id=inputs.round_id,
@@ -396,5 +391,9 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
         payouts=tuple(leaves),
         slashes=tuple(slashes[i] for i in sorted(slashes)),
         aggregated_count=len(chosen),
+        value_exact=estimate is not None and estimate.exact,
+        value_evaluations=0 if estimate is None else estimate.evaluations,
+        value_permutations=0 if estimate is None else estimate.permutations,
+        value_grand=None if estimate is None else estimate.grand_value,
     )
 

@@ -8,13 +8,19 @@ Weng & Lin, "A Bayesian Approximation Method for Online Ranking", JMLR 2011, Pla
 
 Final score (what the round pays on, and what goes on-chain as a 1e6 fixed-point integer):
 
-    final_i = gate_i * max(0, loss_score_i) * w(rating_i),   w(r) = 1 / (1 + exp(-ordinal(r) / weight_scale))
+    final_i = gate_i * max(0, value_i) * w(rating_i),   w(r) = 1 / (1 + exp(-x(r) / weight_scale))
 
-with `ordinal = mu - 3 sigma` of the rating after this round's update. The round's own loss score keeps the pay
-tied to this round's contribution: a rejected (gate 0), useless or harmful (score <= 0) update earns exactly 0,
-whatever its history. The rating weight is in (0, 1) and increasing in the ordinal: a newcomer (ordinal 0) gets
-weight 1/2, a trainer that keeps ranking high approaches 1, one that keeps ranking low approaches 0. So a lucky
-one-off or a fresh Sybil identity is discounted against a proven track record, but can never go negative.
+`value_i` is the round's own contribution (the pipeline passes the Shapley value), so a rejected (gate 0), useless
+or harmful (value <= 0) update earns exactly 0, whatever its history. The weight is in (0, 1), 1/2 for a
+newcomer, and `x` depends on `weight`:
+
+- "confidence" (the default): `x = mu_0 - 3 sigma`, the ordinal with the prior mean. It grows as the rating's
+  uncertainty shrinks with every round played, whatever the ranks: a fresh identity (a Sybil's new account, or a
+  one-off lucky round) is discounted against a track record, and trainers with the same history are paid
+  exactly in proportion to their values. It does not depend on who else ranked below: with the ordinal, a
+  trainer could raise its own weight by adding accounts that rank last (measured: one account earned 2.1x its
+  single-account pay that way), and a trainer that ranks low in every round was paid far below its value.
+- "ordinal": `x = mu - 3 sigma`, the rank-based skill of Gauntlet (kept for comparison).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,6 +53,7 @@ class RatingConfig:
     tau: float = 25.0 / 300.0
     ordinal_z: float = 3.0
     weight_scale: float = 25.0 / 6.0
+    weight: Literal["confidence", "ordinal"] = "confidence"
 
 
 @dataclass(frozen=True)
@@ -94,9 +102,10 @@ def update_ratings(
 
 
 def rating_weight(rating: Rating, config: RatingConfig | None = None) -> float:
-    """The logistic of the ordinal, `1 / (1 + exp(-ordinal / weight_scale))`, in (0, 1)."""
+    """`1 / (1 + exp(-x / weight_scale))` in (0, 1), `x` the confidence or the ordinal (module docstring)."""
     config = RatingConfig() if config is None else config
-    x = rating.ordinal(config.ordinal_z) / config.weight_scale
+    mu = config.mu if config.weight == "confidence" else rating.mu
+    x = Rating(mu, rating.sigma).ordinal(config.ordinal_z) / config.weight_scale
     return 0.5 * (1.0 + math.tanh(x / 2.0))
 
 

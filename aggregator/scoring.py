@@ -1,4 +1,7 @@
-"""LossScore: what one update is worth, from the loss before and after applying it.
+"""LossScore: what one update is worth alone, from the loss before and after applying it.
+
+Payouts now rest on each update's Shapley value inside the aggregate (`contribution`); LossScore and the
+leave-one-out score below stay in the report as diagnostics.
 
 Gauntlet (Incentivizing Permissionless Distributed Learning of LLMs, 2025), the core stage: estimate the loss
 on the round's evaluation batch before and after each surviving pseudo-gradient. Update `i` is applied with its

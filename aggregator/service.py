@@ -35,7 +35,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from aggregator.collect import Fetched, fetch_updates
 from aggregator.compute import MAX_REPORT_BYTES, ModelRuntime, RoundData, compute_round, prior_state
-from aggregator.evaldata import draw_eval_batch, encode_eval_batch
+from aggregator.evaldata import draw_eval_batch, encode_eval_batch, eval_salt
 from aggregator.publish import RoundArtifacts, RoundContext, publish_artifacts
 from aggregator.settings import AggregatorSettings, Step
 from aggregator.settle import Coordinator, finalize, record_reputations, slash_dishonest
@@ -81,6 +81,7 @@ class Deps:
     fetch_storage: Storage  # trainers' updates (shorter timeout)
     namespace: str  # which chain and coordinator: keeps journals of different deployments apart
     sketch: SketchSecret  # the task's replay-sketch secret, revealed once no round can open
+    eval_secret: bytes = b""  # salts the evaluation batches (evaldata.eval_salt); empty: predictable batches
 
 
 @dataclass(frozen=True)
@@ -217,8 +218,9 @@ class Aggregator:
         return Opening(bytes.fromhex(index["base_digest"]), index["base_cid"], eval_bytes, index["eval_cid"])
 
     def _eval_batch(self, round_id: int) -> bytes:
-        batch = draw_eval_batch(self.runtime.validation, self.task_id, round_id, self.settings.eval_batch_size)
-        return encode_eval_batch(batch, self.task_id, round_id)
+        salt = eval_salt(self.deps.eval_secret, self.task_id, round_id)
+        batch = draw_eval_batch(self.runtime.validation, self.task_id, round_id, self.settings.eval_batch_size, salt)
+        return encode_eval_batch(batch, self.task_id, round_id, salt)
 
     def _opening(self, round_id: int) -> Opening:
         """The opened round's base and evaluation batch (journal, or derived again), checked against the chain."""
@@ -306,7 +308,8 @@ class Aggregator:
             fetched=tuple(fetched), prior=prior_state(self.deps.log, self.cache, round_id),
             config=self.settings.pipeline_config(task.max_slash_bps, self.deps.sketch.seed, self.runtime.dp),
         )
-        passes = 1 + 2 * len(fetched) if data.config.compute_loo else 1 + len(fetched)
+        n = len(fetched)  # an upper bound: LossScore, the value estimate's budget and leave-one-out
+        passes = 1 + n + data.config.contribution.value.budget(n) + (n + 1 if data.config.compute_loo else 0)
         with scoring_progress(round_id, passes) as advance:
             computed = compute_round(data, self.runtime, self._cid_of, advance)
         save_artifacts(journal, computed.artifacts)

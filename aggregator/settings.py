@@ -79,7 +79,9 @@ class AggregatorSettings(BaseSettings):
     outer_momentum: float = Field(0.0, ge=0, lt=1, description="Outer SGD momentum.")
     outer_nesterov: bool = Field(False, description="Nesterov outer momentum.")
     slash_bps: int = Field(1000, ge=0, le=10_000, description="Slash of a provably dishonest update (capped by task).")
-    compute_loo: bool = Field(False, description="Also compute leave-one-out marginal scores.")
+    compute_loo: bool = Field(
+        True, description="Also compute leave-one-out marginal scores (the report's per-round fairness audit)."
+    )
 
     # ---------------------------------------------------------------- loop
     rounds: int = Field(0, ge=0, description="Stop once this round is finalized and settled (0: run until stopped).")

@@ -14,7 +14,9 @@ can recompute the round; anyone else is told so instead of getting a false misma
 
 The one input the chain cannot prove is which updates the aggregator could not fetch: those the report marks
 `missing` stay missing in the recomputation (and a note says when they are available now). The round verifies
-when the recomputed new model digest, report digest, payout root and total equal the on-chain ones.
+when the recomputed new model digest, report digest, payout root and total equal the on-chain ones, and the
+revealed evaluation batch is the one its salt (in the batch's metadata, hidden until the reveal) draws from the
+validation data.
 
 The replay sketch's seed is secret until the task ends (`aggregator.sketchseed`). Given the task's reveal record
 (`sketch_reveal_cid`), checked against the commitment in the round's state, every decision is reproduced. Without
@@ -44,6 +46,7 @@ from aggregator.compute import (
     finalized_report,
     published_state,
 )
+from aggregator.evaldata import EvalDataError, redraw_eval_batch
 from aggregator.filters import RejectReason
 from aggregator.pipeline import PipelineConfig
 from aggregator.publish import RoundContext
@@ -230,6 +233,16 @@ def _unrevealed_result(
     return checks, recomputed, pending
 
 
+def _eval_check(runtime: ModelRuntime, eval_bytes: bytes, task_id: int, round_id: int) -> Check:
+    """The revealed evaluation batch against the one drawn again from the validation data with its salt."""
+    try:
+        redrawn = redraw_eval_batch(runtime.validation, eval_bytes, runtime.spec, task_id, round_id)
+    except EvalDataError as e:
+        raise VerifyError(f"the revealed evaluation batch cannot be drawn again: {e}") from e
+    return Check("evaluation batch (drawn again with its salt)", "0x" + content_digest(eval_bytes).hex(),
+                 "0x" + content_digest(redrawn).hex())
+
+
 def verify_round(
     coordinator: Coordinator, log: TaskLog, storage: Storage, runtime: ModelRuntime, task_id: int, round_id: int,
     sketch_reveal_cid: str | None = None,
@@ -262,7 +275,20 @@ def verify_round(
     else:
         checks = _checks(stored, computed, computed.artifacts.report.digest, False)
         recomputed_report = RoundReport.from_bytes(computed.artifacts.report.data)
+    checks.append(_eval_check(runtime, data.ctx.eval_bytes, task_id, round_id))
     return VerifyResult(
         task_id, round_id, tuple(checks), _differences(report, recomputed_report), (), tuple(disputes),
         tuple(pending), seed is not None,
     )
+
+
+def published_report(
+    coordinator: Coordinator, log: TaskLog, storage: Storage, task_id: int, round_id: int
+) -> RoundReport:
+    """The score report of a finalized round, fetched from IPFS and checked against the on-chain digest."""
+    log.refresh()
+    if coordinator.round_status(task_id, round_id) is not RoundStatus.FINALIZED or round_id not in log.finalizations:
+        raise VerifyError(f"round {round_id} of task {task_id} is not finalized")
+    stored = coordinator.get_round(task_id, round_id)
+    cid = log.finalizations[round_id].report_cid
+    return RoundReport.from_bytes(DirectFetcher(storage).get(cid, stored.report_digest, MAX_REPORT_BYTES))

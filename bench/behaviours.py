@@ -15,6 +15,10 @@ Attack parameters (`AttackParams`), fixed for every rule compared:
   every round (re-encoded on the current base), as bench.redteam's free-rider-stale does.
 - copycat: the earliest honest submission of the round plus N(0, s^2) noise with `s = 0.1 x` its RMS (a 10 %
   disguise that changes every byte), submitted after it.
+- min_max, min_sum (Shejwalkar & Houmansadr, NDSS 2021) and mimic (Karimireddy, He & Jaggi, ICLR 2022):
+  `flchain.ml.adaptive_attacks`, omniscient (they see this round's honest deltas).
+- alie_realistic, min_max_realistic: the same attacks computed from what the attackers hold, their own honestly
+  trained deltas (as when updates are committed before anyone's is revealed).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from flchain.ml import attacks
+from flchain.ml import adaptive_attacks, attacks
 from flchain.ml.data import Dataset
 from flchain.ml.params import Params, global_norm, pseudo_gradient
 from flchain.ml.specs import ModelSpec
@@ -42,12 +46,21 @@ class Behaviour(StrEnum):
     FREE_RIDER_ZERO = "free_rider_zero"
     FREE_RIDER_STALE = "free_rider_stale"
     COPYCAT = "copycat"
+    MIN_MAX = "min_max"
+    MIN_SUM = "min_sum"
+    MIMIC = "mimic"
+    ALIE_REALISTIC = "alie_realistic"
+    MIN_MAX_REALISTIC = "min_max_realistic"
 
 
+REALISTIC = frozenset({Behaviour.ALIE_REALISTIC, Behaviour.MIN_MAX_REALISTIC})
+"""Attacks that see only what the attackers hold: their own honestly trained updates stand in for the honest
+round (as once updates are committed before they are revealed); the others are omniscient."""
 ATTACKS = tuple(b for b in Behaviour if b is not Behaviour.HONEST)
 _TRAINS = frozenset({Behaviour.HONEST, Behaviour.SIGN_FLIP, Behaviour.SCALED, Behaviour.GAUSSIAN_NOISE,
-                     Behaviour.LABEL_FLIP})
-SELF_CONTAINED = _TRAINS | {Behaviour.FREE_RIDER_ZERO}
+                     Behaviour.LABEL_FLIP, *REALISTIC})
+SELF_CONTAINED = frozenset({Behaviour.HONEST, Behaviour.SIGN_FLIP, Behaviour.SCALED, Behaviour.GAUSSIAN_NOISE,
+                            Behaviour.LABEL_FLIP, Behaviour.FREE_RIDER_ZERO})
 """Behaviours whose update depends on the trainer alone (no other trainer's delta, no memory of earlier rounds):
 such a trainer can make its update anywhere, e.g. in a Ray task (`trainer_delta`)."""
 
@@ -80,6 +93,7 @@ class SimTrainer:
     dataset: Dataset
     behaviour: Behaviour
     seed: int
+    compute_share: int = 1  # trains local_steps // compute_share steps (one of k accounts sharing one's compute)
 
     @property
     def num_samples(self) -> int:
@@ -108,7 +122,8 @@ def _rms(delta: Params) -> float:
 
 def _train(trainer: SimTrainer, base: Params, spec: ModelSpec, training: LocalTraining, round_id: int) -> Params:
     result = local_train(
-        base, spec, trainer.dataset, steps=training.local_steps, batch_size=training.batch_size, lr=training.lr,
+        base, spec, trainer.dataset, steps=max(1, training.local_steps // trainer.compute_share),
+        batch_size=training.batch_size, lr=training.lr,
         seed=trainer.seed * 1_000 + round_id,
     )
     return pseudo_gradient(base, result.params)
@@ -147,6 +162,9 @@ def _attack(
         return attacks.copycat(source, params.copycat_noise_rms_fraction * _rms(source), seed)
     if kind is Behaviour.LABEL_FLIP and own is not None:
         return own
+    adaptive = _adaptive(kind, honest, n_attackers, n_total)
+    if adaptive is not None:
+        return adaptive
     raise ValueError(f"no update for behaviour {kind} (own delta: {own is not None})")
 
 
@@ -163,6 +181,28 @@ def trainer_delta(
     if kind is Behaviour.HONEST:
         return own
     return _attack(trainer, own, [own], 1, 1, params, AttackerMemory(), trainer.seed * 1_000 + round_id)
+
+
+def _adaptive(kind: Behaviour, seen: Sequence[Params], n_attackers: int, n_total: int) -> Params | None:
+    """The adaptive attacks on what the attacker sees (`seen`: the honest round, or its own group's updates)."""
+    if kind is Behaviour.MIN_MAX or kind is Behaviour.MIN_MAX_REALISTIC:
+        return adaptive_attacks.min_max(seen)
+    if kind is Behaviour.MIN_SUM:
+        return adaptive_attacks.min_sum(seen)
+    if kind is Behaviour.MIMIC:
+        return adaptive_attacks.mimic(seen)
+    if kind is Behaviour.ALIE_REALISTIC:
+        return attacks.alie(seen, attacks.alie_z(n_total, n_attackers))
+    return None
+
+
+def _seen_by_realistic(trainers: Sequence[SimTrainer], own: dict[int, Params], kind: Behaviour) -> list[Params]:
+    """The colluding attackers' own updates; a lone attacker adds the public "no update" (all zeros) as a second
+    reference point, so its spread estimate is its own update's size."""
+    seen = [own[j] for j, u in enumerate(trainers) if u.behaviour is kind]
+    if len(seen) == 1:
+        seen.append({name: array * 0 for name, array in seen[0].items()})
+    return seen
 
 
 def round_deltas(
@@ -188,5 +228,6 @@ def round_deltas(
             deltas.append(own[i])
             continue
         seed = t.seed * 1_000 + round_id
-        deltas.append(_attack(t, own.get(i), honest, counts[t.behaviour], len(trainers), params, memory, seed))
+        seen = _seen_by_realistic(trainers, own, t.behaviour) if t.behaviour in REALISTIC else honest
+        deltas.append(_attack(t, own.get(i), seen, counts[t.behaviour], len(trainers), params, memory, seed))
     return deltas

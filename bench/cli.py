@@ -21,14 +21,14 @@ from typing import Annotated
 import torch
 import typer
 
-from bench import accuracy, fairness, gas, overhead, robustness
+from bench import accuracy, fairness, gas, overhead, robustness, sybil
 from bench.report import ExperimentReport, write_index, write_report
 from bench.settings import BenchSettings, DataSettings, Mode, settings_for
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("docs/benchmarks")
-ORDER = ("accuracy", "robustness", "fairness", "gas", "overhead")
+ORDER = ("accuracy", "robustness", "fairness", "sybil", "gas", "overhead")
 TORCH_THREADS = 1
 
 bench_app = typer.Typer(
@@ -47,6 +47,8 @@ def run_one(name: str, settings: BenchSettings, out: Path) -> ExperimentReport:
         return robustness.run(settings.robustness, mode, out)
     if name == "fairness":
         return fairness.run(settings.fairness, mode, out)
+    if name == "sybil":
+        return sybil.run(mode, out, settings.fairness.data)
     if name == "gas":
         return gas.run(settings.gas, mode, out)
     if name == "overhead":
@@ -111,7 +113,8 @@ def _command(names: tuple[str, ...]) -> Callable[..., None]:
 _HELP = {
     "accuracy": "Centralized vs FedAvg vs flchain's default pipeline at equal compute (IID and Dirichlet 0.5).",
     "robustness": "Attacks at 10/20/30 % against every aggregation rule: accuracy and attackers' payout share.",
-    "fairness": "Payouts vs graded data quality and leave-one-out value (Spearman).",
+    "fairness": "Payouts vs exact Shapley values, graded data quality and leave-one-out value (Spearman).",
+    "sybil": "Does splitting a trainer into k accounts (split or same data) raise its total payout?",
     "gas": "Gas of every operation and of the aggregator's round as participants grow (real Anvil).",
     "overhead": "One round's wall time by step as trainers and model size grow; scoring overhead.",
 }

@@ -12,10 +12,12 @@ shares before degradation):
 | noise50 | 50 % of its labels replaced by random classes | 1 (45 % wrong labels harm, not merely add nothing) |
 
 They train honestly through flchain's default pipeline. Each trainer's payout (summed over rounds) is compared by
-Spearman rank correlation with (a) the designed quality rank, (b) its leave-one-out value: the test loss of
-the same federation re-run without it minus the full federation's (positive = it helped), and (c) for
+Spearman rank correlation with (a) its exact Shapley value, the ground truth: every coalition of groups trained
+for real (`bench.shapley_truth`), (b) the designed quality rank, (c) its leave-one-out value: the test loss of
+the same federation re-run without it minus the full federation's (positive = it helped), and (d) for
 reference, its standalone value: the test accuracy of a model trained on its data alone with the same number
-of local steps.
+of local steps. Each trainer with a positive Shapley value should get a payout share within 25 % of its Shapley
+share (shares over those trainers).
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from bench import plots
 from bench.behaviours import Behaviour, SimTrainer
 from bench.data import BenchData, load_bench_data
 from bench.federation import FederationConfig, account, initial_params, run_federation
-from bench.report import ExperimentReport, aim_at_least, fmt_mean_std
+from bench.report import ExperimentReport, aim_at_least, aim_at_most, fmt_mean_std
 from bench.settings import FairnessSettings, Mode
+from bench.shapley_truth import max_abs, share_errors, trainer_shapley
 from flchain.ml.data import Dataset
 from flchain.ml.partition import partition_iid
 from flchain.ml.train import Evaluator, local_train, noisy_labels
@@ -45,6 +48,7 @@ logger = logging.getLogger(__name__)
 GROUPS = ("clean", "noise20", "noise50", "half", "duplicated")
 QUALITY_RANK = {"clean": 4, "noise20": 3, "half": 2, "duplicated": 2, "noise50": 1}
 AIM_SPEARMAN = 0.9
+AIM_SHARE_ERROR = 0.25
 
 
 @dataclass(frozen=True)
@@ -57,11 +61,15 @@ class TrainerValue:
     payout_wei: int
     loo_value: float
     standalone_accuracy: float
+    shapley_value: float
+    share_error: float | None
 
 
 @dataclass(frozen=True)
 class SeedCorrelations:
     seed: int
+    shapley: float
+    worst_share_error: float
     quality: float
     loo: float
     standalone: float
@@ -110,6 +118,8 @@ def _seed_values(base: BenchData, settings: FairnessSettings, seed: int) -> tupl
     full = run_federation(trainers, data, config)
     paid = full.payouts_by_account()
     tester = Evaluator(data.spec, data.test)
+    shapley = trainer_shapley(GROUPS, grouped, data, config)
+    errors = share_errors(paid, shapley)
     values = []
     for i, (group, trainer) in enumerate(grouped):
         logger.info("fairness: seed %d, leave out %s (%s)", seed, trainer.account, group)
@@ -117,10 +127,13 @@ def _seed_values(base: BenchData, settings: FairnessSettings, seed: int) -> tupl
         values.append(TrainerValue(
             seed, trainer.account, group, QUALITY_RANK[group], trainer.num_samples, paid.get(trainer.account, 0),
             without.final_loss - full.final_loss, _standalone(data, trainer, settings, tester),
+            shapley[trainer.account], errors.get(trainer.account),
         ))
     payouts = [v.payout_wei for v in values]
     correlations = SeedCorrelations(
         seed=seed,
+        shapley=_spearman(payouts, [v.shapley_value for v in values]),
+        worst_share_error=max_abs(errors),
         quality=_spearman(payouts, [v.quality_rank for v in values]),
         loo=_spearman(payouts, [v.loo_value for v in values]),
         standalone=_spearman(payouts, [v.standalone_accuracy for v in values]),
@@ -185,12 +198,15 @@ def _markdown(settings: FairnessSettings, data: BenchData, rows: list[GroupRow],
         "",
         "| Spearman correlation of payout with | value |",
         "|---|---:|",
+        f"| exact Shapley value (ground truth) | {fmt_mean_std([c.shapley for c in corr])} |",
         f"| designed quality rank | {fmt_mean_std([c.quality for c in corr])} |",
         f"| leave-one-out value | {fmt_mean_std([c.loo for c in corr])} |",
         f"| standalone accuracy (reference) | {fmt_mean_std([c.standalone for c in corr])} |",
         "",
         f"Final test accuracy of the full federation: {fmt_mean_std([c.full_accuracy for c in corr])}. Paid "
-        f"{fmt_mean_std([c.paid_wei / c.budget_wei for c in corr])} of the budget.",
+        f"{fmt_mean_std([c.paid_wei / c.budget_wei for c in corr])} of the budget. Worst |payout share / "
+        f"Shapley share - 1| over trainers with positive Shapley value: "
+        f"{fmt_mean_std([c.worst_share_error for c in corr])}.",
     ]
     return lines
 
@@ -205,16 +221,21 @@ def run(settings: FairnessSettings, mode: Mode, out_dir: Path) -> ExperimentRepo
         values += seed_values
         correlations.append(seed_corr)
     rows = _group_rows(values)
-    rho = {"quality_rank": float(np.mean([c.quality for c in correlations])),
+    shapley_rho = float(np.mean([c.shapley for c in correlations]))
+    rho = {"shapley": shapley_rho, "shapley_value": shapley_rho,
+           "worst_share_error": float(np.max([c.worst_share_error for c in correlations])),
+           "quality_rank": float(np.mean([c.quality for c in correlations])),
            "loo_value": float(np.mean([c.loo for c in correlations])),
            "standalone_accuracy": float(np.mean([c.standalone for c in correlations]))}
-    aims = (aim_at_least("Spearman(payout, designed quality)", rho["quality_rank"], AIM_SPEARMAN),
+    aims = (aim_at_least("Spearman(payout, exact Shapley value)", rho["shapley"], AIM_SPEARMAN),
+            aim_at_most("worst |payout share / Shapley share - 1|", rho["worst_share_error"], AIM_SHARE_ERROR),
+            aim_at_least("Spearman(payout, designed quality)", rho["quality_rank"], AIM_SPEARMAN),
             aim_at_least("Spearman(payout, leave-one-out value)", rho["loo_value"], AIM_SPEARMAN))
     figure = plots.fairness_figure(values, rho, out_dir / "fairness.png")
     results = {"data": data.describe(), "groups": rows, "correlations": [dataclasses.asdict(c) for c in correlations],
                "trainers": [dataclasses.asdict(v) for v in values]}
     notes = ("Correlations are computed per seed over all trainers, then averaged.",)
-    headline = (f"Spearman(payout, quality) {rho['quality_rank']:.2f}, (payout, leave-one-out) "
-                f"{rho['loo_value']:.2f}")
+    headline = (f"Spearman(payout, Shapley) {rho['shapley']:.2f}, worst share error {rho['worst_share_error']:.2f}, "
+                f"(payout, quality) {rho['quality_rank']:.2f}, (payout, leave-one-out) {rho['loo_value']:.2f}")
     return ExperimentReport("fairness", mode.value, settings, results, _markdown(settings, data, rows, correlations),
                             aims, time.perf_counter() - start, notes, (figure.name,), headline)

@@ -109,13 +109,15 @@ GROUP_COLORS = {"clean": "#2ca02c", "noise20": "#ff7f0e", "noise50": "#d62728", 
 
 
 def fairness_figure(values: Sequence[Any], rho: Mapping[str, float], path: Path) -> Path:
-    """Each trainer's share of its seed's payouts against designed quality, LOO value and standalone accuracy;
+    """Each trainer's share of its seed's payouts against its Shapley value, designed quality, LOO value and
+    standalone accuracy;
     `rho` holds the mean Spearman correlation of each panel (keys: the TrainerValue fields)."""
     totals: dict[int, int] = {}
     for v in values:
         totals[v.seed] = totals.get(v.seed, 0) + v.payout_wei
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2), sharey=True)
     panels = (
+        ("shapley_value", "exact Shapley value (test loss reduction)"),
         ("quality_rank", "designed quality rank (4 = clean)"),
         ("loo_value", "leave-one-out value (test loss without - with)"),
         ("standalone_accuracy", "standalone test accuracy (fraction)"),
@@ -235,4 +237,19 @@ def overhead_figure(rows: Sequence[Any], path: Path) -> Path:
     axes[2].tick_params(axis="x", rotation=30)
     axes[2].legend(fontsize=8)
     fig.tight_layout()
+    return _save(fig, path)
+
+
+def sybil_figure(labels: Sequence[str], gains: Sequence[float], aim: float, path: Path) -> Path:
+    """One bar per Sybil case: paid to k accounts / paid to one account, with the aim as a line."""
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.45 * len(labels)), 4.2))
+    colors = ["#c44e52" if g > aim else COLORS["flchain"] for g in gains]
+    ax.bar(range(len(gains)), gains, color=colors)
+    ax.axhline(aim, color="black", linestyle="--", linewidth=1, label=f"aim <= {aim:g}")
+    ax.axhline(1.0, color="grey", linewidth=0.8)
+    ax.set_xticks(range(len(labels)), labels, rotation=70, ha="right", fontsize=7)
+    ax.set_ylabel("payout of k accounts / payout of one account")
+    ax.set_title("Sybil gain by case (trainers, k, partition, mode)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)

@@ -27,6 +27,7 @@ EXPERIMENT_FILES = {
     "fairness": "fairness",
     "gas": "gas_scaling",
     "overhead": "overhead",
+    "sybil": "sybil",
 }
 """Experiment name -> the stem of its files under the output directory."""
 

@@ -44,6 +44,13 @@ class TrainerScore(_Frozen):
     slash_reason: int | None = None
     reason_detail: str | None = None  # what the rejection matched (e.g. the submission it duplicates)
     aggregated: bool | None = None  # whether the update went into the new model (accepted and, by default, helpful)
+    # The terms of the payout: final_score = max(0, value_score) * rating_weight; payout = budget * final / sum.
+    value_score: float | None = None  # Shapley value in the round's game (share of the relative loss reduction)
+    same_work_as: str | None = None  # earlier account whose update does the same work (paid once, to it)
+    resends_round: int | None = None  # earlier round whose own accepted update this one repeats (worth 0)
+    rating_weight: float | None = None  # in (0, 1): the rating's confidence, 1/2 for a newcomer
+    budget_share: float | None = None  # payout / round budget
+    explanation: str | None = None  # the above in plain words (flchain.explain)
 
 
 class AggregationInfo(_Frozen):
@@ -77,6 +84,16 @@ class ModelMetrics(_Frozen):
     eval_samples: int
 
 
+class ValueInfo(_Frozen):
+    """How the round's values were estimated, and the round's fairness audit."""
+
+    method: Literal["exact", "sampled"]
+    evaluations: int  # distinct coalitions evaluated (one forward pass each)
+    permutations: int
+    loss_reduction: float | None = None  # v(N): the round's relative loss reduction on the evaluation batch
+    spearman_payout_loo: float | None = None  # fairness audit: payouts vs leave-one-out values of this round
+
+
 class RoundReport(_Frozen):
     format: Literal["flchain-score-report/1"] = REPORT_FORMAT
     task_id: int
@@ -101,6 +118,7 @@ class RoundReport(_Frozen):
     aggregator_state_cid: str | None = None
     aggregator_state_digest: str | None = None
     privacy: PrivacyInfo | None = None  # a task with differential privacy: its epsilon so far
+    value: ValueInfo | None = None
 
     def to_bytes(self) -> bytes:
         """Canonical JSON bytes: what is stored on IPFS and hashed on-chain (no `privacy` key when None)."""

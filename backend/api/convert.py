@@ -18,6 +18,7 @@ from backend.api.schemas import (
     ScoreStatus,
     SlashOut,
     SubmissionOut,
+    TrainerRoundExplained,
     TrainerRoundLine,
 )
 from backend.crud.common import AnyRow
@@ -99,6 +100,24 @@ def trainer_line(info: dict[str, Any]) -> TrainerRoundLine:
         report_slash_reason=score.slash_reason if score else None,
         slash=slash_out(slash) if slash else None,
         reputation=reputation_point(reputation) if reputation else None,
+        reason_detail=score.reason_detail if score else None,
+        value_score=score.value_score if score else None,
+        same_work_as=score.same_work_as if score else None,
+        rating_weight=score.rating_weight if score else None,
+        budget_share=score.budget_share if score else None,
+        explanation=score.explanation if score else None,
+    )
+
+
+def trainer_explained(task_id: int, round_id: int, info: dict[str, Any], report: RoundReport | None
+                      ) -> TrainerRoundExplained:
+    """A trainer's line with the round's value estimate and fairness audit."""
+    return TrainerRoundExplained(
+        **trainer_line(info).model_dump(), task_id=task_id, round=round_id,
+        round_budget_wei=report.budget_wei if report else None,
+        round_loss_reduction=report.loss_reduction if report else None,
+        round_value_method=report.value_method if report else None,
+        round_spearman_payout_loo=report.spearman_payout_loo if report else None,
     )
 
 

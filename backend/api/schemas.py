@@ -80,6 +80,10 @@ class RoundMetrics(Out):
     dp_mode: str | None = None  # differential privacy: central | local (none: no DP)
     dp_epsilon: float | None = None  # epsilon at dp_delta after this round
     dp_delta: float | None = None
+    value_method: str | None = None
+    value_evaluations: int | None = None
+    loss_reduction: float | None = None
+    spearman_payout_loo: float | None = None
 
 
 class RoundOut(Out):
@@ -160,6 +164,23 @@ class TrainerRoundLine(Out):
     report_slash_reason: int | None
     slash: SlashOut | None
     reputation: ReputationPoint | None
+    reason_detail: str | None = None
+    value_score: float | None = None
+    same_work_as: str | None = None
+    rating_weight: float | None = None
+    budget_share: float | None = None
+    explanation: str | None = None
+
+
+class TrainerRoundExplained(TrainerRoundLine):
+    """One trainer in one round with the round's value estimate and fairness audit: "explain my score"."""
+
+    task_id: int
+    round: int
+    round_budget_wei: Wei | None
+    round_loss_reduction: float | None
+    round_value_method: str | None
+    round_spearman_payout_loo: float | None
 
 
 class RoundDetail(RoundOut):
@@ -208,6 +229,7 @@ class TrainerRoundSummary(Out):
     final_score: float | None
     payout_wei: Wei
     claimed: bool
+    explanation: str | None = None  # why it was paid this, in plain words (from the score report)
 
 
 class TrainerTaskProfile(Out):

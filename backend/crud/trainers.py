@@ -60,6 +60,7 @@ SCORE_LINE_COLUMNS = (
     score_entries.final_score,
     score_entries.payout_wei,
     score_entries.payout_index,
+    score_entries.explanation,
 )
 
 _POSITIONS = select(*POSITION_COLUMNS).where(trainers.address == bindparam("address")).order_by(trainers.task_id)

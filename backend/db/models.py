@@ -166,6 +166,10 @@ class RoundReport(Base):
     dp_mode: Mapped[str | None] = mapped_column(SafeString(16), nullable=True)  # differential privacy, if any
     dp_epsilon: Mapped[float | None] = mapped_column(Float, nullable=True)  # epsilon at dp_delta after this round
     dp_delta: Mapped[float | None] = mapped_column(Float, nullable=True)
+    value_method: Mapped[str | None] = mapped_column(String(16))  # "exact" or "sampled" Shapley estimate
+    value_evaluations: Mapped[int | None] = mapped_column(Integer)
+    loss_reduction: Mapped[float | None] = mapped_column(Float)
+    spearman_payout_loo: Mapped[float | None] = mapped_column(Float)  # the round's fairness audit
 
 
 class Commitment(Base):
@@ -275,6 +279,12 @@ class ScoreEntry(Base):
     payout_index: Mapped[int | None] = mapped_column(BigInteger)
     slash_bps: Mapped[int] = mapped_column(Integer)
     slash_reason: Mapped[int | None] = mapped_column(Integer)
+    reason_detail: Mapped[str | None] = mapped_column(TEXT)
+    value_score: Mapped[float | None] = mapped_column(Float)
+    same_work_as: Mapped[str | None] = mapped_column(TEXT)
+    rating_weight: Mapped[float | None] = mapped_column(Float)
+    budget_share: Mapped[float | None] = mapped_column(Float)
+    explanation: Mapped[str | None] = mapped_column(TEXT)
 
     __table_args__ = (Index("ix_score_entries_account_task_round", "account", "task_id", "round"),)
 

@@ -122,6 +122,10 @@ def store_documents(session: Session, c: RoundCommitment, docs: RoundDocuments) 
             dp_mode=report.privacy.mode[:16] if report.privacy else None,
             dp_epsilon=finite(report.privacy.epsilon) if report.privacy else None,
             dp_delta=finite(report.privacy.delta) if report.privacy else None,
+            value_method=None if report.value is None else report.value.method,
+            value_evaluations=None if report.value is None else report.value.evaluations,
+            loss_reduction=None if report.value is None else finite(report.value.loss_reduction),
+            spearman_payout_loo=None if report.value is None else finite(report.value.spearman_payout_loo),
         )
     )
     _add_score_entries(session, c, docs)
@@ -172,6 +176,12 @@ def _add_score_entries(session: Session, c: RoundCommitment, docs: RoundDocument
                 payout_index=line.payout_index,
                 slash_bps=line.slash_bps,
                 slash_reason=line.slash_reason,
+                reason_detail=line.reason_detail,
+                value_score=finite(line.value_score),
+                same_work_as=line.same_work_as,
+                rating_weight=finite(line.rating_weight),
+                budget_share=finite(line.budget_share),
+                explanation=line.explanation,
             )
         )
 

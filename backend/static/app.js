@@ -152,7 +152,9 @@ async function loadRound() {
   const r = await api(`/api/tasks/${state.taskId}/rounds/${roundId}`);
   const status = r.finalized ? `finalized, report ${r.report_status}` : roundPhase(r, Date.now() / 1000);
   const rule = r.report ? ` · ${r.report.aggregation_rule}, ${r.report.accepted} accepted / ${r.report.rejected} rejected` : "";
-  document.getElementById("round-info").textContent = `${status}${rule} · payout ${tokens(r.payout_total_wei)}`;
+  const audit = r.report && r.report.spearman_payout_loo !== null && r.report.spearman_payout_loo !== undefined
+    ? ` · fairness audit: Spearman(payout, leave-one-out) ${fixed(r.report.spearman_payout_loo, 2)}` : "";
+  document.getElementById("round-info").textContent = `${status}${rule} · payout ${tokens(r.payout_total_wei)}${audit}`;
   fillRows(document.getElementById("round-table"), r.trainers.map((t) => el("tr", {},
     el("td", { class: "addr", title: t.account }, short(t.account)),
     el("td", { class: t.status ? `status-${t.status}` : "" }, t.status ?? "no report"),
@@ -162,7 +164,8 @@ async function loadRound() {
     el("td", { class: "num" }, `${fixed(t.rating_mu, 2)} / ${fixed(t.rating_sigma, 2)}`),
     el("td", { class: "num" }, fixed(t.final_score)), el("td", { class: "num" }, tokens(t.payout_wei)),
     el("td", {}, t.payout_index === null ? "—" : t.claimed ? "yes" : "no"),
-    el("td", { class: t.slash ? "slash" : "" }, t.slash ? `${tokens(t.slash.amount_wei)} (${t.slash.reason})` : "—"))));
+    el("td", { class: t.slash ? "slash" : "" }, t.slash ? `${tokens(t.slash.amount_wei)} (${t.slash.reason})` : "—"),
+    el("td", { class: "why" }, t.explanation ?? "—"))));
 }
 
 async function selectTrainer(address) {
@@ -181,7 +184,8 @@ async function selectTrainer(address) {
   fillRows(document.getElementById("trainer-rounds"), p.rounds.map((r) => el("tr", {},
     el("td", {}, r.round), el("td", { class: r.status ? `status-${r.status}` : "" }, r.status ?? "—"),
     el("td", {}, r.reason ?? "—"), el("td", { class: "num" }, fixed(r.final_score)),
-    el("td", { class: "num" }, tokens(r.payout_wei)), el("td", {}, r.claimed ? "yes" : "no"))));
+    el("td", { class: "num" }, tokens(r.payout_wei)), el("td", {}, r.claimed ? "yes" : "no"),
+    el("td", { class: "why" }, r.explanation ?? "—"))));
   fillRows(document.getElementById("trainer-slashes"), p.slashes.map((s) => el("tr", {},
     el("td", {}, s.round), el("td", { class: "num slash" }, tokens(s.amount_wei)),
     el("td", {}, `${s.reason} (${s.reason_code})`), el("td", { class: "addr" }, s.evidence_cid))));

@@ -347,10 +347,12 @@ def test_three_commit_reveal_rounds_pay_honest_trainers_leave_the_copycat_nothin
     exit_code, output = verify_cli(stage, 1, "--sketch-reveal", reports[0].new_model_cid)
     assert exit_code == 2 and "sketch reveal" in output, output
 
-    # Assert: and the check can fail: measured on other validation data, the report is not the published one.
+    # Assert: and the check can fail: measured on other validation data, the report is not the published one, and
+    # the revealed evaluation batch is not what its salt draws from that data.
     parts = connect_task(stage.rpc_url, stage.manifest_path, stage.task_id)
     with IpfsClient(stage.ipfs_url) as storage:
         runtime = model_runtime(parts, storage, stage.task_id, None, ValidationSource.FILE, stage.train_file, 1)
         result = verify_round(parts.coordinator, parts.log, storage, runtime, stage.task_id, 1)
-    assert not result.ok and [c.name for c in result.checks if not c.ok] == ["report digest"]
+    failed = [c.name for c in result.checks if not c.ok]
+    assert not result.ok and failed == ["report digest", "evaluation batch (drawn again with its salt)"]
     assert any(d.startswith("metrics:") for d in result.differences)

@@ -12,9 +12,12 @@ from aggregator.evaldata import (
     digits_heldout,
     draw_eval_batch,
     encode_eval_batch,
+    eval_batch_salt,
+    eval_salt,
     eval_seed,
+    redraw_eval_batch,
 )
-from flchain.ml.data import digits_split, load_digits
+from flchain.ml.data import Dataset, digits_split, load_digits
 from flchain.ml.params import ParamLayout, module_to_params
 from flchain.ml.specs import ModelSpec, spec_from_name
 from flchain.ml.train import Evaluator
@@ -24,7 +27,7 @@ from trainer.settings import TrainerSettings
 SPEC = spec_from_name("mlp-digits")
 
 
-def trainer_digits():  # type: ignore[no-untyped-def]
+def trainer_digits() -> Dataset:
     """What a trainer with the default data source actually trains on."""
     settings = TrainerSettings(rpc_url="http://127.0.0.1:1", task_id=1, private_key_env="UNUSED_KEY_VAR")
     return load_source(settings)
@@ -87,3 +90,30 @@ def test_batch_loss_fn_is_the_evaluator_loss_of_the_flat_vector() -> None:
     vector = ParamLayout.of(params).flatten(params)
 
     assert batch_loss_fn(evaluator)(vector.astype(np.float64)) == evaluator.evaluate(params).loss
+
+
+def test_a_secret_salt_makes_the_batch_unpredictable_without_the_secret_and_stable_with_it() -> None:
+    heldout = digits_heldout()
+    public = draw_eval_batch(heldout, 1, 2, 64)  # what anyone could compute from (task, round) alone
+    salt = eval_salt(b"aggregator secret", 1, 2)
+
+    salted, again = draw_eval_batch(heldout, 1, 2, 64, salt), draw_eval_batch(heldout, 1, 2, 64, salt)
+    other_secret = draw_eval_batch(heldout, 1, 2, 64, eval_salt(b"another secret", 1, 2))
+
+    np.testing.assert_array_equal(salted.x, again.x)
+    assert not np.array_equal(salted.x, public.x) and not np.array_equal(salted.x, other_secret.x)
+    assert eval_salt(b"", 1, 2) == b"" and len(salt) == 32 and salt != eval_salt(b"aggregator secret", 1, 3)
+
+
+def test_the_revealed_batch_carries_its_salt_so_anyone_with_the_data_draws_it_again_but_not_a_picked_one() -> None:
+    heldout = digits_heldout()
+    salt = eval_salt(b"aggregator secret", 1, 2)
+    revealed = encode_eval_batch(draw_eval_batch(heldout, 1, 2, 64, salt), 1, 2, salt)
+    picked = encode_eval_batch(heldout.subset(np.arange(64), name="picked"), 1, 2, salt)  # not what the salt draws
+
+    assert eval_batch_salt(revealed) == salt
+    assert redraw_eval_batch(heldout, revealed, SPEC, 1, 2) == revealed
+    assert redraw_eval_batch(heldout, picked, SPEC, 1, 2) != picked
+    assert redraw_eval_batch(heldout, revealed, SPEC, 1, 3) != revealed  # another round draws other samples
+    with pytest.raises(EvalDataError):
+        eval_batch_salt(b"\x00" * 40)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.api.deps import MAX_LIMIT, MAX_OFFSET, InvalidAddress, parse_address
 from backend.api.main import create_app
 from backend.crud import tasks as crud_tasks
-from backend.db.models import ClaimRecord, Payout
+from backend.db.models import ClaimRecord, Payout, Round, RoundReport, ScoreEntry
 from backend.db.session import init_db, make_engine, session_factory
 from backend.indexer.projector import apply_event
 from tests.unit.test_backend_indexer import ALICE, ALICE_CS, BOB, SPONSOR, ev, task_created
@@ -177,3 +177,29 @@ def test_proofs_flag_claimed_leaves_and_filter_unclaimed(sessions: sessionmaker[
     ]
     assert [(p["task_id"], p["round"]) for p in unclaimed["items"]] == [(1, 2), (2, 1)] and unclaimed["total"] == 2
     assert [(p["task_id"], p["round"]) for p in one["items"]] == [(1, 2)] and one["total"] == 1
+
+
+def test_explain_endpoint_returns_every_payout_term_and_the_sentence(
+    sessions: sessionmaker[Session], client: TestClient
+) -> None:
+    with sessions.begin() as session:
+        session.add(Round(task_id=1, round=3, base_model_digest="0x" + "11" * 32, base_model_cid="cid-base",
+                          eval_commitment="0x" + "22" * 32, commit_deadline=0, reveal_deadline=0, opened_block=30,
+                          opened_tx="0x" + "33" * 32))
+        session.add(RoundReport(task_id=1, round=3, aggregation_rule="centered_clip", accepted=2, rejected=0,
+                                budget_wei=10**20, payout_tree_cid="cid-tree", eval_samples=64, value_method="exact",
+                                value_evaluations=4, loss_reduction=0.25, spearman_payout_loo=1.0))
+        session.add(ScoreEntry(task_id=1, round=3, account=ALICE_CS, digest="0x" + "44" * 32, cid="cid-u",
+                               num_samples=100, status="accepted", payout_wei=12_300_000_000_000_000_000, slash_bps=0,
+                               value_score=0.02, rating_weight=0.5, budget_share=0.123,
+                               explanation="paid 12.3: your update accounted for 8.0% of this round's loss reduction"))
+
+    line = client.get(f"/api/tasks/1/rounds/3/trainers/{ALICE}").json()
+    absent = client.get(f"/api/tasks/1/rounds/3/trainers/{BOB}")
+
+    assert line["explanation"].startswith("paid 12.3: your update accounted for 8.0%")
+    assert (line["value_score"], line["rating_weight"], line["budget_share"]) == (0.02, 0.5, 0.123)
+    assert (line["round_loss_reduction"], line["round_spearman_payout_loo"], line["round_value_method"]) == (
+        0.25, 1.0, "exact")
+    assert line["payout_wei"] == "12300000000000000000" and line["account"] == ALICE_CS
+    assert absent.status_code == 404 and "did not take part" in absent.json()["detail"]

@@ -74,11 +74,21 @@ def test_a_lone_participant_is_not_rated() -> None:
     assert update_ratings({"0xa": Rating(20.0, 1.0)}, {"0xa": 1.0}) == {"0xa": Rating(20.0, 1.0)}
 
 
-def test_rating_weight_is_one_half_for_a_newcomer_and_grows_with_the_ordinal() -> None:
-    weights = [rating_weight(Rating(mu, 1.0)) for mu in (-10.0, 0.0, 3.0, 10.0, 40.0)]
+def test_ordinal_weight_is_one_half_for_a_newcomer_and_grows_with_the_ordinal() -> None:
+    ordinal = RatingConfig(weight="ordinal")
+    weights = [rating_weight(Rating(mu, 1.0), ordinal) for mu in (-10.0, 0.0, 3.0, 10.0, 40.0)]
+
+    assert rating_weight(Rating(), ordinal) == pytest.approx(0.5)
+    assert weights == sorted(weights) and weights[0] > 0.0 and weights[-1] < 1.0 and weights[0] < weights[-1]
+
+
+def test_confidence_weight_ignores_rank_and_grows_as_uncertainty_shrinks() -> None:
+    by_mu = {rating_weight(Rating(mu, 4.0)) for mu in (-10.0, 0.0, 25.0, 40.0)}
+    by_sigma = [rating_weight(Rating(10.0, sigma)) for sigma in (25.0 / 3.0, 6.0, 3.0, 1.0)]
 
     assert rating_weight(Rating()) == pytest.approx(0.5)
-    assert weights == sorted(weights) and weights[0] > 0.0 and weights[-1] < 1.0
+    assert len(by_mu) == 1  # a trainer ranked last every round keeps the weight of one ranked first
+    assert by_sigma == sorted(by_sigma) and by_sigma[0] == pytest.approx(0.5) and by_sigma[-1] < 1.0
 
 
 def test_final_score_is_gate_times_positive_score_times_weight() -> None:
@@ -89,6 +99,7 @@ def test_final_score_is_gate_times_positive_score_times_weight() -> None:
         [True, True, False, True, True],
         [0.2, 0.2, 0.9, -0.4, math.nan],
         [newcomer, strong, strong, strong, strong],
+        RatingConfig(weight="ordinal"),
     )
 
     np.testing.assert_allclose(scores, [0.1, 0.15, 0.0, 0.0, 0.0])

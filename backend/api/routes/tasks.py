@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from backend.api import convert
-from backend.api.deps import PageDep, Pagination, RoundPath, SessionsDep, TaskIdPath
+from backend.api.deps import AddressPath, PageDep, Pagination, RoundPath, SessionsDep, TaskIdPath
 from backend.api.schemas import (
     LeaderboardRow,
     Page,
@@ -22,6 +22,7 @@ from backend.api.schemas import (
     TaskDetail,
     TaskMetrics,
     TaskOut,
+    TrainerRoundExplained,
 )
 from backend.crud import tasks as crud
 from backend.db.models import Task
@@ -113,6 +114,32 @@ def _get_round(sessions: sessionmaker[Session], task_id: int, round_id: int) -> 
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"round {round_id} of task {task_id} is not indexed")
         return convert.round_detail(*found, crud.round_participants(session, task_id, round_id))
+
+
+@router.get(
+    "/{task_id}/rounds/{round_id}/trainers/{address}",
+    response_model=TrainerRoundExplained,
+    responses=NOT_FOUND,
+    summary="Explain my score: one trainer's payout in one round, every term and a plain-words sentence",
+)
+async def get_round_trainer(
+    sessions: SessionsDep, task_id: TaskIdPath, round_id: RoundPath, address: AddressPath
+) -> TrainerRoundExplained:
+    return await run_in_threadpool(_get_round_trainer, sessions, task_id, round_id, address)
+
+
+def _get_round_trainer(
+    sessions: sessionmaker[Session], task_id: int, round_id: int, account: str
+) -> TrainerRoundExplained:
+    with sessions() as session:
+        _require_task(session, task_id)
+        found = crud.get_round(session, task_id, round_id)
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"round {round_id} of task {task_id} is not indexed")
+        info = crud.round_participants(session, task_id, round_id).get(account)
+        if info is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{account} did not take part in round {round_id}")
+        return convert.trainer_explained(task_id, round_id, info, found[2])
 
 
 @router.get(

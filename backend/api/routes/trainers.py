@@ -33,6 +33,7 @@ def _task_profile(session: Session, address: str, trainer: AnyRow) -> TrainerTas
             final_score=line.final_score,
             payout_wei=line.payout_wei,
             claimed=line.payout_index is not None and (task_id, line.round, line.payout_index) in claimed,
+            explanation=line.explanation,
         )
         for line in crud.score_lines(session, address, task_id)
     ]

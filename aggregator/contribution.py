@@ -1,0 +1,206 @@
+"""What each accepted update is worth to the round: its Shapley value in the round's coalition game.
+
+The game. Players are the accepted updates, grouped into same-work groups (below). A coalition `S` is worth the
+relative loss reduction on the evaluation batch of the base model stepped by the robust aggregate of `S`'s
+updates, with `S`'s share of the step:
+
+    theta_S = base - outer_lr * (W_S / W) * aggregate(rows_S, weights_S),
+    v(S)    = (loss(base) - loss(theta_S)) / |loss(base)|
+
+`W_S` is the aggregate weight of `S` and `W` that of all accepted updates (each same-work group weighs 1:
+numSamples is self-reported and weighs nothing, see docs/architecture.md), so `v(N)` is the round's actual step
+(outer momentum aside) and `v({})` is 0. With a mean aggregate, `theta_S` is the base moved by exactly the part
+of the real aggregate that `S` contributed. Near the base the loss is about quadratic, and then a player's
+Shapley value is `g . x_i - 1/2 x_i H X` for its contribution `x_i` and the total `X`. The budget of a round is
+fixed, so pay is a share of it; whether k accounts earn more than one depends on whether their k updates carry
+more than one account's worth of work (see `bench/sybil.py` for what is measured).
+
+Same work is paid once. Accounts that submit nearly the same update (the same data trained with different
+seeds, or a lightly perturbed copy the filters let through) are one group when the cosine of their centered
+directions `u_i - median_j u_j` (`u = x / ||x||`, coordinate-wise median) reaches `same_work_cosine`: honest
+updates from one base are nearly orthogonal there (see `filters`), while two runs on the same data stay aligned.
+The median, not the mean, is the center, so a minority of opposed updates (a sign flip) cannot shift it and make
+the honest updates look alike. Measured on digits (6, 10 and 20 trainers, 20 local steps, first 4 rounds): distinct
+honest trainers up to 0.49, one shard trained twice with different seeds 0.82-0.99; hence 0.7. One shard split in
+two is -0.00-0.27 under IID and 0.74-0.87 under Dirichlet(0.5): a label-skewed shard split across accounts is
+grouped, weighs as one account and is paid once.
+A group is one player of the game and one entry of the aggregate (its members share one account's weight), and
+its value goes to its earliest member in the round's order (the reveal order): so k accounts on one shard weigh,
+and are paid, as one, and an update copied from another (possible only by collusion under commit-reveal, or by
+an attacker that sees the round's updates) earns its copier nothing. Splitting the value equally, as before,
+paid three copycats of one honest update 3/4 of its value between them (9.1 % of all payouts at 30 % copycats).
+
+Work resent is paid once too: an update that repeats the same trainer's own update accepted in an earlier round
+(`resent_rounds`: its replay sketch within `filters.FilterConfig.replay_cosine` or `copy_relative_distance` of
+that trainer's fingerprint; the filters reject only replays of another trainer's work) keeps its place in the
+aggregate but is worth 0. Paid at its marginal value, a stale free-rider that resent its round-1 update every
+round took 18.5 % of the payouts at 30 % attackers: early on the old direction still lowers the loss.
+
+Cost: the Shapley estimate evaluates at most `value.budget(n_groups)` coalitions, one forward pass each
+(`value.ValueConfig`, 5 per player by default); the permutations are seeded from the round's public data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from aggregator.filters import Fingerprint
+from aggregator.value import Coalition, ShapleyEstimate, ValueConfig, estimate_shapley
+
+LossFn = Callable[[NDArray[np.floating]], float]
+AggregateFn = Callable[[NDArray[np.float64], NDArray[np.float64]], NDArray[np.float64]]
+"""`aggregate(rows, weights) -> vector`: the round's robust rule on a subset of updates."""
+
+WORST_VALUE = -10.0
+"""A coalition whose stepped model has a non-finite loss (or > 11x the base loss) is worth this."""
+_SEED_DOMAIN = b"flchain-round-game/1"
+
+
+class ContributionError(ValueError):
+    """Inconsistent inputs: shapes, weights, a non-finite base loss or a bad threshold."""
+
+
+@dataclass(frozen=True)
+class ContributionConfig:
+    """The Shapley estimator's budget and truncation, and the centered cosine that makes two updates one work."""
+
+    value: ValueConfig = field(default_factory=ValueConfig)
+    same_work_cosine: float = 0.7
+
+    def __post_init__(self) -> None:
+        if not 0 < self.same_work_cosine <= 1:
+            raise ContributionError(f"same_work_cosine must be in (0, 1], got {self.same_work_cosine}")
+
+
+@dataclass(frozen=True)
+class Contributions:
+    """Per accepted update: its group (index of the group's first member), its value and its aggregate weight."""
+
+    groups: tuple[int, ...]
+    values: NDArray[np.float64]
+    weights: NDArray[np.float64]
+    estimate: ShapleyEstimate
+
+
+def same_work_groups(rows: NDArray[np.float64], threshold: float) -> tuple[int, ...]:
+    """Group index per row (the lowest row index of its group), joining rows whose centered cosine >= threshold.
+
+    Groups are the connected components of the "same work" relation; with fewer than 3 rows there is no center
+    and every row is its own group.
+    """
+    n = rows.shape[0]
+    if n < 3:
+        return tuple(range(n))
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    units = rows / np.maximum(norms, 1e-30)
+    centered = units - np.median(units, axis=0, keepdims=True)
+    lengths = np.linalg.norm(centered, axis=1, keepdims=True)
+    directions = centered / np.maximum(lengths, 1e-30)
+    cosines = directions @ directions.T
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(n):
+        for j in range(i + 1, n):
+            if cosines[i, j] >= threshold:
+                a, b = root(i), root(j)
+                parent[max(a, b)] = min(a, b)
+    return tuple(root(i) for i in range(n))
+
+
+def group_weights(groups: Sequence[int]) -> NDArray[np.float64]:
+    """Aggregate weights: each group weighs 1, shared equally by its members (numSamples weighs nothing)."""
+    out = np.empty(len(groups))
+    for g in set(groups):
+        members = [i for i, gi in enumerate(groups) if gi == g]
+        out[members] = 1.0 / len(members)
+    return out
+
+
+def resent_rounds(
+    sketches: NDArray[np.float64], trainers: Sequence[str], history: Sequence[Fingerprint], *, cosine: float,
+    relative_distance: float,
+) -> tuple[int | None, ...]:
+    """Per row: the latest earlier round whose accepted update of the same trainer this row repeats, else None."""
+    if sketches.shape[0] != len(trainers):
+        raise ContributionError(f"{sketches.shape[0]} sketches for {len(trainers)} trainers")
+    out: list[int | None] = []
+    for sketch, trainer in zip(sketches, trainers, strict=True):
+        found = None
+        for fp in history:
+            if fp.trainer.lower() != trainer.lower() or (found is not None and fp.round_id <= found):
+                continue
+            if _close(sketch, fp.sketch, cosine, relative_distance):
+                found = fp.round_id
+        out.append(found)
+    return tuple(out)
+
+
+def _close(a: NDArray[np.float64], b: NDArray[np.float64], cosine: float, relative_distance: float) -> bool:
+    norm_a, norm_b = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if not (math.isfinite(norm_a) and math.isfinite(norm_b)) or max(norm_a, norm_b) == 0.0:
+        return False
+    if float(np.linalg.norm(a - b)) / max(norm_a, norm_b) <= relative_distance:
+        return True
+    return norm_a > 0 and norm_b > 0 and float(a @ b) / (norm_a * norm_b) > cosine
+
+
+def round_seed(task_id: int, round_id: int, digests: Sequence[bytes]) -> bytes:
+    """The permutation seed: SHA-256 over a domain tag, task, round and the accepted digests in order."""
+    h = hashlib.sha256(_SEED_DOMAIN + task_id.to_bytes(32, "big") + round_id.to_bytes(32, "big"))
+    for digest in digests:
+        h.update(digest)
+    return h.digest()
+
+
+def _game(
+    base: NDArray[np.float64], rows: NDArray[np.float64], weights: NDArray[np.float64], members: list[list[int]],
+    loss_fn: LossFn, aggregate_fn: AggregateFn, outer_lr: float, loss_before: float,
+) -> Callable[[Coalition], float]:
+    scale, total = max(abs(loss_before), 1e-12), float(weights.sum())
+
+    def value(coalition: Coalition) -> float:
+        chosen = [i for player in coalition for i in members[player]]
+        if not chosen:
+            return 0.0
+        subset = weights[chosen]
+        step = outer_lr * float(subset.sum()) / total * aggregate_fn(rows[chosen], subset)
+        loss = float(loss_fn((base - step).astype(np.float32)))
+        worth = (loss_before - loss) / scale
+        return worth if math.isfinite(worth) and worth > WORST_VALUE else WORST_VALUE
+
+    return value
+
+
+def compute_contributions(
+    base: NDArray[np.float64], rows: NDArray[np.float64], loss_fn: LossFn,
+    aggregate_fn: AggregateFn, *, outer_lr: float, loss_before: float, seed: bytes, config: ContributionConfig,
+) -> Contributions:
+    """Group the accepted updates, estimate each group's Shapley value and credit it to the group's earliest member
+    (rows are in the round's order)."""
+    if rows.ndim != 2 or rows.shape[1] != base.shape[0]:
+        raise ContributionError(f"rows {rows.shape} must be (n, {base.shape[0]})")
+    if not math.isfinite(loss_before):
+        raise ContributionError(f"base loss must be finite, got {loss_before}")
+    groups = same_work_groups(rows, config.same_work_cosine)
+    leaders = sorted(set(groups))
+    members = [[i for i, g in enumerate(groups) if g == leader] for leader in leaders]
+    weights = group_weights(groups)
+    game = _game(base, rows, weights, members, loss_fn, aggregate_fn, outer_lr, loss_before)
+    estimate = estimate_shapley(len(leaders), game, seed, config.value)
+    values = np.zeros(rows.shape[0])
+    for player, group in enumerate(members):
+        values[group[0]] = estimate.values[player]  # paid once, to the group's earliest member
+    values.setflags(write=False)
+    weights.setflags(write=False)
+    return Contributions(groups, values, weights, estimate)

@@ -1,0 +1,157 @@
+"""Sybil gain: does splitting one trainer into k accounts raise what it is paid?
+
+For each setting (n trainers, k accounts, IID or Dirichlet(0.5) partition, "split" or "same" data), two
+federations run through `aggregator.pipeline.run_round` (`bench.federation.run_federation`) with the same
+trainers, data, seeds and rounds; they differ only in trainer 0:
+
+- honest: trainer 0 submits from one account, as everyone else;
+- sybil: trainer 0 submits from k accounts, either its shard split into k disjoint parts ("split": each account
+  trains the full local steps, so k accounts compute k times as much; "split-compute": each trains 1/k of them,
+  the same computation as the one account) or the whole shard on every account with a different SGD seed each
+  ("same", duplicated work).
+
+gain = (total paid to trainer 0's k accounts) / (total paid to trainer 0's one account). Sybil-proof means gain
+<= 1 (the aim allows 1.05). The round budget is fixed, so any gain comes out of the honest trainers' pay.
+The workload is `BenchData` (digits by default), so the table can be rerun on any data set the bench loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from aggregator.pipeline import PipelineConfig
+from bench import plots
+from bench.behaviours import Behaviour, LocalTraining, SimTrainer
+from bench.data import BenchData, load_bench_data
+from bench.federation import FederationConfig, account, run_federation
+from bench.report import ExperimentReport, aim_at_most
+from bench.settings import DataSettings, Mode
+from flchain.ml.partition import partition_dirichlet, partition_iid
+
+logger = logging.getLogger(__name__)
+
+SybilMode = Literal["split", "split-compute", "same"]
+Partition = Literal["iid", "dirichlet"]
+DIRICHLET_ALPHA = 0.5
+AIM_GAIN = 1.05
+NOTES = (
+    "In 'split' each of trainer 0's k accounts trains the same number of local steps as every other account, so k "
+    "accounts do k times the local computation of one; 'split-compute' gives each account 1/k of the steps (the "
+    "one account's computation, split), which separates paying for identities from paying for computation.",
+    "Same data on k accounts: the filters reject accounts whose updates are near-duplicates (and slash them); the "
+    "others are grouped as same work by the value game and paid once, to the group's earliest account.",
+    "numSamples is self-reported and weighs nothing, so each split account weighs as much as a whole one in the "
+    "aggregate and in the value game.",
+)
+
+
+@dataclass(frozen=True)
+class SybilCase:
+    n_trainers: int
+    k: int
+    partition: Partition
+    mode: SybilMode
+
+
+@dataclass(frozen=True)
+class SybilResult:
+    case: SybilCase
+    honest_paid_wei: int
+    sybil_paid_wei: int
+    honest_accuracy: float
+    sybil_accuracy: float
+
+    @property
+    def gain(self) -> float:
+        return self.sybil_paid_wei / self.honest_paid_wei if self.honest_paid_wei else float("nan")
+
+
+def _parts(data: BenchData, case: SybilCase, seed: int) -> list[np.ndarray]:
+    if case.partition == "iid":
+        return list(partition_iid(len(data.train), case.n_trainers, seed))
+    return list(partition_dirichlet(data.train.y, case.n_trainers, alpha=DIRICHLET_ALPHA, seed=seed))
+
+
+def _federations(data: BenchData, case: SybilCase, seed: int) -> tuple[list[SimTrainer], list[SimTrainer]]:
+    parts = _parts(data, case, seed)
+    honest = [SimTrainer(account(i), data.train.subset(p), Behaviour.HONEST, seed * 1000 + i)
+              for i, p in enumerate(parts)]
+    first = honest[0]
+    if case.mode in ("split", "split-compute"):
+        share = case.k if case.mode == "split-compute" else 1
+        pieces = np.array_split(np.asarray(parts[0]), case.k)
+        clones = [SimTrainer(account(100 + j), data.train.subset(piece), Behaviour.HONEST, first.seed + 500 + j,
+                             compute_share=share) for j, piece in enumerate(pieces)]
+    else:
+        clones = [SimTrainer(account(100 + j), first.dataset, Behaviour.HONEST, first.seed + 500 + j)
+                  for j in range(case.k)]
+    return honest, clones + honest[1:]
+
+
+def measure_case(data: BenchData, case: SybilCase, rounds: int, training: LocalTraining,
+                 pipeline: PipelineConfig | None = None, seed: int = 0) -> SybilResult:
+    """Both federations of `case` for `rounds` rounds; see the module docstring."""
+    honest, sybil = _federations(data, case, seed)
+    config = FederationConfig(PipelineConfig() if pipeline is None else pipeline, rounds, training)
+    run_honest = run_federation(honest, data, config)
+    run_sybil = run_federation(sybil, data, config)
+    clones = {t.account for t in sybil[: case.k]}
+    return SybilResult(
+        case=case,
+        honest_paid_wei=run_honest.payouts_by_account().get(honest[0].account, 0),
+        sybil_paid_wei=sum(v for a, v in run_sybil.payouts_by_account().items() if a in clones),
+        honest_accuracy=run_honest.final_accuracy,
+        sybil_accuracy=run_sybil.final_accuracy,
+    )
+
+
+def all_cases(trainer_counts: Sequence[int] = (6, 10, 20), ks: Sequence[int] = (2, 3)) -> list[SybilCase]:
+    partitions: tuple[Partition, ...] = ("iid", "dirichlet")
+    modes: tuple[SybilMode, ...] = ("split", "split-compute", "same")
+    return [SybilCase(n, k, p, m) for n in trainer_counts for k in ks for p in partitions for m in modes]
+
+
+def _markdown(results: Sequence[SybilResult], rounds: int) -> list[str]:
+    lines = [f"Sybil gain after {rounds} rounds: paid to trainer 0's k accounts / paid to its one account.", "",
+             "| trainers | k | partition | mode | one account (tokens) | k accounts (tokens) | gain |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        c = r.case
+        lines.append(f"| {c.n_trainers} | {c.k} | {c.partition} | {c.mode} | {r.honest_paid_wei / 1e18:.2f} | "
+                     f"{r.sybil_paid_wei / 1e18:.2f} | {r.gain:.3f} |")
+    return lines
+
+
+def run(mode: Mode, out_dir: Path, data_settings: DataSettings | None = None) -> ExperimentReport:
+    """Every case of `all_cases` (tiny: 6 trainers, k = 2, 2 rounds; else 8 rounds of 20 local steps)."""
+    start = time.perf_counter()
+    data = load_bench_data(data_settings or DataSettings())
+    rounds, steps = (2, 5) if mode is Mode.TINY else (8, 20)
+    training = LocalTraining(local_steps=steps)
+    cases = all_cases() if mode is not Mode.TINY else all_cases((6,), (2,))
+    results = []
+    for case in cases:
+        logger.info("sybil: %s", case)
+        results.append(measure_case(data, case, rounds, training))
+    worst = max(r.gain for r in results)
+    aims = [aim_at_most("worst Sybil gain (k = 2, 3; 6/10/20 trainers; IID and Dirichlet)", worst, AIM_GAIN)]
+    rows = [{**dataclasses.asdict(r.case), "gain": r.gain, "honest_paid_wei": r.honest_paid_wei,
+             "sybil_paid_wei": r.sybil_paid_wei, "honest_accuracy": r.honest_accuracy,
+             "sybil_accuracy": r.sybil_accuracy} for r in results]
+    over = [r for r in results if r.gain > AIM_GAIN]
+    labels = [f"{r.case.n_trainers} k{r.case.k} {r.case.partition} {r.case.mode}" for r in results]
+    figure = plots.sybil_figure(labels, [r.gain for r in results], AIM_GAIN, out_dir / "sybil.png")
+    return ExperimentReport(
+        "sybil", mode.value, {"rounds": rounds, "local_steps": steps, "dirichlet_alpha": DIRICHLET_ALPHA},
+        {"data": data.describe(), "cases": rows}, ["# Sybil gain", "", *_markdown(results, rounds)], tuple(aims),
+        time.perf_counter() - start, NOTES, (figure.name,),
+        f"worst Sybil gain {worst:.3f}; {len(over)} of {len(results)} cases above {AIM_GAIN}",
+    )

@@ -1,0 +1,124 @@
+"""Value-based pay through `run_round` on a quadratic loss: splitting and duplicating work do not pay more."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from aggregator.pipeline import RoundInputs, RoundOutcome, Submission, run_round
+
+DIM = 64
+OPTIMUM = np.linspace(-1.0, 1.0, DIM)
+BUDGET_WEI = 10**18
+
+
+def quadratic_loss(theta: NDArray[np.floating]) -> float:
+    return float(np.sum((np.asarray(theta, dtype=np.float64) - OPTIMUM) ** 2))
+
+
+def _honest(seed: int, scale: float = 0.5) -> NDArray[np.float32]:
+    """delta = base - local, the local model a step `scale` toward the optimum plus private noise (base 0)."""
+    noise = np.random.default_rng(seed).normal(0.0, 0.08, DIM)
+    return (-(scale * OPTIMUM + noise)).astype(np.float32)
+
+
+def _sub(index: int, delta: NDArray[np.float32], samples: int = 100) -> Submission:
+    return Submission(account=f"0x{index + 1:040x}", digest=bytes([index + 1]) * 32, cid=f"cid-{index}",
+                      num_samples=samples, block_number=10 + index, log_index=0, delta=delta)
+
+
+def _run(subs: list[Submission]) -> RoundOutcome:
+    inputs = RoundInputs(task_id=1, round_id=3, base=np.zeros(DIM, dtype=np.float32), submissions=tuple(subs),
+                         budget_wei=BUDGET_WEI)
+    return run_round(inputs, quadratic_loss)
+
+
+def _paid(outcome: RoundOutcome, indices: range) -> int:
+    accounts = {f"0x{i + 1:040x}" for i in indices}
+    return sum(row.payout_wei for row in outcome.trainers if row.account.lower() in accounts)
+
+
+def _others() -> list[Submission]:
+    return [_sub(i, _honest(i)) for i in range(10, 15)]
+
+
+def test_splitting_ones_work_across_two_or_three_accounts_does_not_raise_the_total_pay() -> None:
+    """Trainer A's work split k ways (each account trains 1/k of the steps): the parts sum to A's update.
+
+    Each part claims A's whole sample count: numSamples weighs nothing, so claiming it gains nothing either.
+    """
+    whole = _honest(0)
+    alone = _paid(_run([_sub(0, whole), *_others()]), range(1))
+    for k in (2, 3):
+        rng = np.random.default_rng(k)
+        noise = rng.normal(0.0, 0.08 / k, (k, DIM))
+        parts = whole / k + (noise - noise.mean(axis=0)).astype(np.float32)  # the parts sum to the whole
+
+        split = _paid(_run([*(_sub(j, parts[j]) for j in range(k)), *_others()]), range(k))
+
+        assert alone > 0
+        assert 0.3 * alone <= split <= 1.05 * alone, (k, split / alone)  # less weight in the mean: 6/(5 + k)
+
+
+def test_k_accounts_each_doing_a_full_accounts_work_are_paid_for_k_updates_not_for_k_identities() -> None:
+    """k full-size updates (k times the compute) on the splitter's data: paid about k shares, not more.
+
+    A measured limit, not a goal: without verifiable sample counts, k accounts that each submit a full update of
+    independent work weigh k times in the aggregate, and their marginal value is about k times one account's.
+    """
+    whole = _honest(0)
+    alone = _paid(_run([_sub(0, whole), *_others()]), range(1))
+    for k in (2, 3):
+        parts = np.stack([_honest(100 + j) for j in range(k)])
+
+        split = _paid(_run([*(_sub(j, parts[j]) for j in range(k)), *_others()]), range(k))
+
+        fair = k * (6 / (5 + k)) * alone  # k of the 5 + k equal shares, against 1 of 6
+        assert 0.8 * fair <= split <= 1.2 * fair, (k, split / fair)
+
+
+def test_two_accounts_doing_the_same_work_are_one_group_paid_once() -> None:
+    """Same shard, different seeds: nearly the same update (not a filter duplicate), full sample claim each."""
+    whole = _honest(0)
+    twin = (whole + np.random.default_rng(99).normal(0.0, 0.03, DIM)).astype(np.float32)
+    single = _run([_sub(0, whole), *_others()])
+
+    doubled = _run([_sub(0, whole), _sub(1, twin), *_others()])
+
+    rows = {row.account.lower(): row for row in doubled.trainers}
+    first, second = rows[f"0x{1:040x}"], rows[f"0x{2:040x}"]
+    assert first.status == second.status == "accepted"  # the filters let it through ...
+    assert second.same_work_as == first.account and first.same_work_as is None  # ... the value game does not
+    assert (first.value_score or 0.0) > 0 and second.value_score == 0.0 and second.payout_wei == 0
+    assert _paid(doubled, range(2)) <= 1.05 * _paid(single, range(1))
+
+
+def test_an_update_resent_from_an_earlier_round_keeps_its_place_in_the_aggregate_and_earns_nothing() -> None:
+    """A stale free-rider resends its round-3 update in round 4: not another trainer's work, so not rejected."""
+    stale = _honest(0)
+    first = _run([_sub(0, stale), *_others()])
+    later = [_sub(i, _honest(50 + i)) for i in range(10, 15)]
+    inputs = RoundInputs(task_id=1, round_id=4, base=np.asarray(first.new_params), budget_wei=BUDGET_WEI,
+                         submissions=(_sub(0, stale), *later), history=first.fingerprints, ratings=first.ratings,
+                         state=first.state)
+
+    second = run_round(inputs, quadratic_loss)
+
+    rows = {row.account.lower(): row for row in second.trainers}
+    resent = rows[f"0x{1:040x}"]
+    assert resent.status == "accepted" and resent.aggregated and resent.resends_round == 3
+    assert resent.value_score == 0.0 and resent.payout_wei == 0
+    assert all(row.resends_round is None and row.payout_wei > 0 for row in second.trainers if row is not resent)
+    assert second.payout_total_wei > 0.99 * BUDGET_WEI
+
+
+def test_a_harmful_update_has_negative_value_and_gets_nothing_within_the_evaluation_budget() -> None:
+    attacker = (-2.0 * _honest(7)).astype(np.float32)
+    outcome = _run([*_others(), _sub(20, attacker)])
+
+    rows = {row.account.lower(): row for row in outcome.trainers}
+    bad = rows[f"0x{21:040x}"]
+    assert bad.status == "accepted" and (bad.value_score or 0.0) < 0 and bad.payout_wei == 0
+    values = sum(row.value_score or 0.0 for row in outcome.trainers)
+    assert not outcome.value_exact and outcome.value_evaluations <= 5 * 6  # 64 coalitions exceed the budget
+    assert values > 0 and all(row.payout_wei > 0 for row in outcome.trainers if row.account != bad.account)
