@@ -12,12 +12,13 @@ sponsor's; the default digits held-out split is reproducible by anyone.
 The one input the chain cannot prove is which updates the aggregator could not fetch: those the report marks
 `missing` stay missing in the recomputation (and a note says when they are available now). The round verifies
 when the recomputed new model digest, report digest, payout root and total equal the on-chain ones.
+`verify_result` applies the same recomputation to a result proposed to a task's validators (validator/service.py).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aggregator.collect import Fetched, fetch_one
 from aggregator.compute import (
@@ -33,7 +34,7 @@ from aggregator.filters import RejectReason
 from aggregator.publish import RoundContext
 from aggregator.settle import Coordinator
 from flchain.chain.tasklog import RevealedUpdate, TaskLog
-from flchain.chain.types import RoundStatus, eval_commitment
+from flchain.chain.types import Finalization, RoundStatus, eval_commitment
 from flchain.codec import DEFAULT_LIMITS, content_digest
 from flchain.report import RoundReport, TrainerScore
 from flchain.storage.protocol import Storage
@@ -98,10 +99,10 @@ def _differences(published: RoundReport, recomputed: RoundReport) -> tuple[str, 
 
 def _round_data(
     coordinator: Coordinator, log: TaskLog, storage: Storage, runtime: ModelRuntime, task_id: int, round_id: int,
-    report: RoundReport, disputes: list[str],
+    fin: Finalization, report: RoundReport, disputes: list[str],
 ) -> RoundData:
     fetcher = DirectFetcher(storage)
-    fin, opening = log.finalizations[round_id], log.openings.get(round_id)
+    opening = log.openings.get(round_id)
     if opening is None:
         raise VerifyError(f"no RoundOpened event for round {round_id}")
     eval_bytes = storage.cat(fin.eval_cid, max_bytes=DEFAULT_LIMITS.max_payload_bytes)
@@ -135,17 +136,30 @@ def verify_round(
     if coordinator.round_status(task_id, round_id) is not RoundStatus.FINALIZED or round_id not in log.finalizations:
         raise VerifyError(f"round {round_id} of task {task_id} is not finalized")
     stored = coordinator.get_round(task_id, round_id)
-    fin = log.finalizations[round_id]
-    report = RoundReport.from_bytes(DirectFetcher(storage).get(fin.report_cid, stored.report_digest, MAX_REPORT_BYTES))
+    on_chain = replace(
+        log.finalizations[round_id], new_model_digest=stored.new_model_digest, report_digest=stored.report_digest,
+        payout_root=stored.payout_root, payout_total_wei=stored.payout_total_wei,
+    )
+    return verify_result(coordinator, log, storage, runtime, task_id, round_id, on_chain)
+
+
+def verify_result(
+    coordinator: Coordinator, log: TaskLog, storage: Storage, runtime: ModelRuntime, task_id: int, round_id: int,
+    claimed: Finalization,
+) -> VerifyResult:
+    """Recompute round `round_id` from its reveals and the data `claimed` names (a finalized or a proposed result)
+    and compare the model digest, report digest, payout root and total with `claimed`'s."""
+    report_bytes = DirectFetcher(storage).get(claimed.report_cid, claimed.report_digest, MAX_REPORT_BYTES)
+    report = RoundReport.from_bytes(report_bytes)
     notes: list[str] = []
     disputes: list[str] = []
-    data = _round_data(coordinator, log, storage, runtime, task_id, round_id, report, disputes)
+    data = _round_data(coordinator, log, storage, runtime, task_id, round_id, claimed, report, disputes)
     computed = compute_round(data, runtime, lambda blob: storage.add(blob, only_hash=True)).artifacts
     checks = (
-        Check("new model digest", "0x" + stored.new_model_digest.hex(), "0x" + computed.model.digest.hex()),
-        Check("report digest", "0x" + stored.report_digest.hex(), "0x" + computed.report.digest.hex()),
-        Check("payout root", "0x" + stored.payout_root.hex(), "0x" + computed.payout_root.hex()),
-        Check("payout total (wei)", str(stored.payout_total_wei), str(computed.payout_total_wei)),
+        Check("new model digest", "0x" + claimed.new_model_digest.hex(), "0x" + computed.model.digest.hex()),
+        Check("report digest", "0x" + claimed.report_digest.hex(), "0x" + computed.report.digest.hex()),
+        Check("payout root", "0x" + claimed.payout_root.hex(), "0x" + computed.payout_root.hex()),
+        Check("payout total (wei)", str(claimed.payout_total_wei), str(computed.payout_total_wei)),
     )
     recomputed_report = RoundReport.from_bytes(computed.report.data)
     return VerifyResult(
