@@ -5,6 +5,10 @@ by all three, finalized, and pays the honest trainers."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -24,6 +28,7 @@ from flchain.devnet.anvil import AnvilNode, start_anvil
 from flchain.devnet.ipfs import IpfsNode
 from flchain.merkle import PAYOUT_LEAF_ENCODING, StandardMerkleTree
 from flchain.ml.specs import spec_from_name
+from flchain.paths import REPO_ROOT
 from flchain.report import RoundReport
 from flchain.sponsor import TaskTerms, create_task
 from flchain.storage import IpfsClient
@@ -119,6 +124,19 @@ def padded(aggregator: Aggregator, round_id: int) -> Finalization:
                    payout_total_wei=sum(amount for _, amount in payees))
 
 
+def recompute_in_process(stage: Stage, round_id: int, threads: int) -> dict[str, str]:
+    """`flchain verify round --json` in a separate process with `threads` torch, OpenMP and BLAS threads: the
+    recomputed model digest, report digest, payout root and total by check name."""
+    threads_env = {name: str(threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    args = ["verify", "round", "--task", str(stage.task_id), "--round", str(round_id), "--rpc-url", stage.rpc_url,
+            "--manifest", str(stage.manifest_path), "--ipfs-url", stage.ipfs_url, "--torch-threads", str(threads),
+            "--json"]
+    result = subprocess.run([sys.executable, "-m", "aggregator.cli", *args], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, **threads_env})
+    body = json.loads(result.stdout.strip().splitlines()[-1])
+    return {check["name"]: check["recomputed"] for check in body["checks"]}
+
+
 def everyone_votes(services: list[Validator], max_ticks: int = 40) -> None:
     """Each service ticks until it cast one more vote (or, once the proposal is decided, gives up waiting)."""
     for service in services:
@@ -172,3 +190,11 @@ def test_padded_payout_is_disputed_and_never_paid_and_the_honest_reproposal_is_a
         aggregator.deps.log.finalizations[1].report_cid, stored.report_digest, 1 << 24))
     paid = {row.account for row in report.trainers if int(row.payout_wei) > 0}
     assert {r.address for r in HONEST} <= paid and dev_account(AGGREGATOR_INDEX).address not in paid
+
+    # Assert: determinism: two more processes, with 1 and with 2 threads, recompute exactly the finalized bytes.
+    on_chain = {
+        "new model digest": "0x" + stored.new_model_digest.hex(), "report digest": "0x" + stored.report_digest.hex(),
+        "payout root": "0x" + stored.payout_root.hex(), "payout total (wei)": str(stored.payout_total_wei),
+    }
+    assert recompute_in_process(stage, 1, threads=1) == on_chain
+    assert recompute_in_process(stage, 1, threads=2) == on_chain

@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from backend.api.main import create_app
 from backend.db.models import ProposalRecord, Task, ValidatorRecord, ValidatorSetRecord, VoteRecord
 from backend.db.session import init_db, make_engine, session_factory
 from backend.indexer.projector import apply_event
@@ -32,11 +34,10 @@ def proposed(block: int, nonce: int, root: bytes) -> Any:
               finalization=f)
 
 
-def test_a_rejected_proposal_and_its_successor_are_projected_with_votes_bonds_and_the_slash(
-    sessions: sessionmaker[Session],
-) -> None:
-    # Prepare: a task with three validators (k = 2), bonds, a padded proposal disputed twice, then an honest one.
-    events = [
+def quorum_round() -> list[Any]:
+    """A task with three validators (k = 2), a bonded proposer, a padded proposal disputed twice, then an honest
+    one attested twice."""
+    return [
         task_created(),
         ev("ValidatorsSet", 1, 1, taskId=1, validators=[V1, V2, V3], quorum=2, bond=50, fromRound=1),
         ev("BondDeposited", 2, taskId=1, account=AGG, amount=50, bondAfter=50),
@@ -48,6 +49,13 @@ def test_a_rejected_proposal_and_its_successor_are_projected_with_votes_bonds_an
         ev("RoundAttested", 6, 0, taskId=1, round=1, validator=V1, nonce=2, attestations=1),
         ev("RoundAttested", 6, 1, taskId=1, round=1, validator=V3, nonce=2, attestations=2),
     ]
+
+
+def test_a_rejected_proposal_and_its_successor_are_projected_with_votes_bonds_and_the_slash(
+    sessions: sessionmaker[Session],
+) -> None:
+    # Prepare
+    events = quorum_round()
 
     # Execute: apply them all, then all again (a replayed batch).
     with sessions.begin() as session:
@@ -85,3 +93,35 @@ def test_a_new_set_replaces_the_members(sessions: sessionmaker[Session]) -> None
         assert session.scalars(select(ValidatorRecord.account).where(ValidatorRecord.member)).all() == [V3]
         record = session.get(ValidatorSetRecord, 1)
         assert record is not None and (record.from_round, record.bond_wei) == (3, 7)
+
+
+def test_validation_endpoint_shows_each_proposal_its_votes_and_each_validators_record(
+    sessions: sessionmaker[Session],
+) -> None:
+    # Prepare: the quorum round, finalized with the second proposal's result; V2 had disputed the first.
+    finalization = {"newModelDigest": b"\x03" * 32, "newModelCid": "bafknew", "reportDigest": b"\x04" * 32,
+                    "reportCid": "bafkreport", "evalCid": "bafkeval", "payoutRoot": b"\x0c" * 32, "payoutTotal": 900}
+    opened = ev("RoundOpened", 2, 5, taskId=1, round=1, baseModelDigest=b"\x02" * 32, baseModelCid="bafkinit",
+                evalCommitment=b"\x05" * 32, commitDeadline=10, revealDeadline=20)
+    finalized = ev("RoundFinalized", 7, taskId=1, round=1, finalization=finalization)
+    created, *rest = quorum_round()
+    with sessions.begin() as session:
+        for e in [created, opened, *rest, finalized]:
+            apply_event(session, e)
+    app = create_app(sessions)
+
+    # Execute
+    with TestClient(app) as client:
+        body = client.get("/api/tasks/1/validation").json()
+        missing = client.get("/api/tasks/99/validation")
+
+    # Assert
+    assert (body["quorum"], body["validator_count"], body["bond_wei"]) == (2, 3, "50")
+    assert [(p["nonce"], p["status"], p["disputes"], p["attestations"]) for p in body["proposals"]] == [
+        (1, "rejected", 2, 0), (2, "finalized", 0, 2)
+    ]
+    assert [v["vote"] for v in body["proposals"][0]["votes"]] == ["dispute", "dispute"]
+    records = {v["account"]: v for v in body["validators"]}
+    assert (records[V1]["attested"], records[V1]["disputed"], records[V1]["against_outcome"]) == (1, 1, 0)
+    assert records[AGG]["slashed_wei"] == "50" and not records[AGG]["member"]
+    assert missing.status_code == 404
