@@ -71,9 +71,10 @@ def bootstrap(w3: Web3, sponsor: LocalAccount, storage: Storage, plan: Bootstrap
         logger.info("created task %d", created.task_id)
     for address in keystore_addresses(plan.trainer_keystores) if plan.trainer_keystores else []:
         _fund_trainer(w3, sponsor, token, address, plan)
-    for validator in plan.validators:  # tokens for the bond (their gas comes with the development chain)
-        if token.balance_of(validator) < plan.validator_bond_wei:
-            token.mint(validator, 2 * plan.validator_bond_wei)
+    bonded = [*plan.validators, *plan.aggregators] if plan.validators else []
+    for account in bonded:  # tokens for the bonds of validators and proposers (gas comes with the dev chain)
+        if token.balance_of(account) < plan.validator_bond_wei:
+            token.mint(account, 2 * plan.validator_bond_wei)
     return manifest
 
 

@@ -138,7 +138,8 @@ class LocalStack:
             trainer = dev_account(FIRST_TRAINER_INDEX + offset)
             token.mint(trainer.address, 10 * self.config.min_stake_wei)
             self.info.trainers[role.name] = trainer.address
-        for index in self._validator_indexes():
+        bonded = [*self._validator_indexes(), AGGREGATOR_INDEX] if self.config.validators else []
+        for index in bonded:  # validators and the proposing aggregator hold bonds on a validated task
             token.mint(dev_account(index).address, 2 * self.config.validator_bond_wei)
 
     def create_task(self) -> None:
