@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from aggregator.compute import ModelRuntime
+from aggregator.service import Tick
 from aggregator.settle import Coordinator
 from aggregator.verify import VerifyError, VerifyResult, verify_result
 from flchain.chain.tasklog import TaskLog
@@ -39,12 +40,6 @@ logger = logging.getLogger(__name__)
 class Vote(StrEnum):
     ATTEST = "attest"
     DISPUTE = "dispute"
-
-
-class Tick(StrEnum):
-    WAIT = "wait"
-    VOTED = "voted"
-    DONE = "done"
 
 
 class ValidatorChain(Coordinator, Protocol):
@@ -118,7 +113,7 @@ class Validator:
         if ballot is None:
             return Tick.WAIT
         self.cast(ballot)
-        return Tick.VOTED
+        return Tick.WORKED
 
     def _settled(self, round_id: int) -> bool:
         return self.coordinator.round_status(self.task_id, round_id) in (RoundStatus.FINALIZED, RoundStatus.EXPIRED)

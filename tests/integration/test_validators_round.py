@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.bootstrap import build_aggregator
-from aggregator.service import Aggregator
+from aggregator.service import Aggregator, Tick
 from aggregator.settings import AggregatorSettings
 from flchain.chain.client import CoordinatorClient, TokenClient, connect
 from flchain.chain.deploy import deploy_contracts
@@ -52,7 +52,7 @@ from tests.integration.test_aggregator_round import (
     use_keys,
 )
 from validator.cli import build_validator
-from validator.service import Tick, Validator, Vote
+from validator.service import Validator, Vote
 from validator.settings import ValidatorSettings
 
 pytestmark = pytest.mark.integration
@@ -142,7 +142,7 @@ def everyone_votes(services: list[Validator], max_ticks: int = 40) -> None:
     for service in services:
         before = len(service.ballots)
         for _ in range(max_ticks):
-            if service.tick() is Tick.VOTED or len(service.ballots) > before:
+            if service.tick() is Tick.WORKED or len(service.ballots) > before:
                 break
             time.sleep(0.05)
 
