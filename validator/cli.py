@@ -82,4 +82,5 @@ def build_validator(settings: ValidatorSettings) -> Validator:
     return Validator(
         parts.coordinator, parts.log, recompute, settings.task_id, rounds=settings.rounds,
         deposit_bond=settings.deposit_bond, poll_interval_s=settings.poll_interval_s,
+        finalize_grace_s=settings.finalize_grace_s,
     )

@@ -9,7 +9,9 @@ Each tick:
              (aggregator.verify.verify_result): the same reveals, base model, revealed evaluation batch, prior
              state and the aggregator configuration the report references;
 4. vote      attest when the recomputed model digest, report digest, payout root and total all equal the proposed
-             ones, dispute otherwise.
+             ones, dispute otherwise;
+5. finalize  a proposal that holds its quorum but that the aggregator left unfinalized for `finalize_grace_s`
+             (anyone may finalize an attested proposal), so the trainers' claims open without the aggregator.
 
 The comparison is exact: the round math is deterministic for a fixed thread count and the validator runs it as
 the aggregator does (docs/validators.md has the measurement). A proposal whose data cannot be fetched is neither
@@ -29,6 +31,7 @@ from aggregator.compute import ModelRuntime
 from aggregator.service import Tick
 from aggregator.settle import Coordinator
 from aggregator.verify import VerifyError, VerifyResult, verify_result
+from flchain.chain.errors import ContractRevert
 from flchain.chain.tasklog import TaskLog
 from flchain.chain.types import Finalization, ProposalState, RoundStatus
 from flchain.storage.errors import StorageError
@@ -68,8 +71,8 @@ class Validator:
 
     def __init__(
         self, coordinator: ValidatorChain, log: TaskLog, recompute: Recompute, task_id: int, *,
-        rounds: int = 0, deposit_bond: bool = True, poll_interval_s: float = 2.0,
-        sleep: Callable[[float], None] = time.sleep,
+        rounds: int = 0, deposit_bond: bool = True, poll_interval_s: float = 2.0, finalize_grace_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.coordinator = coordinator
         self.log = log
@@ -78,8 +81,11 @@ class Validator:
         self.rounds = rounds
         self.deposit_bond = deposit_bond
         self.poll_interval_s = poll_interval_s
+        self.finalize_grace_s = finalize_grace_s
         self.sleep = sleep
+        self.clock = clock
         self.ballots: list[Ballot] = []
+        self._quorum_seen: dict[tuple[int, int], float] = {}  # (round, nonce) -> when an attested quorum was seen
 
     def run(self) -> None:
         logger.info("validator %s on task %d", self.coordinator.account, self.task_id)
@@ -105,14 +111,31 @@ class Validator:
         if slot is None or round_id == 0:
             return Tick.WAIT
         proposal = self.coordinator.get_proposal(self.task_id, round_id)
-        if not proposal.live or (proposal.attested_by | proposal.disputed_by) & (1 << slot):
+        if not proposal.live or self.coordinator.round_status(self.task_id, round_id) is not RoundStatus.CLOSED:
             return Tick.WAIT
-        if self.coordinator.round_status(self.task_id, round_id) is not RoundStatus.CLOSED:
-            return Tick.WAIT
+        if (proposal.attested_by | proposal.disputed_by) & (1 << slot):
+            return self.finalize_if_abandoned(round_id, proposal)
         ballot = self.judge(round_id, proposal)
         if ballot is None:
             return Tick.WAIT
         self.cast(ballot)
+        return Tick.WORKED
+
+    def finalize_if_abandoned(self, round_id: int, proposal: ProposalState) -> Tick:
+        """Finalize an attested proposal the aggregator has left unfinalized for `finalize_grace_s` (anyone may:
+        the contract accepts only the proposed result with its quorum), so the trainers' claims open anyway."""
+        if proposal.attestations < self.coordinator.get_validators(self.task_id).quorum:
+            return Tick.WAIT
+        seen = self._quorum_seen.setdefault((round_id, proposal.nonce), self.clock())
+        proposed = self.log.proposal(round_id, proposal.nonce)
+        if self.clock() - seen < self.finalize_grace_s or proposed is None:
+            return Tick.WAIT
+        try:
+            self.coordinator.finalize_round(self.task_id, round_id, proposed)
+        except ContractRevert as e:  # finalized by someone else in the meantime
+            logger.info("round %d: finalize of the attested proposal refused: %s", round_id, e)
+            return Tick.WAIT
+        logger.info("round %d: finalized attested proposal %d (its proposer had not)", round_id, proposal.nonce)
         return Tick.WORKED
 
     def _settled(self, round_id: int) -> bool:

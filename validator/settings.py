@@ -41,6 +41,9 @@ class ValidatorSettings(BaseSettings):
     poll_interval_s: float = Field(2.0, gt=0, description="How often to poll the chain.")
     confirmations: int = Field(0, ge=0, description="Blocks an event must be buried under before it is read.")
     deposit_bond: bool = Field(True, description="Deposit the bond the task asks for when ours is short.")
+    finalize_grace_s: float = Field(
+        30.0, ge=0, description="Finalize an attested proposal its aggregator left unfinalized this long."
+    )
     ipfs_timeout_s: float = Field(60.0, gt=0, description="Timeout of one IPFS request.")
     rpc_timeout_s: float = Field(30.0, gt=0, description="Timeout of one JSON-RPC request.")
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from aggregator.service import Tick
 from aggregator.verify import Check, VerifyError, VerifyResult
+from flchain.chain.errors import ContractRevert
 from flchain.chain.types import Finalization, ProposalState, RoundStatus, TaskState, ValidatorSet
 from validator.service import Validator, Vote
 
@@ -25,6 +26,7 @@ class FakeChain:
     bond_wei: int = 0
     proposal: ProposalState = LIVE
     sent: list[str] = field(default_factory=list)
+    finalized_elsewhere: bool = False  # another account finalized in a block the validator has not read yet
 
     def get_task(self, task_id: int) -> TaskState:
         return TaskState("", "", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, False, False, b"", b"")
@@ -51,6 +53,14 @@ class FakeChain:
         self.sent.append(f"attest {round_id}/{nonce}")
         return None
 
+    def finalize_round(self, task_id: int, round_id: int, finalization: Finalization) -> object:
+        if self.finalized_elsewhere:
+            raise ContractRevert("NoLiveProposal", (task_id, round_id, self.proposal.nonce), "finalizeRound")
+        assert finalization == RESULT and self.proposal.attestations >= self.validation.quorum
+        self.proposal = replace(self.proposal, deadline=0)
+        self.sent.append(f"finalize {round_id}")
+        return None
+
     def dispute_round(self, task_id: int, round_id: int, nonce: int) -> object:
         self.proposal = replace(self.proposal, disputed_by=self.proposal.disputed_by | 2)
         self.sent.append(f"dispute {round_id}/{nonce}")
@@ -73,8 +83,10 @@ def recomputed(*, payout_root: str = "0x03") -> object:
     return recompute
 
 
-def validator(chain: FakeChain, recompute: object) -> Validator:
-    return Validator(chain, FakeLog(), recompute, 1)  # type: ignore[arg-type]
+def validator(chain: FakeChain, recompute: object, clock: list[float] | None = None) -> Validator:
+    now = clock if clock is not None else [0.0]
+    return Validator(chain, FakeLog(), recompute, 1, finalize_grace_s=30.0,  # type: ignore[arg-type]
+                     clock=lambda: now[0])
 
 
 def test_an_exact_match_is_attested_once_after_topping_up_the_bond() -> None:
@@ -112,6 +124,34 @@ def test_an_account_outside_the_set_never_votes_nor_bonds() -> None:
     chain = FakeChain(validation=ValidatorSet((OTHER,), quorum=1, bond_wei=7))
 
     assert validator(chain, recomputed()).tick() is Tick.WAIT
+    assert chain.sent == []
+
+
+def test_an_attested_proposal_left_unfinalized_is_finalized_after_the_grace_period_only() -> None:
+    clock = [0.0]
+    chain = FakeChain(bond_wei=7)
+    service = validator(chain, recomputed(), clock)
+    service.tick()  # attests
+    chain.proposal = replace(chain.proposal, attestations=1)  # quorum 1 reached, nobody finalizes
+
+    assert service.tick() is Tick.WAIT  # grace starts
+    clock[0] = 29.0
+    assert service.tick() is Tick.WAIT
+    clock[0] = 31.0
+    assert service.tick() is Tick.WORKED
+
+    assert chain.sent == ["attest 1/1", "finalize 1"]
+
+
+def test_a_finalize_that_lost_the_race_is_not_an_error() -> None:
+    clock = [100.0]
+    chain = FakeChain(bond_wei=7, proposal=replace(LIVE, attestations=1, attested_by=2))
+    service = validator(chain, recomputed(), clock)
+    assert service.tick() is Tick.WAIT  # grace starts
+    chain.finalized_elsewhere = True
+    clock[0] = 200.0
+
+    assert service.tick() is Tick.WAIT
     assert chain.sent == []
 
 
