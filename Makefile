@@ -32,8 +32,8 @@ fuzz: setup
 	PYTHONPATH=$(CURDIR) $(VENV)/python -m tests.fuzz.run_fuzz --seconds $(FUZZ_SECONDS) --work .fuzz
 
 lint: setup
-	$(VENV)/ruff check flchain trainer aggregator backend bench tests scripts
-	$(VENV)/mypy --strict flchain trainer aggregator backend bench
+	$(VENV)/ruff check flchain trainer aggregator validator backend bench tests scripts
+	$(VENV)/mypy --strict flchain trainer aggregator validator backend bench
 	./scripts/slither.sh
 
 clean:

@@ -11,7 +11,8 @@ Each round:
              nothing and, the contract slashing only participants, are not slashable);
 3-6. score   filters, LossScore, ratings, final scores, payouts, robust aggregation and the outer step;
 7. publish   the new model, the payout tree, the revealed evaluation batch, the aggregator state, the report;
-8. finalize  on-chain, then reputations (in batches) and slashes (with the report as evidence).
+8. finalize  on-chain (on a task with validators: propose, wait for a quorum of attestations, then finalize),
+             then reputations (in batches) and slashes (with the report as evidence).
 
 Restart-safe (kill -9 at any point): every step's result is journaled atomically in `state_dir` (aggregator.state)
 before the next step runs, and every on-chain action first checks the chain (round status, reputation rounds,
@@ -259,8 +260,12 @@ class Aggregator:
         if fetched is None:
             return Tick.WAIT
         artifacts = self.score(round_id, opening, fetched)
-        self.publish(round_id, artifacts, fetched)
-        finalize(self.deps.coordinator, self.task_id, round_id, artifacts)
+        if self.deps.coordinator.get_proposal(self.task_id, round_id).live:
+            logger.debug("round %d: proposal live, published before", round_id)
+        else:
+            self.publish(round_id, artifacts, fetched)
+        if not finalize(self.deps.coordinator, self.task_id, round_id, artifacts):
+            return Tick.WAIT  # proposed to the validators, or waiting for their quorum
         self._checkpoint(Step.FINALIZE, round_id)
         return Tick.WORKED
 

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aggregator.publish import RoundArtifacts
-from flchain.chain.types import Finalization, Reputation, RoundState, RoundStatus, TaskState
+from flchain.chain.types import (
+    Finalization,
+    ProposalState,
+    Reputation,
+    RoundState,
+    RoundStatus,
+    TaskState,
+    ValidatorSet,
+    proposal_hash,
+)
 from flchain.report import RoundReport
 
 logger = logging.getLogger(__name__)
@@ -55,6 +64,16 @@ class Coordinator(Protocol):
 
     def sweep(self, task_id: int, round_id: int) -> object: ...
 
+    def get_validators(self, task_id: int) -> ValidatorSet: ...
+
+    def get_proposal(self, task_id: int, round_id: int) -> ProposalState: ...
+
+    def bond_of(self, task_id: int, account: str) -> int: ...
+
+    def deposit_bond(self, task_id: int, amount_wei: int) -> object: ...
+
+    def propose_round(self, task_id: int, round_id: int, finalization: Finalization) -> object: ...
+
 
 class SettleError(RuntimeError):
     """The chain holds a finalization of the round that is not ours, or the round can no longer be finalized."""
@@ -67,7 +86,8 @@ class SettleSummary:
 
 
 def finalize(coordinator: Coordinator, task_id: int, round_id: int, artifacts: RoundArtifacts) -> bool:
-    """Send finalizeRound unless the chain already holds exactly this finalization; True when it was sent."""
+    """Send finalizeRound unless the chain already holds exactly this finalization; True when it was sent. On a task
+    with validators the result is proposed first and finalized once a quorum attested it (False until then)."""
     status = coordinator.round_status(task_id, round_id)
     ours = artifacts.finalization()
     if status is RoundStatus.FINALIZED:
@@ -79,12 +99,42 @@ def finalize(coordinator: Coordinator, task_id: int, round_id: int, artifacts: R
         return False
     if status is not RoundStatus.CLOSED:
         raise SettleError(f"round {round_id} is {status.name}, it cannot be finalized")
+    validation = coordinator.get_validators(task_id)
+    if validation.quorum and not _attested(coordinator, task_id, round_id, ours, validation):
+        return False
     coordinator.finalize_round(task_id, round_id, ours)
     logger.info(
         "round %d: finalize: model %s, report %s, payout root 0x%s, total %d wei", round_id, ours.new_model_cid,
         ours.report_cid, ours.payout_root.hex(), ours.payout_total_wei,
     )
     return True
+
+
+def _attested(
+    coordinator: Coordinator, task_id: int, round_id: int, ours: Finalization, validation: ValidatorSet
+) -> bool:
+    """On a task with validators: whether our proposal holds a quorum of attestations; proposes it (depositing the
+    missing bond first) when no proposal is live. Raises SettleError when another result is live or ours was
+    rejected (proposing it again would only lose another bond: the round is left to expire)."""
+    proposal = coordinator.get_proposal(task_id, round_id)
+    mine = proposal.proposal_hash == proposal_hash(ours)
+    if proposal.live and not mine:
+        raise SettleError(f"round {round_id}: another result is proposed (0x{proposal.proposal_hash.hex()})")
+    if proposal.live:
+        if proposal.attestations >= validation.quorum:
+            return True
+        logger.info("round %d: finalize: proposal %d has %d of %d attestations, %d disputes", round_id,
+                    proposal.nonce, proposal.attestations, validation.quorum, proposal.disputes)
+        return False
+    if mine and proposal.disputes >= validation.dispute_quorum:
+        raise SettleError(f"round {round_id}: our result was disputed by {proposal.disputes} validators")
+    held = coordinator.bond_of(task_id, coordinator.account)
+    if held < validation.bond_wei:
+        coordinator.deposit_bond(task_id, validation.bond_wei - held)
+    coordinator.propose_round(task_id, round_id, ours)
+    logger.info("round %d: finalize: proposed to %d validators (quorum %d), payout root 0x%s", round_id,
+                len(validation.validators), validation.quorum, ours.payout_root.hex())
+    return False
 
 
 def record_reputations(

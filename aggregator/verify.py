@@ -24,6 +24,7 @@ it, the round is recomputed with a stand-in seed and all the rest is still check
 report (with the state's CID as published) and the state apart from its fingerprint sketches. What cannot be
 checked yet is listed in `pending` (the sketches, and the replay verdicts a sketch decided, taken as published);
 pending items alone do not make the round fail.
+`verify_result` applies the same recomputation to a result proposed to a task's validators (validator/service.py).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from aggregator.publish import RoundContext
 from aggregator.settle import Coordinator
 from aggregator.sketchseed import MAX_REVEAL_BYTES, SketchSeedError, open_reveal
 from flchain.chain.tasklog import RevealedUpdate, TaskLog
-from flchain.chain.types import RoundState, RoundStatus, eval_commitment
+from flchain.chain.types import Finalization, RoundStatus, eval_commitment
 from flchain.codec import DEFAULT_LIMITS, content_digest
 from flchain.report import RoundReport, TrainerScore, canonical_json
 from flchain.storage.errors import ContentNotFound, ContentTooLarge, InvalidCid
@@ -125,12 +126,13 @@ def _differences(published: RoundReport, recomputed: RoundReport) -> tuple[str, 
 
 
 def _round_data(
-    coordinator: Coordinator, log: TaskLog, storage: Storage, runtime: ModelRuntime, report: RoundReport,
-    disputes: list[str], state: PublishedState, previous: PublishedState | None, config: PipelineConfig,
+    coordinator: Coordinator, log: TaskLog, storage: Storage, runtime: ModelRuntime, fin: Finalization,
+    report: RoundReport, disputes: list[str], state: PublishedState, previous: PublishedState | None,
+    config: PipelineConfig,
 ) -> RoundData:
     fetcher = DirectFetcher(storage)
     task_id, round_id = report.task_id, report.round
-    fin, opening = log.finalizations[round_id], log.openings.get(round_id)
+    opening = log.openings.get(round_id)
     if opening is None:
         raise VerifyError(f"no RoundOpened event for round {round_id}")
     eval_bytes = storage.cat(fin.eval_cid, max_bytes=DEFAULT_LIMITS.max_payload_bytes)
@@ -201,7 +203,7 @@ def state_fingerprint(state: PublishedState) -> str:
     return "0x" + digest.hexdigest()
 
 
-def _checks(stored: RoundState, computed: Computed, report_digest: bytes, pending: bool) -> list[Check]:
+def _checks(stored: Finalization, computed: Computed, report_digest: bytes, pending: bool) -> list[Check]:
     return [
         Check("new model digest", "0x" + stored.new_model_digest.hex(), "0x" + computed.artifacts.model.digest.hex(),
               pending),
@@ -212,7 +214,7 @@ def _checks(stored: RoundState, computed: Computed, report_digest: bytes, pendin
 
 
 def _unrevealed_result(
-    stored: RoundState, report: RoundReport, state: PublishedState, computed: Computed
+    stored: Finalization, report: RoundReport, state: PublishedState, computed: Computed
 ) -> tuple[list[Check], RoundReport, list[str]]:
     """Checks, the recomputed report (the state's CID as published) and pending items when the seed is unknown."""
     sketch_replays = [row.account for row in report.trainers if row.reason == RejectReason.COPY_OF_EARLIER.value
@@ -250,30 +252,45 @@ def verify_round(
     """Recompute round `round_id` of `task_id` and compare it with what the chain holds (see the module docstring
     for what a missing `sketch_reveal_cid` leaves pending)."""
     log.refresh()
+    if coordinator.round_status(task_id, round_id) is not RoundStatus.FINALIZED or round_id not in log.finalizations:
+        raise VerifyError(f"round {round_id} of task {task_id} is not finalized")
+    stored = coordinator.get_round(task_id, round_id)
+    on_chain = replace(
+        log.finalizations[round_id], new_model_digest=stored.new_model_digest, report_digest=stored.report_digest,
+        payout_root=stored.payout_root, payout_total_wei=stored.payout_total_wei,
+    )
+    return verify_result(coordinator, log, storage, runtime, task_id, round_id, on_chain, sketch_reveal_cid)
+
+
+def verify_result(
+    coordinator: Coordinator, log: TaskLog, storage: Storage, runtime: ModelRuntime, task_id: int, round_id: int,
+    claimed: Finalization, sketch_reveal_cid: str | None = None,
+) -> VerifyResult:
+    """Recompute round `round_id` from its reveals and the data `claimed` names (a finalized or a proposed result)
+    and compare the model digest, report digest, payout root and total with `claimed`'s."""
     policy = runtime.read_policy
     if policy.private and not policy.is_reader:
         raise VerifyError(
             f"task {task_id} is private: only its {len(policy.readers)} reader(s) can recompute a round (give a "
             "reader key); what anyone can check is listed in docs/privacy.md"
         )
-    if coordinator.round_status(task_id, round_id) is not RoundStatus.FINALIZED or round_id not in log.finalizations:
-        raise VerifyError(f"round {round_id} of task {task_id} is not finalized")
-    stored = coordinator.get_round(task_id, round_id)
-    fin = log.finalizations[round_id]
-    report = RoundReport.from_bytes(DirectFetcher(storage).get(fin.report_cid, stored.report_digest, MAX_REPORT_BYTES))
+    report = RoundReport.from_bytes(DirectFetcher(storage).get(claimed.report_cid, claimed.report_digest,
+                                                               MAX_REPORT_BYTES))
+    if (report.task_id, report.round) != (task_id, round_id):
+        raise VerifyError(f"the report names task {report.task_id} round {report.round}, not {task_id}/{round_id}")
     disputes: list[str] = []
     state = published_state(report, DirectFetcher(storage))
     previous = _previous_state(log, storage, round_id)
     seed = _sketch_seed(storage, state, previous, sketch_reveal_cid, disputes)
     config = state.config if seed is None else replace(state.config, filters=replace(state.config.filters,
                                                                                       sketch_seed=seed))
-    data = _round_data(coordinator, log, storage, runtime, report, disputes, state, previous, config)
+    data = _round_data(coordinator, log, storage, runtime, claimed, report, disputes, state, previous, config)
     computed = compute_round(data, runtime, lambda blob: storage.add(blob, only_hash=True))
     pending: list[str] = []
     if seed is None:
-        checks, recomputed_report, pending = _unrevealed_result(stored, report, state, computed)
+        checks, recomputed_report, pending = _unrevealed_result(claimed, report, state, computed)
     else:
-        checks = _checks(stored, computed, computed.artifacts.report.digest, False)
+        checks = _checks(claimed, computed, computed.artifacts.report.digest, False)
         recomputed_report = RoundReport.from_bytes(computed.artifacts.report.data)
     checks.append(_eval_check(runtime, data.ctx.eval_bytes, task_id, round_id))
     return VerifyResult(

@@ -7,18 +7,20 @@ import {IFLCoordinator} from "./interfaces/IFLCoordinator.sol";
 import {Payouts} from "./coordinator/Payouts.sol";
 import {Staking} from "./coordinator/Staking.sol";
 import {TaskBook} from "./coordinator/TaskBook.sol";
+import {Validation} from "./coordinator/Validation.sol";
 import {Views} from "./coordinator/Views.sol";
 
 /// @title FLCoordinator
 /// @notice The flchain coordinator: training tasks with a reward pool, trainer stakes, commit-reveal
-///         rounds, on-chain reputation, bounded slashing and Merkle pull payouts (see IFLCoordinator).
+///         rounds, validator quorums over round results, on-chain reputation, bounded slashing and Merkle pull
+///         payouts (see IFLCoordinator).
 /// @dev Deployable composition of the modules. The admin (DEFAULT_ADMIN_ROLE) manages roles; PAUSER_ROLE may
 ///      pause everything except the exits (requestUnstake, withdrawStake, requestClose), so no funds get stuck,
 ///      and commitUpdate, which moves and locks nothing.
 ///      Paused time does not count toward the claim and slash windows nor toward the stake lock that waits them
 ///      out (the active clock, see IFLCoordinator): a pause can neither expire owed rewards nor help a slashable
 ///      trainer leave.
-contract FLCoordinator is TaskBook, Staking, Payouts, Views, AccessControl {
+contract FLCoordinator is TaskBook, Staking, Payouts, Validation, Views, AccessControl {
     /// @notice Role allowed to pause and unpause the coordinator.
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
 

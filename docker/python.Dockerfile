@@ -18,6 +18,7 @@ COPY pyproject.toml README.md ./
 COPY flchain ./flchain
 COPY trainer ./trainer
 COPY aggregator ./aggregator
+COPY validator ./validator
 COPY backend ./backend
 RUN pip install . && useradd --create-home --uid 10001 flchain \
  && mkdir -p /state /shared /locks && chown flchain /state /shared /locks

@@ -72,6 +72,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "trainer": LazyCommand("trainer.cli", "trainer_app", "Train for a task: stake, commit and reveal, claim."),
     "aggregator": LazyCommand("aggregator.cli", "aggregator_app", "Run the aggregator service of a task."),
     "verify": LazyCommand("aggregator.cli", "verify_app", "Recompute published rounds from public data."),
+    "validator": LazyCommand("validator.cli", "validator_app", "Re-run proposed rounds; attest or dispute them."),
     "api": LazyCommand("backend.cli", "api", "Serve the dashboard API and page (with the indexer by default)."),
     "index": LazyCommand("backend.cli", "index", "Follow the coordinator's events into the database."),
     "db": LazyCommand("backend.cli", "db_app", "The index database's schema (Alembic migrations)."),

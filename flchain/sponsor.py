@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flchain.chain.client import CoordinatorClient
-from flchain.chain.types import TaskParams
+from flchain.chain.types import TaskParams, ValidatorSet
 from flchain.codec import content_digest, encode_model
 from flchain.ml.params import module_to_params
 from flchain.ml.specs import ModelSpec
@@ -62,6 +62,7 @@ def create_task(
     title: str = "",
     readers: tuple[ReaderEntry, ...] = (),
     dp: DpConfig | None = None,
+    validation: ValidatorSet | None = None,
 ) -> CreatedTask:
     """Publish the initial model and the task card, then create and fund the task on-chain.
 
@@ -87,6 +88,7 @@ def create_task(
         initial_model_cid=model_cid,
         aggregators=tuple(aggregators),
         task_card_cid=card_cid,
+        validation=validation or ValidatorSet(),
     )
     task_id, receipt = client.create_task(params, terms.funding_wei)
     logger.info("task %d created: model %s, card %s, funded %d", task_id, model_cid, card_cid, terms.funding_wei)

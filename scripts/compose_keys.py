@@ -6,6 +6,8 @@
   (the bootstrap step funds them on the development chain);
 - compose/env/sponsor.env and compose/env/aggregator.env: keys of Anvil's public development accounts 0 and 1,
   which the compose chain funds at start. For a real chain, write these files with your own keys instead;
+- compose/env/validator-N.env (N = 1..3) and compose/env/validators.env: keys of development accounts 5-7 for the
+  three validator services, and their addresses with quorum 2 for the task the deployer creates;
 - compose/env/postgres.env: a random password of the index database (POSTGRES_PASSWORD for the server,
   PGPASSWORD for the backend), kept across runs.
 Nothing here is baked into an image; compose/keys and compose/env are git-ignored.
@@ -48,6 +50,11 @@ def main() -> None:
     (env / "aggregator.env").write_text(
         f"FLCHAIN_AGGREGATOR_KEY={dev_account(1).key.hex()}\nFLCHAIN_AGGREGATOR_ADDRESS={dev_account(1).address}\n"
     )
+    validators = [dev_account(5 + i) for i in range(3)]
+    for number, account in enumerate(validators, start=1):
+        (env / f"validator-{number}.env").write_text(f"FLCHAIN_VALIDATOR_KEY={account.key.hex()}\n")
+    addresses = " ".join(a.address for a in validators)
+    (env / "validators.env").write_text(f"FLCHAIN_VALIDATOR_ADDRESSES={addresses}\nFLCHAIN_VALIDATOR_QUORUM=2\n")
     postgres_env = env / "postgres.env"
     if not postgres_env.exists():
         db_password = secrets.token_urlsafe(24)

@@ -11,11 +11,10 @@ committed artifacts and drives realistic flows through the typed client. Figures
   marginal cost (gas(N) - gas(1)) / (N - 1);
 - claim at leaf indexes 0, 137 and 300 of a 310-leaf tree, for payees already holding tokens and for payees holding
   none; claimMany over 2 and 5 rounds;
-- sweep after the claim window of rounds with 2, 11 and 310 leaves, showing the cost does not grow.
-
+- sweep after the claim window of rounds with 2, 11 and 310 leaves, showing the cost does not grow;
+- the validator quorum calls (scripts/gas_validation.py): propose, attest, dispute, finalize after quorum.
 Prints a table and writes docs/benchmarks/gas.json and docs/benchmarks/gas.md with the targets and pass/fail.
-Usage: .venv/bin/python scripts/gas_report.py
-"""
+Usage: .venv/bin/python scripts/gas_report.py"""
 
 from __future__ import annotations
 
@@ -30,14 +29,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils.crypto import keccak
+from gas_validation import VALIDATION_NOTE, measure_validation
 from web3 import Web3
 
 from flchain.chain.client import CoordinatorClient, TokenClient, connect
 from flchain.chain.commitment import update_commitment
 from flchain.chain.compile import EVM_VERSION, OPTIMIZER_RUNS
 from flchain.chain.deploy import deploy_contracts
-from flchain.chain.types import ClaimItem, Finalization, Reputation, TaskParams
+from flchain.chain.types import ClaimItem, Finalization, Reputation, TaskParams, ValidatorSet
 from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import advance_time, start_anvil
 from flchain.merkle import PAYOUT_LEAF_ENCODING, StandardMerkleTree
@@ -62,6 +62,7 @@ TARGETS: tuple[tuple[str, int], ...] = (
     ("claim", 80_000),  # claim and its variants, not claimMany
     ("finalizeRound", 300_000),
     ("recordReputations per participant", 25_000),
+    ("attestRound", 40_000),
 )
 NOTES = (
     "claim: the claimed flag is a bit in the payee's participation word of the round (written by its commit), so no "
@@ -76,7 +77,9 @@ NOTES = (
     "set by the interface is ~24.4k: 22,100 for the new reputation slot, ~1,010 calldata and 1,280 event data for "
     "the 5 ABI words (address + Reputation) per participant.",
     "finalizeRound does not loop over participants: the same cost for 1, 10 and 100.",
+    VALIDATION_NOTE,
 )
+NO_VALIDATORS = ValidatorSet()
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ class Bench:
         self.sponsor = dev_account(2)
         self.trainers = [dev_account(10 + i) for i in range(TRAINERS)]
         self.poor = [dev_account(10 + TRAINERS + i) for i in range(POOR_TRAINERS)]
+        self.validators = [dev_account(5 + i) for i in range(3)]
         deployment = deploy_contracts(w3, self.deployer)
         self.token = TokenClient(w3, deployment.token, self.deployer)
         self.coordinator_address = deployment.coordinator
@@ -138,12 +142,13 @@ class Bench:
 
     def fund_accounts(self) -> None:
         """Mint to the sponsor and the trainers; each approves the coordinator once (before its client exists)."""
-        funded = [(self.sponsor, 1_000_000 * TOKEN)] + [(t, 1_000 * TOKEN) for t in self.trainers]
+        funded = [(self.sponsor, 1_000_000 * TOKEN)] + [(t, 1_000 * TOKEN) for t in self.trainers + self.validators]
+        funded.append((self.aggregator, 1_000 * TOKEN))
         for holder, amount in funded + [(t, 10 * TOKEN) for t in self.poor]:
             self.token.mint(holder.address, amount)
             TokenClient(self.w3, self.token.address, holder).approve(self.coordinator_address, 2**256 - 1)
 
-    def create_task(self, seed: str) -> tuple[int, int]:
+    def create_task(self, seed: str, validation: ValidatorSet = NO_VALIDATORS) -> tuple[int, int]:
         params = TaskParams(
             token=self.token.address,
             reward_per_round_wei=100 * TOKEN,
@@ -160,6 +165,7 @@ class Bench:
             initial_model_digest=digest(seed + "model0"),
             initial_model_cid=fake_cid(seed + "model0"),
             aggregators=(self.aggregator.address,),
+            validation=validation,
         )
         task_id, receipt = self.coordinator.create_task(params, 1_000 * TOKEN)
         return task_id, int(receipt["gasUsed"])
@@ -204,8 +210,19 @@ class Bench:
     ) -> tuple[int, StandardMerkleTree]:
         values = [(task_id, round_id, i, account, amount) for i, (account, amount) in enumerate(payees)]
         tree = StandardMerkleTree.of(values, PAYOUT_LEAF_ENCODING)
+        self.end_reveal_phase()
+        receipt = self.as_(self.aggregator).finalize_round(task_id, round_id, self.result(task_id, round_id, payees))
+        return int(receipt["gasUsed"]), tree
+
+    def end_reveal_phase(self) -> None:
+        advance_time(self.rpc_url, WINDOW_S)
+
+    def result(self, task_id: int, round_id: int, payees: Sequence[tuple[str, int]]) -> Finalization:
+        """The round's result paying `payees` (leaf i pays payees[i])."""
+        values = [(task_id, round_id, i, account, amount) for i, (account, amount) in enumerate(payees)]
+        tree = StandardMerkleTree.of(values, PAYOUT_LEAF_ENCODING)
         seed = f"{task_id}/{round_id}"
-        finalization = Finalization(
+        return Finalization(
             new_model_digest=digest(seed + "/model"),
             new_model_cid=fake_cid(seed + "/model"),
             report_digest=digest(seed + "/report"),
@@ -214,9 +231,6 @@ class Bench:
             payout_root=bytes.fromhex(tree.root[2:]),
             payout_total_wei=sum(amount for _, amount in payees),
         )
-        advance_time(self.rpc_url, WINDOW_S)
-        receipt = self.as_(self.aggregator).finalize_round(task_id, round_id, finalization)
-        return int(receipt["gasUsed"]), tree
 
     def claim_item(self, tree: StandardMerkleTree, index: int) -> ClaimItem:
         _, round_id, leaf_index, account, amount = tree.values[index].value
@@ -372,6 +386,7 @@ def main() -> int:
             claims_task, _ = measure_claims(bench)
             measure_exits_and_sweeps(bench, trees, claims_task)
             measure_claim_many(bench)
+            measure_validation(bench)
         finally:
             node.stop()
     write_outputs(bench.figures)

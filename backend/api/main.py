@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.api.cache import ResponseCache, ResponseCacheMiddleware
-from backend.api.routes import health, tasks, trainers, web
+from backend.api.routes import health, tasks, trainers, validators, web
 from backend.api.routes.web import STATIC_DIR
 from backend.api.telemetry import ApiMetrics, MetricsMiddleware
 from backend.indexer.status import IndexerStatus
@@ -64,6 +64,7 @@ def create_app(
     app.state.metrics = metrics
     app.include_router(tasks.router)
     app.include_router(trainers.router)
+    app.include_router(validators.router)
     app.include_router(health.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -276,3 +276,46 @@ class Health(Out):
     lag_blocks: int | None
     indexer_running: bool | None
     indexer_error: str | None
+
+
+class VoteOut(Out):
+    validator: str
+    vote: Literal["attest", "dispute"]
+    block_number: int
+    tx_hash: str
+
+
+class ProposalOut(Out):
+    round: int
+    nonce: int
+    proposer: str
+    proposal_hash: str
+    new_model_cid: str
+    report_cid: str
+    payout_root: str
+    payout_total_wei: Wei
+    attestations: int
+    disputes: int
+    bond_slashed_wei: Wei
+    status: Literal["pending", "finalized", "rejected", "superseded"]
+    votes: list[VoteOut]
+    block_number: int
+
+
+class ValidatorOut(Out):
+    account: str
+    member: bool
+    bond_wei: Wei
+    slashed_wei: Wei
+    attested: int
+    disputed: int
+    against_outcome: int
+
+
+class ValidationOut(Out):
+    quorum: int  # 0: the aggregator finalizes alone
+    validator_count: int
+    bond_wei: Wei
+    from_round: int
+    validators: list[ValidatorOut]
+    proposals: list[ProposalOut]

@@ -302,3 +302,69 @@ class Payout(Base):
     proof: Mapped[list[str]] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_payouts_account_task_leaf", "account", "task_id", "round", "leaf_index"),)
+
+
+class ValidatorSetRecord(Base):
+    """A task's current validator quorum and bond (ValidatorsSet); absent for tasks without validators."""
+
+    __tablename__ = "validator_sets"
+
+    task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    quorum: Mapped[int] = mapped_column(Integer)
+    validator_count: Mapped[int] = mapped_column(Integer)
+    bond_wei: Mapped[int] = mapped_column(Uint)
+    from_round: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+
+
+class ValidatorRecord(Base):
+    """An account's bond on a task and whether it is in the task's current validator set."""
+
+    __tablename__ = "validators"
+
+    task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
+    member: Mapped[bool] = mapped_column(Boolean)
+    bond_wei: Mapped[int] = mapped_column(Uint)
+    slashed_wei: Mapped[int] = mapped_column(Uint)  # bonds lost as a rejected proposer
+
+
+class ProposalRecord(Base):
+    """One proposal of a round's result (RoundProposed), with its vote counts and whether it was rejected."""
+
+    __tablename__ = "proposals"
+
+    task_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    round: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    nonce: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    proposer: Mapped[str] = mapped_column(ADDRESS, index=True)
+    proposal_hash: Mapped[str] = mapped_column(HEX32)
+    new_model_cid: Mapped[str] = mapped_column(TEXT)
+    report_cid: Mapped[str] = mapped_column(TEXT)
+    payout_root: Mapped[str] = mapped_column(HEX32)
+    payout_total_wei: Mapped[int] = mapped_column(Uint)
+    attestations: Mapped[int] = mapped_column(Integer)
+    disputes: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[bool] = mapped_column(Boolean)
+    bond_slashed_wei: Mapped[int] = mapped_column(Uint)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+
+
+class VoteRecord(Base):
+    """One attestation or dispute (RoundAttested / RoundDisputed)."""
+
+    __tablename__ = "validator_votes"
+
+    tx_hash: Mapped[str] = mapped_column(HEX32, primary_key=True)
+    log_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    task_id: Mapped[int] = mapped_column(BigInteger)
+    round: Mapped[int] = mapped_column(BigInteger)
+    nonce: Mapped[int] = mapped_column(Integer)
+    validator: Mapped[str] = mapped_column(ADDRESS)
+    vote: Mapped[str] = mapped_column(String(8))  # "attest" | "dispute"
+    block_number: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_validator_votes_round", "task_id", "round", "nonce"),
+        Index("ix_validator_votes_validator", "validator", "task_id"),
+    )

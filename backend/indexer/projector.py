@@ -26,6 +26,7 @@ from backend.db.models import (
 )
 from backend.indexer import args as a
 from backend.indexer.args import to_json
+from backend.indexer.validation import VALIDATION_EVENTS, VALIDATION_HANDLERS
 from flchain.chain.events import ChainEvent
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ INDEXED_EVENTS = frozenset(
         "Claimed",
         "Slashed",
     }
-)
+) | VALIDATION_EVENTS
 
 
 def sub(value: int, amount: int, what: str) -> int:
@@ -383,4 +384,5 @@ HANDLERS: dict[str, Callable[[Session, ChainEvent], None]] = {
     "ReputationsRecorded": on_reputations_recorded,
     "Claimed": on_claimed,
     "Slashed": on_slashed,
+    **VALIDATION_HANDLERS,
 }

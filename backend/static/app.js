@@ -196,6 +196,26 @@ async function selectTrainer(address) {
   ], (v) => v.toFixed(1));
 }
 
+/* Validator quorum: each validator's record and every proposal with its votes (hidden for tasks without one). */
+async function loadValidation() {
+  const v = await api(`/api/tasks/${state.taskId}/validation`);
+  const panel = document.getElementById("validation-panel");
+  panel.hidden = v.quorum === 0 && !v.proposals.length;
+  if (panel.hidden) return;
+  document.getElementById("validation-info").textContent =
+    `quorum ${v.quorum} of ${v.validator_count}, bond ${tokens(v.bond_wei)}, from round ${v.from_round}`;
+  fillRows(document.getElementById("validators"), v.validators.map((r) => el("tr", {},
+    el("td", { class: "addr", title: r.account }, short(r.account)), el("td", {}, r.member ? "yes" : "no"),
+    el("td", { class: "num" }, tokens(r.bond_wei)), el("td", { class: "num" }, r.attested),
+    el("td", { class: "num" }, r.disputed), el("td", { class: "num" }, r.against_outcome),
+    el("td", { class: r.slashed_wei !== "0" ? "num slash" : "num" }, tokens(r.slashed_wei)))));
+  fillRows(document.getElementById("proposals"), v.proposals.slice().reverse().map((p) => el("tr", {},
+    el("td", {}, p.round), el("td", {}, p.nonce), el("td", { class: "addr", title: p.proposer }, short(p.proposer)),
+    el("td", { class: p.status === "rejected" ? "slash" : "" }, p.status),
+    el("td", { class: "num" }, `${p.attestations} / ${p.disputes}`), el("td", { class: "num" }, tokens(p.payout_total_wei)),
+    el("td", { class: p.bond_slashed_wei !== "0" ? "num slash" : "num" }, tokens(p.bond_slashed_wei)))));
+}
+
 async function refresh() {
   await loadHealth();
   if (!(await loadTasks())) return;
@@ -203,6 +223,7 @@ async function refresh() {
   const board = await loadLeaderboard();
   await loadCharts(board);
   await loadRounds();
+  await loadValidation();
   if (state.trainer) await selectTrainer(state.trainer);
   document.body.dataset.loaded = "true";
 }

@@ -64,9 +64,14 @@ abstract contract CoordinatorStorage is IFLCoordinator, Pausable, ReentrancyGuar
         uint16 maxSlashBps;
         uint16 maxTotalSlashBps;
         uint32 lastFinalizedRound;
+        uint8 quorum; // validator attestations a round's proposal needs (0: the aggregator finalizes directly)
+        uint8 validatorCount;
+        uint96 bond; // bond required of validators and proposers
         // slots 6-7
         bytes32 modelSpecHash;
         bytes32 latestModelDigest;
+        // slot 8
+        uint128 totalBonded;
     }
 
     struct RoundData {
@@ -98,6 +103,32 @@ abstract contract CoordinatorStorage is IFLCoordinator, Pausable, ReentrancyGuar
         uint128 slashed;
     }
 
+    /// @dev A round's proposal on a task with validators. Every vote reads and writes only `votes`.
+    struct ProposalData {
+        bytes32 proposalHash;
+        ProposalVotes votes;
+        address proposer;
+    }
+
+    /// @dev The one word a vote touches: the proposal's state and a copy of the task's rules for it.
+    struct ProposalVotes {
+        uint40 deadline; // 0: no live proposal (none yet, rejected or finalized)
+        uint8 nonce;
+        uint8 attestations;
+        uint8 disputes;
+        uint32 attestedBy;
+        uint32 disputedBy;
+        uint8 quorum; // k when proposed
+        uint8 disputeQuorum; // m - k + 1 when proposed
+        uint96 bond; // the task's bond when proposed
+    }
+
+    /// @dev An account's bond on a task and its place in the task's validator set (index + 1; 0 = not a validator).
+    struct Bond {
+        uint96 amount;
+        uint8 slot;
+    }
+
     /// @dev A Reputation packed into one word by ReputationBatch, so recording one costs a single SSTORE.
     struct ReputationWord {
         uint256 word;
@@ -118,6 +149,9 @@ abstract contract CoordinatorStorage is IFLCoordinator, Pausable, ReentrancyGuar
     mapping(uint256 taskId => mapping(address trainer => SlashBook)) internal _slashBooks;
     mapping(uint256 taskId => mapping(uint256 round => mapping(address trainer => Participation))) internal
         _participations;
+    mapping(uint256 taskId => mapping(uint256 round => ProposalData)) internal _proposals;
+    mapping(uint256 taskId => mapping(address account => Bond)) internal _bonds;
+    mapping(uint256 taskId => address[]) internal _validatorLists;
     // slither-disable-next-line uninitialized-state (written in Rounds.recordReputations through a storage pointer)
     mapping(uint256 taskId => mapping(address trainer => ReputationWord)) internal _reputationWords;
 
@@ -139,6 +173,28 @@ abstract contract CoordinatorStorage is IFLCoordinator, Pausable, ReentrancyGuar
 
     /// @dev Close the task now: return its pool to the sponsor (TaskBook).
     function _completeClose(uint256 taskId, TaskData storage t) internal virtual returns (uint256 reclaimed);
+
+    /// @dev Replace the task's validator set (Validation); createTask calls it with the task's first set.
+    function _setValidators(uint256 taskId, TaskData storage t, ValidatorSet calldata v) internal virtual;
+
+    /// @dev The checks a round result must pass to be proposed or finalized: a non-zero model digest, a claimable
+    ///      payout root, the revealed evaluation data matching the round's commitment, and a total within the
+    ///      round's budget and the task's pool.
+    function _checkResult(uint256 taskId, uint256 round, TaskData storage t, RoundData storage r, Finalization calldata f)
+        internal
+        view
+    {
+        _checkCid(f.newModelCid);
+        _checkCid(f.reportCid);
+        _checkCid(f.evalCid);
+        if (f.newModelDigest == bytes32(0)) revert ZeroDigest();
+        if (f.payoutRoot == bytes32(0) && f.payoutTotal != 0) revert ZeroDigest(); // unclaimable
+        bytes32 revealed = keccak256(bytes(f.evalCid));
+        if (revealed != r.evalCommitment) revert EvalDataMismatch(taskId, round, r.evalCommitment, revealed);
+        uint256 total = f.payoutTotal;
+        if (total > t.rewardPerRound) revert PayoutExceedsBudget(taskId, total, t.rewardPerRound);
+        if (total > t.pool) revert PayoutExceedsPool(taskId, total, t.pool);
+    }
 
     /// @dev Reverts CidTooLong for a string longer than MAX_CID_BYTES.
     function _checkCid(string calldata cid) internal pure {

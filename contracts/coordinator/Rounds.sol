@@ -10,9 +10,11 @@ import {ReputationBatch} from "./ReputationBatch.sol";
 /// @title Rounds
 /// @notice The round lifecycle: an aggregator opens a round on the current global model with a commitment to its
 ///         evaluation data; during the commit phase trainers post commitments bound to themselves, during the
-///         reveal phase they publish and reveal the committed updates; the aggregator finalizes within the timeout
-///         (new model, score report, revealed evaluation data, payout root and total) and records the revealers'
-///         reputations. A round not finalized in time expires.
+///         reveal phase they publish and reveal the committed updates; the round's result (new model, score report,
+///         revealed evaluation data, payout root and total) is finalized within the timeout — by the aggregator
+///         directly on a task without validators, by anyone once a quorum of validators attested it otherwise (see
+///         Validation) — and the aggregator records the revealers' reputations. A round not finalized in time
+///         expires.
 abstract contract Rounds is CoordinatorStorage {
     using SafeCast for uint256;
 
@@ -100,23 +102,15 @@ abstract contract Rounds is CoordinatorStorage {
         whenNotPaused
         nonReentrant
     {
-        _requireAggregator(taskId);
-        _checkCid(f.newModelCid);
-        _checkCid(f.reportCid);
-        _checkCid(f.evalCid);
         TaskData storage t = _tasks[taskId];
+        if (t.quorum == 0) _requireAggregator(taskId);
         RoundData storage r = _rounds[taskId][round];
         RoundStatus s = _status(t, r);
         if (s != RoundStatus.Closed) _revertNotFinalizable(taskId, round, s, t.currentRound);
-        if (f.newModelDigest == bytes32(0)) revert ZeroDigest();
-        if (f.payoutRoot == bytes32(0) && f.payoutTotal != 0) revert ZeroDigest(); // unclaimable
-        bytes32 revealed = keccak256(bytes(f.evalCid));
-        if (revealed != r.evalCommitment) revert EvalDataMismatch(taskId, round, r.evalCommitment, revealed);
+        if (t.quorum != 0) _acceptProposal(taskId, round, f);
+        _checkResult(taskId, round, t, r, f);
         uint256 total = f.payoutTotal;
-        if (total > t.rewardPerRound) revert PayoutExceedsBudget(taskId, total, t.rewardPerRound);
-        uint256 pool = t.pool;
-        if (total > pool) revert PayoutExceedsPool(taskId, total, pool);
-        t.pool = uint128(pool - total);
+        t.pool -= uint128(total);
         t.owed += uint128(total);
         t.latestModelDigest = f.newModelDigest;
         t.lastFinalizedRound = uint32(round);
@@ -164,6 +158,18 @@ abstract contract Rounds is CoordinatorStorage {
         returns (bytes32)
     {
         return keccak256(abi.encode(block.chainid, address(this), taskId, round, trainer, updateDigest, salt));
+    }
+
+    /// @dev On a task with validators: `f` must be the round's live proposal and hold a quorum of attestations.
+    ///      Marks the proposal decided, so no vote counts after it.
+    function _acceptProposal(uint256 taskId, uint256 round, Finalization calldata f) private {
+        ProposalData storage p = _proposals[taskId][round];
+        ProposalVotes memory v = p.votes;
+        if (v.deadline == 0) revert NoLiveProposal(taskId, round, v.nonce);
+        if (v.attestations < v.quorum) revert QuorumNotReached(taskId, round, v.attestations, v.quorum);
+        bytes32 given = keccak256(abi.encode(f));
+        if (given != p.proposalHash) revert ProposalMismatch(taskId, round, p.proposalHash, given);
+        p.votes.deadline = 0;
     }
 
     /// @dev Reverts WrongRound (or TaskNotFound) unless `round` is the task's current round.

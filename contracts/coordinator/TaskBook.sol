@@ -46,6 +46,7 @@ abstract contract TaskBook is CoordinatorStorage {
             isAgg[params.aggregators[i]] = true;
         }
         emit TaskCreated(taskId, msg.sender, params.token, params);
+        _setValidators(taskId, t, params.validation);
         if (funding != 0) {
             emit TaskFunded(taskId, msg.sender, funding, funding);
             IERC20(params.token).safeTransferFrom(msg.sender, address(this), funding);

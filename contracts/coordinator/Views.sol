@@ -63,6 +63,33 @@ abstract contract Views is Rounds {
     }
 
     /// @inheritdoc IFLCoordinator
+    function getValidators(uint256 taskId) external view returns (ValidatorSet memory result) {
+        TaskData storage t = _tasks[taskId];
+        result.validators = _validatorLists[taskId];
+        result.quorum = t.quorum;
+        result.bond = t.bond;
+    }
+
+    /// @inheritdoc IFLCoordinator
+    function getProposal(uint256 taskId, uint256 round) external view returns (Proposal memory result) {
+        ProposalData storage p = _proposals[taskId][round];
+        ProposalVotes memory v = p.votes;
+        result.proposalHash = p.proposalHash;
+        result.proposer = p.proposer;
+        result.deadline = v.deadline;
+        result.nonce = v.nonce;
+        result.attestations = v.attestations;
+        result.disputes = v.disputes;
+        result.attestedBy = v.attestedBy;
+        result.disputedBy = v.disputedBy;
+    }
+
+    /// @inheritdoc IFLCoordinator
+    function bondOf(uint256 taskId, address account) external view returns (uint256) {
+        return _bonds[taskId][account].amount;
+    }
+
+    /// @inheritdoc IFLCoordinator
     function roundStatus(uint256 taskId, uint256 round) external view returns (RoundStatus) {
         return _status(_tasks[taskId], _rounds[taskId][round]);
     }

@@ -47,6 +47,28 @@ interface ICoordinatorEvents is ICoordinatorTypes {
         uint8 reasonCode,
         string evidenceCid
     );
+    event ValidatorsSet(
+        uint256 indexed taskId, address[] validators, uint8 quorum, uint96 bond, uint256 fromRound
+    );
+    event BondDeposited(uint256 indexed taskId, address indexed account, uint256 amount, uint256 bondAfter);
+    event BondWithdrawn(uint256 indexed taskId, address indexed account, uint256 amount);
+    event RoundProposed(
+        uint256 indexed taskId,
+        uint256 indexed round,
+        address indexed proposer,
+        uint8 nonce,
+        bytes32 proposalHash,
+        Finalization finalization
+    );
+    event RoundAttested(
+        uint256 indexed taskId, uint256 indexed round, address indexed validator, uint8 nonce, uint8 attestations
+    );
+    event RoundDisputed(
+        uint256 indexed taskId, uint256 indexed round, address indexed validator, uint8 nonce, uint8 disputes
+    );
+    event ProposalRejected(
+        uint256 indexed taskId, uint256 indexed round, address indexed proposer, uint8 nonce, uint256 bondSlashed
+    );
 
     // ------------------------------------------------------------------ errors
 
@@ -94,4 +116,19 @@ interface ICoordinatorEvents is ICoordinatorTypes {
     error AlreadySlashed(uint256 taskId, uint256 round, address trainer);
     error SlashTooHigh(uint256 taskId, uint16 bps, uint16 maxBps);
     error SlashCapReached(uint256 taskId, address trainer, uint256 slashed, uint256 cap);
+    error InvalidQuorum(uint256 quorum, uint256 validators);
+    error TooManyValidators(uint256 count, uint256 maxCount);
+    error DuplicateValidator(address validator);
+    error ValidatorIsAggregator(uint256 taskId, address validator);
+    error BondTooLow(uint256 taskId, address account, uint256 bond, uint256 required);
+    error BondLocked(uint256 taskId, address account);
+    error NoBond(uint256 taskId, address account);
+    error NotValidator(uint256 taskId, address account);
+    error ValidationRequired(uint256 taskId);
+    error NoValidation(uint256 taskId);
+    error ProposalPending(uint256 taskId, uint256 round, uint8 nonce);
+    error NoLiveProposal(uint256 taskId, uint256 round, uint8 nonce);
+    error AlreadyVoted(uint256 taskId, uint256 round, address validator);
+    error QuorumNotReached(uint256 taskId, uint256 round, uint256 attestations, uint256 quorum);
+    error ProposalMismatch(uint256 taskId, uint256 round, bytes32 proposed, bytes32 given);
 }

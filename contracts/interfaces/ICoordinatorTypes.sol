@@ -22,6 +22,27 @@ interface ICoordinatorTypes {
         string initialModelCid; // IPFS CID of the initial global model
         address[] aggregators; // accounts allowed to open, finalize, score and slash
         string taskCardCid; // IPFS CID of the task card: the model spec JSON (hashing to modelSpecHash) and data notes
+        ValidatorSet validation; // who must attest a round's result before it can be finalized (quorum 0: nobody)
+    }
+
+    /// @notice A task's validators: `quorum` of them must attest a proposed round result before it can be finalized.
+    ///         Quorum 0 (with no validators) keeps the single-aggregator round: the aggregator finalizes directly.
+    struct ValidatorSet {
+        address[] validators; // m accounts, none of them an aggregator of the task, at most MAX_VALIDATORS
+        uint8 quorum; // k, 1 <= k <= m (or 0 with no validators)
+        uint96 bond; // bond each validator and the proposer must have deposited on the task
+    }
+
+    /// @notice The live (or last) proposal of a round on a task with validators.
+    struct Proposal {
+        bytes32 proposalHash; // keccak256(abi.encode(Finalization)) of the proposed result
+        address proposer;
+        uint40 deadline; // votes and finalization before this (the round's finalize deadline); 0 once decided
+        uint8 nonce; // proposals made in the round so far (the live one's number)
+        uint8 attestations;
+        uint8 disputes;
+        uint32 attestedBy; // bit i: validator i of the set attested
+        uint32 disputedBy; // bit i: validator i of the set disputed
     }
 
     /// @notice A task as stored (aggregators are kept in a separate mapping).

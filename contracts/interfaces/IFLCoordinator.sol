@@ -27,7 +27,8 @@ interface IFLCoordinator is ICoordinatorEvents {
 
     /// @notice Create a task and fund its pool with `funding` tokens pulled from the caller (the sponsor).
     /// @dev Reverts ZeroAddress (token or an aggregator), NoAggregators, ZeroAmount (minStake = 0),
-    ///      InvalidDuration (a zero duration), SlashCapTooHigh, CidTooLong. `funding` may be 0.
+    ///      InvalidDuration (a zero duration), SlashCapTooHigh, CidTooLong, and the validator-set checks of
+    ///      setValidators. `funding` may be 0.
     /// @return taskId The new task's id (ids start at 1).
     function createTask(TaskParams calldata params, uint256 funding) external returns (uint256 taskId);
 
@@ -98,11 +99,54 @@ interface IFLCoordinator is ICoordinatorEvents {
     ) external;
 
     /// @notice Finalize a round whose reveal phase has ended: new model, score report, revealed evaluation data
-    ///         and the payout root; moves payoutTotal from the pool to the owed balance. Completes a requested close.
-    /// @dev Aggregator only. Reverts WrongRound (never opened), WrongPhase (still Committing or Revealing),
-    ///      AlreadyFinalized, RoundExpired, ZeroDigest, CidTooLong, EvalDataMismatch, PayoutExceedsBudget,
-    ///      PayoutExceedsPool. Gas does not depend on the participants.
+    ///         and the payout root; moves payoutTotal from the pool to the owed balance (its claims open).
+    ///         Completes a requested close. On a task without validators the aggregator finalizes directly; on a
+    ///         task with validators anyone may finalize the round's live proposal once it holds a quorum of
+    ///         attestations, passing the proposed result unchanged.
+    /// @dev Aggregator only when the task's quorum is 0 (NotAggregator). Reverts WrongRound (never opened),
+    ///      WrongPhase (still Committing or Revealing), AlreadyFinalized, RoundExpired, ZeroDigest, CidTooLong,
+    ///      EvalDataMismatch, PayoutExceedsBudget, PayoutExceedsPool; with validators also NoLiveProposal,
+    ///      QuorumNotReached, ProposalMismatch (`f` is not the proposed result). Gas does not depend on the
+    ///      participants.
     function finalizeRound(uint256 taskId, uint256 round, Finalization calldata f) external;
+
+    // ------------------------------------------------------------------ validators
+
+    /// @notice Replace the task's validator set, quorum and bond; the new set rules from the next round on.
+    /// @dev Sponsor only (NotSponsor). Only between rounds: reverts RoundInProgress while the current round is not
+    ///      Finalized or Expired; TaskIsClosed. Set checks as in createTask: TooManyValidators (> MAX_VALIDATORS),
+    ///      InvalidQuorum (k > m, or k = 0 with validators), ZeroAmount (zero bond with validators), ZeroAddress,
+    ///      DuplicateValidator, ValidatorIsAggregator.
+    function setValidators(uint256 taskId, ValidatorSet calldata validation) external;
+
+    /// @notice Add `amount` tokens from the caller to its bond on the task (validators and proposers need one).
+    /// @dev Reverts ZeroAmount, TaskNotFound, TaskIsClosed.
+    function depositBond(uint256 taskId, uint256 amount) external;
+
+    /// @notice Withdraw the caller's whole bond; possible whenever the task's current round is settled
+    ///         (Finalized or Expired, or none open), so no bond leaves while a proposal it backs can be decided.
+    /// @dev Reverts NoBond, BondLocked. Not pausable.
+    /// @return amount Tokens returned.
+    function withdrawBond(uint256 taskId) external returns (uint256 amount);
+
+    /// @notice Propose a round's result (what finalizeRound would publish) for the validators to check; the
+    ///         proposal lives until it is finalized, rejected, or the round's finalize deadline passes.
+    /// @dev Aggregator only, with a bond >= the task's bond (BondTooLow). Reverts NoValidation (quorum 0: finalize
+    ///      directly), WrongPhase (round not Closed), ProposalPending (a live proposal exists), and the result
+    ///      checks of finalizeRound. Gas does not depend on the participants.
+    function proposeRound(uint256 taskId, uint256 round, Finalization calldata f) external;
+
+    /// @notice Attest the round's live proposal number `nonce` (the caller re-ran the round and got the same result).
+    /// @dev Validators of the task with a bond >= the bond at proposal time. Reverts NoLiveProposal (none live, an
+    ///      other nonce, or its deadline passed), NotValidator, BondTooLow, AlreadyVoted (one vote per validator and
+    ///      proposal).
+    function attestRound(uint256 taskId, uint256 round, uint8 nonce) external;
+
+    /// @notice Dispute the round's live proposal number `nonce`. The dispute that makes m - k + 1 rejects the
+    ///         proposal for good, slashes the proposer's bond by up to the task's bond (into the task's pool) and
+    ///         lets a new proposal be made.
+    /// @dev Reverts as attestRound.
+    function disputeRound(uint256 taskId, uint256 round, uint8 nonce) external;
 
     /// @notice Record reputations of a finalized round's participants (accounts that revealed); any batch size.
     /// @dev Aggregator only. Reverts LengthMismatch, RoundNotFinalized, NotParticipant, WrongRound (an entry's round
@@ -167,6 +211,15 @@ interface IFLCoordinator is ICoordinatorEvents {
 
     /// @notice A round's stored state (all zero for a round never opened).
     function getRound(uint256 taskId, uint256 round) external view returns (Round memory);
+
+    /// @notice The task's validator set, quorum and bond.
+    function getValidators(uint256 taskId) external view returns (ValidatorSet memory);
+
+    /// @notice A round's live or last proposal (all zero when none was made).
+    function getProposal(uint256 taskId, uint256 round) external view returns (Proposal memory);
+
+    /// @notice An account's bond on a task.
+    function bondOf(uint256 taskId, address account) external view returns (uint256);
 
     /// @notice A round's lifecycle status at the current block time.
     function roundStatus(uint256 taskId, uint256 round) external view returns (RoundStatus);

@@ -24,12 +24,14 @@ from flchain.chain.types import (
     ClaimItem,
     CommitmentState,
     Finalization,
+    ProposalState,
     Reputation,
     RoundState,
     RoundStatus,
     TaskParams,
     TaskState,
     TrainerState,
+    ValidatorSet,
 )
 
 
@@ -187,6 +189,38 @@ class CoordinatorClient(_BaseClient):
 
     def finalize_round(self, task_id: int, round_id: int, finalization: Finalization) -> TxReceipt:
         return self._send("finalizeRound", task_id, round_id, finalization.to_abi())
+
+    # ---------------------------------------------------------------- validators
+    def set_validators(self, task_id: int, validation: ValidatorSet) -> TxReceipt:
+        """Replace the task's validator set (sponsor only, between rounds)."""
+        return self._send("setValidators", task_id, validation.to_abi())
+
+    def deposit_bond(self, task_id: int, amount_wei: int) -> TxReceipt:
+        """Add `amount_wei` to the signer's bond on the task (approving it first when needed)."""
+        self._approve_for_task(task_id, amount_wei)
+        return self._send("depositBond", task_id, amount_wei)
+
+    def withdraw_bond(self, task_id: int) -> TxReceipt:
+        return self._send("withdrawBond", task_id)
+
+    def propose_round(self, task_id: int, round_id: int, finalization: Finalization) -> TxReceipt:
+        """Propose the round's result to the task's validators (instead of finalizing it)."""
+        return self._send("proposeRound", task_id, round_id, finalization.to_abi())
+
+    def attest_round(self, task_id: int, round_id: int, nonce: int) -> TxReceipt:
+        return self._send("attestRound", task_id, round_id, nonce)
+
+    def dispute_round(self, task_id: int, round_id: int, nonce: int) -> TxReceipt:
+        return self._send("disputeRound", task_id, round_id, nonce)
+
+    def get_validators(self, task_id: int) -> ValidatorSet:
+        return ValidatorSet.from_abi(self._call("getValidators", task_id))
+
+    def get_proposal(self, task_id: int, round_id: int) -> ProposalState:
+        return ProposalState.from_abi(self._call("getProposal", task_id, round_id))
+
+    def bond_of(self, task_id: int, account: str) -> int:
+        return int(self._call("bondOf", task_id, to_checksum_address(account)))
 
     def record_reputations(
         self, task_id: int, round_id: int, trainers: Sequence[str], reputations: Sequence[Reputation]

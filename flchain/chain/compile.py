@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 EVM_VERSION = "cancun"
-OPTIMIZER_RUNS = 100000
+OPTIMIZER_RUNS = 200
 # Contracts that get an artifact: (source path relative to the repo root, contract name).
 DEPLOYABLE = (
     ("contracts/FLCoordinator.sol", "FLCoordinator"),

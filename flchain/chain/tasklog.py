@@ -22,7 +22,7 @@ from flchain.chain.types import Finalization, struct_field
 EVENT_NAMES = frozenset(
     {
         "TaskCreated", "CloseRequested", "TaskClosed", "RoundOpened", "UpdateCommitted", "UpdateRevealed",
-        "RoundFinalized", "RoundSwept",
+        "RoundFinalized", "RoundSwept", "RoundProposed",
     }
 )
 
@@ -99,6 +99,7 @@ class TaskLog:
         self._commits: dict[int, list[CommittedUpdate]] = {}
         self._reveals: dict[int, list[RevealedUpdate]] = {}
         self.finalizations: dict[int, Finalization] = {}
+        self.proposals: dict[int, dict[int, Finalization]] = {}  # round -> proposal nonce -> proposed result
         self.sweeps: dict[int, RoundSweep] = {}
 
     def refresh(self) -> None:
@@ -137,6 +138,12 @@ class TaskLog:
             self.refresh()
         return self.finalizations.get(round_id)
 
+    def proposal(self, round_id: int, nonce: int) -> Finalization | None:
+        """The result proposed as number `nonce` of the round (reading new blocks first if not seen yet)."""
+        if nonce not in self.proposals.get(round_id, {}):
+            self.refresh()
+        return self.proposals.get(round_id, {}).get(nonce)
+
     def rounds_revealed_by(self, account: str) -> list[int]:
         """Rounds in which `account` revealed an update, ascending."""
         who = account.lower()
@@ -174,6 +181,8 @@ class TaskLog:
             )
         elif event.name == "RoundFinalized":
             self.finalizations[round_id] = Finalization.from_event(args["finalization"])
+        elif event.name == "RoundProposed":
+            self.proposals.setdefault(round_id, {})[int(args["nonce"])] = Finalization.from_event(args["finalization"])
         elif event.name == "RoundSwept":
             self.sweeps[round_id] = RoundSweep(round_id, str(args["to"]), int(args["amount"]))
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from eth_abi.abi import encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
@@ -41,6 +42,29 @@ def eval_commitment(eval_cid: str) -> bytes:
 
 
 @dataclass(frozen=True)
+class ValidatorSet:
+    """A task's validators: `quorum` (k) of the m `validators` must attest a round's proposed result before it can
+    be finalized; each validator and the proposer hold `bond_wei` on the task. Quorum 0 (no validators): the
+    aggregator finalizes directly."""
+
+    validators: tuple[str, ...] = ()
+    quorum: int = 0
+    bond_wei: int = 0
+
+    def to_abi(self) -> tuple[Any, ...]:
+        return ([to_checksum_address(a) for a in self.validators], self.quorum, self.bond_wei)
+
+    @classmethod
+    def from_abi(cls, v: Sequence[Any]) -> ValidatorSet:
+        return cls(validators=tuple(str(a) for a in v[0]), quorum=int(v[1]), bond_wei=int(v[2]))
+
+    @property
+    def dispute_quorum(self) -> int:
+        """Disputes that reject a proposal: m - k + 1 (0 without validators)."""
+        return len(self.validators) - self.quorum + 1 if self.quorum else 0
+
+
+@dataclass(frozen=True)
 class TaskParams:
     token: str
     reward_per_round_wei: int
@@ -58,6 +82,7 @@ class TaskParams:
     initial_model_cid: str
     aggregators: tuple[str, ...]
     task_card_cid: str = ""
+    validation: ValidatorSet = ValidatorSet()
 
     def to_abi(self) -> tuple[Any, ...]:
         return (
@@ -65,7 +90,7 @@ class TaskParams:
             self.reveal_window_s, self.finalize_timeout_s, self.unstake_cooldown_s, self.claim_window_s,
             self.slash_window_s, self.max_slash_bps, self.max_total_slash_bps, self.model_spec_hash,
             self.initial_model_digest, self.initial_model_cid, [to_checksum_address(a) for a in self.aggregators],
-            self.task_card_cid,
+            self.task_card_cid, self.validation.to_abi(),
         )
 
     @classmethod
@@ -76,6 +101,7 @@ class TaskParams:
             claim_window_s=int(v[7]), slash_window_s=int(v[8]), max_slash_bps=int(v[9]),
             max_total_slash_bps=int(v[10]), model_spec_hash=bytes(v[11]), initial_model_digest=bytes(v[12]),
             initial_model_cid=str(v[13]), aggregators=tuple(str(a) for a in v[14]), task_card_cid=str(v[15]),
+            validation=ValidatorSet.from_abi(v[16]) if len(v) > 16 else ValidatorSet(),
         )
 
 
@@ -136,6 +162,31 @@ class RoundState:
             report_digest=bytes(v[3]), payout_root=bytes(v[4]), payout_total_wei=int(v[5]),
             claimed_total_wei=int(v[6]), opened_at=int(v[7]), commit_deadline=int(v[8]),
             reveal_deadline=int(v[9]), finalized_at=int(v[10]), swept=bool(v[11]),
+        )
+
+
+@dataclass(frozen=True)
+class ProposalState:
+    """A round's live or last proposal on a task with validators (`nonce` 0: none made)."""
+
+    proposal_hash: bytes
+    proposer: str
+    deadline: int  # 0 once decided (finalized or rejected)
+    nonce: int
+    attestations: int
+    disputes: int
+    attested_by: int  # bit i: validator i of the set
+    disputed_by: int
+
+    @property
+    def live(self) -> bool:
+        return self.deadline != 0
+
+    @classmethod
+    def from_abi(cls, v: Sequence[Any]) -> ProposalState:
+        return cls(
+            proposal_hash=bytes(v[0]), proposer=str(v[1]), deadline=int(v[2]), nonce=int(v[3]),
+            attestations=int(v[4]), disputes=int(v[5]), attested_by=int(v[6]), disputed_by=int(v[7]),
         )
 
 
@@ -224,6 +275,12 @@ class Finalization:
         if isinstance(value, Mapping):
             return cls.from_abi([value[key] for key in _FINALIZATION_FIELDS])
         return cls.from_abi(value)
+
+
+def proposal_hash(finalization: Finalization) -> bytes:
+    """keccak256(abi.encode(Finalization)): the hash proposeRound stores and finalizeRound checks."""
+    encoded = encode(["(bytes32,string,bytes32,string,string,bytes32,uint128)"], [finalization.to_abi()])
+    return keccak(encoded)
 
 
 _FINALIZATION_FIELDS = (

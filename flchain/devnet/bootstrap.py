@@ -2,8 +2,8 @@
 
 Used by docker-compose's one-shot deployer: deploy the contracts and a demo token, create and fund a task, and
 give each trainer account (read from a directory of keystores: the address is in clear in a v3 keystore) gas
-money and a stake. Running it again against the same chain does nothing new. For public testnets use
-`flchain deploy` and `flchain task create` (see README).
+money and a stake, and each validator the tokens of its bond. Running it again against the same chain does nothing
+new. For public testnets use `flchain deploy` and `flchain task create` (see README).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from web3 import Web3
 from flchain.chain.client import CoordinatorClient, TokenClient
 from flchain.chain.deploy import deploy_contracts
 from flchain.chain.manifest import DeploymentManifest
+from flchain.chain.types import ValidatorSet
 from flchain.ml.specs import spec_from_name
 from flchain.sponsor import TaskTerms, create_task
 from flchain.storage.protocol import Storage
@@ -38,6 +39,9 @@ class BootstrapPlan:
     model: str = "mlp-digits"
     trainer_gas_wei: int = 10**18
     trainer_tokens_wei: int = 100 * 10**18
+    validators: tuple[str, ...] = ()  # the task's validator set (k of them must attest each round's result)
+    quorum: int = 0
+    validator_bond_wei: int = 10 * 10**18
 
 
 def keystore_addresses(directory: Path) -> list[ChecksumAddress]:
@@ -62,10 +66,15 @@ def bootstrap(w3: Web3, sponsor: LocalAccount, storage: Storage, plan: Bootstrap
         created = create_task(
             client, storage, token=manifest.token.address, spec=spec_from_name(plan.model), terms=plan.terms,
             aggregators=plan.aggregators, title="docker-compose task",
+            validation=ValidatorSet(plan.validators, plan.quorum, plan.validator_bond_wei if plan.validators else 0),
         )
         logger.info("created task %d", created.task_id)
     for address in keystore_addresses(plan.trainer_keystores) if plan.trainer_keystores else []:
         _fund_trainer(w3, sponsor, token, address, plan)
+    bonded = [*plan.validators, *plan.aggregators] if plan.validators else []
+    for account in bonded:  # tokens for the bonds of validators and proposers (gas comes with the dev chain)
+        if token.balance_of(account) < plan.validator_bond_wei:
+            token.mint(account, 2 * plan.validator_bond_wei)
     return manifest
 
 

@@ -57,6 +57,8 @@ def demo(
     commit_window_s: Annotated[int, typer.Option(help="Commit phase per round, seconds.")] = 12,
     reveal_window_s: Annotated[int, typer.Option(help="Reveal phase per round, seconds.")] = 8,
     keep: Annotated[bool, typer.Option("--keep/--no-keep", help="Leave chain, IPFS and dashboard running.")] = True,
+    validators: Annotated[int, typer.Option(help="Validator services (0: the aggregator finalizes alone).")] = 3,
+    quorum: Annotated[int, typer.Option(help="Attestations a round's result needs.")] = 2,
 ) -> None:
     """Federated training with honest, noisy, attacking and free-riding trainers; prints who got paid and why."""
     if (run_dir / "stack.json").exists():
@@ -64,7 +66,7 @@ def demo(
     for stale in ("anvil-state.json", "index.sqlite3"):
         (run_dir / stale).unlink(missing_ok=True)
     config = StackConfig(run_dir=run_dir, trainers=DEMO_TRAINERS, rounds=rounds, commit_window_s=commit_window_s,
-                         reveal_window_s=reveal_window_s)
+                         reveal_window_s=reveal_window_s, validators=validators, quorum=quorum if validators else 0)
     try:
         stack, result = run_demo(config, console)
     except DemoFailed as e:
@@ -89,6 +91,9 @@ def bootstrap_command(
     model: Annotated[str, typer.Option(help="Model spec preset.")] = "mlp-digits",
     commit_window_s: Annotated[int, typer.Option(help="Commit phase per round, seconds.")] = 30,
     reveal_window_s: Annotated[int, typer.Option(help="Reveal phase per round, seconds.")] = 20,
+    validator: Annotated[list[str] | None, typer.Option("--validator", envvar="FLCHAIN_VALIDATOR_ADDRESSES",
+                                                        help="A validator of the task (repeat).")] = None,
+    quorum: Annotated[int, typer.Option(envvar="FLCHAIN_VALIDATOR_QUORUM", help="Attestations a round needs.")] = 0,
 ) -> None:
     """Development chains only: deploy, create and fund task 1, fund trainer accounts (idempotent)."""
     from flchain.chain.accounts import from_env
@@ -101,7 +106,7 @@ def bootstrap_command(
     terms = TaskTerms(reward_per_round_wei=100 * TOKEN, min_stake_wei=10 * TOKEN, funding_wei=10_000 * TOKEN,
                       commit_window_s=commit_window_s, reveal_window_s=reveal_window_s)
     plan = BootstrapPlan(manifest_path=manifest, aggregators=tuple(aggregator), trainer_keystores=trainer_keystores,
-                         terms=terms, model=model)
+                         terms=terms, model=model, validators=tuple(validator or ()), quorum=quorum)
     with IpfsClient(ipfs_url) as storage:
         result = bootstrap(connect(rpc_url), from_env(private_key_env), storage, plan)
     console.print(f"ready: coordinator {result.coordinator.address} on chain {result.chain_id}, manifest {manifest}")

@@ -2,11 +2,12 @@
 
 Steps of `up`, in order: start the chain (Anvil, state persisted to a file), start the IPFS daemon, deploy the
 contracts and a demo token, create and fund a task, start the dashboard API with its indexer, start the
-aggregator, start the trainers. Every service is a child process in its own session, logging to a file under one
-run directory; `stack.json` there records their PIDs so `down` stops exactly what `up` started.
+aggregator, start the validators (if any), start the trainers. Every service is a child process in its own
+session, logging to a file under one run directory; `stack.json` there records their PIDs so `down` stops exactly
+what `up` started.
 
-Accounts are Anvil's public development accounts (index 0 sponsor, 1 aggregator, 2.. trainers); their keys are
-handed to the services through environment variables, never written to disk or logs.
+Accounts are Anvil's public development accounts (index 0 sponsor, 1 aggregator, 2.. trainers, then validators);
+their keys are handed to the services through environment variables, never written to disk or logs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import httpx
 from flchain.atomic import write_atomic
 from flchain.chain.client import CoordinatorClient, TokenClient, connect
 from flchain.chain.deploy import deploy_contracts
+from flchain.chain.types import ValidatorSet
 from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import start_anvil
 from flchain.devnet.ipfs import start_ipfs, upload_limit_bytes
@@ -65,6 +67,13 @@ class StackConfig:
     min_stake_wei: int = 10 * TOKEN
     funding_wei: int = 10_000 * TOKEN
     api_port: int | None = None
+    validators: int = 0  # validator services (accounts after the trainers'); 0: the aggregator finalizes alone
+    quorum: int = 0  # attestations a round's proposal needs (1..validators when there are validators)
+    validator_bond_wei: int = 10 * TOKEN
+
+    @property
+    def first_validator_index(self) -> int:
+        return FIRST_TRAINER_INDEX + len(self.trainers)
 
 
 @dataclass
@@ -108,7 +117,9 @@ class LocalStack:
     # ------------------------------------------------------------ the steps of `up`
     def start_chain(self) -> None:
         # One block a second, as on a real chain: services read time from blocks, and an idle Anvil mines none.
-        node = start_anvil(self.logs / "anvil.log", state_path=self.run_dir / "anvil-state.json", block_time_s=1)
+        accounts = max(10, self.config.first_validator_index + self.config.validators)
+        node = start_anvil(self.logs / "anvil.log", state_path=self.run_dir / "anvil-state.json", block_time_s=1,
+                           accounts=accounts)
         self._track("anvil", node.process)
         self.info.rpc_url = node.rpc_url
 
@@ -134,6 +145,9 @@ class LocalStack:
             trainer = dev_account(FIRST_TRAINER_INDEX + offset)
             token.mint(trainer.address, 10 * self.config.min_stake_wei)
             self.info.trainers[role.name] = trainer.address
+        bonded = [*self._validator_indexes(), AGGREGATOR_INDEX] if self.config.validators else []
+        for index in bonded:  # validators and the proposing aggregator hold bonds on a validated task
+            token.mint(dev_account(index).address, 2 * self.config.validator_bond_wei)
 
     def create_task(self) -> None:
         w3 = connect(self.info.rpc_url)
@@ -148,6 +162,10 @@ class LocalStack:
             created = create_task(
                 client, storage, token=manifest["token"]["address"], spec=spec_from_name(self.config.model),
                 terms=terms, aggregators=[dev_account(AGGREGATOR_INDEX).address], title="local demo task",
+                validation=ValidatorSet(
+                    tuple(dev_account(i).address for i in self._validator_indexes()), self.config.quorum,
+                    self.config.validator_bond_wei if self.config.validators else 0,
+                ),
             )
         self.info.task_id = created.task_id
 
@@ -175,6 +193,21 @@ class LocalStack:
         }
         self._service("aggregator", ["aggregator", "run"], env)
 
+    def start_validators(self) -> None:
+        """One `flchain validator run` per validator account (each deposits its bond on its first tick)."""
+        for number, index in enumerate(self._validator_indexes(), start=1):
+            env = {
+                **self._common_env("FLCHAIN_VALIDATOR_"),
+                "FLCHAIN_VALIDATOR_PRIVATE_KEY_ENV": "FLCHAIN_VALIDATOR_KEY",
+                "FLCHAIN_VALIDATOR_KEY": dev_account(index).key.hex(),
+                "FLCHAIN_VALIDATOR_ROUNDS": str(self.config.rounds), "FLCHAIN_VALIDATOR_POLL_INTERVAL_S": "1",
+            }
+            self._service(f"validator-{number}", ["validator", "run"], env)
+
+    def _validator_indexes(self) -> range:
+        first = self.config.first_validator_index
+        return range(first, first + self.config.validators)
+
     def start_trainers(self) -> None:
         if any(role.red_team for role in self.config.trainers) and importlib.util.find_spec("bench") is None:
             raise DevnetError(f"dishonest trainers run from {RED_TEAM_TRAINER}, part of the development install")
@@ -201,7 +234,7 @@ class LocalStack:
         """Run every step; on failure stop whatever was started and re-raise."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         steps = (self.start_chain, self.start_ipfs, self.deploy, self.create_task, self.start_api,
-                 self.start_aggregator, self.start_trainers)
+                 self.start_aggregator, self.start_validators, self.start_trainers)
         try:
             for step in steps:
                 logger.info("up: %s", step.__name__.replace("_", " "))

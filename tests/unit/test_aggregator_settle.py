@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
 from aggregator.publish import Blob, RoundArtifacts
 from aggregator.settle import SettleError, finalize, record_reputations, slash_dishonest
-from flchain.chain.types import Finalization, Reputation, RoundState, RoundStatus, TaskState
+from flchain.chain.types import (
+    Finalization,
+    ProposalState,
+    Reputation,
+    RoundState,
+    RoundStatus,
+    TaskState,
+    ValidatorSet,
+    proposal_hash,
+)
 from flchain.report import AggregationInfo, ModelMetrics, RoundReport, TrainerScore
 
 TASK = 1
@@ -27,6 +36,9 @@ class FakeCoordinator:
     max_slash_bps: int = 1000
     sent: list[str] = field(default_factory=list)
     account: str = "0x" + "f" * 40
+    validation: ValidatorSet = field(default_factory=ValidatorSet)
+    proposal: ProposalState = field(default_factory=lambda: ProposalState(b"\0" * 32, "", 0, 0, 0, 0, 0, 0))
+    bond_wei: int = 0
 
     def get_task(self, task_id: int) -> TaskState:
         return TaskState(
@@ -52,8 +64,35 @@ class FakeCoordinator:
     def open_round(self, *args: object) -> object:
         raise AssertionError("not used")
 
+    def get_validators(self, task_id: int) -> ValidatorSet:
+        return self.validation
+
+    def get_proposal(self, task_id: int, round_id: int) -> ProposalState:
+        return self.proposal
+
+    def bond_of(self, task_id: int, account: str) -> int:
+        return self.bond_wei
+
+    def deposit_bond(self, task_id: int, amount_wei: int) -> object:
+        self.bond_wei += amount_wei
+        self.sent.append(f"bond {amount_wei}")
+        return None
+
+    def propose_round(self, task_id: int, round_id: int, finalization: Finalization) -> object:
+        assert not self.proposal.live and self.bond_wei >= self.validation.bond_wei, "ProposalPending / BondTooLow"
+        self.proposal = ProposalState(proposal_hash(finalization), self.account, 1, self.proposal.nonce + 1, 0, 0, 0, 0)
+        self.sent.append("propose")
+        return None
+
+    def vote(self, attestations: int, disputes: int = 0) -> None:
+        live = disputes < self.validation.dispute_quorum
+        self.proposal = replace(self.proposal, attestations=attestations, disputes=disputes, deadline=int(live))
+
     def finalize_round(self, task_id: int, round_id: int, finalization: Finalization) -> object:
         assert self.status is RoundStatus.CLOSED
+        if self.validation.quorum:
+            assert self.proposal.live and self.proposal.attestations >= self.validation.quorum, "QuorumNotReached"
+            assert self.proposal.proposal_hash == proposal_hash(finalization), "ProposalMismatch"
         self.status, self.finalized = RoundStatus.FINALIZED, finalization
         self.sent.append("finalize")
         return None
@@ -119,6 +158,36 @@ def test_a_foreign_finalization_or_an_expired_round_is_an_error() -> None:
         finalize(chain, TASK, 3, _artifacts(b"ours"))
     with pytest.raises(SettleError):
         finalize(FakeCoordinator(status=RoundStatus.EXPIRED), TASK, 3, _artifacts())
+
+
+THREE_VALIDATORS = ValidatorSet(("0x" + "1" * 40, "0x" + "2" * 40, "0x" + "3" * 40), quorum=2, bond_wei=7)
+
+
+def test_with_validators_the_result_is_bonded_proposed_and_finalized_only_after_quorum() -> None:
+    chain = FakeCoordinator(validation=THREE_VALIDATORS, bond_wei=3)
+
+    assert finalize(chain, TASK, 3, _artifacts()) is False  # proposes
+    chain.vote(attestations=1)
+    assert finalize(chain, TASK, 3, _artifacts()) is False  # waits
+    chain.vote(attestations=2)
+    assert finalize(chain, TASK, 3, _artifacts()) is True
+
+    assert chain.sent == ["bond 4", "propose", "finalize"]
+    assert chain.status is RoundStatus.FINALIZED
+
+
+def test_with_validators_a_rejected_or_foreign_proposal_is_never_proposed_again() -> None:
+    rejected = FakeCoordinator(validation=THREE_VALIDATORS, bond_wei=7)
+    finalize(rejected, TASK, 3, _artifacts())
+    rejected.vote(attestations=0, disputes=2)
+    foreign = FakeCoordinator(validation=THREE_VALIDATORS, bond_wei=7)
+    finalize(foreign, TASK, 3, _artifacts(b"theirs"))
+
+    with pytest.raises(SettleError, match="disputed by 2"):
+        finalize(rejected, TASK, 3, _artifacts())
+    with pytest.raises(SettleError, match="another result"):
+        finalize(foreign, TASK, 3, _artifacts(b"ours"))
+    assert rejected.sent == ["propose"] and foreign.sent == ["propose"]
 
 
 def test_reputations_are_recorded_in_batches_and_only_once() -> None:

@@ -65,7 +65,7 @@ def test_compose_has_the_platform_services_with_healthchecks_and_ordering() -> N
     assert {"anvil", "ipfs", "deployer", "aggregator", "backend", "trainer"} <= set(services)
     for name in ("anvil", "ipfs", "backend"):
         assert "healthcheck" in services[name], f"{name} has no healthcheck"
-    for name in ("aggregator", "backend", "trainer"):
+    for name in ("aggregator", "validator-1", "validator-2", "validator-3", "backend", "trainer"):
         assert services[name]["depends_on"]["deployer"]["condition"] == "service_completed_successfully"
     assert services["anvil"]["image"].startswith("ghcr.io/foundry-rs/foundry")
     assert services["ipfs"]["image"].startswith("ipfs/kubo")
@@ -75,9 +75,23 @@ def test_every_flchain_service_command_exists_in_the_cli() -> None:
     services = _config()["services"]
     assert isinstance(services, dict)
     built = {name: svc for name, svc in services.items() if "build" in svc}
-    assert set(built) == {"deployer", "aggregator", "backend", "trainer"}
+    assert set(built) == {"deployer", "aggregator", "validator-1", "validator-2", "validator-3", "backend", "trainer"}
     for service in built.values():
         _resolve(list(service["command"]))
+
+
+def test_three_validator_services_each_read_their_own_key_file() -> None:
+    services = _config()["services"]
+    assert isinstance(services, dict)
+    for number in (1, 2, 3):
+        service = services[f"validator-{number}"]
+        assert service["command"] == ["validator", "run"]
+        assert service["environment"]["FLCHAIN_VALIDATOR_PRIVATE_KEY_ENV"] == "FLCHAIN_VALIDATOR_KEY"
+    text = COMPOSE_FILE.read_text()  # `config` merges env files away; each service names its own in the file
+    blocks = text.split("\n  validator-")[1:]
+    assert [b.split(":")[0] for b in blocks] == ["1", "2", "3"]
+    for number, block in zip((1, 2, 3), blocks, strict=True):
+        assert f"compose/env/validator-{number}.env" in block.split("\n  postgres:")[0]
 
 
 def test_resolver_rejects_unknown_commands_and_options() -> None:
