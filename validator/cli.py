@@ -13,12 +13,12 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from aggregator.bootstrap import connect_task, model_runtime
+from aggregator.bootstrap import connect_task, model_runtime, reader_key
 from aggregator.evaldata import ValidationSource
 from flchain.chain.accounts import load_signer
 from flchain.chain.errors import ChainError
 from flchain.storage.errors import StorageError
-from flchain.storage.ipfs import IpfsClient
+from flchain.storage.failover import ipfs_storage
 from validator.service import Validator, recompute_with
 from validator.settings import ValidatorSettings
 
@@ -42,6 +42,10 @@ def run(
     keystore: Annotated[Path | None, Opt("--keystore", help="Keystore (FLCHAIN_KEYSTORE_PASSWORD).")] = None,
     password_file: Annotated[Path | None, Opt("--password-file", help="Keystore password file.")] = None,
     private_key_env: Annotated[str | None, Opt("--private-key-env", help="Env var holding a private key.")] = None,
+    reader_key_env: Annotated[str | None, Opt("--reader-key-env", help="Env var holding this validator's "
+                                              "reader key of a private task (hex).")] = None,
+    reader_key_file: Annotated[Path | None, Opt("--reader-key-file", help="Encrypted reader key file "
+                                                "(FLCHAIN_READER_KEY_PASSWORD).")] = None,
     model_spec: Annotated[str | None, Opt("--model-spec", help="Preset or spec JSON (default: task card).")] = None,
     validation: Annotated[ValidationSource | None, Opt("--validation")] = None,
     validation_path: Annotated[Path | None, Opt("--validation-path")] = None,
@@ -73,11 +77,16 @@ def build_validator(settings: ValidatorSettings) -> Validator:
         settings.rpc_url, settings.manifest, settings.task_id, signer=signer, rpc_timeout_s=settings.rpc_timeout_s,
         confirmations=settings.confirmations,
     )
-    storage = IpfsClient(settings.ipfs_url, timeout_s=settings.ipfs_timeout_s)
+    storage = ipfs_storage((settings.ipfs_url, *settings.fetch_ipfs_urls), timeout_s=settings.ipfs_timeout_s)
     runtime = model_runtime(
         parts, storage, settings.task_id, settings.model_spec, settings.validation, settings.validation_path,
-        settings.torch_threads,
+        settings.torch_threads, reader_key(settings.reader_key_env, settings.reader_key_file),
     )
+    if runtime.read_policy.private and not runtime.read_policy.is_reader:
+        raise ValueError(
+            f"task {settings.task_id} is private and no reader key of its card was given: set "
+            "FLCHAIN_VALIDATOR_READER_KEY_ENV or FLCHAIN_VALIDATOR_READER_KEY_FILE (no round could be recomputed)"
+        )
     recompute = recompute_with(parts.coordinator, parts.log, storage, runtime, settings.task_id)
     return Validator(
         parts.coordinator, parts.log, recompute, settings.task_id, rounds=settings.rounds,

@@ -22,6 +22,9 @@ class ValidatorSettings(BaseSettings):
     manifest: Path = Field(Path("deployment.json"), description="Deployment manifest written by `flchain deploy`.")
     task_id: int = Field(ge=1, description="The task whose rounds to validate.")
     ipfs_url: str = Field("http://127.0.0.1:5001", description="Kubo RPC API of the IPFS daemon.")
+    fetch_ipfs_urls: tuple[str, ...] = Field(
+        (), description="Further IPFS endpoints every read tries in turn when the first is down."
+    )
     model_spec: str | None = Field(
         None, description="Model spec preset name or spec JSON path; default: the task card's, else a preset."
     )
@@ -30,6 +33,12 @@ class ValidatorSettings(BaseSettings):
     keystore: Path | None = Field(None, description="Encrypted keystore file (password: FLCHAIN_KEYSTORE_PASSWORD).")
     password_file: Path | None = Field(None, description="File whose first line is the keystore password.")
     private_key_env: str | None = Field(None, description="Name of an environment variable holding a private key.")
+
+    # ---------------------------------------------------------------- reader key of a private task (docs/privacy.md)
+    reader_key_env: str | None = Field(None, description="Name of an environment variable holding the X25519 "
+                                       "reader key (hex) the task card lists for this validator.")
+    reader_key_file: Path | None = Field(None, description="Encrypted PKCS#8 reader key file (password: "
+                                         "FLCHAIN_READER_KEY_PASSWORD).")
 
     # ---------------------------------------------------------------- recomputation (as `flchain verify round`)
     validation: ValidationSource = Field(ValidationSource.DIGITS, description="digits (held-out split) | file.")
@@ -51,6 +60,8 @@ class ValidatorSettings(BaseSettings):
     def _check(self) -> ValidatorSettings:
         if (self.keystore is None) == (self.private_key_env is None):
             raise ValueError("give exactly one signer: keystore or private_key_env")
+        if self.reader_key_env is not None and self.reader_key_file is not None:
+            raise ValueError("give at most one reader key source: reader_key_env or reader_key_file")
         if self.validation is ValidationSource.FILE and self.validation_path is None:
             raise ValueError("validation 'file' needs validation_path")
         return self
