@@ -9,7 +9,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from aggregator.compute import ModelRuntime
-from aggregator.evaldata import ValidationSource, load_validation, set_torch_threads
+from aggregator.evaldata import DEFAULT_TEXT_STRIDE, ValidationSource, load_validation, set_torch_threads
 from aggregator.modelspec import resolve_spec
 from aggregator.service import Aggregator, Deps, StepHook, no_step_hook
 from aggregator.settings import AggregatorSettings
@@ -47,15 +47,16 @@ def connect_task(
 
 def model_runtime(
     parts: ChainParts, storage: IpfsClient, task_id: int, model_spec: str | None, validation: ValidationSource,
-    validation_path: Path | None, torch_threads: int,
+    validation_path: Path | None, torch_threads: int, *, text_stride: int = DEFAULT_TEXT_STRIDE, device: str = "cpu",
 ) -> ModelRuntime:
     """The task's model spec (checked against the chain) with the validation data, forward passes pinned to
-    `torch_threads` CPU threads."""
+    `torch_threads` CPU threads, on `device` ("auto": CUDA when present)."""
     set_torch_threads(torch_threads)
     parts.log.refresh()
     on_chain_hash = parts.coordinator.get_task(task_id).model_spec_hash
     spec = resolve_spec(model_spec, on_chain_hash, storage, parts.log.task_card_cid)
-    return ModelRuntime(spec, load_validation(validation, validation_path, spec))
+    dataset = load_validation(validation, validation_path, spec, text_stride=text_stride)
+    return ModelRuntime(spec, dataset, device=device)
 
 
 def build_aggregator(settings: AggregatorSettings, *, after_step: StepHook = no_step_hook) -> Aggregator:
@@ -74,7 +75,7 @@ def build_aggregator(settings: AggregatorSettings, *, after_step: StepHook = no_
     fetch_storage = FailoverStorage([IpfsClient(url, timeout_s=settings.fetch_timeout_s) for url in fetch_urls])
     runtime = model_runtime(
         parts, storage, settings.task_id, settings.model_spec, settings.validation, settings.validation_path,
-        settings.torch_threads,
+        settings.torch_threads, text_stride=settings.text_stride, device=settings.device,
     )
     namespace = f"{parts.coordinator.w3.eth.chain_id}-{parts.coordinator.address.lower()}"
     deps = Deps(parts.coordinator, parts.log, storage, fetch_storage, namespace)

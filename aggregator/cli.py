@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aggregator.bootstrap import build_aggregator, connect_task, model_runtime
-from aggregator.evaldata import ValidationSource
+from aggregator.evaldata import DEFAULT_TEXT_STRIDE, ValidationSource
 from aggregator.service import StepHook, no_step_hook
 from aggregator.settings import AggregatorSettings
 from aggregator.verify import VerifyResult, verify_round
@@ -115,6 +115,8 @@ def round_(
     validation: Annotated[ValidationSource, Opt("--validation")] = ValidationSource.DIGITS,
     validation_path: Annotated[Path | None, Opt("--validation-path")] = None,
     torch_threads: Annotated[int, Opt("--torch-threads", help="As the aggregator ran with.")] = 1,
+    text_stride: Annotated[int, Opt("--text-stride", help="As the aggregator ran with.")] = DEFAULT_TEXT_STRIDE,
+    device: Annotated[str, Opt("--device", help="auto | cpu | cuda: the aggregator's device kind.")] = "auto",
     as_json: Annotated[bool, Opt("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Recompute a finalized round from chain events and IPFS; exit 0 only if model, report and payouts match and
@@ -122,7 +124,8 @@ def round_(
     try:
         parts = connect_task(rpc_url, manifest, task)
         with IpfsClient(ipfs_url) as storage:
-            runtime = model_runtime(parts, storage, task, model_spec, validation, validation_path, torch_threads)
+            runtime = model_runtime(parts, storage, task, model_spec, validation, validation_path, torch_threads,
+                                    text_stride=text_stride, device=device)
             result = verify_round(parts.coordinator, parts.log, storage, runtime, task, round_id)
     except (ChainError, StorageError, ValueError, RuntimeError) as e:
         Console().print(f"[red]cannot verify round {round_id} of task {task}:[/red] {e}")

@@ -48,10 +48,13 @@ class DataSettings:
     split_seed: int = 0
     mnist_images: str | None = None
     mnist_labels: str | None = None
+    workload: str = "digits"  # digits | mnist1d | shakespeare (bench.data)
+    text_stride: int = 16  # Shakespeare: characters between the starts of training windows
+    heldout_stride: int = 64  # Shakespeare: the same for the held-out roles (evaluation batch and test set)
 
     @property
     def dataset(self) -> str:
-        return "mnist" if self.mnist_images else "digits"
+        return "mnist" if self.mnist_images else self.workload
 
 
 @dataclass(frozen=True)
@@ -165,11 +168,44 @@ def _full() -> BenchSettings:
     )
 
 
+def _shakespeare(base: BenchSettings) -> BenchSettings:
+    """The character transformer: lr 0.5 (SGD without momentum learns characters slowly at 0.1), fewer and
+    shorter rounds than digits in quick mode (a step costs ~100x a digits step on one CPU thread)."""
+    lm = {Mode.TINY: (4, 2, 3), Mode.QUICK: (8, 6, 10), Mode.FULL: (10, 30, 50)}[base.mode]
+    trainers, rounds, steps = lm
+    training = LocalTraining(local_steps=steps, batch_size=32, lr=0.5)
+    return replace(
+        base,
+        accuracy=replace(base.accuracy, n_trainers=trainers, rounds=rounds, train=training, seeds=(0,)),
+        robustness=replace(base.robustness, rounds=max(2, rounds // 2), train=training,
+                           attacks=(Behaviour.SIGN_FLIP, Behaviour.COPYCAT)),
+        fairness=replace(base.fairness, rounds=max(2, rounds // 2), train=training, seeds=(0,)),
+    )
+
+
+def _mnist1d(base: BenchSettings) -> BenchSettings:
+    """Quick mode shortened to one seed, 10 rounds of 20 local steps: the 1-D CNN's step costs several digits
+    MLP steps, and quick figures must fit a loaded 2-core machine. Full mode keeps the digits settings."""
+    if base.mode is not Mode.QUICK:
+        return base
+    training = LocalTraining(local_steps=20)
+    return replace(base, accuracy=replace(base.accuracy, rounds=10, train=training, seeds=(0,)),
+                   robustness=replace(base.robustness, rounds=5, train=training),
+                   fairness=replace(base.fairness, rounds=8, train=training, seeds=(0,)))
+
+
 def settings_for(mode: Mode, data: DataSettings | None = None) -> BenchSettings:
-    """The settings of `mode`; `data` (e.g. MNIST paths) replaces the dataset of the learning experiments."""
+    """The settings of `mode`; `data` (e.g. MNIST paths or another workload) replaces the dataset of the
+    learning experiments."""
     base = {Mode.TINY: _tiny, Mode.QUICK: _quick, Mode.FULL: _full}[mode]()
     if data is None:
         return base
+    if data.workload == "shakespeare":
+        base = _shakespeare(base)
+        if mode is Mode.TINY:  # a few thousand windows: the harness test checks plumbing, not figures
+            data = replace(data, text_stride=512, heldout_stride=1024)
+    elif data.workload == "mnist1d":
+        base = _mnist1d(base)
     return replace(
         base,
         accuracy=replace(base.accuracy, data=data),

@@ -189,6 +189,8 @@ class MetricsPoint(Out):
     val_accuracy_before: float | None
     val_loss_after: float | None
     val_accuracy_after: float | None
+    val_perplexity_after: float | None = None  # exp(val_loss_after): meaningful for the language task
+    sample_text: str | None = None  # a line sampled from the round's new model (character models)
 
 
 class TaskMetrics(Out):

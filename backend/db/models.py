@@ -163,6 +163,7 @@ class RoundReport(Base):
     val_loss_after: Mapped[float | None] = mapped_column(Float)
     val_accuracy_after: Mapped[float | None] = mapped_column(Float)
     eval_samples: Mapped[int] = mapped_column(BigInteger)
+    sample_text: Mapped[str | None] = mapped_column(TEXT, nullable=True)  # sampled line of character models
 
 
 class Commitment(Base):

@@ -19,6 +19,8 @@ from backend.indexer.errors import ReportInvalid, ReportUnavailable
 from backend.indexer.projector import trainer_row
 from flchain.storage import Storage
 
+MAX_SAMPLE_CHARS = 500  # a sampled line of text is short; a longer one is cut, not refused
+
 logger = logging.getLogger(__name__)
 
 
@@ -119,6 +121,7 @@ def store_documents(session: Session, c: RoundCommitment, docs: RoundDocuments) 
             val_loss_after=finite(m.val_loss_after),
             val_accuracy_after=finite(m.val_accuracy_after),
             eval_samples=m.eval_samples,
+            sample_text=m.sample_text[:MAX_SAMPLE_CHARS] if m.sample_text is not None else None,
         )
     )
     _add_score_entries(session, c, docs)

@@ -13,6 +13,7 @@ from flchain.devnet.demo import DEMO_TRAINERS, DemoFailed, render_summary, run_d
 from flchain.devnet.process import DevnetError
 from flchain.devnet.stack import LocalStack, StackConfig, TrainerRole
 from flchain.devnet.stack import down as stop_stack
+from flchain.devnet.workloads import WORKLOADS, WorkloadName
 
 # Piped output (make demo | tee, CI logs) has no terminal width; 80 columns would truncate the summary tables.
 console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -57,14 +58,16 @@ def demo(
     commit_window_s: Annotated[int, typer.Option(help="Commit phase per round, seconds.")] = 12,
     reveal_window_s: Annotated[int, typer.Option(help="Reveal phase per round, seconds.")] = 8,
     keep: Annotated[bool, typer.Option("--keep/--no-keep", help="Leave chain, IPFS and dashboard running.")] = True,
+    workload: Annotated[WorkloadName, typer.Option(help="digits | mnist1d | shakespeare.")] = WorkloadName.DIGITS,
 ) -> None:
     """Federated training with honest, noisy, attacking and free-riding trainers; prints who got paid and why."""
     if (run_dir / "stack.json").exists():
         stop_stack(run_dir)
     for stale in ("anvil-state.json", "index.sqlite3"):
         (run_dir / stale).unlink(missing_ok=True)
+    chosen = WORKLOADS[workload]
     config = StackConfig(run_dir=run_dir, trainers=DEMO_TRAINERS, rounds=rounds, commit_window_s=commit_window_s,
-                         reveal_window_s=reveal_window_s)
+                         reveal_window_s=reveal_window_s, model=chosen.model, workload=chosen)
     try:
         stack, result = run_demo(config, console)
     except DemoFailed as e:

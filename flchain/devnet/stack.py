@@ -30,6 +30,7 @@ from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import start_anvil
 from flchain.devnet.ipfs import start_ipfs
 from flchain.devnet.process import DevnetError, ManagedProcess, free_port, port_is_open, start_process
+from flchain.devnet.workloads import WORKLOADS, Workload, WorkloadName, prefixed
 from flchain.ml.specs import spec_from_name
 from flchain.sponsor import TaskTerms, create_task
 from flchain.storage import IpfsClient
@@ -58,6 +59,7 @@ class StackConfig:
     trainers: tuple[TrainerRole, ...] = tuple(TrainerRole(f"trainer-{i}") for i in range(3))
     rounds: int = 0  # aggregator stops after this round (0: runs until stopped)
     model: str = "mlp-digits"
+    workload: Workload = WORKLOADS[WorkloadName.DIGITS]  # data sources; `model` names the spec
     commit_window_s: int = 15  # commit phase of each round
     reveal_window_s: int = 10  # reveal phase right after it
     local_steps: int = 60
@@ -141,6 +143,7 @@ class LocalStack:
             created = create_task(
                 client, storage, token=manifest["token"]["address"], spec=spec_from_name(self.config.model),
                 terms=terms, aggregators=[dev_account(AGGREGATOR_INDEX).address], title="local demo task",
+                dataset=self.config.workload.name.value,
             )
         self.info.task_id = created.task_id
 
@@ -164,6 +167,7 @@ class LocalStack:
             "FLCHAIN_AGGREGATOR_STATE_DIR": str(self.run_dir / "aggregator-state"),
             "FLCHAIN_AGGREGATOR_ROUNDS": str(self.config.rounds),
             "FLCHAIN_AGGREGATOR_POLL_INTERVAL_S": "1",
+            **prefixed(self.config.workload.aggregator_env, "FLCHAIN_AGGREGATOR_"),
         }
         self._service("aggregator", ["aggregator", "run"], env)
 
@@ -181,6 +185,7 @@ class LocalStack:
                 f"{prefix}SEED": str(offset), f"{prefix}LOCAL_STEPS": str(self.config.local_steps),
                 f"{prefix}LABEL_NOISE": str(role.label_noise), f"{prefix}POLL_INTERVAL_S": "1",
                 f"{prefix}CLAIM_INTERVAL_S": "2", f"{prefix}SUBMIT_MARGIN_S": "2", f"{prefix}LOG_FORMAT": "plain",
+                **prefixed(self.config.workload.trainer_env, prefix),
             }
             if role.red_team is None:
                 self._service(role.name, ["trainer", "run"], env)
