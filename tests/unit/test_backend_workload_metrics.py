@@ -10,8 +10,8 @@ from backend.db.models import Round, RoundReport
 
 def _rows(loss_after: float | None, sample: str | None) -> tuple[Round, RoundReport]:
     row = Round(task_id=1, round=2, base_model_digest="0x" + "00" * 32, base_model_cid="b",
-                eval_commitment="0x" + "00" * 32, commit_deadline=0, reveal_deadline=0, opened_block=1, opened_tx="0x" + "00" * 32,
-                finalized_block=9, payout_total_wei=5)
+                eval_commitment="0x" + "00" * 32, commit_deadline=0, reveal_deadline=0, opened_block=1,
+                opened_tx="0x" + "00" * 32, finalized_block=9, payout_total_wei=5)
     report = RoundReport(task_id=1, round=2, aggregation_rule="centered-clip", accepted=3, rejected=1, budget_wei=10,
                          payout_tree_cid="t", val_loss_before=4.5, val_accuracy_before=0.01,
                          val_loss_after=loss_after, val_accuracy_after=0.3, eval_samples=100, sample_text=sample)
