@@ -4,8 +4,8 @@
 - mnist1d: MNIST-1D's generated signals (Greydanus and Kobak 2024) and the 1-D CNN, local lr 0.2 (the
   benchmark's: the CNN needs ~1,000 sequential SGD steps at it).
 - shakespeare: next-character prediction with trainers holding whole speaking roles (LEAF, Caldas et al. 2018)
-  and the small GPT-style character transformer at local lr 0.5 (1.0 diverges under plain SGD); windows every 32 characters for trainers and every 256 for the
-  sponsor's held-out roles keep rounds short on a laptop.
+  and the small GPT-style character transformer at local lr 0.5 (1.0 diverges under plain SGD); windows every 32
+  characters for trainers and every 256 for the sponsor's held-out roles keep rounds short on a laptop.
 """
 
 from __future__ import annotations
