@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account.signers.local import LocalAccount
 
 from aggregator.compute import ModelRuntime
-from aggregator.evaldata import ValidationSource, load_validation, set_torch_threads
+from aggregator.evaldata import DEFAULT_TEXT_STRIDE, ValidationSource, load_validation, set_torch_threads
 from aggregator.modelspec import load_task_card, resolve_spec
 from aggregator.service import Aggregator, Deps, StepHook, no_step_hook
 from aggregator.settings import AggregatorSettings
@@ -65,10 +65,12 @@ def reader_key(key_env: str | None, key_file: Path | None) -> X25519PrivateKey |
 
 def model_runtime(
     parts: ChainParts, storage: Storage, task_id: int, model_spec: str | None, validation: ValidationSource,
-    validation_path: Path | None, torch_threads: int, key: X25519PrivateKey | None = None,
+    validation_path: Path | None, torch_threads: int, key: X25519PrivateKey | None = None, *,
+    text_stride: int = DEFAULT_TEXT_STRIDE, device: str = "cpu",
 ) -> ModelRuntime:
     """The task's model spec (checked against the chain) with the validation data, forward passes pinned to
-    `torch_threads` CPU threads, and the task's readers from its card (`key`: this node's reader key)."""
+    `torch_threads` CPU threads, on `device` ("auto": CUDA when present), and the task's readers from its card
+    (`key`: this node's reader key)."""
     set_torch_threads(torch_threads)
     parts.log.refresh()
     on_chain_hash = parts.coordinator.get_task(task_id).model_spec_hash
@@ -78,7 +80,8 @@ def model_runtime(
     if policy.private and not policy.is_reader:
         logger.warning("task %d is private and this node is not one of its %d readers", task_id, len(policy.readers))
     dp = card.dp if card is not None else None
-    return ModelRuntime(spec, load_validation(validation, validation_path, spec), read_policy=policy, dp=dp)
+    dataset = load_validation(validation, validation_path, spec, text_stride=text_stride)
+    return ModelRuntime(spec, dataset, read_policy=policy, dp=dp, device=device)
 
 
 def build_aggregator(settings: AggregatorSettings, *, after_step: StepHook = no_step_hook) -> Aggregator:
@@ -98,6 +101,7 @@ def build_aggregator(settings: AggregatorSettings, *, after_step: StepHook = no_
     runtime = model_runtime(
         parts, storage, settings.task_id, settings.model_spec, settings.validation, settings.validation_path,
         settings.torch_threads, reader_key(settings.reader_key_env, settings.reader_key_file),
+        text_stride=settings.text_stride, device=settings.device,
     )
     if runtime.read_policy.private and not runtime.read_policy.is_reader:
         raise ReaderKeyError(

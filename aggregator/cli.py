@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aggregator.bootstrap import build_aggregator, connect_task, model_runtime, reader_key
-from aggregator.evaldata import ValidationSource
+from aggregator.evaldata import DEFAULT_TEXT_STRIDE, ValidationSource
 from aggregator.service import StepHook, no_step_hook
 from aggregator.settings import AggregatorSettings
 from aggregator.verify import VerifyResult, published_report, verify_round
@@ -131,6 +131,8 @@ def round_(
                                               "holding your reader key (hex).")] = None,
     reader_key_file: Annotated[Path | None, Opt("--reader-key-file", help="Private task: your encrypted reader key "
                                                 "file (password: FLCHAIN_READER_KEY_PASSWORD).")] = None,
+    text_stride: Annotated[int, Opt("--text-stride", help="As the aggregator ran with.")] = DEFAULT_TEXT_STRIDE,
+    device: Annotated[str, Opt("--device", help="auto | cpu | cuda: the aggregator's device kind.")] = "auto",
     as_json: Annotated[bool, Opt("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Recompute a finalized round from chain events and IPFS; exit 0 only if model, report and payouts match and
@@ -140,9 +142,8 @@ def round_(
         parts = connect_task(rpc_url, manifest, task)
         with ipfs_storage((ipfs_url, *(fetch_ipfs_urls or ())), timeout_s=60.0) as storage:
             key = reader_key(reader_key_env, reader_key_file)
-            runtime = model_runtime(
-                parts, storage, task, model_spec, validation, validation_path, torch_threads, key
-            )
+            runtime = model_runtime(parts, storage, task, model_spec, validation, validation_path, torch_threads,
+                                    key, text_stride=text_stride, device=device)
             result = verify_round(parts.coordinator, parts.log, storage, runtime, task, round_id, sketch_reveal)
     except (ChainError, StorageError, ValueError, RuntimeError) as e:
         Console().print(f"[red]cannot verify round {round_id} of task {task}:[/red] {e}")

@@ -88,13 +88,14 @@ class ModelRuntime:
 
     def __init__(
         self, spec: ModelSpec, validation: Dataset, batch_size: int = 4096, read_policy: ReadPolicy = CLEAR_TEXT,
-        dp: DpConfig | None = None,
+        dp: DpConfig | None = None, device: str = "cpu",
     ) -> None:
         self.spec = spec
         self.read_policy = read_policy
         self.dp = dp  # the task card's differential-privacy option (central: applied here; local: by trainers)
         self.validation = validation
-        self.validator = Evaluator(spec, validation, batch_size=batch_size)
+        self.validator = Evaluator(spec, validation, batch_size=batch_size, device=device)
+        self.device = self.validator.device
         self.layout: ParamLayout = self.validator.layout
         self.max_update_bytes = max_update_bytes(self.layout)
         self.limits = CodecLimits(max_payload_bytes=self.max_update_bytes)
@@ -147,7 +148,7 @@ def compute_round(
         data.fetched, spec_hash=ctx.spec_hash, base_digest=ctx.base_digest, layout=runtime.layout,
         limits=runtime.limits, policy=runtime.read_policy,
     )
-    evaluator = Evaluator(runtime.spec, decode_eval_batch(ctx.eval_bytes, runtime.spec))
+    evaluator = Evaluator(runtime.spec, decode_eval_batch(ctx.eval_bytes, runtime.spec), device=runtime.device)
     inputs = RoundInputs(
         task_id=ctx.task_id, round_id=ctx.round_id, base=base, submissions=submissions, budget_wei=ctx.budget_wei,
         history=data.prior.fingerprints, ratings=data.prior.ratings, state=data.prior.aggregation,

@@ -2,7 +2,8 @@
 
 Validation data never goes to trainers. By default it is the held-out part of scikit-learn's digits: the
 `val` and `test` parts of `train_val_test_split(load_digits(), (0.8, 0.1, 0.1), seed=0)` (359 samples); trainers
-train on the `train` part. Any `.npz`/`.csv` file can be used instead.
+train on the `train` part. MNIST-1D's held-out part is the generator's 1,000 test signals; Shakespeare's is the
+windows (every `text_stride`-th) of the held-out speaking roles. Any `.npz`/`.csv` file can be used instead.
 
 Round `r`'s evaluation batch is drawn from it without replacement with a seed from `(task, r, salt)`
 (`eval_seed`). The salt is `eval_salt(secret, task, r)`, an HMAC under a secret only the aggregator holds (the
@@ -34,7 +35,11 @@ from safetensors.numpy import load, save
 from flchain.codec.errors import CodecError
 from flchain.codec.frame import parse_frame
 from flchain.codec.header import CodecLimits
+from flchain.ml import shakespeare
 from flchain.ml.data import Dataset, digits_split, load_arrays
+from flchain.ml.errors import DataError
+from flchain.ml.mnist1d_data import mnist1d_heldout
+from flchain.ml.sampling import is_character_model, sample_line
 from flchain.ml.specs import ModelSpec
 from flchain.ml.train import Evaluator
 from flchain.report import ModelMetrics, canonical_json
@@ -53,6 +58,11 @@ class EvalDataError(ValueError):
 class ValidationSource(StrEnum):
     DIGITS = "digits"  # the held-out part of scikit-learn's digits (default)
     FILE = "file"  # a .npz (arrays x, y) or .csv (label last) file
+    MNIST1D = "mnist1d"  # MNIST-1D's generated test signals
+    SHAKESPEARE = "shakespeare"  # windows of the held-out speaking roles
+
+
+DEFAULT_TEXT_STRIDE = 64
 
 
 def digits_heldout() -> Dataset:
@@ -64,9 +74,25 @@ def digits_heldout() -> Dataset:
     return Dataset(x, y, "digits-heldout", digits.input_shape, digits.num_classes)
 
 
-def load_validation(source: ValidationSource, path: Path | None, spec: ModelSpec) -> Dataset:
+def _heldout_roles(spec: ModelSpec, text_stride: int) -> Dataset:
+    if len(spec.input_shape) != 1:
+        raise EvalDataError(f"spec {spec.name} does not read character windows")
+    try:
+        roles = shakespeare.default_role_split().heldout
+        return shakespeare.roles_dataset(roles, spec.input_shape[0], text_stride, "shakespeare-heldout")
+    except DataError as e:
+        raise EvalDataError(str(e)) from e
+
+
+def load_validation(
+    source: ValidationSource, path: Path | None, spec: ModelSpec, *, text_stride: int = DEFAULT_TEXT_STRIDE
+) -> Dataset:
     """The validation data, shaped for `spec`'s input."""
-    if source is ValidationSource.DIGITS:
+    if source is ValidationSource.SHAKESPEARE:
+        dataset = _heldout_roles(spec, text_stride)
+    elif source is ValidationSource.MNIST1D:
+        dataset = mnist1d_heldout()
+    elif source is ValidationSource.DIGITS:
         dataset = digits_heldout()
     elif path is None:
         raise EvalDataError("validation source 'file' needs a path")
@@ -160,12 +186,18 @@ def batch_loss_fn(evaluator: Evaluator) -> Callable[[NDArray[np.float64]], float
 
 
 def validation_metrics(evaluator: Evaluator, before: NDArray[np.floating], after: NDArray[np.floating]) -> ModelMetrics:
-    """Loss and accuracy of the base and the new model on the whole validation set."""
+    """Loss and accuracy of the base and the new model on the whole validation set; for a character model also
+    a line of text sampled from the new model (perplexity is exp(loss))."""
     first = evaluator.evaluate_vector(np.asarray(before, dtype=np.float32))
-    second = evaluator.evaluate_vector(np.asarray(after, dtype=np.float32))
+    new_params = np.asarray(after, dtype=np.float32)
+    second = evaluator.evaluate_vector(new_params)
+    text = None
+    if is_character_model(evaluator.spec):
+        text = sample_line(evaluator.spec, evaluator.layout.unflatten(new_params))
     return ModelMetrics(
         val_loss_before=first.loss, val_accuracy_before=first.accuracy,
         val_loss_after=second.loss, val_accuracy_after=second.accuracy, eval_samples=first.num_samples,
+        sample_text=text,
     )
 
 

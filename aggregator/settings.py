@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aggregator.evaldata import ValidationSource
+from aggregator.evaldata import DEFAULT_TEXT_STRIDE, ValidationSource
 from aggregator.filters import FilterConfig
 from aggregator.outer import OuterConfig
 from aggregator.pipeline import PipelineConfig
@@ -65,7 +65,10 @@ class AggregatorSettings(BaseSettings):
                                          "FLCHAIN_READER_KEY_PASSWORD).")
 
     # ---------------------------------------------------------------- validation data (never given to trainers)
-    validation: ValidationSource = Field(ValidationSource.DIGITS, description="digits (held-out split) | file.")
+    validation: ValidationSource = Field(
+        ValidationSource.DIGITS, description="digits | mnist1d | shakespeare (held-out parts) | file."
+    )
+    text_stride: int = Field(DEFAULT_TEXT_STRIDE, ge=1, description="Shakespeare: characters between windows.")
     validation_path: Path | None = Field(None, description=".npz or .csv validation file (validation 'file').")
     eval_batch_size: int = Field(256, ge=1, description="Samples in each round's evaluation batch.")
 
@@ -89,6 +92,7 @@ class AggregatorSettings(BaseSettings):
     confirmations: int = Field(0, ge=0, description="Blocks an event must be buried under before it is read.")
     reputation_batch: int = Field(50, ge=1, description="Reputations recorded per transaction.")
     torch_threads: int = Field(1, ge=1, description="CPU threads for forward passes (fixed, for reproducibility).")
+    device: str = Field("auto", description="Forward passes on: auto (CUDA when present) | cpu | cuda[:N].")
 
     # ---------------------------------------------------------------- fetching
     fetch_workers: int = Field(8, ge=1, description="Updates fetched in parallel.")

@@ -28,6 +28,7 @@ from bench.settings import BenchSettings, DataSettings, Mode, settings_for
 logger = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("docs/benchmarks")
+WORKLOADS = ("digits", "mnist1d", "shakespeare")
 ORDER = ("accuracy", "robustness", "fairness", "sybil", "gas", "overhead")
 TORCH_THREADS = 1
 
@@ -89,9 +90,15 @@ def _mode(full: bool, tiny: bool) -> Mode:
     return Mode.TINY if tiny else Mode.FULL if full else Mode.QUICK
 
 
-def _data(mnist_images: Path | None, mnist_labels: Path | None) -> DataSettings | None:
+def _data(mnist_images: Path | None, mnist_labels: Path | None, workload: str = "digits") -> DataSettings | None:
     if (mnist_images is None) != (mnist_labels is None):
         raise typer.BadParameter("give both --mnist-images and --mnist-labels, or neither")
+    if workload not in WORKLOADS:
+        raise typer.BadParameter(f"--workload must be one of {', '.join(WORKLOADS)}")
+    if workload != "digits":
+        if mnist_images is not None:
+            raise typer.BadParameter("--mnist-images goes with --workload digits only")
+        return DataSettings(workload=workload)
     if mnist_images is None or mnist_labels is None:
         return None
     return DataSettings(mnist_images=str(mnist_images), mnist_labels=str(mnist_labels))
@@ -104,8 +111,9 @@ def _command(names: tuple[str, ...]) -> Callable[..., None]:
         out: Annotated[Path, typer.Option("--out", help="Output directory.")] = DEFAULT_OUT,
         mnist_images: Annotated[Path | None, typer.Option(help="MNIST images IDX file (learning runs).")] = None,
         mnist_labels: Annotated[Path | None, typer.Option(help="MNIST labels IDX file (learning runs).")] = None,
+        workload: Annotated[str, typer.Option(help="digits | mnist1d | shakespeare (learning runs).")] = "digits",
     ) -> None:
-        run_experiments(names, _mode(full, tiny), out, _data(mnist_images, mnist_labels))
+        run_experiments(names, _mode(full, tiny), out, _data(mnist_images, mnist_labels, workload))
 
     return command
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from bench.settings import DataSettings
+from flchain.ml import shakespeare
 from flchain.ml.data import Dataset, load_digits, load_mnist_idx, train_val_test_split
+from flchain.ml.mnist1d_data import mnist1d_split
 from flchain.ml.specs import ModelSpec, spec_from_name
 
 
@@ -20,6 +25,8 @@ class BenchData:
     eval: Dataset
     test: Dataset
     dataset_name: str
+    splits: tuple[str, ...] = ("iid", "dirichlet")
+    role_sizes: tuple[int, ...] = ()  # Shakespeare: samples of each trainer role, in `train` order
 
     def describe(self) -> dict[str, object]:
         return {
@@ -31,8 +38,40 @@ class BenchData:
         }
 
 
+def by_role(data: BenchData, n_trainers: int) -> list[npt.NDArray[np.int64]]:
+    """Shakespeare's natural partition: trainer k holds whole roles k, k + n, k + 2n, ... of the trainers' roles."""
+    ends = np.cumsum(data.role_sizes)
+    ranges = [np.arange(end - size, end, dtype=np.int64) for size, end in zip(data.role_sizes, ends, strict=True)]
+    return [np.concatenate(ranges[k::n_trainers]) for k in range(n_trainers)]
+
+
+def _mnist1d(settings: DataSettings) -> BenchData:
+    split = mnist1d_split()
+    model = "cnn1d-mnist1d" if settings.model == "mlp-digits" else settings.model
+    return BenchData(spec_from_name(model), split.train, split.val, split.test, "mnist1d")
+
+
+def _shakespeare(settings: DataSettings) -> BenchData:
+    """Trainers' roles at `text_stride`; the held-out roles (at `heldout_stride`) split by role into the evaluation
+    batch (the first fifth of them) and the test set (the rest): no role is in two parts."""
+    spec = spec_from_name("gpt-shakespeare-small" if settings.model == "mlp-digits" else settings.model)
+    window = spec.input_shape[0]
+    roles = shakespeare.default_role_split()
+    train = shakespeare.roles_dataset(roles.train, window, settings.text_stride, "shakespeare-train")
+    sizes = tuple(len(shakespeare.role_windows(r, window, settings.text_stride)[1]) for r in roles.train)
+    cut = len(roles.heldout) // 5
+    stride = settings.heldout_stride
+    evaluation = shakespeare.roles_dataset(roles.heldout[:cut], window, stride, "shakespeare-eval")
+    test = shakespeare.roles_dataset(roles.heldout[cut:], window, stride, "shakespeare-test")
+    return BenchData(spec, train, evaluation, test, "shakespeare", ("iid", "by-role"), sizes)
+
+
 def load_bench_data(settings: DataSettings) -> BenchData:
-    """Digits (bundled with scikit-learn) or MNIST from the given IDX files, split with the settings' seed."""
+    """Digits (bundled with scikit-learn), MNIST from the given IDX files, MNIST-1D or Shakespeare."""
+    if settings.workload == "mnist1d":
+        return _mnist1d(settings)
+    if settings.workload == "shakespeare":
+        return _shakespeare(settings)
     if settings.mnist_images and settings.mnist_labels:
         dataset = load_mnist_idx(settings.mnist_images, settings.mnist_labels)
         model = "mlp-mnist" if settings.model == "mlp-digits" else settings.model

@@ -28,7 +28,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def accuracy_figure(summary: Mapping[str, Any], runs: Sequence[Any], path: Path) -> Path:
     """Left: final test accuracy per split and method, ratio to centralized on the bars. Right: curves."""
-    splits, methods = ("iid", "dirichlet"), tuple(m for m in COLORS if m in summary["iid"])
+    splits, methods = tuple(summary), tuple(m for m in COLORS if m in summary["iid"])
     fig, (bars, curves) = plt.subplots(1, 2, figsize=(13, 4.8))
     width = 0.8 / len(methods)
     for k, method in enumerate(methods):
@@ -41,7 +41,8 @@ def accuracy_figure(summary: Mapping[str, Any], runs: Sequence[Any], path: Path)
                           ha="center", va="bottom", fontsize=8)
     low = min(summary[s][m].accuracy_mean for s in splits for m in methods)
     bars.set_ylim(max(0.0, low - 0.15), 1.08)
-    bars.set_xticks(np.arange(len(splits)), ["IID", "Dirichlet(0.5)"])
+    labels = {"iid": "IID", "dirichlet": "Dirichlet(0.5)", "by-role": "by speaking role"}
+    bars.set_xticks(np.arange(len(splits)), [labels.get(split, split) for split in splits])
     bars.set_ylabel("final test accuracy (fraction)")
     bars.set_title("Final test accuracy (label: ratio to centralized)")
     bars.legend(loc="upper center", ncol=len(methods), fontsize=8)

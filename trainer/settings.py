@@ -23,6 +23,8 @@ class DataSource(StrEnum):
     DIGITS = "digits"  # scikit-learn's bundled 8x8 digits
     MNIST = "mnist"  # IDX files on disk (mnist_images, mnist_labels)
     FILE = "file"  # a .npz (arrays x, y) or .csv (label last) file (data_path)
+    MNIST1D = "mnist1d"  # MNIST-1D's 4,000 generated training signals (flchain.ml.mnist1d_data)
+    SHAKESPEARE = "shakespeare"  # the trainers' speaking roles of the plays (flchain.ml.shakespeare)
 
 
 class PartitionKind(StrEnum):
@@ -68,7 +70,12 @@ class TrainerSettings(BaseSettings):
     )
 
     # ---------------------------------------------------------------- data
-    data_source: DataSource = Field(default=DataSource.DIGITS, description="digits | mnist | file.")
+    data_source: DataSource = Field(
+        default=DataSource.DIGITS, description="digits | mnist | file | mnist1d | shakespeare."
+    )
+    text_stride: int = Field(
+        default=8, ge=1, description="Shakespeare: characters between the starts of consecutive windows."
+    )
     mnist_images: Path | None = Field(default=None, description="MNIST images IDX file (data_source mnist).")
     mnist_labels: Path | None = Field(default=None, description="MNIST labels IDX file (data_source mnist).")
     data_path: Path | None = Field(default=None, description=".npz or .csv file (data_source file).")

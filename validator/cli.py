@@ -81,6 +81,7 @@ def build_validator(settings: ValidatorSettings) -> Validator:
     runtime = model_runtime(
         parts, storage, settings.task_id, settings.model_spec, settings.validation, settings.validation_path,
         settings.torch_threads, reader_key(settings.reader_key_env, settings.reader_key_file),
+        text_stride=settings.text_stride, device=settings.device,
     )
     if runtime.read_policy.private and not runtime.read_policy.is_reader:
         raise ValueError(

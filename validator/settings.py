@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aggregator.evaldata import ValidationSource
+from aggregator.evaldata import DEFAULT_TEXT_STRIDE, ValidationSource
 
 ENV_PREFIX = "FLCHAIN_VALIDATOR_"
 
@@ -43,7 +43,11 @@ class ValidatorSettings(BaseSettings):
     # ---------------------------------------------------------------- recomputation (as `flchain verify round`)
     validation: ValidationSource = Field(ValidationSource.DIGITS, description="digits (held-out split) | file.")
     validation_path: Path | None = Field(None, description=".npz or .csv validation file (validation 'file').")
+    text_stride: int = Field(DEFAULT_TEXT_STRIDE, ge=1, description="Shakespeare: characters between windows "
+                             "(as the aggregator's).")
     torch_threads: int = Field(1, ge=1, description="CPU threads for forward passes.")
+    device: str = Field("auto", description="Forward passes on: auto (CUDA when present) | cpu | cuda[:N]; the "
+                        "aggregator's device kind, to reproduce its scores bit for bit.")
 
     # ---------------------------------------------------------------- loop
     rounds: int = Field(0, ge=0, description="Stop once this round is settled (0: run until stopped).")

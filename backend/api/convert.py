@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, cast
 
 from fastapi import Response
@@ -161,4 +162,13 @@ def metrics_point(row: Round, fetch: ReportFetch | None, report: RoundReport | N
         val_accuracy_after=report.val_accuracy_after if report else None,
         dp_epsilon=report.dp_epsilon if report else None,
         dp_delta=report.dp_delta if report else None,
+        val_perplexity_after=perplexity(report.val_loss_after) if report else None,
+        sample_text=report.sample_text if report else None,
     )
+
+
+def perplexity(loss: float | None) -> float | None:
+    """exp(mean cross-entropy in nats), None when unknown or too large to be a float."""
+    if loss is None or not math.isfinite(loss) or loss > 700:
+        return None
+    return math.exp(loss)

@@ -215,6 +215,8 @@ class MetricsPoint(Out):
     val_accuracy_after: float | None
     dp_epsilon: float | None = None  # differential privacy: epsilon at dp_delta after this round
     dp_delta: float | None = None
+    val_perplexity_after: float | None = None  # exp(val_loss_after): meaningful for the language task
+    sample_text: str | None = None  # a line sampled from the round's new model (character models)
 
 
 class TaskMetrics(Out):

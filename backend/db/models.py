@@ -170,6 +170,7 @@ class RoundReport(Base):
     value_evaluations: Mapped[int | None] = mapped_column(Integer)
     loss_reduction: Mapped[float | None] = mapped_column(Float)
     spearman_payout_loo: Mapped[float | None] = mapped_column(Float)  # the round's fairness audit
+    sample_text: Mapped[str | None] = mapped_column(TEXT, nullable=True)  # sampled line of character models
 
 
 class Commitment(Base):

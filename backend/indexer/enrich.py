@@ -19,6 +19,8 @@ from backend.indexer.errors import ReportInvalid, ReportUnavailable
 from backend.indexer.projector import trainer_row
 from flchain.storage import Storage
 
+MAX_SAMPLE_CHARS = 500  # a sampled line of text is short; a longer one is cut, not refused
+
 logger = logging.getLogger(__name__)
 
 
@@ -126,6 +128,7 @@ def store_documents(session: Session, c: RoundCommitment, docs: RoundDocuments) 
             value_evaluations=None if report.value is None else report.value.evaluations,
             loss_reduction=None if report.value is None else finite(report.value.loss_reduction),
             spearman_payout_loo=None if report.value is None else finite(report.value.spearman_payout_loo),
+            sample_text=m.sample_text[:MAX_SAMPLE_CHARS] if m.sample_text is not None else None,
         )
     )
     _add_score_entries(session, c, docs)

@@ -112,6 +112,16 @@ async function loadCharts(board) {
   document.getElementById("privacy-info").textContent = privacy
     ? `differential privacy: ε = ${privacy.dp_epsilon.toFixed(2)} at δ = ${privacy.dp_delta} after round ${privacy.round}`
     : "";
+  lineChart(document.getElementById("loss-chart"), rounds.map((r) => `r${r.round}`), [
+    { name: "loss after round", color: COLORS[0], points: rounds.map((r) => ({ y: r.val_loss_after })) },
+    { name: "loss before round", color: COLORS[2], points: rounds.map((r) => ({ y: r.val_loss_before })) },
+  ], (v) => v.toFixed(3));
+  const latest = [...rounds].reverse().find((r) => r.sample_text !== null && r.sample_text !== undefined);
+  const sample = document.getElementById("sample-text");
+  sample.hidden = !latest;
+  sample.textContent = latest ? `round ${latest.round} sample: “${latest.sample_text}”` : "";
+  document.getElementById("perplexity").textContent = latest && latest.val_perplexity_after !== null
+    ? `perplexity ${latest.val_perplexity_after.toFixed(2)}` : "";
   const bars = board.map((row, i) => ({ label: short(row.address), value: tokensNumber(row.earned_wei),
     color: COLORS[i % COLORS.length] }));
   barChart(document.getElementById("reward-chart"), bars, (v) => v.toLocaleString("en-US", { maximumFractionDigits: 1 }));

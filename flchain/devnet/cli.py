@@ -13,6 +13,7 @@ from flchain.devnet.demo import DEMO_TRAINERS, DemoFailed, render_summary, run_d
 from flchain.devnet.process import DevnetError
 from flchain.devnet.stack import LocalStack, StackConfig, TrainerRole
 from flchain.devnet.stack import down as stop_stack
+from flchain.devnet.workloads import WORKLOADS, WorkloadName
 
 # Piped output (make demo | tee, CI logs) has no terminal width; 80 columns would truncate the summary tables.
 console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -59,14 +60,17 @@ def demo(
     keep: Annotated[bool, typer.Option("--keep/--no-keep", help="Leave chain, IPFS and dashboard running.")] = True,
     validators: Annotated[int, typer.Option(help="Validator services (0: the aggregator finalizes alone).")] = 3,
     quorum: Annotated[int, typer.Option(help="Attestations a round's result needs.")] = 2,
+    workload: Annotated[WorkloadName, typer.Option(help="digits | mnist1d | shakespeare.")] = WorkloadName.DIGITS,
 ) -> None:
     """Federated training with honest, noisy, attacking and free-riding trainers; prints who got paid and why."""
     if (run_dir / "stack.json").exists():
         stop_stack(run_dir)
     for stale in ("anvil-state.json", "index.sqlite3"):
         (run_dir / stale).unlink(missing_ok=True)
+    chosen = WORKLOADS[workload]
     config = StackConfig(run_dir=run_dir, trainers=DEMO_TRAINERS, rounds=rounds, commit_window_s=commit_window_s,
-                         reveal_window_s=reveal_window_s, validators=validators, quorum=quorum if validators else 0)
+                         reveal_window_s=reveal_window_s, validators=validators, quorum=quorum if validators else 0,
+                         model=chosen.model, workload=chosen)
     try:
         stack, result = run_demo(config, console)
     except DemoFailed as e:

@@ -8,6 +8,7 @@ The demo then prints who was paid what and why, and the validation accuracy per 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from flchain.chain.types import RoundStatus, SlashReason
 from flchain.devnet.process import DevnetError
 from flchain.devnet.stack import TOKEN, LocalStack, StackConfig, TrainerRole
 from flchain.devnet.summary import TaskSummary, summarize_task
+from flchain.devnet.workloads import WORKLOADS, Workload, WorkloadName
 from flchain.storage import IpfsClient
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class DemoResult:
     summary: TaskSummary
     roles: dict[str, str]  # address -> role name
     api_url: str
+    workload: Workload = WORKLOADS[WorkloadName.DIGITS]
 
 
 def run_demo(config: StackConfig, console: Console, *, timeout_s: float | None = None) -> tuple[LocalStack, DemoResult]:
@@ -63,7 +66,7 @@ def run_demo(config: StackConfig, console: Console, *, timeout_s: float | None =
         stack.stop()
         raise
     roles = {address: name for name, address in info.trainers.items()}
-    return stack, DemoResult(summary=summary, roles=roles, api_url=info.api_url)
+    return stack, DemoResult(summary=summary, roles=roles, api_url=info.api_url, workload=config.workload)
 
 
 def _client(stack: LocalStack) -> CoordinatorClient:
@@ -126,12 +129,18 @@ def render_summary(result: DemoResult, console: Console) -> None:
             _tokens(entry.claimed_wei), _tokens(entry.slashed_wei) + (f" ({reasons})" if reasons else ""),
         )
     console.print(table)
-    rounds = Table(title="Validation accuracy per round (held-out digits)")
-    for column in ("round", "accuracy before", "accuracy after", "loss after", "accepted", "rejected", "paid"):
+    language = result.workload.language
+    rounds = Table(title=f"Validation {'next-character ' if language else ''}accuracy per round "
+                         f"(held-out {result.workload.name.value})")
+    columns = ("round", "accuracy before", "accuracy after", "loss after", *(("perplexity",) if language else ()),
+               "accepted", "rejected", "paid")
+    for column in columns:
         rounds.add_column(column, justify="right")
     for r in result.summary.rounds:
+        perplexity = (f"{math.exp(min(r.val_loss_after, 50.0)):.2f}",) if language else ()
         rounds.add_row(str(r.round_id), f"{r.val_accuracy_before:.3f}", f"{r.val_accuracy_after:.3f}",
-                       f"{r.val_loss_after:.3f}", str(r.accepted), str(r.rejected), _tokens(r.payout_total_wei))
+                       f"{r.val_loss_after:.3f}", *perplexity, str(r.accepted), str(r.rejected),
+                       _tokens(r.payout_total_wei))
     console.print(rounds)
     console.print(f"dashboard: {result.api_url}/   API docs: {result.api_url}/docs")
 

@@ -32,6 +32,7 @@ from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import start_anvil
 from flchain.devnet.ipfs import start_ipfs, upload_limit_bytes
 from flchain.devnet.process import DevnetError, ManagedProcess, free_port, port_is_open, start_process
+from flchain.devnet.workloads import WORKLOADS, Workload, WorkloadName, prefixed
 from flchain.ml.specs import param_count, spec_from_name
 from flchain.sponsor import TaskTerms, create_task
 from flchain.storage import IpfsClient
@@ -60,6 +61,7 @@ class StackConfig:
     trainers: tuple[TrainerRole, ...] = tuple(TrainerRole(f"trainer-{i}") for i in range(3))
     rounds: int = 0  # aggregator stops after this round (0: runs until stopped)
     model: str = "mlp-digits"
+    workload: Workload = WORKLOADS[WorkloadName.DIGITS]  # data sources; `model` names the spec
     commit_window_s: int = 15  # commit phase of each round
     reveal_window_s: int = 10  # reveal phase right after it
     local_steps: int = 60
@@ -166,6 +168,7 @@ class LocalStack:
                     tuple(dev_account(i).address for i in self._validator_indexes()), self.config.quorum,
                     self.config.validator_bond_wei if self.config.validators else 0,
                 ),
+                dataset=self.config.workload.name.value,
             )
         self.info.task_id = created.task_id
 
@@ -190,6 +193,7 @@ class LocalStack:
             "FLCHAIN_AGGREGATOR_STATE_DIR": str(self.run_dir / "aggregator-state"),
             "FLCHAIN_AGGREGATOR_ROUNDS": str(self.config.rounds),
             "FLCHAIN_AGGREGATOR_POLL_INTERVAL_S": "1",
+            **prefixed(self.config.workload.aggregator_env, "FLCHAIN_AGGREGATOR_"),
         }
         self._service("aggregator", ["aggregator", "run"], env)
 
@@ -201,6 +205,9 @@ class LocalStack:
                 "FLCHAIN_VALIDATOR_PRIVATE_KEY_ENV": "FLCHAIN_VALIDATOR_KEY",
                 "FLCHAIN_VALIDATOR_KEY": dev_account(index).key.hex(),
                 "FLCHAIN_VALIDATOR_ROUNDS": str(self.config.rounds), "FLCHAIN_VALIDATOR_POLL_INTERVAL_S": "1",
+                # hash-only adds of the round's float64 state, as the aggregator publishes it: no upload limit
+                "FLCHAIN_VALIDATOR_IPFS_URL": self.info.ipfs_direct_url,
+                **prefixed(self.config.workload.aggregator_env, "FLCHAIN_VALIDATOR_"),  # the same validation data
             }
             self._service(f"validator-{number}", ["validator", "run"], env)
 
@@ -222,6 +229,7 @@ class LocalStack:
                 f"{prefix}SEED": str(offset), f"{prefix}LOCAL_STEPS": str(self.config.local_steps),
                 f"{prefix}LABEL_NOISE": str(role.label_noise), f"{prefix}POLL_INTERVAL_S": "1",
                 f"{prefix}CLAIM_INTERVAL_S": "2", f"{prefix}SUBMIT_MARGIN_S": "2", f"{prefix}LOG_FORMAT": "plain",
+                **prefixed(self.config.workload.trainer_env, prefix),
             }
             if role.red_team is None:
                 self._service(role.name, ["trainer", "run"], env)

@@ -12,6 +12,15 @@ Presets (`spec_from_name`):
   64 channels, 2x2 max-pools, a dense layer of 512; 1,663,370 params).
 - "mlp-mnist-100k", "mlp-mnist-1m", "mlp-mnist-10m": two equal hidden layers sized to about that many params, for
   benchmarks (see `mlp_for_param_count`).
+- "mlp-mnist1d", "cnn1d-mnist1d": MNIST-1D's 40-sample signals (Greydanus and Kobak 2024): an MLP with two
+  hidden layers of 100 and a 1-D CNN with three conv blocks of 32 channels.
+- "lstm-shakespeare": the FedAvg paper's character LSTM (8-dim embedding, two layers of 256 units; 80-char
+  windows, the 96-symbol vocabulary of `flchain.ml.shakespeare`); "gpt-shakespeare": a decoder-only character
+  transformer (4 blocks, width 192, 6 heads, MLP 768; about 1.8 M params); "gpt-shakespeare-small": width 64,
+  2 blocks, for quick runs.
+
+The sequence fields `embed_dim`, `num_heads` and `num_layers` appear in the JSON only when set (non-zero), so
+the specs that predate them keep their bytes and hashes.
 """
 
 from __future__ import annotations
@@ -30,9 +39,12 @@ import torch
 from torch import nn
 
 from flchain.ml.errors import SpecError
+from flchain.ml.seqmodels import CharLSTM, CharTransformer, cnn1d_layers, init_weights
 
 SPEC_SCHEMA = "flchain.model-spec/1"
-Arch = Literal["mlp", "cnn"]
+Arch = Literal["mlp", "cnn", "cnn1d", "lstm", "transformer"]
+_SEQUENCE_FIELDS = ("embed_dim", "num_heads", "num_layers")
+CHAR_ARCHS = ("lstm", "transformer")
 _MAX_SEED = 2**63 - 1
 _MAX_NAME_CHARS = 64
 
@@ -47,6 +59,11 @@ class ModelSpec:
     - `input_shape` is one sample's shape, (C, H, W) for images; a cnn needs exactly three dims and H, W of at
       least 2**len(channels). Inputs to the model have shape (batch, *input_shape).
     - `kernel_size` is used by cnn only (odd); an mlp keeps the default so equal models hash equally.
+    - arch "cnn1d": like cnn on input_shape (C, L) with Conv1d and 1-D pooling.
+    - arch "lstm": token ids of shape (T,) -> `embed_dim` embedding -> LSTM of `num_layers` layers of
+      `hidden[0]` units -> logits over `num_classes` (the vocabulary) at the last position.
+    - arch "transformer": token ids (T,) -> `num_layers` causal self-attention blocks of width `embed_dim` with
+      `num_heads` heads and an MLP of `hidden[0]` -> next-token logits over `num_classes`.
     - `seed` fixes the initial weights.
     """
 
@@ -58,6 +75,9 @@ class ModelSpec:
     channels: tuple[int, ...] = ()
     kernel_size: int = 3
     seed: int = 0
+    embed_dim: int = 0
+    num_heads: int = 0
+    num_layers: int = 0
 
     def __post_init__(self) -> None:
         for field_name in ("input_shape", "hidden", "channels"):
@@ -67,6 +87,9 @@ class ModelSpec:
     def to_json(self) -> bytes:
         """Canonical JSON: sorted keys, no whitespace, ASCII, with a schema tag. Equal specs give equal bytes."""
         doc = {"schema": SPEC_SCHEMA, **{f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}}
+        for key in _SEQUENCE_FIELDS:
+            if doc[key] == 0:
+                del doc[key]
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
     @classmethod
@@ -80,8 +103,8 @@ class ModelSpec:
             raise SpecError("spec JSON must be an object")
         if doc.pop("schema", None) != SPEC_SCHEMA:
             raise SpecError(f"spec JSON must carry schema {SPEC_SCHEMA!r}")
-        expected = {f.name for f in dataclasses.fields(cls)}
-        if set(doc) != expected:
+        expected = {f.name for f in dataclasses.fields(cls)} - (set(_SEQUENCE_FIELDS) - set(doc))
+        if set(doc) != expected or any(doc.get(k) == 0 for k in _SEQUENCE_FIELDS):
             raise SpecError(f"spec JSON fields {sorted(doc)} differ from {sorted(expected)}")
         for key in ("input_shape", "hidden", "channels"):
             if not isinstance(doc[key], list):
@@ -96,9 +119,8 @@ class ModelSpec:
 
     def build(self) -> nn.Module:
         """A fresh model with this spec's deterministic initial weights (the global torch RNG is untouched)."""
-        layers = _mlp_layers(self) if self.arch == "mlp" else _cnn_layers(self)
-        model = nn.Sequential(OrderedDict(layers)).to_empty(device="cpu")
-        _init_weights(model, self.seed)
+        model = _modules(self).to_empty(device="cpu")
+        init_weights(model, torch.Generator(device="cpu").manual_seed(self.seed))
         return model
 
 
@@ -127,17 +149,52 @@ def _validate(spec: ModelSpec) -> None:
         raise SpecError(f"seed must be an integer in [0, 2**63), got {spec.seed!r}")
     if not _is_int(spec.kernel_size) or spec.kernel_size % 2 != 1:
         raise SpecError(f"kernel_size must be an odd positive integer, got {spec.kernel_size!r}")
+    for key in _SEQUENCE_FIELDS:
+        if not _is_int(getattr(spec, key)) or getattr(spec, key) < 0:
+            raise SpecError(f"{key} must be a non-negative integer, got {getattr(spec, key)!r}")
+    if spec.arch in CHAR_ARCHS:
+        _validate_char(spec)
+        return
+    if spec.embed_dim or spec.num_heads or spec.num_layers:
+        raise SpecError(f"an {spec.arch} takes no embed_dim, num_heads or num_layers")
     if spec.arch == "mlp":
         if spec.channels or spec.kernel_size != 3:
             raise SpecError("an mlp takes no channels and keeps kernel_size at its default")
         return
     if not spec.channels:
-        raise SpecError("a cnn needs at least one entry in channels")
-    if len(spec.input_shape) != 3:
-        raise SpecError(f"a cnn needs input_shape (C, H, W), got {spec.input_shape}")
+        raise SpecError(f"a {spec.arch} needs at least one entry in channels")
+    dims = 2 if spec.arch == "cnn1d" else 3
+    if len(spec.input_shape) != dims:
+        raise SpecError(f"a {spec.arch} needs input_shape of {dims} dims (channels first), got {spec.input_shape}")
     min_side = 2 ** len(spec.channels)
     if min(spec.input_shape[1:]) < min_side:
         raise SpecError(f"{len(spec.channels)} pooling blocks need H, W >= {min_side}, got {spec.input_shape}")
+
+
+def _validate_char(spec: ModelSpec) -> None:
+    if len(spec.input_shape) != 1 or spec.channels or spec.kernel_size != 3 or len(spec.hidden) != 1:
+        raise SpecError(f"an {spec.arch} needs input_shape (T,), exactly one hidden width, no channels")
+    if spec.embed_dim < 1 or spec.num_layers < 1:
+        raise SpecError(f"an {spec.arch} needs embed_dim >= 1 and num_layers >= 1")
+    if spec.arch == "lstm" and spec.num_heads:
+        raise SpecError("an lstm takes no num_heads")
+    if spec.arch == "transformer" and (spec.num_heads < 1 or spec.embed_dim % spec.num_heads):
+        raise SpecError(f"num_heads must divide embed_dim, got {spec.num_heads} and {spec.embed_dim}")
+
+
+def _modules(spec: ModelSpec) -> nn.Module:
+    if spec.arch == "lstm":
+        return CharLSTM(spec.num_classes, spec.embed_dim, spec.hidden[0], spec.num_layers)
+    if spec.arch == "transformer":
+        context = spec.input_shape[0]
+        return CharTransformer(spec.num_classes, context, spec.embed_dim, spec.num_heads, spec.num_layers,
+                               spec.hidden[0])
+    if spec.arch == "cnn1d":
+        conv = cnn1d_layers(spec.input_shape[0], spec.channels, spec.kernel_size)
+        flat = spec.channels[-1] * (spec.input_shape[1] // 2 ** len(spec.channels))
+        return nn.Sequential(OrderedDict(conv + _dense_layers(flat, spec)))
+    layers = _mlp_layers(spec) if spec.arch == "mlp" else _cnn_layers(spec)
+    return nn.Sequential(OrderedDict(layers))
 
 
 def _jsonable(value: object) -> object:
@@ -176,20 +233,10 @@ def _cnn_flat_features(spec: ModelSpec) -> int:
     return spec.channels[-1] * height * width
 
 
-def _init_weights(model: nn.Module, seed: int) -> None:
-    """PyTorch's default Linear/Conv2d distribution, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from our own generator."""
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.Linear | nn.Conv2d):
-                bound = 1.0 / math.sqrt(module.weight[0].numel())
-                module.weight.uniform_(-bound, bound, generator=generator)
-                if module.bias is not None:
-                    module.bias.uniform_(-bound, bound, generator=generator)
-
-
 def param_count(spec: ModelSpec) -> int:
     """Number of trainable parameters, computed from the spec without building the model."""
+    if spec.arch not in ("mlp", "cnn"):
+        return sum(p.numel() for p in _modules(spec).parameters())
     count = 0
     if spec.arch == "cnn":
         in_ch = spec.input_shape[0]
@@ -242,6 +289,13 @@ def _presets() -> Mapping[str, ModelSpec]:
         mlp_for_param_count(100_000, name="mlp-mnist-100k"),
         mlp_for_param_count(1_000_000, name="mlp-mnist-1m"),
         mlp_for_param_count(10_000_000, name="mlp-mnist-10m"),
+        ModelSpec("mlp-mnist1d", "mlp", (1, 40), 10, hidden=(100, 100)),
+        ModelSpec("cnn1d-mnist1d", "cnn1d", (1, 40), 10, hidden=(), channels=(32, 32, 32), kernel_size=5),
+        ModelSpec("lstm-shakespeare", "lstm", (80,), 96, hidden=(256,), embed_dim=8, num_layers=2),
+        ModelSpec("gpt-shakespeare", "transformer", (80,), 96, hidden=(768,), embed_dim=192, num_heads=6,
+                  num_layers=4),
+        ModelSpec("gpt-shakespeare-small", "transformer", (80,), 96, hidden=(256,), embed_dim=64, num_heads=4,
+                  num_layers=2),
     ]
     return MappingProxyType({s.name: s for s in specs})
 
