@@ -63,6 +63,15 @@ def reader_key(key_env: str | None, key_file: Path | None) -> X25519PrivateKey |
     return load_reader_key(key_env=key_env, key_file=key_file)
 
 
+def require_reader(runtime: ModelRuntime, task_id: int, env_prefix: str) -> None:
+    """Refuse to start a service of a private task without one of its card's reader keys: it could open no update."""
+    if runtime.read_policy.private and not runtime.read_policy.is_reader:
+        raise ReaderKeyError(
+            f"task {task_id} is private and no reader key of its card was given: set {env_prefix}READER_KEY_ENV or "
+            f"{env_prefix}READER_KEY_FILE (every update would be unreadable)"
+        )
+
+
 def model_runtime(
     parts: ChainParts, storage: Storage, task_id: int, model_spec: str | None, validation: ValidationSource,
     validation_path: Path | None, torch_threads: int, key: X25519PrivateKey | None = None, *,
@@ -103,11 +112,7 @@ def build_aggregator(settings: AggregatorSettings, *, after_step: StepHook = no_
         settings.torch_threads, reader_key(settings.reader_key_env, settings.reader_key_file),
         text_stride=settings.text_stride, device=settings.device,
     )
-    if runtime.read_policy.private and not runtime.read_policy.is_reader:
-        raise ReaderKeyError(
-            f"task {settings.task_id} is private and no reader key of its card was given: set "
-            "FLCHAIN_AGGREGATOR_READER_KEY_ENV or FLCHAIN_AGGREGATOR_READER_KEY_FILE (every update would be unreadable)"
-        )
+    require_reader(runtime, settings.task_id, "FLCHAIN_AGGREGATOR_")
     chain_id = parts.coordinator.w3.eth.chain_id
     namespace = f"{chain_id}-{parts.coordinator.address.lower()}"
     sketch = derive_sketch_secret(bytes(signer.key), chain_id, parts.coordinator.address, settings.task_id)

@@ -13,14 +13,14 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from aggregator.bootstrap import connect_task, model_runtime, reader_key
+from aggregator.bootstrap import connect_task, model_runtime, reader_key, require_reader
 from aggregator.evaldata import ValidationSource
 from flchain.chain.accounts import load_signer
 from flchain.chain.errors import ChainError
 from flchain.storage.errors import StorageError
 from flchain.storage.failover import ipfs_storage
 from validator.service import Validator, recompute_with
-from validator.settings import ValidatorSettings
+from validator.settings import ENV_PREFIX, ValidatorSettings
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +83,7 @@ def build_validator(settings: ValidatorSettings) -> Validator:
         settings.torch_threads, reader_key(settings.reader_key_env, settings.reader_key_file),
         text_stride=settings.text_stride, device=settings.device,
     )
-    if runtime.read_policy.private and not runtime.read_policy.is_reader:
-        raise ValueError(
-            f"task {settings.task_id} is private and no reader key of its card was given: set "
-            "FLCHAIN_VALIDATOR_READER_KEY_ENV or FLCHAIN_VALIDATOR_READER_KEY_FILE (no round could be recomputed)"
-        )
+    require_reader(runtime, settings.task_id, ENV_PREFIX)
     recompute = recompute_with(parts.coordinator, parts.log, storage, runtime, settings.task_id)
     return Validator(
         parts.coordinator, parts.log, recompute, settings.task_id, rounds=settings.rounds,
