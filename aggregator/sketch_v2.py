@@ -13,6 +13,11 @@ with the same variance as the dense Rademacher sketch of version 1, `(|x|^2 |y|^
 `1 / sqrt(k)` scale). No BLAS and no float32 products: the bits do not depend on the BLAS build, the CPU or the
 thread count.
 
+Its tails are wider than version 1's when a few parameters carry most of a vector's norm (heavy parameters that
+share a bucket): the same variance, less concentration (Kane and Nelson). The filters never decide within a round
+on a sketch alone (pairs near a threshold are recomputed exactly), and a replay is judged on the sketch of the
+difference of two updates, which is dense for real models.
+
 `h` and `sigma`: parameter block `b` (`BLOCK` parameters) reads `SHAKE256(b"flchain-sketch-v2" || seed (8 bytes
 BE) || b (8 bytes BE))` as one big-endian 16-bit word per parameter; the top bit is the sign (1 meaning -1) and
 the low 15 bits mod `k` the bucket, `k` a power of two up to 2^15 (so every bucket is equally likely). The words
