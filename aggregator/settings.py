@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,9 +81,9 @@ class AggregatorSettings(BaseSettings):
     outer_nesterov: bool = Field(False, description="Nesterov outer momentum.")
     slash_bps: int = Field(1000, ge=0, le=10_000, description="Slash of a provably dishonest update (capped by task).")
     compute_loo: bool = Field(False, description="Also compute leave-one-out marginal scores.")
-    sketch_version: Literal[1, 2] = Field(
-        DEFAULT_SKETCH_VERSION, description="Replay sketch version of a task's first round (aggregator.sketch); a "
-        "task's later rounds keep the version of its latest published state."
+    sketch_version: int = Field(
+        DEFAULT_SKETCH_VERSION, ge=1, le=2, description="Replay sketch version of a task's first round "
+        "(aggregator.sketch); a task's later rounds keep the version of its latest published state."
     )
 
     # ---------------------------------------------------------------- loop

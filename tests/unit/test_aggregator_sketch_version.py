@@ -23,6 +23,12 @@ def test_a_task_keeps_the_sketch_version_of_its_published_state() -> None:
     assert _settings(sketch_version=1).pipeline_config(500, 7, sketch_version=2).filters.sketch_version == 2
 
 
+def test_the_sketch_version_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLCHAIN_AGGREGATOR_SKETCH_VERSION", "1")
+
+    assert _settings().pipeline_config(500, 7).filters.sketch_version == 1
+
+
 def test_an_unknown_sketch_version_setting_is_refused() -> None:
     with pytest.raises(ValidationError):
         _settings(sketch_version=3)
