@@ -16,6 +16,10 @@ The replay sketch's seed is secret while the task runs (`aggregator.sketchseed`)
 `sketch_commitment` leaves `sketch_seed` out of the config's filters (it decodes as 0, a stand-in), and the seed
 comes from the task's reveal record. A state whose `sketch_commitment` is null (simulations) keeps the seed in its
 config. States of format `/1` (before the seed was secret) are still read: their seed is public, `sketch_seed`.
+
+The config's filters name `sketch_version` (`aggregator.sketch`) when it is not 1: a state without it was made
+with version 1, the only one before versions were recorded, and a version 1 config is written without it, so the
+states of those rounds keep their exact bytes.
 """
 
 from __future__ import annotations
@@ -86,6 +90,8 @@ def config_to_json(config: PipelineConfig, *, with_seed: bool = True) -> dict[st
     filters = asdict(config.filters)
     if not with_seed:
         del filters["sketch_seed"]
+    if filters["sketch_version"] == 1:
+        del filters["sketch_version"]
     return {
         "rule": config.rule.value,
         "rule_params": asdict(config.rule_params),
@@ -117,7 +123,7 @@ def config_from_json(doc: Mapping[str, Any]) -> PipelineConfig:
             rule=AggregationRule(doc["rule"]),
             rule_params=RuleParams(**doc["rule_params"]),
             outer=OuterConfig(**doc["outer"]),
-            filters=FilterConfig(**doc["filters"]),
+            filters=FilterConfig(**({"sketch_version": 1} | doc["filters"])),
             ratings=RatingConfig(**doc["ratings"]),
             contribution=_contribution_from_json(doc.get("contribution")),
             slash_bps=int(doc["slash_bps"]),

@@ -4,7 +4,7 @@
 whatever its bytes it ends as a delta or a reject reason), runs the pipeline on the revealed evaluation
 batch (forward passes through the ml `Evaluator`), measures the validation metrics and builds the artifacts
 (`build_artifacts`: deterministic, so a verifier rebuilds byte-identical blobs).
-`prior_state` finds what the previous finalized round left (its published aggregator state), so the aggregator
+`prior_published` finds what the previous finalized round left (its published aggregator state), so the aggregator
 after a restart and a verifier with public data only start every round from the same place.
 """
 
@@ -19,7 +19,7 @@ from typing import Protocol, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from aggregator.carryover import INITIAL_STATE, CarryoverError, CarryState, PublishedState, decode_state, encode_state
+from aggregator.carryover import CarryoverError, CarryState, PublishedState, decode_state, encode_state
 from aggregator.collect import Fetched, max_update_bytes
 from aggregator.evaldata import batch_loss_fn, decode_eval_batch, validation_metrics
 from aggregator.filters import RejectReason
@@ -340,10 +340,11 @@ def finalized_report(log: TaskLog, fetcher: Fetcher, round_id: int) -> RoundRepo
     return RoundReport.from_bytes(fetcher.get(fin.report_cid, fin.report_digest, MAX_REPORT_BYTES))
 
 
-def prior_state(log: TaskLog, fetcher: Fetcher, round_id: int) -> CarryState:
-    """What the latest finalized round before `round_id` left (the initial state when there is none)."""
+def prior_published(log: TaskLog, fetcher: Fetcher, round_id: int) -> PublishedState | None:
+    """The state the latest finalized round before `round_id` published (None when there is none)."""
     for earlier in range(round_id - 1, 0, -1):
         report = finalized_report(log, fetcher, earlier)
         if report is not None:
-            return published_state(report, fetcher).carry
-    return INITIAL_STATE
+            return published_state(report, fetcher)
+    return None
+

@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from aggregator.rules.common import Matrix
 from aggregator.rules.pairwise import combine_leaves, pairwise_leaves
-from aggregator.sketch import SCAN_COLUMNS, sketch_chunk
+from aggregator.sketch import DEFAULT_SKETCH_VERSION, SCAN_COLUMNS, add_sketch_chunk
 
 
 @dataclass(frozen=True)
@@ -44,17 +44,19 @@ def _chunks(n_params: int) -> list[tuple[int, int]]:
     return out
 
 
-def scan(updates: Matrix, sketch_dim: int, sketch_seed: int, with_gram: bool) -> ScanResult:
-    """One pass over `updates` `(n, d)`; the sketches are unscaled (`x @ R`), none for `sketch_dim` 0.
+def scan(updates: Matrix, sketch_dim: int, sketch_seed: int, with_gram: bool,
+         sketch_version: int = DEFAULT_SKETCH_VERSION) -> ScanResult:
+    """One pass over `updates` `(n, d)`; the sketches are unscaled (`aggregator.sketch.sketch_divisor`), none for
+    `sketch_dim` 0.
 
     BLAS runs single-threaded here: on the skinny per-chunk products (`(n, 32768) @ (32768, 256)`) OpenBLAS's
     threads spend more time synchronizing than computing, 10-40x slower on a busy 2-core machine (measured).
     """
     with threadpool_limits(limits=1, user_api="blas"):
-        return _scan(updates, sketch_dim, sketch_seed, with_gram)
+        return _scan(updates, sketch_dim, sketch_seed, with_gram, sketch_version)
 
 
-def _scan(updates: Matrix, sketch_dim: int, sketch_seed: int, with_gram: bool) -> ScanResult:
+def _scan(updates: Matrix, sketch_dim: int, sketch_seed: int, with_gram: bool, sketch_version: int) -> ScanResult:
     rows = np.asarray(updates)
     n_rows, n_params = rows.shape
     finite = np.ones(n_rows, dtype=bool)
@@ -76,7 +78,7 @@ def _scan(updates: Matrix, sketch_dim: int, sketch_seed: int, with_gram: bool) -
             leaf_sums.append(leaf_parts[0] if len(leaf_parts) == 1 else np.sum(leaf_parts, axis=0))
             leaf_parts = []
         if sketch_dim:
-            sketches += sketch_chunk(chunk.astype(np.float32), sketch_seed, sketch_dim, start, n_params)
+            add_sketch_chunk(sketches, chunk, sketch_version, sketch_seed, start, n_params)
         if gram is not None:
             gram += chunk @ chunk.T
     sq_norms = combine_leaves(leaf_sums, n_params) if n_params else np.zeros(n_rows)

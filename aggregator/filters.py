@@ -28,13 +28,11 @@ WRONG_SHAPE while fetching; `filter_round` decides the rest, in this order, each
    up 10x (measured: 81 % of the payouts at 30 % attackers with `norm_k` 10) or sign-flipped 4x must be stopped
    here; honest updates of one round (same steps and lr) stay well within 3x of the median.
 
-Fingerprint: a random-projection sketch `s = R x / sqrt(k)` with `k = sketch_dim` Rademacher (+1/-1) rows, so
-inner products, norms and cosines are preserved up to `O(1/sqrt(k))` (Johnson-Lindenstrauss; Achlioptas 2003).
-`R` is never stored: column block `b` (`SKETCH_BLOCK` parameters) is the bits of
-`SHAKE256(b"flchain-sketch-v1" || seed (8 bytes BE) || b (8 bytes BE))`, bit 1 meaning -1, read row-major as a
-`(block, k)` matrix, so any implementation reproduces it and an earlier round's accepted update costs `k` floats
-of storage. Keep `sketch_seed` private to the aggregator: knowing `R`, a replayer could add a small perturbation
-in its row space that moves the sketch a lot. Within a round the decisions rest on the full vectors: up to
+Fingerprint: a sketch of `k = sketch_dim` floats (`aggregator.sketch`) keeping inner products, norms and cosines up
+to `O(1/sqrt(k))` (Johnson-Lindenstrauss): a CountSketch in version 2 (the default), a SHAKE256 Rademacher
+projection in version 1 (kept for the rounds made with it); an earlier round's accepted update costs `k` floats.
+Keep `sketch_seed` private to the aggregator: knowing the sketch, a replayer could add a small perturbation that
+moves it a lot (`aggregator.sketchseed`). Within a round the decisions rest on the full vectors: up to
 `exact_pairs_up_to` updates every pair is compared exactly; above, sketches pick the near-threshold pairs
 (O(n^2 k) instead of O(n^2 d)) and only those are compared exactly (`_similarity`). Every update is read once
 (`aggregator.filter_scan`): norms, sketches and, for small rounds, the Gram matrix every pairwise quantity comes
@@ -50,6 +48,7 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
+from aggregator import sketch as sketches_of
 from aggregator.filter_scan import (
     ScanResult,
     centered_gram,
@@ -114,12 +113,13 @@ class FilterConfig:
     sketch_dim: int = 256
     sketch_seed: int = 0
     exact_pairs_up_to: int = EXACT_PAIRS_UP_TO
+    sketch_version: int = sketches_of.DEFAULT_SKETCH_VERSION
 
     def __post_init__(self) -> None:
         if self.norm_k <= 1.0:
             raise FilterError(f"norm_k must be > 1, got {self.norm_k}")
-        if self.sketch_dim <= 0 or self.sketch_dim % 8:
-            raise FilterError(f"sketch_dim must be a positive multiple of 8, got {self.sketch_dim}")
+        if (problem := sketches_of.sketch_problem(self.sketch_version, self.sketch_dim)) is not None:
+            raise FilterError(problem)
         if not 0 <= self.sketch_seed < 2**64:
             raise FilterError("sketch_seed must fit in 8 unsigned bytes")
 
@@ -265,7 +265,7 @@ def _similarity(
     if scanned.gram is not None:
         gram = scanned.gram[np.ix_(usable, usable)]
     else:
-        picked = scanned.sketches[usable] / np.sqrt(config.sketch_dim)
+        picked = scanned.sketches[usable] / sketches_of.sketch_divisor(config.sketch_version, config.sketch_dim)
         gram = picked @ picked.T
     relative = relative_distances(gram, true_norms)
     def direct() -> NDArray[np.float64]:
@@ -378,10 +378,11 @@ def filter_round(
     digests = [meta.digest for meta in submissions]
     order = sorted(range(len(submissions)), key=lambda i: (submissions[i].order_key, i))
     with_gram = int(rows.shape[0]) <= config.exact_pairs_up_to
-    scanned = scan(updates, config.sketch_dim, config.sketch_seed, with_gram=with_gram)
+    scanned = scan(updates, config.sketch_dim, config.sketch_seed, with_gram, config.sketch_version)
     finite = scanned.finite
     norms = np.where(finite, np.sqrt(scanned.sq_norms), np.nan)
-    sketches = np.where(finite[:, None], scanned.sketches / np.sqrt(config.sketch_dim), np.nan)
+    divisor = sketches_of.sketch_divisor(config.sketch_version, config.sketch_dim)
+    sketches = np.where(finite[:, None], scanned.sketches / divisor, np.nan)
     usable = [i for i in order if finite[i]]
     similarity = _similarity(updates, scanned, norms, digests, usable, config)
     verdicts: dict[int, FilterVerdict] = {

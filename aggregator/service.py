@@ -34,8 +34,9 @@ from typing import Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from aggregator.carryover import INITIAL_STATE
 from aggregator.collect import Fetched, fetch_updates
-from aggregator.compute import MAX_REPORT_BYTES, ModelRuntime, RoundData, compute_round, prior_state
+from aggregator.compute import MAX_REPORT_BYTES, ModelRuntime, RoundData, compute_round, prior_published
 from aggregator.evaldata import draw_eval_batch, encode_eval_batch, eval_salt
 from aggregator.publish import RoundArtifacts, RoundContext, publish_artifacts
 from aggregator.settings import AggregatorSettings, Step
@@ -308,10 +309,12 @@ class Aggregator:
             not_revealed=tuple(c.trainer for c in self.deps.log.unrevealed(round_id)),
             sketch_commitment=self.deps.sketch.commitment, dp=self.runtime.dp,
         )
+        previous = prior_published(self.deps.log, self.cache, round_id)
         data = RoundData(
             ctx=ctx, base_model=self.cache.get(opening.base_cid, opening.base_digest, DEFAULT_LIMITS.max_payload_bytes),
-            fetched=tuple(fetched), prior=prior_state(self.deps.log, self.cache, round_id),
-            config=self.settings.pipeline_config(task.max_slash_bps, self.deps.sketch.seed, self.runtime.dp),
+            fetched=tuple(fetched), prior=INITIAL_STATE if previous is None else previous.carry,
+            config=self.settings.pipeline_config(task.max_slash_bps, self.deps.sketch.seed, self.runtime.dp,
+                                                 None if previous is None else previous.config.filters.sketch_version),
         )
         n = len(fetched)  # an upper bound: LossScore, the value estimate's budget and leave-one-out
         passes = 1 + n + data.config.contribution.value.budget(n) + (n + 1 if data.config.compute_loo else 0)

@@ -17,6 +17,7 @@ from aggregator.filters import FilterConfig
 from aggregator.outer import OuterConfig
 from aggregator.pipeline import PipelineConfig
 from aggregator.rules import DEFAULT_RULE, AggregationRule, RuleParams
+from aggregator.sketch import DEFAULT_SKETCH_VERSION
 from flchain.privacy.dp import DpConfig
 
 ENV_PREFIX = "FLCHAIN_AGGREGATOR_"
@@ -85,6 +86,10 @@ class AggregatorSettings(BaseSettings):
     compute_loo: bool = Field(
         True, description="Also compute leave-one-out marginal scores (the report's per-round fairness audit)."
     )
+    sketch_version: int = Field(
+        DEFAULT_SKETCH_VERSION, ge=1, le=2, description="Replay sketch version of a task's first round "
+        "(aggregator.sketch); a task's later rounds keep the version of its latest published state."
+    )
 
     # ---------------------------------------------------------------- loop
     rounds: int = Field(0, ge=0, description="Stop once this round is finalized and settled (0: run until stopped).")
@@ -117,10 +122,12 @@ class AggregatorSettings(BaseSettings):
             raise ValueError("validation 'file' needs validation_path")
         return self
 
-    def pipeline_config(self, max_slash_bps: int, sketch_seed: int, dp: DpConfig | None = None) -> PipelineConfig:
+    def pipeline_config(self, max_slash_bps: int, sketch_seed: int, dp: DpConfig | None = None,
+                        sketch_version: int | None = None) -> PipelineConfig:
         """The round math's configuration; the slash is capped by the task's maxSlashBps. The replay-sketch seed is
         the task's secret one (`aggregator.sketchseed`), never a setting; the task card's central differential
-        privacy (`dp`) replaces the robust rule by DP-FedAvg."""
+        privacy (`dp`) replaces the robust rule by DP-FedAvg. `sketch_version` is the one the task's earlier rounds
+        used (their fingerprints are only comparable with sketches of the same version); None: the setting's."""
         return PipelineConfig(
             rule=self.rule,
             rule_params=RuleParams(
@@ -128,7 +135,7 @@ class AggregatorSettings(BaseSettings):
                 clip_iterations=self.clip_iterations,
             ),
             outer=OuterConfig(lr=self.outer_lr, momentum=self.outer_momentum, nesterov=self.outer_nesterov),
-            filters=FilterConfig(sketch_seed=sketch_seed),
+            filters=FilterConfig(sketch_seed=sketch_seed, sketch_version=sketch_version or self.sketch_version),
             slash_bps=min(self.slash_bps, max_slash_bps),
             compute_loo=self.compute_loo,
             dp=dp if dp is not None and dp.mode == "central" else None,

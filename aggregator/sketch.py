@@ -1,6 +1,11 @@
-"""The random-projection sketch `s = R x / sqrt(k)` of the fast filters (see `aggregator.filters`).
+"""The replay sketches of the fast filters (see `aggregator.filters`), versioned: a round is recomputed with the
+version it was made with (`FilterConfig.sketch_version`, recorded in the published state's config).
 
-`R` has `k = dim` Rademacher (+1/-1) columns (Johnson-Lindenstrauss; Achlioptas 2003). Column block `b`
+Version 2 (`aggregator.sketch_v2`, the default for new tasks) is a CountSketch in float64 with a fixed summation
+order: bit-identical on every machine, and O(n d) whatever `k`.
+
+Version 1, kept exactly for the rounds made with it: the random projection `s = R x / sqrt(k)`. `R` has `k = dim`
+Rademacher (+1/-1) columns (Johnson-Lindenstrauss; Achlioptas 2003). Column block `b`
 (`SKETCH_BLOCK` parameters) is the bits of `SHAKE256(b"flchain-sketch-v1" || seed (8 bytes BE) || b (8 bytes
 BE))`, bit 1 meaning -1, read row-major as a `(block, k)` matrix. The bits are kept packed (a 10M-parameter
 model's `R` is 320 MB of bits at k = 256, 10 GB as float32), unpacked one column chunk at a time and multiplied
@@ -11,10 +16,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
 
+from aggregator import sketch_v2
 from aggregator.rules.common import Matrix
 
 SKETCH_BLOCK = 4096
@@ -24,6 +31,8 @@ SCAN_COLUMNS = 8 * SKETCH_BLOCK
 PACKED_CACHE_BYTES = 512 * 2**20
 """Largest `R` (as bits) kept between rounds: 320 MB for a 10M-parameter model at sketch_dim 256."""
 _SKETCH_DOMAIN = b"flchain-sketch-v1"
+SKETCH_VERSIONS = (1, 2)
+DEFAULT_SKETCH_VERSION: Final = 2
 
 
 class SketchError(ValueError):
@@ -81,15 +90,42 @@ def sketch_chunk(
     return np.asarray(ones[:, None] - 2.0 * (chunk @ bits).astype(np.float64), dtype=np.float64)
 
 
-def sketch(updates: Matrix, dim: int = 256, seed: int = 0) -> NDArray[np.float64]:
-    """Random-projection sketches `(n, dim)` of the rows of `updates` (see the module docstring)."""
+def sketch_problem(version: int, dim: int) -> str | None:
+    """Why `(version, dim)` is not a sketch this module makes (None when it is)."""
+    if version not in SKETCH_VERSIONS:
+        return f"sketch_version must be one of {SKETCH_VERSIONS}, got {version}"
+    if version == 1 and (dim <= 0 or dim % 8):
+        return f"sketch_dim must be a positive multiple of 8, got {dim}"
+    return sketch_v2.dim_problem(dim) if version == 2 else None
+
+
+def sketch_divisor(version: int, dim: int) -> float:
+    """What the accumulated sums are divided by to give the sketch: `sqrt(k)` in version 1, 1 in version 2."""
+    return float(np.sqrt(dim)) if version == 1 else 1.0
+
+
+def add_sketch_chunk(out: NDArray[np.float64], chunk: NDArray[np.float64], version: int, seed: int, start: int,
+                     n_params: int) -> None:
+    """Add the unscaled sketch of the columns `start:start + width` (`chunk`, `(n, width)` float64, finite) to
+    `out` `(n, k)`; chunks come in increasing `start`. Version 1 rounds the chunk to float32 first."""
+    if version == 1:
+        out += sketch_chunk(chunk.astype(np.float32), seed, out.shape[1], start, n_params)
+    else:
+        sketch_v2.add_chunk(out, chunk, seed, start, n_params)
+
+
+def sketch(updates: Matrix, dim: int = 256, seed: int = 0, version: int = 1) -> NDArray[np.float64]:
+    """Sketches `(n, dim)` of the rows of `updates` (see the module docstring)."""
     rows = np.asarray(updates)
     if rows.ndim != 2:
         raise SketchError(f"updates must be 2-D, got shape {rows.shape}")
+    problem = sketch_problem(version, dim)
+    if problem is not None:
+        raise SketchError(problem)
     out = np.zeros((rows.shape[0], dim))
     for start in range(0, rows.shape[1], SCAN_COLUMNS):
-        chunk = np.asarray(rows[:, start : start + SCAN_COLUMNS], dtype=np.float32)
-        out += sketch_chunk(chunk, seed, dim, start, rows.shape[1])
-    return np.asarray(out / np.sqrt(dim), dtype=np.float64)
+        chunk = np.asarray(rows[:, start : start + SCAN_COLUMNS], dtype=np.float32 if version == 1 else np.float64)
+        add_sketch_chunk(out, np.asarray(chunk, dtype=np.float64), version, seed, start, rows.shape[1])
+    return np.asarray(out / sketch_divisor(version, dim), dtype=np.float64)
 
 

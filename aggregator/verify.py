@@ -23,7 +23,8 @@ The replay sketch's seed is secret until the task ends (`aggregator.sketchseed`)
 it, the round is recomputed with a stand-in seed and all the rest is still checked: the model, the payouts, the
 report (with the state's CID as published) and the state apart from its fingerprint sketches. What cannot be
 checked yet is listed in `pending` (the sketches, and the replay verdicts a sketch decided, taken as published);
-pending items alone do not make the round fail.
+pending items alone do not make the round fail. The round is recomputed with the replay sketch version its state
+names (`aggregator.sketch`); a version that changed within the task is a dispute.
 `verify_result` applies the same recomputation to a result proposed to a task's validators (validator/service.py).
 """
 
@@ -188,6 +189,15 @@ def _sketch_seed(
         raise VerifyError(f"sketch reveal {reveal_cid}: {e}") from e
 
 
+def sketch_version_dispute(state: PublishedState, previous: PublishedState | None) -> str | None:
+    """A task keeps its replay sketch version: the previous round's fingerprints only compare with sketches of
+    their own version, so a switch would have disabled replay detection for the fingerprinted rounds."""
+    if previous is None or previous.config.filters.sketch_version == state.config.filters.sketch_version:
+        return None
+    return (f"the replay sketch version changed from {previous.config.filters.sketch_version} in round "
+            f"{previous.round_id} to {state.config.filters.sketch_version}: earlier fingerprints were not comparable")
+
+
 def state_fingerprint(state: PublishedState) -> str:
     """SHA-256 over a decoded state with its fingerprint sketches left out (what is checkable before the reveal)."""
     carry = state.carry
@@ -282,6 +292,8 @@ def verify_result(
     state = published_state(report, DirectFetcher(storage))
     previous = _previous_state(log, storage, round_id)
     seed = _sketch_seed(storage, state, previous, sketch_reveal_cid, disputes)
+    if (switched := sketch_version_dispute(state, previous)) is not None:
+        disputes.append(switched)
     config = state.config if seed is None else replace(state.config, filters=replace(state.config.filters,
                                                                                       sketch_seed=seed))
     data = _round_data(coordinator, log, storage, runtime, claimed, report, disputes, state, previous, config)

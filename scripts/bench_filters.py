@@ -1,7 +1,10 @@
 """Non-scoring aggregator compute (filters + aggregation + outer step) against the number of trainers and the model.
 
 Times `filter_round`, `aggregate` (the default rule, centered clipping) and `outer_step` on random float32
-updates. With `--reference` it also times, on the same inputs, the previous filters (tests/unit/filters_reference.py,
+updates. The filters use the default replay sketch (version 2, a CountSketch, `aggregator.sketch`); they are timed
+twice: in a task's first round (the sketch's hash words are made then) and in later rounds (they are cached). With
+`--reference` it also times, on the same inputs, the filters with sketch version 1 (the float32 Rademacher
+projection, cache warm), the previous filters (tests/unit/filters_reference.py,
 for models up to `--reference-max-params`: they take minutes at 10M) and the previous centered clipping
 (tests/unit/rules_reference.py), so before and after are measured side by side under the same machine load.
 Saves JSON, a Markdown table and a PNG under docs/benchmarks/ (filters.*). Wall-clock and process CPU time are
@@ -23,7 +26,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
-from aggregator.filters import SubmissionMeta, filter_round
+from aggregator.filters import FilterConfig, SubmissionMeta, filter_round
 from aggregator.outer import OuterConfig, OuterState, outer_step
 from aggregator.rules import DEFAULT_RULE, aggregate
 
@@ -48,6 +51,7 @@ def _row(n: int, d: int, reference: bool, reference_max_params: int) -> dict[str
     rng = np.random.default_rng(n * 7 + d)
     updates = (rng.standard_normal((n, d), dtype=np.float32) * 0.01).astype(np.float32)
     filter_round(updates[:, : min(d, 4096)], _metas(n))  # warm the imports
+    first_s, first_cpu = _timed(lambda: filter_round(updates, _metas(n)))  # makes the sketch cache of size d
     result_holder: list[object] = []
     filter_s, filter_cpu = _timed(lambda: result_holder.append(filter_round(updates, _metas(n))))
     accepted = updates[result_holder[0].accepted_mask()]  # type: ignore[attr-defined]
@@ -55,11 +59,18 @@ def _row(n: int, d: int, reference: bool, reference_max_params: int) -> dict[str
     aggregate_s, aggregate_cpu = _timed(lambda: agg.append(aggregate(DEFAULT_RULE, accepted).vector))
     outer_s, _ = _timed(lambda: outer_step(np.zeros(d), agg[0], OuterState(), OuterConfig()))
     row: dict[str, float | int] = {
-        "trainers": n, "params": d, "filter_s": filter_s, "filter_cpu_s": filter_cpu, "aggregate_s": aggregate_s,
+        "trainers": n, "params": d, "filter_s": filter_s, "filter_cpu_s": filter_cpu, "filter_first_s": first_s,
+        "filter_first_cpu_s": first_cpu, "aggregate_s": aggregate_s,
         "aggregate_cpu_s": aggregate_cpu, "outer_s": outer_s, "non_scoring_s": filter_s + aggregate_s + outer_s,
     }
     if reference:
         from tests.unit import rules_reference
+
+        v1 = FilterConfig(sketch_version=1)
+        filter_round(updates, _metas(n), config=v1)  # makes version 1's cache, as in a task's later rounds
+        row["sketch_v1_filter_s"], row["sketch_v1_filter_cpu_s"] = _timed(
+            lambda: filter_round(updates, _metas(n), config=v1)
+        )
 
         row["reference_aggregate_s"], row["reference_aggregate_cpu_s"] = _timed(
             lambda: rules_reference.centered_clip(accepted, None, None, 3)
@@ -75,29 +86,36 @@ def _row(n: int, d: int, reference: bool, reference_max_params: int) -> dict[str
     return row
 
 
-def _markdown(rows: list[dict[str, float | int]], load: tuple[float, float, float]) -> str:
+def _markdown(rows: list[dict[str, float | int]], load: tuple[float, float, float],
+              load_before: tuple[float, float, float]) -> str:
     lines = [
         "# Non-scoring aggregator compute: filters, aggregation (centered clipping), outer step",
         "",
-        "Random float32 updates, all accepted. Seconds, wall clock (CPU seconds in brackets). `previous filters` is"
+        "Random float32 updates, all accepted. Seconds, wall clock (CPU seconds in brackets). `filters` uses the"
+        " default replay sketch (version 2, a CountSketch) with its hash words cached, as in a task's later rounds;"
+        " `first round` is the same call when the words are made (once per task and model size). `sketch v1` is the"
+        " same filters with the version 1 sketch (float32 Rademacher projection, cache warm). `previous filters` is"
         " the implementation before the single-pass rewrite (tests/unit/filters_reference.py), `previous"
         " aggregation` centered clipping before the chunked rewrite (tests/unit/rules_reference.py), both run on"
         " the same inputs in the same process; `-` where not run. The last column is the non-scoring total per"
         " trainer and million parameters: constant if the cost is O(n d).",
         "",
-        "| trainers | params | filters | previous filters | aggregation | previous aggregation | outer step |"
-        " non-scoring total | ms per trainer-Mparam |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| trainers | params | filters | filters, first round | filters, sketch v1 | previous filters | aggregation |"
+        " previous aggregation | outer step | non-scoring total | ms per trainer-Mparam |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         per_unit_ms = 1e9 * float(r["non_scoring_s"]) / (int(r["trainers"]) * int(r["params"]))
         lines.append(
-            f"| {r['trainers']:,} | {r['params']:,} | {_cell(r, 'filter')} | {_cell(r, 'reference_filter')} |"
+            f"| {r['trainers']:,} | {r['params']:,} | {_cell(r, 'filter')} | {_cell(r, 'filter_first')} |"
+            f" {_cell(r, 'sketch_v1_filter')} | {_cell(r, 'reference_filter')} |"
             f" {_cell(r, 'aggregate')} | {_cell(r, 'reference_aggregate')} | {r['outer_s']:.3f} |"
             f" {r['non_scoring_s']:.3f} | {per_unit_ms:.1f} |"
         )
-    lines += ["", f"Measured on a shared, loaded 2-core machine (load average {load[0]:.2f}, {load[1]:.2f},"
-              f" {load[2]:.2f}): compare columns of one row rather than runs.", "", "![filters.png](filters.png)", ""]
+    lines += ["", f"Measured on a shared, loaded 2-core machine (load average {load_before[0]:.2f},"
+              f" {load_before[1]:.2f}, {load_before[2]:.2f} before the run, {load[0]:.2f}, {load[1]:.2f},"
+              f" {load[2]:.2f} after): compare columns of one row rather than runs; CPU time is less affected by the"
+              " load than wall time.", "", "![filters.png](filters.png)", ""]
     return "\n".join(lines)
 
 
@@ -111,7 +129,10 @@ def _cell(row: dict[str, float | int], name: str) -> str:
 def _plot(rows: list[dict[str, float | int]], path: Path) -> None:
     curve = [r for r in rows if r["params"] == 100_000]
     figure, axis = plt.subplots(figsize=(6, 4))
-    axis.plot([r["trainers"] for r in curve], [r["filter_s"] for r in curve], "o-", label="filters")
+    axis.plot([r["trainers"] for r in curve], [r["filter_s"] for r in curve], "o-", label="filters (sketch v2)")
+    if all("sketch_v1_filter_s" in r for r in curve):
+        axis.plot([r["trainers"] for r in curve], [r["sketch_v1_filter_s"] for r in curve], "o:",
+                  label="filters (sketch v1)")
     if all("reference_filter_s" in r for r in curve):
         axis.plot([r["trainers"] for r in curve], [r["reference_filter_s"] for r in curve], "s--",
                   label="previous filters")
@@ -138,13 +159,15 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=Path("docs/benchmarks"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    load_before = os.getloadavg()
     rows = [_row(n, d, args.reference, args.reference_max_params) for n, d in QUICK]
     load = os.getloadavg()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "filters.json").write_text(
-        json.dumps({"rows": rows, "machine": {"cores": os.cpu_count(), "load_average": load}}, indent=2) + "\n"
+        json.dumps({"rows": rows, "machine": {"cores": os.cpu_count(), "load_average": load,
+                                               "load_average_before": load_before}}, indent=2) + "\n"
     )
-    (args.out_dir / "filters.md").write_text(_markdown(rows, load))
+    (args.out_dir / "filters.md").write_text(_markdown(rows, load, load_before))
     _plot(rows, args.out_dir / "filters.png")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 
@@ -152,3 +153,56 @@ def test_an_unknown_state_format_is_a_clear_error() -> None:
 
     with pytest.raises(CarryoverError, match="state format must be"):
         decode_state(bytes(save(dict(load(data)), metadata=metadata)))
+
+
+def _v1_round() -> tuple[PipelineConfig, CarryState]:
+    fingerprints = tuple(
+        Fingerprint(r, f"0x{r:040x}", bytes([r]) * 32, np.arange(16, dtype=np.float64) / (r + 3)) for r in (1, 2)
+    )
+    aggregation = AggregationState(CenteredClipState(np.arange(5) / 7), OuterState(None))
+    carry = CarryState({"0x" + "a" * 40: Rating(25.5, 8.25)}, fingerprints, aggregation)
+    return PipelineConfig(filters=FilterConfig(sketch_dim=16, sketch_seed=99, sketch_version=1)), carry
+
+
+@pytest.mark.parametrize(("commitment", "digest_before_versions"), [
+    (None, "6aa6b355421918c945fc39df3b05a646786a8d5e3ffc71b5e1dd0d8a11acc95d"),
+    (b"\x42" * 32, "0b8b811c3fbe760a4b70bbee9160b38173b4e83588f88afc02ead3705ccc3549"),
+])
+def test_a_sketch_version_1_state_has_the_bytes_it_had_before_sketch_versions(
+    commitment: bytes | None, digest_before_versions: str
+) -> None:
+    # The digests are of the same state encoded by the code before sketch versions were recorded.
+    config, carry = _v1_round()
+
+    data = encode_state(4, 7, config, carry, commitment)
+
+    assert hashlib.sha256(data).hexdigest() == digest_before_versions
+    assert "sketch_version" not in json.loads(load_metadata(data)[METADATA_KEY])["config"]["filters"]
+
+
+def test_a_state_without_a_sketch_version_was_made_with_version_1_and_round_trips_to_its_bytes() -> None:
+    config, carry = _v1_round()
+    data = encode_state(4, 7, config, carry, None)
+
+    decoded = decode_state(data)
+
+    assert decoded.config.filters.sketch_version == 1 and decoded.config == config
+    assert encode_state(4, 7, decoded.config, decoded.carry, None) == data
+
+
+def test_a_version_2_state_names_its_sketch_version() -> None:
+    config = replace(_config(), filters=FilterConfig(sketch_dim=16, sketch_seed=99, sketch_version=2))
+
+    data = encode_state(4, 7, config, _state(), None)
+
+    assert json.loads(load_metadata(data)[METADATA_KEY])["config"]["filters"]["sketch_version"] == 2
+    assert decode_state(data).config.filters.sketch_version == 2
+    assert PipelineConfig().filters.sketch_version == 2  # the default for new tasks
+
+
+def test_an_unknown_sketch_version_in_a_state_is_a_clear_error() -> None:
+    doc = config_to_json(_config())
+    doc["filters"]["sketch_version"] = 7
+
+    with pytest.raises(CarryoverError, match="sketch_version"):
+        config_from_json(doc)

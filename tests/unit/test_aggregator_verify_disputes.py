@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from aggregator.filters import RejectReason
-from aggregator.verify import Check, VerifyResult, _fetch_as_reported
+from aggregator.carryover import INITIAL_STATE, PublishedState
+from aggregator.filters import FilterConfig, RejectReason
+from aggregator.pipeline import PipelineConfig
+from aggregator.verify import Check, VerifyResult, _fetch_as_reported, sketch_version_dispute
 from flchain.chain.tasklog import RevealedUpdate
 from flchain.codec import content_digest
 from flchain.report import TrainerScore
@@ -42,3 +44,19 @@ def test_an_update_reported_missing_and_still_missing_is_no_dispute() -> None:
     _fetch_as_reported(storage, update, _row(RejectReason.MISSING), 1024, disputes)
 
     assert disputes == [] and VerifyResult(1, 1, (Check("payout root", "0x1", "0x1"),)).ok
+
+
+def _published(round_id: int, sketch_version: int) -> PublishedState:
+    config = PipelineConfig(filters=FilterConfig(sketch_version=sketch_version))
+    return PublishedState(1, round_id, config, INITIAL_STATE, sketch_seed=5)
+
+
+def test_a_replay_sketch_version_switched_within_a_task_is_a_dispute() -> None:
+    dispute = sketch_version_dispute(_published(3, 2), _published(2, 1))
+
+    assert dispute is not None and "changed from 1 in round 2 to 2" in dispute
+
+
+def test_a_task_that_keeps_its_sketch_version_has_no_such_dispute() -> None:
+    assert sketch_version_dispute(_published(3, 1), _published(2, 1)) is None
+    assert sketch_version_dispute(_published(1, 2), None) is None

@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 
 from aggregator.filters import FilterConfig, Fingerprint, RejectReason, SubmissionMeta, filter_round
 from aggregator.sketch import SKETCH_BLOCK, projection_block, sketch
+from aggregator.sketch_v2 import buckets_and_signs
 from aggregator.sketchseed import (
     MAX_REVEAL_BYTES,
     SketchSecret,
@@ -74,15 +75,22 @@ def test_a_wrong_or_malformed_reveal_record_is_refused(record: bytes, match: str
         open_reveal(record, 7, commitment)
 
 
-def _projection(seed: int) -> NDArray[np.float64]:
-    """`R` of `aggregator.sketch` as a dense `(N_PARAMS, DIM)` +-1 matrix."""
-    return np.vstack([projection_block(seed, b, DIM) for b in range(N_PARAMS // SKETCH_BLOCK)])
+def _projection(seed: int, version: int) -> NDArray[np.float64]:
+    """The sketch of `aggregator.sketch` as a dense `(N_PARAMS, DIM)` matrix (up to its scale): version 1's `R`
+    (+-1 everywhere), version 2's one `sigma(i)` per row, in column `h(i)`."""
+    if version == 1:
+        return np.vstack([projection_block(seed, b, DIM) for b in range(N_PARAMS // SKETCH_BLOCK)])
+    buckets, signs = buckets_and_signs(seed, DIM, 0, N_PARAMS, N_PARAMS)
+    dense = np.zeros((N_PARAMS, DIM))
+    dense[np.arange(N_PARAMS), buckets] = signs
+    return dense
 
 
-def _crafted_replay(original: NDArray[np.float64], assumed_seed: int, relative_size: float) -> NDArray[np.float64]:
-    """The original plus a perturbation of `relative_size` of its norm in the row space of the `R` the attacker
+def _crafted_replay(original: NDArray[np.float64], assumed_seed: int, relative_size: float, version: int
+                    ) -> NDArray[np.float64]:
+    """The original plus a perturbation of `relative_size` of its norm in the row space of the sketch the attacker
     believes in, pointed away from the original's sketch (the attack a known seed allows)."""
-    projection = _projection(assumed_seed)
+    projection = _projection(assumed_seed, version)
     own = original @ projection
     direction = np.random.default_rng(5).normal(size=DIM)
     direction -= (direction @ own) / (own @ own) * own
@@ -91,22 +99,27 @@ def _crafted_replay(original: NDArray[np.float64], assumed_seed: int, relative_s
     return np.asarray(original + scale * delta, dtype=np.float64)
 
 
-def _verdict(replay: NDArray[np.float64], original: NDArray[np.float64], seed: int) -> RejectReason | None:
-    config = FilterConfig(sketch_dim=DIM, sketch_seed=seed)
-    history = [Fingerprint(1, "0xvictim", b"\x01" * 32, sketch(original[None, :], DIM, seed)[0])]
+def _verdict(replay: NDArray[np.float64], original: NDArray[np.float64], seed: int, version: int
+             ) -> RejectReason | None:
+    config = FilterConfig(sketch_dim=DIM, sketch_seed=seed, sketch_version=version)
+    history = [Fingerprint(1, "0xvictim", b"\x01" * 32, sketch(original[None, :], DIM, seed, version)[0])]
     meta = SubmissionMeta("0xreplayer", b"\x02" * 32, 10, 0)
     return filter_round(replay[None, :].astype(np.float32), [meta], history, config).verdicts[0].reason
 
 
-def test_a_replay_crafted_with_the_seed_evades_the_sketch_and_without_it_is_caught() -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_replay_crafted_with_the_seed_evades_the_sketch_and_without_it_is_caught(version: int) -> None:
     original = np.random.default_rng(1).normal(size=N_PARAMS).astype(np.float32).astype(np.float64)
     secret_seed = derive_sketch_secret(KEY, 31337, COORDINATOR, 1).seed
     guessed_seed = 12345  # what an attacker would use when the seed is not published
 
-    knowing = _crafted_replay(original, secret_seed, 0.01)
-    guessing = _crafted_replay(original, guessed_seed, 0.01)
+    knowing = _crafted_replay(original, secret_seed, 0.01, version)
+    guessing = _crafted_replay(original, guessed_seed, 0.01, version)
 
     assert np.linalg.norm(knowing - original) / np.linalg.norm(original) == pytest.approx(0.01, rel=1e-3)
-    assert _verdict(original, original, secret_seed) is RejectReason.COPY_OF_EARLIER  # a plain replay
-    assert _verdict(knowing, original, secret_seed) is None  # 1 % noise in R's row space moves the sketch past
-    assert _verdict(guessing, original, secret_seed) is RejectReason.COPY_OF_EARLIER  # the same noise, wrong R
+    assert np.linalg.norm(guessing - original) / np.linalg.norm(original) == pytest.approx(0.01, rel=1e-3)
+    assert _verdict(original, original, secret_seed, version) is RejectReason.COPY_OF_EARLIER  # a plain replay
+    # 1 % noise in the sketch's row space moves the sketch past the thresholds; the same noise for a wrong seed
+    # moves it by about 1 %, and the replay is caught
+    assert _verdict(knowing, original, secret_seed, version) is None
+    assert _verdict(guessing, original, secret_seed, version) is RejectReason.COPY_OF_EARLIER
