@@ -98,14 +98,17 @@ def test_each_image_answers_help_for_its_own_command(name: str, images: dict[str
     assert "bench" not in root.stdout  # the bench is not in the image, so it is not offered
 
 
-def test_images_hold_no_bench_and_no_plotting(images: dict[str, Image], tmp_path: Path) -> None:
-    probe = "import importlib.util as u; print([m for m in ('bench', 'matplotlib') if u.find_spec(m)])"
+def test_images_hold_no_bench_and_their_services_load_no_plotting(images: dict[str, Image], tmp_path: Path) -> None:
+    # matplotlib itself is in the image: the mnist1d package (MNIST-1D's generator) imports it when a task uses
+    # MNIST-1D. What must hold is that no bench code ships and that the services do not load plotting otherwise.
+    probe = ("import importlib.util as u, sys; import flchain.cli, trainer.node, aggregator.service, "
+             "validator.service; print(bool(u.find_spec('bench')), 'matplotlib' in sys.modules)")
 
     result = subprocess.run([str(images["trainer"].bin_dir / "python"), "-c", probe], cwd=tmp_path,
-                            env=images["trainer"].env(), capture_output=True, text=True, timeout=60)
+                            env=images["trainer"].env(), capture_output=True, text=True, timeout=120)
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.strip() == "False False"
 
 
 def trainer_env(image: Image, stage: Stage, role: Role, state_dir: Path) -> dict[str, str]:
