@@ -124,6 +124,10 @@ def padded(aggregator: Aggregator, round_id: int) -> Finalization:
                    payout_total_wei=sum(amount for _, amount in payees))
 
 
+PROPOSED_VALUES = ("new model digest", "report digest", "payout root", "payout total (wei)")
+"""What a proposal claims and a validator compares (verify also checks the evaluation batch and the state)."""
+
+
 def recompute_in_process(stage: Stage, round_id: int, threads: int) -> dict[str, str]:
     """`flchain verify round --json` in a separate process with `threads` torch, OpenMP and BLAS threads: the
     recomputed model digest, report digest, payout root and total by check name."""
@@ -134,7 +138,7 @@ def recompute_in_process(stage: Stage, round_id: int, threads: int) -> dict[str,
     result = subprocess.run([sys.executable, "-m", "aggregator.cli", *args], cwd=REPO_ROOT, capture_output=True,
                             text=True, timeout=300, env={**os.environ, **threads_env})
     body = json.loads(result.stdout.strip().splitlines()[-1])
-    return {check["name"]: check["recomputed"] for check in body["checks"]}
+    return {check["name"]: check["recomputed"] for check in body["checks"] if check["name"] in PROPOSED_VALUES}
 
 
 def everyone_votes(services: list[Validator], max_ticks: int = 40) -> None:
