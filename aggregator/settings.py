@@ -9,13 +9,13 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
-from aggregator.evaldata import DEFAULT_TEXT_STRIDE, ValidationSource
 from aggregator.filters import FilterConfig
 from aggregator.outer import OuterConfig
 from aggregator.pipeline import PipelineConfig
+from aggregator.recompute_settings import RecomputeSettings
 from aggregator.rules import DEFAULT_RULE, AggregationRule, RuleParams
 from aggregator.sketch import DEFAULT_SKETCH_VERSION
 from flchain.privacy.dp import DpConfig
@@ -35,42 +35,15 @@ class Step(StrEnum):
     SLASH = "slash"
 
 
-class AggregatorSettings(BaseSettings):
-    """Everything `flchain aggregator run` needs. Env names: FLCHAIN_AGGREGATOR_<FIELD>."""
+class AggregatorSettings(RecomputeSettings):
+    """Everything `flchain aggregator run` needs: where, signer, reader key and validation data
+    (`RecomputeSettings`, shared with the validators), and the round math, loop and fetching below.
+    Env names: FLCHAIN_AGGREGATOR_<FIELD>."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
-    # ---------------------------------------------------------------- where
-    rpc_url: str = Field(description="JSON-RPC endpoint of the chain.")
-    manifest: Path = Field(Path("deployment.json"), description="Deployment manifest written by `flchain deploy`.")
-    task_id: int = Field(ge=1, description="The task to aggregate.")
-    ipfs_url: str = Field("http://127.0.0.1:5001", description="Kubo RPC API of the IPFS daemon.")
-    fetch_ipfs_urls: tuple[str, ...] = Field(
-        (), description="More IPFS RPC endpoints every read (updates, models, reports, states) tries in turn after "
-        "ipfs_url; writes go to the first that answers."
-    )
     state_dir: Path = Field(Path("aggregator-state"), description="Directory of the per-round journal.")
-    model_spec: str | None = Field(
-        None, description="Model spec preset name or spec JSON path; default: the task card's, else a preset."
-    )
 
-    # ---------------------------------------------------------------- signer (exactly one source)
-    keystore: Path | None = Field(None, description="Encrypted keystore file (password: FLCHAIN_KEYSTORE_PASSWORD).")
-    password_file: Path | None = Field(None, description="File whose first line is the keystore password.")
-    private_key_env: str | None = Field(None, description="Name of an environment variable holding a private key.")
-
-    # ---------------------------------------------------------------- reader key of a private task (docs/privacy.md)
-    reader_key_env: str | None = Field(None, description="Name of an environment variable holding the X25519 "
-                                       "reader key (hex) that opens sealed updates.")
-    reader_key_file: Path | None = Field(None, description="Encrypted PKCS#8 reader key file (password: "
-                                         "FLCHAIN_READER_KEY_PASSWORD).")
-
-    # ---------------------------------------------------------------- validation data (never given to trainers)
-    validation: ValidationSource = Field(
-        ValidationSource.DIGITS, description="digits | mnist1d | shakespeare (held-out parts) | file."
-    )
-    text_stride: int = Field(DEFAULT_TEXT_STRIDE, ge=1, description="Shakespeare: characters between windows.")
-    validation_path: Path | None = Field(None, description=".npz or .csv validation file (validation 'file').")
     eval_batch_size: int = Field(256, ge=1, description="Samples in each round's evaluation batch.")
 
     # ---------------------------------------------------------------- round math
@@ -96,8 +69,6 @@ class AggregatorSettings(BaseSettings):
     poll_interval_s: float = Field(2.0, gt=0, description="How often to poll the chain while waiting.")
     confirmations: int = Field(0, ge=0, description="Blocks an event must be buried under before it is read.")
     reputation_batch: int = Field(50, ge=1, description="Reputations recorded per transaction.")
-    torch_threads: int = Field(1, ge=1, description="CPU threads for forward passes (fixed, for reproducibility).")
-    device: str = Field("auto", description="Forward passes on: auto (CUDA when present) | cpu | cuda[:N].")
 
     # ---------------------------------------------------------------- fetching
     fetch_workers: int = Field(8, ge=1, description="Updates fetched in parallel.")
@@ -110,17 +81,6 @@ class AggregatorSettings(BaseSettings):
     )
     max_update_bytes: int | None = Field(None, ge=1, description="Size cap of one update (default: from the model).")
     ipfs_timeout_s: float = Field(60.0, gt=0, description="Timeout of other IPFS requests.")
-    rpc_timeout_s: float = Field(30.0, gt=0, description="Timeout of one JSON-RPC request.")
-
-    @model_validator(mode="after")
-    def _check(self) -> AggregatorSettings:
-        if (self.keystore is None) == (self.private_key_env is None):
-            raise ValueError("give exactly one signer: keystore or private_key_env")
-        if self.reader_key_env is not None and self.reader_key_file is not None:
-            raise ValueError("give at most one reader key source: reader_key_env or reader_key_file")
-        if self.validation is ValidationSource.FILE and self.validation_path is None:
-            raise ValueError("validation 'file' needs validation_path")
-        return self
 
     def pipeline_config(self, max_slash_bps: int, sketch_seed: int, dp: DpConfig | None = None,
                         sketch_version: int | None = None) -> PipelineConfig:
