@@ -9,8 +9,9 @@ the round was computed with.
 Format (`flchain-aggregator-state/2`): safetensors bytes, float64 tensors `clip_center` and `momentum_buffer`
 (when set) and `fingerprint_sketches` (one row per fingerprint, when any); one metadata key
 `flchain.aggregator-state` holding canonical JSON of the config, the ratings `[account, mu, sigma]` (sorted by
-account), the fingerprints `[round, trainer, 0x-digest]` in sketch-row order and `sketch_commitment`. JSON floats
-round-trip exactly, and the same state always gives the same bytes.
+account; `[account, mu, sigma, played, good]` once the reliability weight keeps the account's record), the
+fingerprints `[round, trainer, 0x-digest]` in sketch-row order and `sketch_commitment`. JSON floats round-trip exactly,
+and the same state always gives the same bytes.
 
 The replay sketch's seed is secret while the task runs (`aggregator.sketchseed`): a state with a
 `sketch_commitment` leaves `sketch_seed` out of the config's filters (it decodes as 0, a stand-in), and the seed
@@ -19,13 +20,14 @@ config. States of format `/1` (before the seed was secret) are still read: their
 
 The config's filters name `sketch_version` (`aggregator.sketch`) when it is not 1: a state without it was made
 with version 1, the only one before versions were recorded, and a version 1 config is written without it, so the
-states of those rounds keep their exact bytes.
+states of those rounds keep their exact bytes. The same holds for the rule parameters' `clip_version`
+(`aggregator.rules.CLIP_VERSIONS`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -86,6 +88,14 @@ class PublishedState:
     sketch_seed: int | None = None
 
 
+def _rule_params_to_json(params: RuleParams) -> dict[str, Any]:
+    """The rule parameters, `clip_version` left out when it is 1 (states made before it was recorded)."""
+    doc = asdict(params)
+    if doc["clip_version"] == 1:
+        del doc["clip_version"]
+    return doc
+
+
 def config_to_json(config: PipelineConfig, *, with_seed: bool = True) -> dict[str, Any]:
     filters = asdict(config.filters)
     if not with_seed:
@@ -94,12 +104,11 @@ def config_to_json(config: PipelineConfig, *, with_seed: bool = True) -> dict[st
         del filters["sketch_version"]
     return {
         "rule": config.rule.value,
-        "rule_params": asdict(config.rule_params),
+        "rule_params": _rule_params_to_json(config.rule_params),
         "outer": asdict(config.outer),
         "filters": filters,
-        "ratings": asdict(config.ratings),
-        "contribution": {"value": asdict(config.contribution.value),
-                         "same_work_cosine": config.contribution.same_work_cosine},
+        "ratings": _ratings_config(config.ratings),
+        "contribution": _contribution_to_json(config.contribution),
         "slash_bps": config.slash_bps,
         "slash_reasons": sorted(reason.value for reason in config.slash_reasons),
         "aggregate_positive_only": config.aggregate_positive_only,
@@ -108,11 +117,45 @@ def config_to_json(config: PipelineConfig, *, with_seed: bool = True) -> dict[st
     } | ({} if config.dp is None else {"dp": config.dp.model_dump(mode="json")})
 
 
+def _contribution_to_json(config: ContributionConfig) -> dict[str, Any]:
+    """Game version 1 is written without a version (the bytes of states made before versions were recorded)."""
+    doc: dict[str, Any] = {"value": asdict(config.value), "same_work_cosine": config.same_work_cosine}
+    if config.game_version != 1:
+        doc |= {"game_version": config.game_version, "rerun_max_players": config.rerun_max_players}
+    return doc
+
+
+def _ratings_config(config: RatingConfig) -> dict[str, Any]:
+    """The ratings config; without `reliability_power` when it is 0 (off), so states written before the
+    reliability weight keep their exact bytes, and a config without it reads as off."""
+    out = asdict(config)
+    if out["reliability_power"] == 0:
+        del out["reliability_power"]
+    return out
+
+
+def _rating(row: Sequence[Any]) -> Rating:
+    """`[account, mu, sigma]`, or `[account, mu, sigma, played, good]` for an account with a record."""
+    if len(row) == 3:
+        return Rating(float(row[1]), float(row[2]))
+    if len(row) == 5 and all(isinstance(n, int) for n in row[3:]) and 0 <= row[4] <= row[3]:
+        return Rating(float(row[1]), float(row[2]), int(row[3]), int(row[4]))
+    raise CarryoverError(f"invalid rating row {row!r}")
+
+
 def _contribution_from_json(doc: Mapping[str, Any] | None) -> ContributionConfig:
-    """States written before value-based pay have no contribution part: they carry on with the defaults."""
+    """States written before value-based pay have no contribution part: they carry on with the defaults. A
+    contribution part without a game version was made with version 1 (`contribution.GAME_VERSION`)."""
     if doc is None:
         return ContributionConfig()
-    return ContributionConfig(value=ValueConfig(**doc["value"]), same_work_cosine=float(doc["same_work_cosine"]))
+    unknown = set(doc) - {"value", "same_work_cosine", "game_version", "rerun_max_players"}
+    if unknown:
+        raise ValueError(f"unknown contribution fields {sorted(unknown)}")
+    return ContributionConfig(
+        value=ValueConfig(**doc["value"]), same_work_cosine=float(doc["same_work_cosine"]),
+        game_version=int(doc.get("game_version", 1)),
+        rerun_max_players=int(doc.get("rerun_max_players", ContributionConfig.rerun_max_players)),
+    )
 
 
 def config_from_json(doc: Mapping[str, Any]) -> PipelineConfig:
@@ -121,10 +164,10 @@ def config_from_json(doc: Mapping[str, Any]) -> PipelineConfig:
     try:
         return PipelineConfig(
             rule=AggregationRule(doc["rule"]),
-            rule_params=RuleParams(**doc["rule_params"]),
+            rule_params=RuleParams(**({"clip_version": 1} | doc["rule_params"])),
             outer=OuterConfig(**doc["outer"]),
             filters=FilterConfig(**({"sketch_version": 1} | doc["filters"])),
-            ratings=RatingConfig(**doc["ratings"]),
+            ratings=RatingConfig(**({"reliability_power": 0.0} | doc["ratings"])),
             contribution=_contribution_from_json(doc.get("contribution")),
             slash_bps=int(doc["slash_bps"]),
             slash_reasons=frozenset(RejectReason(r) for r in doc["slash_reasons"]),
@@ -162,7 +205,8 @@ def encode_state(
         "round": round_id,
         "config": config_to_json(config, with_seed=sketch_commitment is None),
         "sketch_commitment": None if sketch_commitment is None else "0x" + sketch_commitment.hex(),
-        "ratings": [[account, r.mu, r.sigma] for account, r in sorted(carry.ratings.items())],
+        "ratings": [[account, r.mu, r.sigma, *((r.played, r.good) if r.played else ())]
+                    for account, r in sorted(carry.ratings.items())],
         "fingerprints": [[fp.round_id, fp.trainer, "0x" + fp.digest.hex()] for fp in carry.fingerprints],
     }
     metadata = {METADATA_KEY: canonical_json(doc).decode()}
@@ -202,7 +246,7 @@ def decode_state(data: bytes) -> PublishedState:
     """Parse a state file strictly; raise CarryoverError on anything unexpected."""
     doc, tensors = _read(data)
     try:
-        ratings = {str(a): Rating(float(mu), float(sigma)) for a, mu, sigma in doc["ratings"]}
+        ratings = {str(row[0]): _rating(row) for row in doc["ratings"]}
         aggregation = AggregationState(
             clip=CenteredClipState(center=_optional(tensors, "clip_center")),
             outer=OuterState(momentum_buffer=_optional(tensors, "momentum_buffer")),

@@ -152,6 +152,7 @@ def compute_round(
     inputs = RoundInputs(
         task_id=ctx.task_id, round_id=ctx.round_id, base=base, submissions=submissions, budget_wei=ctx.budget_wei,
         history=data.prior.fingerprints, ratings=data.prior.ratings, state=data.prior.aggregation,
+        stake_per_sample=ctx.stake_per_sample,
     )
     loss_fn = cast(LossFn, batch_loss_fn(evaluator))  # the evaluator takes float32 and float64 vectors alike
     outcome = run_round(inputs, counting(loss_fn, on_forward_pass), data.config)
@@ -277,7 +278,8 @@ def value_info(outcome: RoundOutcome) -> ValueInfo | None:
 
 
 def aggregation_info(outcome: RoundOutcome, config: PipelineConfig) -> AggregationInfo:
-    params = {k: float(v) for k, v in asdict(config.rule_params).items() if isinstance(v, int | float)}
+    params = {k: float(v) for k, v in asdict(config.rule_params).items()
+              if isinstance(v, int | float) and not (k == "clip_version" and v == 1)}  # v1 reports keep their bytes
     accepted = sum(row.status == "accepted" for row in outcome.trainers)
     return AggregationInfo(
         rule=config.rule.value, params=params, outer_lr=config.outer.lr, outer_momentum=config.outer.momentum,

@@ -7,13 +7,24 @@ updates, with `S`'s share of the step:
     theta_S = base - outer_lr * (W_S / W) * aggregate(rows_S, weights_S),
     v(S)    = (loss(base) - loss(theta_S)) / |loss(base)|
 
-`W_S` is the aggregate weight of `S` and `W` that of all accepted updates (each same-work group weighs 1:
-numSamples is self-reported and weighs nothing, see docs/architecture.md), so `v(N)` is the round's actual step
+`W_S` is the aggregate weight of `S` and `W` that of all accepted updates, so `v(N)` is the round's actual step
 (outer momentum aside) and `v({})` is 0. With a mean aggregate, `theta_S` is the base moved by exactly the part
 of the real aggregate that `S` contributed. Near the base the loss is about quadratic, and then a player's
 Shapley value is `g . x_i - 1/2 x_i H X` for its contribution `x_i` and the total `X`. The budget of a round is
 fixed, so pay is a share of it; whether k accounts earn more than one depends on whether their k updates carry
 more than one account's worth of work (see `bench/sybil.py` for what is measured).
+
+Weights. On a task whose `stakePerSample` is 0, numSamples is self-reported and unbonded, so it weighs nothing:
+each same-work group weighs 1, shared by its members. Then k accounts on a split shard carry k weights, and each
+is worth about a whole account (measured: 1.77x for k = 2, 2.35x for k = 3 on an IID shard). On a task whose
+`stakePerSample` is > 0, the chain accepts a reveal only if `numSamples * stakePerSample` is at most the
+trainer's stake, which cannot leave while the round can be slashed: every claimed sample is backed by capital
+at risk. There each accepted update weighs its revealed numSamples (`group_weights(groups, samples)`), and a
+same-work group weighs its largest claim, shared by its members. Such weights are additive under splitting: one
+shard of m samples split across k accounts claims m in all, the weight it had as one account, and needs the same
+total stake; one shard trained on k accounts is one group and weighs m once. A claim larger than the data behind
+it cannot be proved, so a trainer can buy weight with stake (bench/sybil.py's "overclaim" mode measures it);
+extra identities add nothing to that.
 
 Same work is paid once. Accounts that submit nearly the same update (the same data trained with different
 seeds, or a lightly perturbed copy the filters let through) are one group when the cosine of their centered
@@ -24,7 +35,7 @@ the honest updates look alike. Measured on digits (6, 10 and 20 trainers, 20 loc
 honest trainers up to 0.49, one shard trained twice with different seeds 0.82-0.99; hence 0.7. One shard split in
 two is -0.00-0.27 under IID and 0.74-0.87 under Dirichlet(0.5): a label-skewed shard split across accounts is
 grouped, weighs as one account and is paid once.
-A group is one player of the game and one entry of the aggregate (its members share one account's weight), and
+A group is one player of the game (its members share one account's weight when claims are unbonded), and
 its value goes to its earliest member in the round's order (the reveal order): so k accounts on one shard weigh,
 and are paid, as one, and an update copied from another (possible only by collusion under commit-reveal, or by
 an attacker that sees the round's updates) earns its copier nothing. Splitting the value equally, as before,
@@ -38,6 +49,9 @@ round took 18.5 % of the payouts at 30 % attackers: early on the old direction s
 
 Cost: the Shapley estimate evaluates at most `value.budget(n_groups)` coalitions, one forward pass each
 (`value.ValueConfig`, 5 per player by default); the permutations are seeded from the round's public data.
+Re-running the robust rule on each coalition makes a round O(n^2 d); game version 2 (`value_walk`, the default,
+named in the carried-over config) keeps that game up to `rerun_max_players` groups and above it clips each row once
+per round and walks each permutation with a running sum, O(n d) per permutation.
 """
 
 from __future__ import annotations
@@ -52,11 +66,15 @@ from numpy.typing import NDArray
 
 from aggregator.filters import Fingerprint
 from aggregator.value import Coalition, ShapleyEstimate, ValueConfig, estimate_shapley
+from aggregator.value_walk import ClippedGame, estimate_walked
 
 LossFn = Callable[[NDArray[np.floating]], float]
 AggregateFn = Callable[[NDArray[np.float64], NDArray[np.float64]], NDArray[np.float64]]
 """`aggregate(rows, weights) -> vector`: the round's robust rule on a subset of updates."""
 
+GAME_VERSION = 2
+"""1: the rule re-run on every coalition (rounds of states that name no version); 2: `value_walk` above
+`ContributionConfig.rerun_max_players` groups (O(n d) per permutation instead of O(n^2 d))."""
 WORST_VALUE = -10.0
 """A coalition whose stepped model has a non-finite loss (or > 11x the base loss) is worth this."""
 _SEED_DOMAIN = b"flchain-round-game/1"
@@ -72,10 +90,19 @@ class ContributionConfig:
 
     value: ValueConfig = field(default_factory=ValueConfig)
     same_work_cosine: float = 0.7
+    game_version: int = GAME_VERSION
+    rerun_max_players: int = 32
 
     def __post_init__(self) -> None:
         if not 0 < self.same_work_cosine <= 1:
             raise ContributionError(f"same_work_cosine must be in (0, 1], got {self.same_work_cosine}")
+        if self.game_version not in (1, 2) or self.rerun_max_players < 0:
+            raise ContributionError(f"unknown game version {self.game_version} or rerun_max_players < 0")
+
+    def walks(self, players: int) -> bool:
+        """Whether a round of `players` groups is valued by game version 2 (`value_walk`): version 2 re-runs the
+        rule per coalition (version 1's game) up to `rerun_max_players` groups and walks the clipped game above."""
+        return self.game_version >= 2 and players > self.rerun_max_players
 
 
 @dataclass(frozen=True)
@@ -110,20 +137,23 @@ def same_work_groups(rows: NDArray[np.float64], threshold: float) -> tuple[int, 
             i = parent[i]
         return i
 
-    for i in range(n):
-        for j in range(i + 1, n):
-            if cosines[i, j] >= threshold:
-                a, b = root(i), root(j)
-                parent[max(a, b)] = min(a, b)
+    for i, j in zip(*np.nonzero(np.triu(cosines >= threshold, k=1)), strict=True):  # row-major: (i, j), i < j
+        a, b = root(int(i)), root(int(j))
+        parent[max(a, b)] = min(a, b)
     return tuple(root(i) for i in range(n))
 
 
-def group_weights(groups: Sequence[int]) -> NDArray[np.float64]:
-    """Aggregate weights: each group weighs 1, shared equally by its members (numSamples weighs nothing)."""
+def group_weights(groups: Sequence[int], samples: Sequence[int] | None = None) -> NDArray[np.float64]:
+    """Aggregate weights: each same-work group weighs one account's worth, shared equally by its members. Without
+    `samples` (unbonded claims) that is 1; with `samples` (claims bonded by stake) it is the group's largest claim,
+    so one shard trained on k accounts weighs as that shard once."""
+    if samples is not None and (len(samples) != len(groups) or any(int(m) < 1 for m in samples)):
+        raise ContributionError(f"need one positive sample claim per update, got {list(samples)}")
     out = np.empty(len(groups))
     for g in set(groups):
         members = [i for i, gi in enumerate(groups) if gi == g]
-        out[members] = 1.0 / len(members)
+        whole = 1.0 if samples is None else float(max(int(samples[i]) for i in members))
+        out[members] = whole / len(members)
     return out
 
 
@@ -185,9 +215,11 @@ def _game(
 def compute_contributions(
     base: NDArray[np.float64], rows: NDArray[np.float64], loss_fn: LossFn,
     aggregate_fn: AggregateFn, *, outer_lr: float, loss_before: float, seed: bytes, config: ContributionConfig,
+    samples: Sequence[int] | None = None,
 ) -> Contributions:
     """Group the accepted updates, estimate each group's Shapley value and credit it to the group's earliest member
-    (rows are in the round's order)."""
+    (rows are in the round's order). `samples`: the rows' bonded sample claims (None: unbonded, see
+    `group_weights`)."""
     if rows.ndim != 2 or rows.shape[1] != base.shape[0]:
         raise ContributionError(f"rows {rows.shape} must be (n, {base.shape[0]})")
     if not math.isfinite(loss_before):
@@ -195,9 +227,14 @@ def compute_contributions(
     groups = same_work_groups(rows, config.same_work_cosine)
     leaders = sorted(set(groups))
     members = [[i for i, g in enumerate(groups) if g == leader] for leader in leaders]
-    weights = group_weights(groups)
-    game = _game(base, rows, weights, members, loss_fn, aggregate_fn, outer_lr, loss_before)
-    estimate = estimate_shapley(len(leaders), game, seed, config.value)
+    weights = group_weights(groups, samples)
+    if config.walks(len(leaders)):
+        walked = ClippedGame(base, rows, weights, members, loss_fn, outer_lr=outer_lr, loss_before=loss_before,
+                             worst_value=WORST_VALUE)
+        estimate = estimate_walked(walked, seed, config.value)
+    else:
+        game = _game(base, rows, weights, members, loss_fn, aggregate_fn, outer_lr, loss_before)
+        estimate = estimate_shapley(len(leaders), game, seed, config.value)
     values = np.zeros(rows.shape[0])
     for player, group in enumerate(members):
         values[group[0]] = estimate.values[player]  # paid once, to the group's earliest member

@@ -10,8 +10,15 @@ Round `r`'s evaluation batch is drawn from it without replacement with a seed fr
 service derives it from its signing key), so nobody can tell before the updates are in which samples will judge
 them; the batch itself, with the salt in its metadata, is bound at `openRound` by the commitment and revealed
 at finalization, so anyone holding the validation data can draw it again afterwards (`redraw_eval_batch`, a check
-of `flchain verify round`) without the secret. (With the demo's public digits a trainer could still train on every
-digit there is: only a sponsor's private validation file, `--validation file`, is data trainers do not hold.)
+of `flchain verify round`) without the secret.
+
+Which validation data trainers cannot derive. The digits held-out part and MNIST-1D's 1,000 test signals are
+public (scikit-learn ships the digits; the mnist1d generator's default seed 42 rebuilds its test signals): a
+trainer can compute them and fit its update to them, whatever the salt. Data nobody can derive is a sponsor's
+private file (`file`) or `mnist1d-secret`: 1,000 signals of the mnist1d generator run with a seed derived from a
+secret the sponsor gives only to the aggregator and validators (hex, in the environment variable
+`FLCHAIN_VALIDATION_SECRET`, never in the task card): the same distribution as the trainers' data, but samples
+that are not in it and cannot be generated without the secret. Anyone verifying a round with it needs the secret.
 It is encoded as safetensors (`x` float32, `y` int64, one metadata key), and committed at `openRound`
 as keccak256 of its CID; it is put on IPFS only at finalization. The loss scores of the round are forward passes
 on this batch (`batch_loss_fn`); the report's validation metrics are forward passes on the whole validation set.
@@ -22,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -58,11 +66,47 @@ class EvalDataError(ValueError):
 class ValidationSource(StrEnum):
     DIGITS = "digits"  # the held-out part of scikit-learn's digits (default)
     FILE = "file"  # a .npz (arrays x, y) or .csv (label last) file
-    MNIST1D = "mnist1d"  # MNIST-1D's generated test signals
+    MNIST1D = "mnist1d"  # MNIST-1D's generated test signals (public: the generator's default seed)
+    MNIST1D_SECRET = "mnist1d-secret"  # MNIST-1D signals generated with a seed from FLCHAIN_VALIDATION_SECRET
     SHAKESPEARE = "shakespeare"  # windows of the held-out speaking roles
 
 
 DEFAULT_TEXT_STRIDE = 64
+VALIDATION_SECRET_ENV = "FLCHAIN_VALIDATION_SECRET"
+_GENERATOR_DOMAIN = b"flchain-validation-generator-seed/1"
+MIN_SECRET_BYTES = 16
+
+
+def validation_secret() -> bytes:
+    """The sponsor's validation secret from `FLCHAIN_VALIDATION_SECRET` (hex, >= 16 bytes)."""
+    raw = os.environ.get(VALIDATION_SECRET_ENV, "")
+    try:
+        secret = bytes.fromhex(raw.removeprefix("0x"))
+    except ValueError as e:
+        raise EvalDataError(f"{VALIDATION_SECRET_ENV} must be hex") from e
+    if len(secret) < MIN_SECRET_BYTES:
+        raise EvalDataError(f"validation 'mnist1d-secret' needs {VALIDATION_SECRET_ENV}: hex, >= {MIN_SECRET_BYTES} "
+                            "bytes")
+    return secret
+
+
+def generator_seed(secret: bytes) -> int:
+    """The mnist1d generator's seed: 4 bytes of HMAC-SHA256 under the secret (numpy seeds are < 2^32)."""
+    return int.from_bytes(hmac.new(secret, _GENERATOR_DOMAIN, hashlib.sha256).digest()[:4], "big")
+
+
+def mnist1d_secret_heldout(secret: bytes) -> Dataset:
+    """1,000 MNIST-1D signals (the generator's test part) made with `generator_seed(secret)`, not the public 42."""
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as e:
+        raise EvalDataError("MNIST-1D needs the mnist1d package") from e
+    args = get_dataset_args()
+    args.seed = generator_seed(secret)
+    data = make_dataset(args)
+    x = np.asarray(data["x_test"], dtype=np.float32)[:, None, :]
+    y = np.asarray(data["y_test"], dtype=np.int64)
+    return Dataset(x, y, "mnist1d-secret-heldout", (1, x.shape[-1]), 10)
 
 
 def digits_heldout() -> Dataset:
@@ -92,6 +136,8 @@ def load_validation(
         dataset = _heldout_roles(spec, text_stride)
     elif source is ValidationSource.MNIST1D:
         dataset = mnist1d_heldout()
+    elif source is ValidationSource.MNIST1D_SECRET:
+        dataset = mnist1d_secret_heldout(validation_secret())
     elif source is ValidationSource.DIGITS:
         dataset = digits_heldout()
     elif path is None:

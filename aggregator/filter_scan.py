@@ -25,6 +25,9 @@ from aggregator.rules.common import Matrix
 from aggregator.rules.pairwise import combine_leaves, pairwise_leaves
 from aggregator.sketch import DEFAULT_SKETCH_VERSION, SCAN_COLUMNS, add_sketch_chunk
 
+SCAN_ROWS = 128
+"""Rows per pass when the rows can be read in row blocks (see `scan`)."""
+
 
 @dataclass(frozen=True)
 class ScanResult:
@@ -49,15 +52,26 @@ def scan(updates: Matrix, sketch_dim: int, sketch_seed: int, with_gram: bool,
     """One pass over `updates` `(n, d)`; the sketches are unscaled (`aggregator.sketch.sketch_divisor`), none for
     `sketch_dim` 0.
 
+    Without the Gram matrix and with sketch version 2 the rows are read `SCAN_ROWS` at a time (each row's norm and
+    sketch depend on that row alone, so the bits are the same), which keeps the float64 chunk at most
+    `SCAN_ROWS x SCAN_COLUMNS` (32 MB) whatever the number of trainers. Version 1's float32 products are kept as
+    they were made, over all rows at once.
+
     BLAS runs single-threaded here: on the skinny per-chunk products (`(n, 32768) @ (32768, 256)`) OpenBLAS's
     threads spend more time synchronizing than computing, 10-40x slower on a busy 2-core machine (measured).
     """
     with threadpool_limits(limits=1, user_api="blas"):
-        return _scan(updates, sketch_dim, sketch_seed, with_gram, sketch_version)
+        rows = updates
+        if with_gram or sketch_version == 1 or rows.shape[0] <= SCAN_ROWS:
+            return _scan(rows, sketch_dim, sketch_seed, with_gram, sketch_version)
+        parts = [_scan(rows[start : start + SCAN_ROWS], sketch_dim, sketch_seed, False, sketch_version)
+                 for start in range(0, rows.shape[0], SCAN_ROWS)]
+    return ScanResult(finite=np.concatenate([p.finite for p in parts]),
+                      sq_norms=np.concatenate([p.sq_norms for p in parts]),
+                      sketches=np.concatenate([p.sketches for p in parts]), gram=None)
 
 
-def _scan(updates: Matrix, sketch_dim: int, sketch_seed: int, with_gram: bool, sketch_version: int) -> ScanResult:
-    rows = np.asarray(updates)
+def _scan(rows: Matrix, sketch_dim: int, sketch_seed: int, with_gram: bool, sketch_version: int) -> ScanResult:
     n_rows, n_params = rows.shape
     finite = np.ones(n_rows, dtype=bool)
     sketches = np.zeros((n_rows, sketch_dim))

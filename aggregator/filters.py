@@ -34,14 +34,15 @@ projection in version 1 (kept for the rounds made with it); an earlier round's a
 Keep `sketch_seed` private to the aggregator: knowing the sketch, a replayer could add a small perturbation that
 moves it a lot (`aggregator.sketchseed`). Within a round the decisions rest on the full vectors: up to
 `exact_pairs_up_to` updates every pair is compared exactly; above, sketches pick the near-threshold pairs
-(O(n^2 k) instead of O(n^2 d)) and only those are compared exactly (`_similarity`). Every update is read once
-(`aggregator.filter_scan`): norms, sketches and, for small rounds, the Gram matrix every pairwise quantity comes
-from; `R`'s bits are cached for the model size in use (`aggregator.sketch`), not regenerated every round.
+(O(n^2 k) instead of O(n^2 d)) and only those are compared exactly (`aggregator.filter_pairs`, in row blocks: no
+n x n matrix is held). Every update is read once (`aggregator.filter_scan`): norms, sketches and, for small rounds,
+the Gram matrix every pairwise quantity comes from; `R`'s bits are cached for the model size in use
+(`aggregator.sketch`), not regenerated every round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -49,16 +50,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from aggregator import sketch as sketches_of
-from aggregator.filter_scan import (
-    ScanResult,
-    centered_gram,
-    centered_on_last,
-    cosines,
-    direct_centered_units,
-    direct_cosines,
-    relative_distances,
-    scan,
-)
+from aggregator.filter_pairs import CopyMatch, near_duplicates, replays
+from aggregator.filter_scan import scan
 from aggregator.rules.common import Matrix
 from aggregator.sketch import SKETCH_BLOCK, SKETCH_CACHE_BLOCKS, projection_block, sketch
 
@@ -180,170 +173,25 @@ class RoundFilterResult:
         )
 
 
-def _relative_distance(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
-    scale = max(float(np.linalg.norm(a)), float(np.linalg.norm(b)))
-    return 0.0 if scale == 0.0 else float(np.linalg.norm(a - b)) / scale
-
-
-def _cosine(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
-    denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return 0.0 if denominator == 0.0 else float(a @ b) / denominator
-
-
-def _replay_of(
-    meta: SubmissionMeta, sketch_row: NDArray[np.float64], history: Sequence[Fingerprint], config: FilterConfig
-) -> str | None:
-    """What earlier update of another trainer this one replays, or `None`; the trainer's own are skipped."""
-    digest, trainer = meta.digest, meta.trainer.lower()
-    for earlier in history:
-        if earlier.trainer.lower() == trainer:
-            continue
-        where = f"round {earlier.round_id} update of {earlier.trainer}"
-        if earlier.digest == digest:
-            return f"same digest as the {where}"
-        cosine = _cosine(sketch_row, earlier.sketch)
-        distance = _relative_distance(sketch_row, earlier.sketch)
-        if cosine > config.replay_cosine or distance <= config.copy_relative_distance:
-            return f"sketch cosine {cosine:.4f}, relative distance {distance:.4f} to the {where}"
-    return None
-
-
-@dataclass(frozen=True)
-class _Similarity:
-    cosine: NDArray[np.float64]
-    relative_distance: NDArray[np.float64]
-
-
-def _distinct(usable: list[int], digests: Sequence[bytes]) -> list[int]:
-    """Positions in `usable` of the first row of each digest."""
-    seen: set[bytes] = set()
-    out = []
-    for k, i in enumerate(usable):
-        if digests[i] not in seen:
-            out.append(k)
-        seen.add(digests[i])
-    return out
-
-
-_VANISHING = 1e-9
-"""A centered unit direction with squared length below this is rounding noise (every distinct update parallel)."""
-
-
-def _pair_cosines(gram: NDArray[np.float64], norms: NDArray[np.float64], distinct: list[int],
-                  config: FilterConfig, rows: Callable[[], NDArray[np.float64]] | None) -> NDArray[np.float64]:
-    """Cosines between (centered, see the module docstring) directions from the Gram matrix of the rows; from
-    the `rows` themselves (when given) if a centered direction vanishes."""
-    if not config.center_near_duplicates:
-        return cosines(gram)
-    if len(distinct) < 3:
-        return np.zeros_like(gram)
-    centered = centered_gram(gram, norms, distinct)
-    if rows is not None and np.any(np.diag(centered) < _VANISHING):
-        return direct_cosines(direct_centered_units(rows(), norms, distinct))
-    return cosines(centered)
-
-
-def _similarity(
-    rows: Matrix, scanned: ScanResult, norms: NDArray[np.float64], digests: Sequence[bytes], usable: list[int],
-    config: FilterConfig,
-) -> _Similarity:
-    """Cosine (centered, see the module docstring) and relative distance between the `usable` rows; 0 and inf
-    elsewhere.
-
-    Up to `config.exact_pairs_up_to` usable rows both come from the exact Gram matrix of the single pass. Above,
-    the `k`-dim sketches are compared first (O(n^2 k)) and only the pairs whose sketch cosine or distance is within
-    a wide margin of a threshold are recomputed exactly, from the Gram matrix of the rows those pairs involve; the
-    others keep their sketch estimates, which are past the margin and so decide nothing. JL keeps sketch cosines
-    and distances within ~3 / sqrt(k) of the true ones, well inside the margins (tested on both paths).
-    """
-    n_rows = len(digests)
-    cosine, distance = np.zeros((n_rows, n_rows)), np.full((n_rows, n_rows), np.inf)
-    if len(usable) < 2:
-        return _Similarity(cosine, distance)
-    distinct = _distinct(usable, digests)
-    true_norms = norms[usable]
-    if scanned.gram is not None:
-        gram = scanned.gram[np.ix_(usable, usable)]
-    else:
-        picked = scanned.sketches[usable] / sketches_of.sketch_divisor(config.sketch_version, config.sketch_dim)
-        gram = picked @ picked.T
-    relative = relative_distances(gram, true_norms)
-    def direct() -> NDArray[np.float64]:
-        return np.asarray(np.asarray(rows)[usable], dtype=np.float64)
-
-    pair_cosines = _pair_cosines(gram, true_norms, distinct, config, direct if scanned.gram is not None else None)
-    if scanned.gram is None:
-        _refine_candidates(rows, usable, distinct, true_norms, pair_cosines, relative, config)
-    index = np.ix_(usable, usable)
-    cosine[index] = pair_cosines
-    distance[index] = relative
-    return _Similarity(cosine, distance)
-
-
-_COSINE_MARGIN = 0.3
-_DISTANCE_MARGIN = 3.0
-
-
-def _refine_candidates(
-    rows: Matrix, usable: list[int], distinct: list[int], norms: NDArray[np.float64],
-    pair_cosines: NDArray[np.float64], relative: NDArray[np.float64], config: FilterConfig,
-) -> None:
-    """Overwrite, in the two scratch matrices, the sketch estimates of near-threshold pairs by exact values: the
-    Gram matrix of the rows these pairs involve and of the center of the distinct unit vectors, in one pass."""
-    near = (pair_cosines > config.near_duplicate_cosine - _COSINE_MARGIN) | (
-        relative <= _DISTANCE_MARGIN * config.copy_relative_distance
-    )
-    first, second = np.nonzero(np.triu(near, k=1))
-    if first.size == 0:
-        return
-    involved = np.union1d(first, second)
-    at = {int(k): p for p, k in enumerate(involved)}
-    source = np.asarray(rows)
-    stacked = np.asarray(source[[usable[k] for k in involved]], dtype=np.float64)
-    centered = config.center_near_duplicates and len(distinct) >= 3
-    if centered:
-        with np.errstate(divide="ignore"):
-            weights = np.where(norms[distinct] > 0, 1.0 / norms[distinct], 0.0) / len(distinct)
-        center = weights @ np.asarray(source[[usable[k] for k in distinct]], dtype=np.float64)
-        stacked = np.vstack([stacked, center[None, :]])
-    gram = scan(stacked, 0, 0, with_gram=True).gram
-    assert gram is not None
-    exact_relative = relative_distances(gram[: involved.size, : involved.size], norms[involved])
-    exact_cosines = cosines(gram) if not config.center_near_duplicates else None
-    if centered:
-        exact_cosines = cosines(centered_on_last(gram, norms[involved]))
-        if np.any(np.diag(centered_on_last(gram, norms[involved])) < _VANISHING):
-            exact_cosines = _vanishing_pairs(source, usable, distinct, norms, involved)
-    for a, b in zip(first.tolist(), second.tolist(), strict=True):
-        p, q = at[a], at[b]
-        relative[a, b] = relative[b, a] = exact_relative[p, q]
-        if exact_cosines is not None:
-            pair_cosines[a, b] = pair_cosines[b, a] = exact_cosines[p, q]
-
-
-def _vanishing_pairs(source: NDArray[np.generic], usable: list[int], distinct: list[int],
-                     norms: NDArray[np.float64], involved: NDArray[np.intp]) -> NDArray[np.float64]:
-    """Exact centered cosines among the `involved` rows, computed from the vectors (see `direct_centered_units`)."""
-    units = direct_centered_units(np.asarray(source[usable], dtype=np.float64), norms, distinct)[involved]
-    out = np.zeros((involved.size, involved.size))
-    for p in range(involved.size):
-        for q in range(p + 1, involved.size):
-            out[p, q] = out[q, p] = _cosine(units[p], units[q])
-    return out
-
-
-def _copy_verdict(
-    i: int, earlier: list[int], digests: Sequence[bytes], similarity: _Similarity, config: FilterConfig
-) -> FilterVerdict | None:
-    for j in earlier:
-        if digests[j] == digests[i]:
-            return FilterVerdict(RejectReason.DUPLICATE, f"same digest as submission {j}, submitted earlier")
-    for j in earlier:
-        cosine, distance = similarity.cosine[i, j], similarity.relative_distance[i, j]
-        if cosine > config.near_duplicate_cosine or distance <= config.copy_relative_distance:
-            detail = f"cosine {cosine:.4f}, relative distance {distance:.4f} to submission {j}, submitted earlier"
-            return FilterVerdict(RejectReason.NEAR_DUPLICATE, detail)
-    return None
+def _copy_verdicts(usable: list[int], digests: Sequence[bytes], replayed: Mapping[int, str],
+                   close: Mapping[int, CopyMatch]) -> dict[int, FilterVerdict]:
+    """Rules 2 and 3 for every usable row, in submission order: a replay first, then the same digest as an earlier
+    submission, then closeness to an earlier one (the first in order); the rest pass to the norm check."""
+    first_of_digest: dict[bytes, int] = {}
+    verdicts = {}
+    for i in usable:
+        same = first_of_digest.setdefault(digests[i], i)
+        if i in replayed:
+            verdicts[i] = FilterVerdict(RejectReason.COPY_OF_EARLIER, replayed[i])
+        elif same != i:
+            verdicts[i] = FilterVerdict(RejectReason.DUPLICATE, f"same digest as submission {same}, submitted earlier")
+        elif (match := close.get(i)) is not None:
+            detail = (f"cosine {match.cosine:.4f}, relative distance {match.distance:.4f} to submission"
+                      f" {match.earlier}, submitted earlier")
+            verdicts[i] = FilterVerdict(RejectReason.NEAR_DUPLICATE, detail)
+        else:
+            verdicts[i] = FilterVerdict()
+    return verdicts
 
 
 def norm_outliers(norms: NDArray[np.float64], candidates: Sequence[int], config: FilterConfig) -> dict[int, str]:
@@ -384,14 +232,11 @@ def filter_round(
     divisor = sketches_of.sketch_divisor(config.sketch_version, config.sketch_dim)
     sketches = np.where(finite[:, None], scanned.sketches / divisor, np.nan)
     usable = [i for i in order if finite[i]]
-    similarity = _similarity(updates, scanned, norms, digests, usable, config)
     verdicts: dict[int, FilterVerdict] = {
         i: FilterVerdict(RejectReason.NON_FINITE, "NaN or infinite values") for i in order if not finite[i]
     }
-    for position, i in enumerate(usable):
-        replay = _replay_of(submissions[i], sketches[i], history, config)
-        verdict = FilterVerdict(RejectReason.COPY_OF_EARLIER, replay) if replay is not None else None
-        verdicts[i] = verdict or _copy_verdict(i, usable[:position], digests, similarity, config) or FilterVerdict()
+    verdicts.update(_copy_verdicts(usable, digests, replays(sketches, submissions, usable, history, config),
+                                   near_duplicates(updates, scanned, norms, digests, usable, config)))
     candidates = [i for i in usable if verdicts[i].accepted]
     for i, detail in norm_outliers(norms, candidates, config).items():
         verdicts[i] = FilterVerdict(RejectReason.NORM_OUTLIER, detail)

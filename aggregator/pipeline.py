@@ -10,17 +10,17 @@ No I/O: the forward passes are the caller's `loss_fn(flat_params) -> float` (the
 evaluation batch in the service, a tiny quadratic in unit tests). Deterministic: the same inputs give identical
 outputs (numpy, and the value estimate's permutations are seeded from the round's public data).
 
-Who is aggregated: every update the filters accept, by the robust rule (centered clipping by default bounds what
-any one update can move the aggregate), updates doing the same work counted once (`contribution.group_weights`);
-numSamples is self-reported and unverifiable, so it weighs nothing: not the aggregate, the values nor the pay.
-Who is paid: in proportion to `max(0, value) * w(rating)`, the value being the
-update's Shapley value in "loss reduction of the model stepped by the robust aggregate of a coalition"
-(Gauntlet's order, Incentivizing Permissionless Distributed Learning of LLMs, 2025, with its per-update
-LossScore replaced by the marginal value inside the aggregate). A harmful or useless update earns 0; the round
-budget is fixed. Scores decide pay, not membership (`aggregate_positive_only=True` is kept as an option: it froze
-the model whenever no single update improved the loss alone). Who is slashed: a rejection whose reason proves
-misbehaviour (`slash_reasons`: digest mismatch, copying, non-finite values, malformed (undecodable, over the cap,
-wrong shape) by default), with the reason code of `filters.SLASH_CODES`.
+Who is aggregated: every update the filters accept, by the robust rule (centered clipping by default bounds what any one
+update can move the aggregate; weights reach only FedAvg), and `contribution.group_weights` weigh the coalitions of the
+value game: without a sample bond (`RoundInputs.stake_per_sample == 0`) numSamples weighs nothing, each same-work group
+weighs 1; with one, a group weighs its largest revealed numSamples, claims the chain checked against stakes. Who is
+paid: in proportion to `max(0, value) * w(rating)`, the value being the update's Shapley value in "loss reduction of the
+model stepped by the robust aggregate of a coalition" (Gauntlet's order, Incentivizing Permissionless Distributed
+Learning of LLMs, 2025, with its per-update LossScore replaced by the marginal value inside the aggregate). A harmful or
+useless update earns 0; the round budget is fixed. Scores decide pay, not membership (`aggregate_positive_only=True` is
+kept as an option: it froze the model whenever no single update improved the loss alone). Who is slashed: a rejection
+whose reason proves misbehaviour (`slash_reasons`: digest mismatch, copying, non-finite values, malformed (undecodable,
+over the cap, wrong shape) by default), with the reason code of `filters.SLASH_CODES`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import numpy as np
 from eth_utils.address import is_address, to_checksum_address
 from numpy.typing import NDArray
 
+from aggregator.collusion import colluded_submissions
 from aggregator.contribution import ContributionConfig, Contributions, compute_contributions, resent_rounds, round_seed
 from aggregator.dp_step import dp_aggregate
 from aggregator.filters import (
@@ -139,6 +140,7 @@ class RoundInputs:
     history: tuple[Fingerprint, ...] = ()
     ratings: Mapping[str, Rating] = field(default_factory=dict)
     state: AggregationState = field(default_factory=AggregationState)
+    stake_per_sample: int = 0  # the task's `stakePerSample` (stake per claimed sample); > 0: updates weigh numSamples
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ class _Scores:
     contributions: Contributions | None
     weights: NDArray[np.float64]
     resent: Mapping[int, int] = field(default_factory=dict)  # index -> the earlier round its update repeats
+    colluded: frozenset[int] = frozenset()  # accepted indices another account resubmitted this round (collusion)
 
 
 def _check_inputs(inputs: RoundInputs) -> NDArray[np.float64]:
@@ -165,6 +168,8 @@ def _check_inputs(inputs: RoundInputs) -> NDArray[np.float64]:
         raise PipelineError("an account may submit once per round")
     if inputs.budget_wei < 0:
         raise PipelineError(f"budget must be non-negative, got {inputs.budget_wei}")
+    if (bond := inputs.stake_per_sample) < 0 or (bond > 0 and any(s.num_samples < 1 for s in inputs.submissions)):
+        raise PipelineError(f"stake_per_sample {inputs.stake_per_sample} must be >= 0, and > 0 needs claims >= 1")
     for s in inputs.submissions:
         if (s.delta is None) == (s.failure is None):
             raise PipelineError(f"submission of {s.account}: give exactly one of a delta or a failure reason")
@@ -193,13 +198,8 @@ def _filter(
 
 
 def _score(
-    base: NDArray[np.float64],
-    ordered: Sequence[Submission],
-    accepted: Sequence[int],
-    inputs: RoundInputs,
-    config: PipelineConfig,
-    loss_fn: LossFn,
-    filtered: RoundFilterResult | None,
+    base: NDArray[np.float64], ordered: Sequence[Submission], accepted: Sequence[int], inputs: RoundInputs,
+    config: PipelineConfig, loss_fn: LossFn, filtered: RoundFilterResult | None,
 ) -> _Scores:
     n = len(ordered)
     after, scores, values, weights = (np.full(n, np.nan) for _ in range(4))
@@ -214,21 +214,23 @@ def _score(
     contributions = compute_contributions(
         base, rows, loss_fn, aggregate_fn, outer_lr=config.outer.lr,
         loss_before=measured.loss_before, config=config.contribution,
+        samples=[ordered[i].num_samples for i in accepted] if inputs.stake_per_sample > 0 else None,
         seed=round_seed(inputs.task_id, inputs.round_id, [ordered[i].digest for i in accepted]),
     )
     values[list(accepted)] = contributions.values
     weights[list(accepted)] = contributions.weights
     resent = _resent(ordered, accepted, inputs.history, config, filtered)
-    values[list(resent)] = 0.0  # work resent is paid once (contribution module docstring)
+    colluded = colluded_submissions([s.delta is not None for s in ordered], [s.digest for s in ordered], filtered)
+    values[[*resent, *colluded]] = 0.0  # resent work is paid once, collusion not at all (contribution, collusion)
     loo = None
     if config.compute_loo:
         marginal = compute_marginal_scores(
-            base, rows, loss_fn, partial(_aggregate_vector, config=config, state=inputs.state.clip),
+            base, rows, loss_fn, partial(_aggregate_weighted, config=config, state=inputs.state.clip),
             config.outer.lr, measured.loss_before,
         )
         loo = np.full(n, np.nan)
         loo[list(accepted)] = marginal.scores
-    return _Scores(measured.loss_before, after, scores, loo, values, contributions, weights, resent)
+    return _Scores(measured.loss_before, after, scores, loo, values, contributions, weights, resent, colluded)
 
 
 def _resent(
@@ -247,31 +249,28 @@ def _resent(
 
 
 def _aggregate_weighted(
-    rows: NDArray[np.float64], weights: NDArray[np.float64], *, config: PipelineConfig, state: CenteredClipState
+    rows: NDArray[np.float64], weights: NDArray[np.float64] | None = None, *, config: PipelineConfig,
+    state: CenteredClipState,
 ) -> Vector:
     return aggregate(config.rule, rows, weights=weights, state=state, params=config.rule_params).vector
-
-
-def _aggregate_vector(rows: NDArray[np.float64], *, config: PipelineConfig, state: CenteredClipState) -> Vector:
-    return aggregate(config.rule, rows, state=state, params=config.rule_params).vector
 
 
 def _rate(
     ordered: Sequence[Submission], accepted: Sequence[int], scores: _Scores, inputs: RoundInputs, config: PipelineConfig
 ) -> dict[str, Rating]:
-    """Every submitter takes part in the round's match; a rejected one ranks last (score -inf)."""
+    """Every submitter plays the round's match, a rejected one last (-inf); good: accepted, not resent or colluding."""
     round_scores = {s.account: -math.inf for s in ordered}
-    for i in accepted:
-        round_scores[ordered[i].account] = float(scores.values[i])
-    return update_ratings(inputs.ratings, round_scores, config.ratings)
+    round_scores.update({ordered[i].account: float(scores.values[i]) for i in accepted})
+    good = {ordered[i].account for i in accepted if i not in scores.resent and i not in scores.colluded}
+    return update_ratings(inputs.ratings, round_scores, config.ratings, good)
 
 
 def _step_model(
     base: NDArray[np.float64], ordered: Sequence[Submission], chosen: Sequence[int], group_weights: NDArray[np.float64],
     inputs: RoundInputs, config: PipelineConfig,
 ) -> tuple[NDArray[np.float32], AggregationState]:
-    """Robust aggregation (DP-FedAvg with `config.dp`) of the chosen updates, weighted as
-    `contribution.group_weights` (same work counted once), and the outer step; none: no change."""
+    """Robust aggregation (DP-FedAvg with `config.dp`) of the chosen updates, weighted as in the value game
+    (`contribution.group_weights`), and the outer step; none: no change."""
     state = inputs.state
     if not chosen:
         return base.astype(np.float32), state

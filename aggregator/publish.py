@@ -46,6 +46,7 @@ class RoundContext:
     not_revealed: tuple[str, ...] = ()  # accounts whose commitment of this round was never revealed
     sketch_commitment: bytes | None = None  # of the task's secret sketch seed (None: the seed is published)
     dp: DpConfig | None = None  # the task's differential-privacy option: its epsilon goes into the report
+    stake_per_sample: int = 0  # the task's sample bond (getTask): > 0, updates weigh their revealed numSamples
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ Weng & Lin, "A Bayesian Approximation Method for Online Ranking", JMLR 2011, Pla
 
 Final score (what the round pays on, and what goes on-chain as a 1e6 fixed-point integer):
 
-    final_i = gate_i * max(0, value_i) * w(rating_i),   w(r) = 1 / (1 + exp(-x(r) / weight_scale))
+    final_i = gate_i * max(0, value_i) * w(rating_i),   w(r) = reliability(r) / (1 + exp(-x(r) / weight_scale))
 
 `value_i` is the round's own contribution (the pipeline passes the Shapley value), so a rejected (gate 0), useless
-or harmful (value <= 0) update earns exactly 0, whatever its history. The weight is in (0, 1), 1/2 for a
-newcomer, and `x` depends on `weight`:
+or harmful (value <= 0) update earns exactly 0, whatever its history. The weight is in (0, 1), 1/2 times the
+reliability (below) for a newcomer, and `x` depends on `weight`:
 
 - "confidence" (the default): `x = mu_0 - 3 sigma`, the ordinal with the prior mean. It grows as the rating's
   uncertainty shrinks with every round played, whatever the ranks: a fresh identity (a Sybil's new account, or a
@@ -21,12 +21,23 @@ newcomer, and `x` depends on `weight`:
   trainer could raise its own weight by adding accounts that rank last (measured: one account earned 2.1x its
   single-account pay that way), and a trainer that ranks low in every round was paid far below its value.
 - "ordinal": `x = mu - 3 sigma`, the rank-based skill of Gauntlet (kept for comparison).
+
+Reliability. The weight is multiplied by `reliability(rating) = ((1 + good) / (2 + played)) ** reliability_power`:
+the posterior mean of a Beta(1, 1) prior on "a round this account plays is accepted and not shown to be copied,
+resent or colluding" (`good` of `played` rounds, counted by `update_ratings`, carried in the rating), raised to
+`reliability_power`. The confidence weight ignores outcomes, so an account whose updates the filters reject in
+most rounds (Gaussian noise that sometimes slips under the norm filter) earned, in the rounds it slipped through,
+as much as an honest account; with reliability it earns `((1 + good) / (2 + played)) ** power` of it. A fresh
+account starts at (1/2) ** power, below any account with a clean record, so new identities never beat
+established honest ones. An accepted update worth little or nothing is not held against the account (its pay is
+already small that round): a trainer with poor data keeps a clean record. `reliability_power` 0 switches it off
+(and the counts are then not kept), which is how states written before it read.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,14 +65,22 @@ class RatingConfig:
     ordinal_z: float = 3.0
     weight_scale: float = 25.0 / 6.0
     weight: Literal["confidence", "ordinal"] = "confidence"
+    reliability_power: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.reliability_power) and self.reliability_power >= 0):
+            raise RatingError(f"reliability_power must be finite and >= 0, got {self.reliability_power}")
 
 
 @dataclass(frozen=True)
 class Rating:
-    """One trainer's skill belief: mean `mu` and uncertainty `sigma`."""
+    """One trainer's skill belief (mean `mu`, uncertainty `sigma`) and its record: rounds `played`, of which
+    `good` were accepted and not shown to be copied, resent or colluding (kept when reliability is on)."""
 
     mu: float = 25.0
     sigma: float = 25.0 / 3.0
+    played: int = 0
+    good: int = 0
 
     def ordinal(self, z: float = 3.0) -> float:
         """A conservative skill estimate, `mu - z * sigma` (0 for a new rating at the defaults)."""
@@ -78,35 +97,54 @@ def update_ratings(
     prior: Mapping[str, Rating],
     round_scores: Mapping[str, float],
     config: RatingConfig | None = None,
+    good: Collection[str] | None = None,
 ) -> dict[str, Rating]:
     """Every trainer's rating after one round: participants re-rated by rank, the others unchanged.
 
     A trainer with no prior rating starts at `(config.mu, config.sigma)`. Pass `-inf` (or NaN) as the score of a
     participant the filters rejected: it ties for last. With fewer than two participants there is no ranking,
-    and nobody's rating moves (a lone participant gets its starting rating).
+    and nobody's skill moves (a lone participant gets its starting skill). With reliability on
+    (`config.reliability_power > 0`) every participant's record counts the round as played, and as good when it
+    is in `good` (None: every participant with a finite score).
     """
     config = RatingConfig() if config is None else config
     fresh = Rating(config.mu, config.sigma)
     updated = dict(prior)
     players = sorted(round_scores)
-    if len(players) < 2:
-        updated.update({player: prior.get(player, fresh) for player in players})
+    skills = {p: prior.get(p, fresh) for p in players}
+    if len(players) >= 2:
+        model = PlackettLuce(mu=config.mu, sigma=config.sigma, beta=config.beta, tau=config.tau)
+        teams = [[model.rating(mu=skills[p].mu, sigma=skills[p].sigma)] for p in players]
+        ranks = competition_ranks([float(round_scores[p]) for p in players])
+        rated = model.rate(teams, ranks=[float(rank) for rank in ranks])
+        for player, (new,) in zip(players, rated, strict=True):
+            skills[player] = Rating(float(new.mu), float(new.sigma), skills[player].played, skills[player].good)
+    if config.reliability_power == 0:
+        updated.update({p: Rating(r.mu, r.sigma) for p, r in skills.items()})
         return updated
-    model = PlackettLuce(mu=config.mu, sigma=config.sigma, beta=config.beta, tau=config.tau)
-    teams = [[model.rating(mu=prior.get(p, fresh).mu, sigma=prior.get(p, fresh).sigma)] for p in players]
-    ranks = competition_ranks([float(round_scores[p]) for p in players])
-    rated = model.rate(teams, ranks=[float(rank) for rank in ranks])
-    for player, (rating,) in zip(players, rated, strict=True):
-        updated[player] = Rating(mu=float(rating.mu), sigma=float(rating.sigma))
+    counted = {p for p in players if math.isfinite(round_scores[p])} if good is None else set(good)
+    for player, rating in skills.items():
+        updated[player] = Rating(rating.mu, rating.sigma, rating.played + 1, rating.good + (player in counted))
     return updated
 
 
+def reliability(rating: Rating, config: RatingConfig | None = None) -> float:
+    """`((1 + good) / (2 + played)) ** reliability_power`: 1 when switched off (module docstring)."""
+    config = RatingConfig() if config is None else config
+    if config.reliability_power == 0:
+        return 1.0
+    if not 0 <= rating.good <= rating.played:
+        raise RatingError(f"a record of {rating.good} good rounds out of {rating.played} played is impossible")
+    return float(((1 + rating.good) / (2 + rating.played)) ** config.reliability_power)
+
+
 def rating_weight(rating: Rating, config: RatingConfig | None = None) -> float:
-    """`1 / (1 + exp(-x / weight_scale))` in (0, 1), `x` the confidence or the ordinal (module docstring)."""
+    """`reliability * 1 / (1 + exp(-x / weight_scale))` in (0, 1), `x` the confidence or the ordinal (module
+    docstring)."""
     config = RatingConfig() if config is None else config
     mu = config.mu if config.weight == "confidence" else rating.mu
     x = Rating(mu, rating.sigma).ordinal(config.ordinal_z) / config.weight_scale
-    return 0.5 * (1.0 + math.tanh(x / 2.0))
+    return 0.5 * (1.0 + math.tanh(x / 2.0)) * reliability(rating, config)
 
 
 def final_scores(

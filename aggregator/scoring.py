@@ -28,8 +28,9 @@ The optional leave-one-out marginal score measures the update inside the aggrega
 
 The forward passes are the caller's: it hands in `loss_fn(params_vector) -> float` (load the flat vector into
 the model, evaluate the batch, return the mean loss), so the math is tested here with a tiny quadratic. The
-probed vectors are float32 (the model's dtype), each a fresh array built with one pass over the update and no
-float64 temporaries, so a float32 `loss_fn` (the ml `Evaluator`) uses it without another copy.
+probed vectors are float32 (the model's dtype), built in one float32 buffer reused for every update (two
+elementwise passes, no allocation per pass), so a float32 `loss_fn` (the ml `Evaluator`) uses it without another
+copy.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ from numpy.typing import NDArray
 from aggregator.rules.common import Matrix, Vector, read_only
 
 LossFn: TypeAlias = Callable[[NDArray[np.floating]], float]
-"""Loss of the model with the given flat parameter vector on the round's evaluation batch. The vector is a fresh
-float32 array per call, never one of the caller's arrays, so what `loss_fn` does with it cannot reach them."""
+"""Loss of the model with the given flat parameter vector on the round's evaluation batch. The vector is float32
+and never one of the caller's arrays, so what `loss_fn` does with it cannot reach them; it is valid for the call
+only (`compute_loss_scores` rewrites the same buffer for the next update), so `loss_fn` must not keep it."""
 
 AggregateFn: TypeAlias = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 """The round's aggregation rule as a function of the updates matrix, e.g. `partial(aggregate, rule, ...)`."""
@@ -99,9 +101,10 @@ def marginal_scores(loss_before: float, loss_aggregate: float, losses_without: V
     return np.where(np.isfinite(without), scores, -np.inf)
 
 
-def _stepped(base32: NDArray[np.float32], delta: NDArray[np.floating], step: float) -> NDArray[np.float32]:
-    """`base32 - step * delta` as a fresh float32 vector: `step * delta` rounded once to float32, then subtracted."""
-    out = np.empty(base32.shape, dtype=np.float32)
+def _stepped(
+    base32: NDArray[np.float32], delta: NDArray[np.floating], step: float, out: NDArray[np.float32]
+) -> NDArray[np.float32]:
+    """`base32 - step * delta` into `out`: `step * delta` rounded once to float32, then subtracted."""
     np.multiply(delta, step, out=out, casting="same_kind")
     np.subtract(base32, out, out=out)
     return out
@@ -143,7 +146,8 @@ def compute_loss_scores(
         raise ScoringError(f"n_aggregated must be >= 1, got {n_aggregated}")
     step = outer_lr / shares
     loss_before = float(loss_fn(base32.copy()))
-    losses_after = np.array([float(loss_fn(_stepped(base32, row, step))) for row in rows], dtype=np.float64)
+    buffer = np.empty(base32.shape, dtype=np.float32)
+    losses_after = np.array([float(loss_fn(_stepped(base32, row, step, buffer))) for row in rows], dtype=np.float64)
     return LossScores(
         loss_before=loss_before,
         losses_after=read_only(losses_after),

@@ -308,13 +308,16 @@ class Aggregator:
             eval_cid=opening.eval_cid, budget_wei=min(task.reward_per_round_wei, task.pool_wei),
             not_revealed=tuple(c.trainer for c in self.deps.log.unrevealed(round_id)),
             sketch_commitment=self.deps.sketch.commitment, dp=self.runtime.dp,
+            stake_per_sample=task.stake_per_sample_wei,
         )
         previous = prior_published(self.deps.log, self.cache, round_id)
         data = RoundData(
             ctx=ctx, base_model=self.cache.get(opening.base_cid, opening.base_digest, DEFAULT_LIMITS.max_payload_bytes),
             fetched=tuple(fetched), prior=INITIAL_STATE if previous is None else previous.carry,
-            config=self.settings.pipeline_config(task.max_slash_bps, self.deps.sketch.seed, self.runtime.dp,
-                                                 None if previous is None else previous.config.filters.sketch_version),
+            config=self.settings.pipeline_config(
+                task.max_slash_bps, self.deps.sketch.seed, self.runtime.dp,
+                None if previous is None else previous.config.filters.sketch_version,
+                None if previous is None else previous.config.rule_params.clip_version),
         )
         n = len(fetched)  # an upper bound: LossScore, the value estimate's budget and leave-one-out
         passes = 1 + n + data.config.contribution.value.budget(n) + (n + 1 if data.config.compute_loo else 0)

@@ -16,7 +16,7 @@ from aggregator.filters import FilterConfig
 from aggregator.outer import OuterConfig
 from aggregator.pipeline import PipelineConfig
 from aggregator.recompute_settings import RecomputeSettings
-from aggregator.rules import DEFAULT_RULE, AggregationRule, RuleParams
+from aggregator.rules import DEFAULT_CLIP_VERSION, DEFAULT_RULE, AggregationRule, RuleParams
 from aggregator.sketch import DEFAULT_SKETCH_VERSION
 from flchain.privacy.dp import DpConfig
 
@@ -50,12 +50,20 @@ class AggregatorSettings(RecomputeSettings):
     rule: AggregationRule = Field(DEFAULT_RULE, description="Robust aggregation rule.")
     clip_tau: float | None = Field(None, gt=0, description="Centered clipping radius (default: adaptive median).")
     clip_iterations: int = Field(3, ge=1, description="Centered clipping iterations.")
+    clip_version: int = Field(
+        DEFAULT_CLIP_VERSION, ge=1, le=2, description="Centered clipping computation of a task's first round "
+        "(aggregator.rules.CLIP_VERSIONS); a task's later rounds keep the version of its latest published state."
+    )
     trim_fraction: float = Field(0.1, ge=0, lt=0.5, description="Trimmed mean's fraction cut at each end.")
     byzantine_f: int | None = Field(None, ge=0, description="Krum's f (default: the largest the round allows).")
     outer_lr: float = Field(1.0, gt=0, description="Outer learning rate (1 with momentum 0 is FedAvg).")
     outer_momentum: float = Field(0.0, ge=0, lt=1, description="Outer SGD momentum.")
     outer_nesterov: bool = Field(False, description="Nesterov outer momentum.")
     slash_bps: int = Field(1000, ge=0, le=10_000, description="Slash of a provably dishonest update (capped by task).")
+    norm_k: float = Field(
+        3.0, gt=1, description="Norm filter: an update whose norm is over norm_k x or under 1/norm_k x the round's "
+        "median is rejected (aggregator.filters); recorded in each round's published configuration."
+    )
     compute_loo: bool = Field(
         True, description="Also compute leave-one-out marginal scores (the report's per-round fairness audit)."
     )
@@ -83,19 +91,21 @@ class AggregatorSettings(RecomputeSettings):
     ipfs_timeout_s: float = Field(60.0, gt=0, description="Timeout of other IPFS requests.")
 
     def pipeline_config(self, max_slash_bps: int, sketch_seed: int, dp: DpConfig | None = None,
-                        sketch_version: int | None = None) -> PipelineConfig:
+                        sketch_version: int | None = None, clip_version: int | None = None) -> PipelineConfig:
         """The round math's configuration; the slash is capped by the task's maxSlashBps. The replay-sketch seed is
         the task's secret one (`aggregator.sketchseed`), never a setting; the task card's central differential
         privacy (`dp`) replaces the robust rule by DP-FedAvg. `sketch_version` is the one the task's earlier rounds
-        used (their fingerprints are only comparable with sketches of the same version); None: the setting's."""
+        used (their fingerprints are only comparable with sketches of the same version); None: the setting's. So is
+        `clip_version` (a task's rounds are computed one way)."""
         return PipelineConfig(
             rule=self.rule,
             rule_params=RuleParams(
                 trim_fraction=self.trim_fraction, byzantine_f=self.byzantine_f, clip_tau=self.clip_tau,
-                clip_iterations=self.clip_iterations,
+                clip_iterations=self.clip_iterations, clip_version=clip_version or self.clip_version,
             ),
             outer=OuterConfig(lr=self.outer_lr, momentum=self.outer_momentum, nesterov=self.outer_nesterov),
-            filters=FilterConfig(sketch_seed=sketch_seed, sketch_version=sketch_version or self.sketch_version),
+            filters=FilterConfig(sketch_seed=sketch_seed, sketch_version=sketch_version or self.sketch_version,
+                                 norm_k=self.norm_k),
             slash_bps=min(self.slash_bps, max_slash_bps),
             compute_loo=self.compute_loo,
             dp=dp if dp is not None and dp.mode == "central" else None,

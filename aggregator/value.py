@@ -113,7 +113,7 @@ def exact_shapley(n: int, game: Game) -> NDArray[np.float64]:
     return values
 
 
-def _permutations(n: int, count: int, seed: bytes) -> list[list[int]]:
+def permutation_orders(n: int, count: int, seed: bytes) -> list[list[int]]:
     """`count` guided permutations: pairs (p, reversed p), p led by player `k mod n`, the rest shuffled."""
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(_SEED_DOMAIN + seed).digest()[:8], "big"))
     offset = int(rng.integers(n))
@@ -155,7 +155,7 @@ def estimate_shapley(n: int, game: Game, seed: bytes, config: ValueConfig | None
         return ShapleyEstimate(exact_shapley(n, cached), True, cached.evaluations, 0, grand, empty)
     tolerance = config.truncation * abs(grand - empty)
     total, walked = np.zeros(n), 0
-    orders = _permutations(n, max(2, 2 * budget // max(n - 1, 1)), seed)
+    orders = permutation_orders(n, max(2, 2 * budget // max(n - 1, 1)), seed)
     for order in orders:
         if walked >= 2 and budget - cached.evaluations < n - 1:
             break

@@ -141,8 +141,8 @@ def _round_data(
         raise VerifyError("the revealed evaluation batch does not match the report's eval digest")
     if eval_commitment(fin.eval_cid) != opening.eval_commitment:
         raise VerifyError("the revealed evaluation CID does not match the round's commitment")
-    budget_wei = int(report.budget_wei)
-    if budget_wei > coordinator.get_task(task_id).reward_per_round_wei:
+    budget_wei, task = int(report.budget_wei), coordinator.get_task(task_id)
+    if budget_wei > task.reward_per_round_wei:
         raise VerifyError(f"the report's budget {budget_wei} exceeds the task's reward per round")
     rows = {row.account.lower(): row for row in report.trainers}
     fetched = tuple(
@@ -153,7 +153,7 @@ def _round_data(
         task_id=task_id, round_id=round_id, spec_hash=runtime.spec.spec_hash(), base_digest=opening.base_model_digest,
         base_cid=opening.base_model_cid, eval_bytes=eval_bytes, eval_cid=fin.eval_cid, budget_wei=budget_wei,
         not_revealed=tuple(c.trainer for c in log.unrevealed(round_id)), sketch_commitment=state.sketch_commitment,
-        dp=runtime.dp,
+        dp=runtime.dp, stake_per_sample=task.stake_per_sample_wei,
     )
     base = fetcher.get(opening.base_model_cid, opening.base_model_digest, DEFAULT_LIMITS.max_payload_bytes)
     prior = INITIAL_STATE if previous is None else previous.carry

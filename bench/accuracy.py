@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aggregator.filters import FilterConfig
 from aggregator.pipeline import PipelineConfig
 from bench import plots
 from bench.behaviours import Behaviour, SimTrainer
@@ -27,6 +28,7 @@ from bench.data import BenchData, by_role, load_bench_data
 from bench.federation import FederationConfig, account, initial_params, plain_fedavg_config, run_federation
 from bench.report import Aim, ExperimentReport, aim_at_least, fmt_mean_std
 from bench.settings import AccuracySettings, Mode
+from flchain.devnet.workloads import WORKLOADS, WorkloadName
 from flchain.ml.partition import label_skew, partition_dirichlet, partition_iid
 from flchain.ml.train import Evaluator, local_train
 
@@ -92,7 +94,7 @@ def _federated(method: str, split: str, data: BenchData, parts: list[np.ndarray]
         SimTrainer(account(i), data.train.subset(part), Behaviour.HONEST, seed * 10_000 + i)
         for i, part in enumerate(parts)
     ]
-    config = FederationConfig(_pipeline(method), settings.rounds, settings.train)
+    config = FederationConfig(_pipeline(method, data.dataset_name), settings.rounds, settings.train)
     result = run_federation(trainers, data, config)
     return MethodRun(method, split, seed, result.final_accuracy, result.final_loss,
                      tuple(r.test_accuracy for r in result.rounds), _budget(parts, settings),
@@ -101,12 +103,20 @@ def _federated(method: str, split: str, data: BenchData, parts: list[np.ndarray]
                      result.total_paid_wei() / (config.budget_wei * settings.rounds))
 
 
-def _pipeline(method: str) -> PipelineConfig:
+def workload_pipeline(dataset_name: str, **changes: object) -> PipelineConfig:
+    """flchain's default pipeline with the workload's filter settings (`flchain.devnet.workloads`: what its
+    aggregator runs with)."""
+    known = {w.value for w in WorkloadName}
+    norm_k = WORKLOADS[WorkloadName(dataset_name)].norm_k if dataset_name in known else FilterConfig().norm_k
+    return dataclasses.replace(PipelineConfig(filters=FilterConfig(norm_k=norm_k)), **changes)  # type: ignore[arg-type]
+
+
+def _pipeline(method: str, dataset_name: str) -> PipelineConfig:
     if method == "fedavg":
         return plain_fedavg_config()
     if method == "flchain-nogate":
-        return PipelineConfig(aggregate_positive_only=False)
-    return PipelineConfig()
+        return workload_pipeline(dataset_name, aggregate_positive_only=False)
+    return workload_pipeline(dataset_name)
 
 
 def _runs_for_seed(base: BenchData, settings: AccuracySettings, seed: int) -> tuple[list[MethodRun], dict[str, float]]:

@@ -17,8 +17,11 @@ Attack parameters (`AttackParams`), fixed for every rule compared:
   disguise that changes every byte), submitted after it.
 - min_max, min_sum (Shejwalkar & Houmansadr, NDSS 2021) and mimic (Karimireddy, He & Jaggi, ICLR 2022):
   `flchain.ml.adaptive_attacks`, omniscient (they see this round's honest deltas).
-- alie_realistic, min_max_realistic: the same attacks computed from what the attackers hold, their own honestly
-  trained deltas (as when updates are committed before anyone's is revealed).
+- alie_realistic, min_max_realistic, min_sum_realistic, ipm_realistic: the same attacks computed from what the
+  attackers hold, their own honestly trained deltas (as when updates are committed before anyone's is revealed).
+- score_gaming: trains honestly in round 1; from round 2 on it trains, from the round's base, on the evaluation
+  batches revealed at the finalization of earlier rounds (`AttackerMemory.revealed`, public once a round is final)
+  instead of its own data, to fit the test it will be judged on. It sees nothing of the current round.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+import numpy as np
 
 from flchain.ml import adaptive_attacks, attacks
 from flchain.ml.data import Dataset
@@ -51,14 +56,18 @@ class Behaviour(StrEnum):
     MIMIC = "mimic"
     ALIE_REALISTIC = "alie_realistic"
     MIN_MAX_REALISTIC = "min_max_realistic"
+    MIN_SUM_REALISTIC = "min_sum_realistic"
+    IPM_REALISTIC = "ipm_realistic"
+    SCORE_GAMING = "score_gaming"
 
 
-REALISTIC = frozenset({Behaviour.ALIE_REALISTIC, Behaviour.MIN_MAX_REALISTIC})
+REALISTIC = frozenset({Behaviour.ALIE_REALISTIC, Behaviour.MIN_MAX_REALISTIC, Behaviour.MIN_SUM_REALISTIC,
+                       Behaviour.IPM_REALISTIC})
 """Attacks that see only what the attackers hold: their own honestly trained updates stand in for the honest
 round (as once updates are committed before they are revealed); the others are omniscient."""
 ATTACKS = tuple(b for b in Behaviour if b is not Behaviour.HONEST)
 _TRAINS = frozenset({Behaviour.HONEST, Behaviour.SIGN_FLIP, Behaviour.SCALED, Behaviour.GAUSSIAN_NOISE,
-                     Behaviour.LABEL_FLIP, *REALISTIC})
+                     Behaviour.LABEL_FLIP, Behaviour.SCORE_GAMING, *REALISTIC})
 SELF_CONTAINED = frozenset({Behaviour.HONEST, Behaviour.SIGN_FLIP, Behaviour.SCALED, Behaviour.GAUSSIAN_NOISE,
                             Behaviour.LABEL_FLIP, Behaviour.FREE_RIDER_ZERO})
 """Behaviours whose update depends on the trainer alone (no other trainer's delta, no memory of earlier rounds):
@@ -102,9 +111,11 @@ class SimTrainer:
 
 @dataclass
 class AttackerMemory:
-    """What stateful attackers remember across rounds (the free rider's one honest delta)."""
+    """What stateful attackers remember across rounds: the free rider's one honest delta, and the evaluation
+    batches revealed when earlier rounds were finalized (public data; the federation appends them)."""
 
     first_delta: dict[str, Params] = field(default_factory=dict)
+    revealed: list[Dataset] = field(default_factory=list)
 
 
 def poisoned(dataset: Dataset, behaviour: Behaviour, params: AttackParams, seed: int) -> Dataset:
@@ -120,9 +131,20 @@ def _rms(delta: Params) -> float:
     return global_norm(delta) / math.sqrt(max(size, 1))
 
 
-def _train(trainer: SimTrainer, base: Params, spec: ModelSpec, training: LocalTraining, round_id: int) -> Params:
+def _revealed_union(revealed: Sequence[Dataset]) -> Dataset:
+    first = revealed[0]
+    x = np.concatenate([d.x for d in revealed])
+    y = np.concatenate([d.y for d in revealed])
+    return Dataset(x, y, "revealed-eval-batches", first.input_shape, first.num_classes)
+
+
+def _train(trainer: SimTrainer, base: Params, spec: ModelSpec, training: LocalTraining, round_id: int,
+           memory: AttackerMemory | None = None) -> Params:
+    data = trainer.dataset
+    if trainer.behaviour is Behaviour.SCORE_GAMING and memory is not None and memory.revealed:
+        data = _revealed_union(memory.revealed)
     result = local_train(
-        base, spec, trainer.dataset, steps=max(1, training.local_steps // trainer.compute_share),
+        base, spec, data, steps=max(1, training.local_steps // trainer.compute_share),
         batch_size=training.batch_size, lr=training.lr,
         seed=trainer.seed * 1_000 + round_id,
     )
@@ -148,7 +170,7 @@ def _attack(
         return attacks.gaussian_noise(own, params.noise_rms_multiple * _rms(own), seed)
     if kind is Behaviour.ALIE:
         return attacks.alie(honest, attacks.alie_z(n_total, n_attackers))
-    if kind is Behaviour.IPM:
+    if kind is Behaviour.IPM or kind is Behaviour.IPM_REALISTIC:
         return attacks.ipm(honest, params.ipm_epsilon)
     if kind is Behaviour.FREE_RIDER_ZERO:
         return attacks.free_rider_zero({name: array.shape for name, array in honest[0].items()})
@@ -160,7 +182,7 @@ def _attack(
     if kind is Behaviour.COPYCAT:
         source = honest[0]
         return attacks.copycat(source, params.copycat_noise_rms_fraction * _rms(source), seed)
-    if kind is Behaviour.LABEL_FLIP and own is not None:
+    if kind in (Behaviour.LABEL_FLIP, Behaviour.SCORE_GAMING) and own is not None:
         return own
     adaptive = _adaptive(kind, honest, n_attackers, n_total)
     if adaptive is not None:
@@ -187,8 +209,9 @@ def _adaptive(kind: Behaviour, seen: Sequence[Params], n_attackers: int, n_total
     """The adaptive attacks on what the attacker sees (`seen`: the honest round, or its own group's updates)."""
     if kind is Behaviour.MIN_MAX or kind is Behaviour.MIN_MAX_REALISTIC:
         return adaptive_attacks.min_max(seen)
-    if kind is Behaviour.MIN_SUM:
+    if kind is Behaviour.MIN_SUM or kind is Behaviour.MIN_SUM_REALISTIC:
         return adaptive_attacks.min_sum(seen)
+
     if kind is Behaviour.MIMIC:
         return adaptive_attacks.mimic(seen)
     if kind is Behaviour.ALIE_REALISTIC:
@@ -215,7 +238,8 @@ def round_deltas(
     memory: AttackerMemory,
 ) -> list[Params]:
     """Every trainer's pseudo-gradient of the round, in the order of `trainers` (the submission order)."""
-    own = {i: _train(t, base, spec, training, round_id) for i, t in enumerate(trainers) if _needs_training(t, memory)}
+    own = {i: _train(t, base, spec, training, round_id, memory)
+           for i, t in enumerate(trainers) if _needs_training(t, memory)}
     honest = [own[i] for i, t in enumerate(trainers) if t.behaviour is Behaviour.HONEST]
     if not honest:
         raise ValueError("a round needs at least one honest trainer")

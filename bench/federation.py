@@ -71,6 +71,7 @@ class FederationConfig:
     training: LocalTraining
     attack_params: AttackParams = field(default_factory=AttackParams)
     budget_wei: int = BUDGET_WEI
+    stake_per_sample: int = 0  # the task's sample bond (> 0: updates weigh their numSamples, see aggregator.pipeline)
 
 
 @dataclass(frozen=True)
@@ -261,10 +262,13 @@ def run_federation(
         inputs = RoundInputs(
             task_id=TASK_ID, round_id=round_id, base=params, submissions=made.submissions,
             budget_wei=config.budget_wei, history=history, ratings=ratings, state=state,
+            stake_per_sample=config.stake_per_sample,
         )
         outcome = run_round(inputs, loss_fn, config.pipeline)
         t3 = time.perf_counter()
         records.append(_record(round_id, outcome, tester))
+        if isinstance(uploads, LocalTrainers):
+            uploads.memory.revealed.append(data.eval)  # the round's evaluation batch is public once it is final
         clock["training"] += made.training_s
         clock["codec"] += made.codec_s
         clock["pipeline"] += t3 - t2

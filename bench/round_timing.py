@@ -103,8 +103,8 @@ class _TimedLoss:
         return self.last_end - self.first_start if self.calls else 0.0
 
 
-PROBED_STEPS = ("filter_round", "compute_loss_scores", "update_ratings", "final_scores", "compute_payouts",
-                "aggregate", "outer_step")
+PROBED_STEPS = ("filter_round", "compute_loss_scores", "compute_contributions", "update_ratings", "final_scores",
+                "compute_payouts", "aggregate", "outer_step")
 
 
 @contextmanager
@@ -149,8 +149,9 @@ def bare_forward_s(spec: ModelSpec, params: Params, eval_data: Dataset, passes: 
     return best
 
 
-def scoring_best_s(base: NDArray[np.float32], rows: NDArray[np.float64], loss_fn: _TimedLoss) -> float:
-    """Fastest of `REPEATS` runs of `compute_loss_scores` (base + one pass per row) with the service's loss."""
+def scoring_best_s(base: NDArray[np.float32], rows: NDArray[np.float32], loss_fn: _TimedLoss) -> float:
+    """Fastest of `REPEATS` runs of `compute_loss_scores` (base + one pass per row) with the service's loss, on the
+    updates as decoded (float32), as `run_round` passes them."""
     best = float("inf")
     base64 = np.asarray(base, dtype=np.float64)
     for _ in range(REPEATS):
@@ -266,7 +267,7 @@ def time_round(setup: RoundSetup, config: PipelineConfig | None = None) -> Round
     scoring_s, passes = steps.get("compute_loss_scores", loss.span_s), loss.calls
     publish_s = _publish(setup, layout, outcome)
     accepted = {row.account for row in outcome.trainers if row.status == "accepted"}
-    rows = np.stack([np.asarray(s.delta, dtype=np.float64) for s in submissions if s.account in accepted])
+    rows = np.stack([np.asarray(s.delta, dtype=np.float32) for s in submissions if s.account in accepted])
     return RoundTimes(
         training_per_trainer_s=statistics.median(train_s), training_total_s=sum(train_s),
         upload_per_trainer_s=statistics.median(upload_s), download_verify_s=download_s,

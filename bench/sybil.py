@@ -10,6 +10,13 @@ trainers, data, seeds and rounds; they differ only in trainer 0:
   the same computation as the one account) or the whole shard on every account with a different SGD seed each
   ("same", duplicated work).
 
+A fourth mode, "overclaim", keeps trainer 0 on one account but has it claim k times its shard size (bonding k
+times the stake for it): does capital buy pay?
+
+With `bonded` (the task's `stakePerSample` > 0) every account claims its own shard size, bonded by its stake, and
+each update weighs its claim in the aggregate and the value game; the k split accounts then claim, and bond, what
+the one account did (equal data, equal capital). Without it, numSamples weighs nothing (each account weighs 1).
+
 gain = (total paid to trainer 0's k accounts) / (total paid to trainer 0's one account). Sybil-proof means gain
 <= 1 (the aim allows 1.05). The round budget is fixed, so any gain comes out of the honest trainers' pay.
 The workload is `BenchData` (digits by default), so the table can be rerun on any data set the bench loads.
@@ -38,7 +45,7 @@ from flchain.ml.partition import partition_dirichlet, partition_iid
 
 logger = logging.getLogger(__name__)
 
-SybilMode = Literal["split", "split-compute", "same"]
+SybilMode = Literal["split", "split-compute", "same", "overclaim"]
 Partition = Literal["iid", "dirichlet"]
 DIRICHLET_ALPHA = 0.5
 AIM_GAIN = 1.05
@@ -48,9 +55,14 @@ NOTES = (
     "one account's computation, split), which separates paying for identities from paying for computation.",
     "Same data on k accounts: the filters reject accounts whose updates are near-duplicates (and slash them); the "
     "others are grouped as same work by the value game and paid once, to the group's earliest account.",
-    "numSamples is self-reported and weighs nothing, so each split account weighs as much as a whole one in the "
-    "aggregate and in the value game.",
+    "Bonded: the task's stakePerSample is > 0, each account claims (and bonds stake for) its own shard size and "
+    "weighs its claim (a same-work group its largest claim), so k split accounts weigh what the one account did and k "
+    "accounts on one shard weigh it once. Unbonded: numSamples weighs nothing, "
+    "so each split account weighs as much as a whole one in the aggregate and in the value game.",
+    "'overclaim': trainer 0 stays one account but claims k times its shard size (k times the bond); only "
+    "measured bonded, since unbonded claims weigh nothing.",
 )
+STAKE_PER_SAMPLE = 10**15  # token units bonded per claimed sample in bonded cases (any value > 0 gives the weights)
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,7 @@ class SybilCase:
     k: int
     partition: Partition
     mode: SybilMode
+    bonded: bool = True
 
 
 @dataclass(frozen=True)
@@ -90,20 +103,34 @@ def _federations(data: BenchData, case: SybilCase, seed: int) -> tuple[list[SimT
         pieces = np.array_split(np.asarray(parts[0]), case.k)
         clones = [SimTrainer(account(100 + j), data.train.subset(piece), Behaviour.HONEST, first.seed + 500 + j,
                              compute_share=share) for j, piece in enumerate(pieces)]
+    elif case.mode == "overclaim":
+        clones = [OverClaimer(account(100), first.dataset, Behaviour.HONEST, first.seed, claim_factor=case.k)]
     else:
         clones = [SimTrainer(account(100 + j), first.dataset, Behaviour.HONEST, first.seed + 500 + j)
                   for j in range(case.k)]
     return honest, clones + honest[1:]
 
 
+@dataclass(frozen=True, eq=False)
+class OverClaimer(SimTrainer):
+    """An honest trainer that claims `claim_factor` times its shard size (and bonds the stake for it)."""
+
+    claim_factor: int = 1
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.dataset) * self.claim_factor
+
+
 def measure_case(data: BenchData, case: SybilCase, rounds: int, training: LocalTraining,
                  pipeline: PipelineConfig | None = None, seed: int = 0) -> SybilResult:
     """Both federations of `case` for `rounds` rounds; see the module docstring."""
     honest, sybil = _federations(data, case, seed)
-    config = FederationConfig(PipelineConfig() if pipeline is None else pipeline, rounds, training)
+    config = FederationConfig(PipelineConfig() if pipeline is None else pipeline, rounds, training,
+                              stake_per_sample=STAKE_PER_SAMPLE if case.bonded else 0)
     run_honest = run_federation(honest, data, config)
     run_sybil = run_federation(sybil, data, config)
-    clones = {t.account for t in sybil[: case.k]}
+    clones = {t.account for t in sybil[: len(sybil) - len(honest) + 1]}
     return SybilResult(
         case=case,
         honest_paid_wei=run_honest.payouts_by_account().get(honest[0].account, 0),
@@ -113,45 +140,61 @@ def measure_case(data: BenchData, case: SybilCase, rounds: int, training: LocalT
     )
 
 
-def all_cases(trainer_counts: Sequence[int] = (6, 10, 20), ks: Sequence[int] = (2, 3)) -> list[SybilCase]:
+def all_cases(
+    trainer_counts: Sequence[int] = (6, 10, 20), ks: Sequence[int] = (2, 3),
+    modes: Sequence[SybilMode] = ("split", "split-compute", "same", "overclaim"), bonded: bool = True,
+) -> list[SybilCase]:
     partitions: tuple[Partition, ...] = ("iid", "dirichlet")
-    modes: tuple[SybilMode, ...] = ("split", "split-compute", "same")
-    return [SybilCase(n, k, p, m) for n in trainer_counts for k in ks for p in partitions for m in modes]
+    return [SybilCase(n, k, p, m, bonded) for n in trainer_counts for k in ks for p in partitions for m in modes]
 
 
 def _markdown(results: Sequence[SybilResult], rounds: int) -> list[str]:
     lines = [f"Sybil gain after {rounds} rounds: paid to trainer 0's k accounts / paid to its one account.", "",
-             "| trainers | k | partition | mode | one account (tokens) | k accounts (tokens) | gain |",
-             "|---|---|---|---|---|---|---|"]
+             "| trainers | k | partition | mode | claims | one account (tokens) | k accounts (tokens) | gain |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         c = r.case
-        lines.append(f"| {c.n_trainers} | {c.k} | {c.partition} | {c.mode} | {r.honest_paid_wei / 1e18:.2f} | "
+        lines.append(f"| {c.n_trainers} | {c.k} | {c.partition} | {c.mode} | "
+                     f"{'bonded' if c.bonded else 'unbonded'} | {r.honest_paid_wei / 1e18:.2f} | "
                      f"{r.sybil_paid_wei / 1e18:.2f} | {r.gain:.3f} |")
     return lines
 
 
-def run(mode: Mode, out_dir: Path, data_settings: DataSettings | None = None) -> ExperimentReport:
-    """Every case of `all_cases` (tiny: 6 trainers, k = 2, 2 rounds; else 8 rounds of 20 local steps)."""
+def run(mode: Mode, out_dir: Path, data_settings: DataSettings | None = None,
+        cases: Sequence[SybilCase] | None = None) -> ExperimentReport:
+    """`cases` (default: every case of `all_cases`; tiny: 6 trainers, k = 2, 2 rounds; else 8 rounds of 20 local
+    steps)."""
     start = time.perf_counter()
     data = load_bench_data(data_settings or DataSettings())
     rounds, steps = (2, 5) if mode is Mode.TINY else (8, 20)
     training = LocalTraining(local_steps=steps)
-    cases = all_cases() if mode is not Mode.TINY else all_cases((6,), (2,))
+    if cases is None:
+        cases = all_cases() if mode is not Mode.TINY else all_cases((6,), (2,))
     results = []
     for case in cases:
         logger.info("sybil: %s", case)
         results.append(measure_case(data, case, rounds, training))
-    worst = max(r.gain for r in results)
+    return build_report(mode, results, data, (rounds, steps), time.perf_counter() - start, out_dir)
+
+
+def build_report(mode: Mode, results: Sequence[SybilResult], data: BenchData, schedule: tuple[int, int],
+                 wall_time_s: float, out_dir: Path) -> ExperimentReport:
+    """The report (and plot, in `out_dir`) of measured cases; `schedule` is (rounds, local steps)."""
+    rounds, steps = schedule
+    sybil_gains = [r.gain for r in results if r.case.bonded and r.case.mode != "overclaim"]
+    worst = max(sybil_gains) if sybil_gains else float("nan")
     aims = [aim_at_most("worst Sybil gain (k = 2, 3; 6/10/20 trainers; IID and Dirichlet)", worst, AIM_GAIN)]
     rows = [{**dataclasses.asdict(r.case), "gain": r.gain, "honest_paid_wei": r.honest_paid_wei,
              "sybil_paid_wei": r.sybil_paid_wei, "honest_accuracy": r.honest_accuracy,
              "sybil_accuracy": r.sybil_accuracy} for r in results]
     over = [r for r in results if r.gain > AIM_GAIN]
-    labels = [f"{r.case.n_trainers} k{r.case.k} {r.case.partition} {r.case.mode}" for r in results]
+    labels = [f"{r.case.n_trainers} k{r.case.k} {r.case.partition} {r.case.mode}"
+              f"{'' if r.case.bonded else ' unbonded'}" for r in results]
     figure = plots.sybil_figure(labels, [r.gain for r in results], AIM_GAIN, out_dir / "sybil.png")
     return ExperimentReport(
-        "sybil", mode.value, {"rounds": rounds, "local_steps": steps, "dirichlet_alpha": DIRICHLET_ALPHA},
+        "sybil", mode.value, {"rounds": rounds, "local_steps": steps, "dirichlet_alpha": DIRICHLET_ALPHA,
+                              "stake_per_sample": STAKE_PER_SAMPLE},
         {"data": data.describe(), "cases": rows}, ["# Sybil gain", "", *_markdown(results, rounds)], tuple(aims),
-        time.perf_counter() - start, NOTES, (figure.name,),
+        wall_time_s, NOTES, (figure.name,),
         f"worst Sybil gain {worst:.3f}; {len(over)} of {len(results)} cases above {AIM_GAIN}",
     )

@@ -1,7 +1,9 @@
 # One image recipe for the three flchain services; pick the service with --target (trainer, aggregator, backend).
 #   docker build -f docker/python.Dockerfile --target trainer -t flchain-trainer .
 # CUDA: --build-arg BASE_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 --build-arg TORCH_INDEX=cu126
-# Images hold code only: keystores, keys and data are mounted or passed as environment at run time.
+# Images hold code and public data only: keystores, keys and private data are mounted or passed as environment at
+# run time. The trainer and aggregator images (the aggregator image also runs the validators) carry the Shakespeare
+# texts, fetched while building (the `ml` stage), so a Shakespeare task never downloads anything at run time.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS base
@@ -25,10 +27,16 @@ RUN pip install . && useradd --create-home --uid 10001 flchain \
 USER flchain
 ENTRYPOINT ["flchain"]
 
-FROM base AS trainer
+FROM base AS ml
+USER root
+RUN python -m flchain.ml.shakespeare_fetch /opt/flchain-data/shakespeare
+USER flchain
+ENV FLCHAIN_SHAKESPEARE_TEXTS=/opt/flchain-data/shakespeare/texts
+
+FROM ml AS trainer
 CMD ["trainer", "run"]
 
-FROM base AS aggregator
+FROM ml AS aggregator
 CMD ["aggregator", "run"]
 
 FROM base AS backend

@@ -33,6 +33,7 @@ class TaskTerms:
     slash_window_s: int = 7 * 86_400  # a round's participants are slashable this long after its finalization
     max_slash_bps: int = 1_000
     max_total_slash_bps: int = 5_000  # cap on all slashes of one trainer in the task
+    stake_per_sample_wei: int = 0  # stake bonded per claimed sample; > 0: the aggregate weighs updates by numSamples
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ def create_task(
         aggregators=tuple(aggregators),
         task_card_cid=card_cid,
         validation=validation or ValidatorSet(),
+        stake_per_sample_wei=terms.stake_per_sample_wei,
     )
     task_id, receipt = client.create_task(params, terms.funding_wei)
     logger.info("task %d created: model %s, card %s, funded %d", task_id, model_cid, card_cid, terms.funding_wei)

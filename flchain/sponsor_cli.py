@@ -48,6 +48,9 @@ def task_create(
     unstake_cooldown_s: Annotated[int, typer.Option(help="Unstake cooldown, seconds.")] = 600,
     max_slash_bps: Annotated[int, typer.Option(help="Largest slash per round, basis points of stake.")] = 1000,
     max_total_slash_bps: Annotated[int, typer.Option(help="Cap on all slashes of a trainer, bps of its stake.")] = 5000,
+    stake_per_sample: Annotated[int, typer.Option(
+        min=0, help="Stake bonded per claimed sample, token base units: a reveal may claim at most stake / this "
+        "samples, and updates then weigh their claims (0: claims unbonded, every update weighs the same).")] = 0,
     keystore: KeystoreOpt = None,
     private_key_env: KeyEnvOpt = None,
     password_file: PasswordFileOpt = None,
@@ -69,7 +72,7 @@ def task_create(
         reward_per_round_wei=reward_per_round, min_stake_wei=min_stake, funding_wei=funding,
         commit_window_s=commit_window_s, reveal_window_s=reveal_window_s, finalize_timeout_s=finalize_timeout_s,
         unstake_cooldown_s=unstake_cooldown_s, claim_window_s=claim_window_s, slash_window_s=slash_window_s,
-        max_slash_bps=max_slash_bps, max_total_slash_bps=max_total_slash_bps,
+        max_slash_bps=max_slash_bps, max_total_slash_bps=max_total_slash_bps, stake_per_sample_wei=stake_per_sample,
     )
     with IpfsClient(ipfs_url) as storage:
         created = create_task(

@@ -137,7 +137,8 @@ def run_round(node: TrainerNode) -> RoundOutcome:
     settle_rewards(node)
     with node.reporter.step("ensure_registered"):
         node.retrier.call(
-            "ensure_registered", lambda: ensure_registered(node.coordinator, node.task_id, node.settings.stake_wei)
+            "ensure_registered",
+            lambda: ensure_registered(node.coordinator, node.task_id, node.settings.stake_wei, len(node.dataset)),
         )
     checkpoint = node.store.load()
     node.reporter.show(f"waiting for a round after {checkpoint.last_handled_round}")

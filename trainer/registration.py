@@ -1,4 +1,5 @@
-"""Step: make sure this account is registered on the task (staked at least minStake), staking if needed."""
+"""Step: make sure this account is registered on the task (staked at least minStake) and, on a task that bonds
+sample claims (`stakePerSample` > 0), that its stake covers the claim it will reveal; staking the gap if needed."""
 
 from __future__ import annotations
 
@@ -18,16 +19,25 @@ class Registration:
     staked_now_wei: int  # what this call added (0 when already registered)
 
 
-def stake_needed_wei(current_stake_wei: int, min_stake_wei: int, wanted_stake_wei: int | None) -> int:
-    """How much to stake now: nothing when registered, else the wanted amount (default minStake), at least the gap."""
-    if current_stake_wei >= min_stake_wei:
+def stake_needed_wei(
+    current_stake_wei: int, min_stake_wei: int, wanted_stake_wei: int | None, bond_wei: int = 0
+) -> int:
+    """How much to stake now: nothing when the stake covers minStake and the claim's bond; a registered account tops
+    up the bond's gap; otherwise the wanted amount (default minStake), at least the gap."""
+    required = max(min_stake_wei, bond_wei)
+    if current_stake_wei >= required:
         return 0
+    if current_stake_wei >= min_stake_wei:
+        return required - current_stake_wei
     wanted = wanted_stake_wei if wanted_stake_wei is not None else min_stake_wei
-    return max(wanted, min_stake_wei - current_stake_wei)
+    return max(wanted, required - current_stake_wei)
 
 
-def ensure_registered(coordinator: CoordinatorClient, task_id: int, stake_wei: int | None) -> Registration:
-    """Stake (approving the token first) unless the account's stake already covers the task's minStake."""
+def ensure_registered(
+    coordinator: CoordinatorClient, task_id: int, stake_wei: int | None, claim_samples: int = 0
+) -> Registration:
+    """Stake (approving the token first) unless the account's stake already covers the task's minStake and the bond
+    of `claim_samples` (the local data set's size, revealed as numSamples) at the task's stakePerSample."""
     account = coordinator.account
     task = coordinator.get_task(task_id)
     if task.closed:
@@ -35,7 +45,8 @@ def ensure_registered(coordinator: CoordinatorClient, task_id: int, stake_wei: i
     trainer = coordinator.get_trainer(task_id, account)
     if trainer.unstake_requested_at:
         raise RegistrationError(f"{account} requested to unstake from task {task_id}; it cannot submit updates")
-    amount = stake_needed_wei(trainer.stake_wei, task.min_stake_wei, stake_wei)
+    bond = claim_samples * task.stake_per_sample_wei
+    amount = stake_needed_wei(trainer.stake_wei, task.min_stake_wei, stake_wei, bond)
     if amount == 0:
         return Registration(trainer.stake_wei, 0)
     token = coordinator.token(task_id)

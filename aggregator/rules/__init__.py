@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from aggregator.rules.centered_clip import CenteredClipState, centered_clip
+from aggregator.rules.centered_clip_v2 import centered_clip_v2
 from aggregator.rules.common import AggregationError, Matrix, Vector, as_updates, read_only
 from aggregator.rules.fedavg import fedavg
 from aggregator.rules.krum import multi_krum
@@ -27,6 +28,8 @@ from aggregator.rules.median import coordinate_median
 from aggregator.rules.trimmed_mean import trimmed_mean
 
 __all__ = [
+    "CLIP_VERSIONS",
+    "DEFAULT_CLIP_VERSION",
     "DEFAULT_RULE",
     "AggregationError",
     "AggregationResult",
@@ -50,6 +53,10 @@ class AggregationRule(StrEnum):
 
 
 DEFAULT_RULE = AggregationRule.CENTERED_CLIP
+CLIP_VERSIONS = (1, 2)
+DEFAULT_CLIP_VERSION = 2
+"""Centered clipping's computation: 1 the bit-exact elementwise form (`centered_clip`), 2 the inner-product form
+(`centered_clip_v2`, the default for new tasks); a round is recomputed with the version it was made with."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class RuleParams:
     multi_krum_m: how many updates Multi-Krum averages; `None` is `n - f`.
     clip_tau: centered clipping radius; `None` is the median distance to the center at each iteration.
     clip_iterations: centered clipping's L.
+    clip_version: centered clipping's computation (`CLIP_VERSIONS`); the same rule, rounded differently.
     """
 
     trim_fraction: float = 0.1
@@ -68,6 +76,11 @@ class RuleParams:
     multi_krum_m: int | None = None
     clip_tau: float | None = None
     clip_iterations: int = 3
+    clip_version: int = DEFAULT_CLIP_VERSION
+
+    def __post_init__(self) -> None:
+        if self.clip_version not in CLIP_VERSIONS:
+            raise AggregationError(f"clip_version must be one of {CLIP_VERSIONS}, got {self.clip_version}")
 
 
 @dataclass(frozen=True)
@@ -114,7 +127,8 @@ def aggregate(
         case AggregationRule.MULTI_KRUM:
             vector = _krum_vector(updates, params, multi=True)
         case AggregationRule.CENTERED_CLIP:
-            clipped, next_state = centered_clip(updates, state, params.clip_tau, params.clip_iterations)
+            clip = centered_clip if params.clip_version == 1 else centered_clip_v2
+            clipped, next_state = clip(updates, state, params.clip_tau, params.clip_iterations)
             return AggregationResult(vector=clipped, state=next_state)
     frozen = read_only(vector)
     return AggregationResult(vector=frozen, state=CenteredClipState(center=frozen))

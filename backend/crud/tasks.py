@@ -45,8 +45,9 @@ _TRAINER_COUNT = select(func.count()).select_from(Trainer.__table__).where(train
 
 
 def _leaderboard_page(*order: Any) -> Select[Any]:
+    """One page in one statement: `total` (a window count over the task's trainers) rides on every row."""
     return (
-        select(*LEADERBOARD_COLUMNS)
+        select(*LEADERBOARD_COLUMNS, func.count().over().label("total"))
         .where(trainers.task_id == bindparam("task_id"))
         .order_by(*order, trainers.address)
         .limit(bindparam("limit"))
@@ -148,11 +149,20 @@ def round_participants(session: Session, task_id: int, round_id: int) -> dict[st
 
 def leaderboard(
     session: Session, task_id: int, sort: LeaderboardSort, limit: int, offset: int
-) -> tuple[Sequence[AnyRow], int]:
-    """One page of the task's trainers (LEADERBOARD_COLUMNS) ranked by `sort`, ties by address; and their count."""
+) -> tuple[Sequence[AnyRow], int] | None:
+    """One page of the task's trainers (LEADERBOARD_COLUMNS) ranked by `sort`, ties by address, and their count;
+    None if the task is not indexed.
+
+    One statement for a page with rows (the count comes with them); an empty page (past the end, or a task without
+    trainers) costs two more: whether the task exists and the count."""
+    connection = session.connection()  # Core statements: the ORM's execution path would only add overhead
     params = {"task_id": task_id}
-    rows = session.execute(_LEADERBOARD_PAGES[sort], {**params, "limit": limit, "offset": offset}).all()
-    return rows, int(session.scalar(_TRAINER_COUNT, params) or 0)
+    rows = connection.execute(_LEADERBOARD_PAGES[sort], {**params, "limit": limit, "offset": offset}).all()
+    if rows:
+        return rows, int(rows[0].total)
+    if connection.execute(_TASK_EXISTS, params).first() is None:
+        return None
+    return rows, int(connection.execute(_TRAINER_COUNT, params).scalar_one())
 
 
 def task_metrics(session: Session, task_id: int) -> Sequence[tuple[Round, ReportFetch | None, RoundReport | None]]:

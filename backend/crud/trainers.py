@@ -87,28 +87,30 @@ _CLAIMED_IN_TASK = _CLAIMED.where(claims.task_id == bindparam("task_id"))
 def positions(session: Session, address: str, task_id: int | None) -> Sequence[AnyRow]:
     """The address's position (stake, flows, counters; POSITION_COLUMNS) in each task, by task id."""
     if task_id is None:
-        return session.execute(_POSITIONS, {"address": address}).all()
-    return session.execute(_POSITIONS_IN_TASK, {"address": address, "task_id": task_id}).all()
+        return session.connection().execute(_POSITIONS, {"address": address}).all()
+    return session.connection().execute(_POSITIONS_IN_TASK, {"address": address, "task_id": task_id}).all()
 
 
 def reputation_history(session: Session, address: str, task_id: int) -> Sequence[AnyRow]:
-    return session.execute(_REPUTATION_HISTORY, {"address": address, "task_id": task_id}).all()
+    return session.connection().execute(_REPUTATION_HISTORY, {"address": address, "task_id": task_id}).all()
 
 
 def slashes(session: Session, address: str, task_id: int) -> Sequence[AnyRow]:
-    return session.execute(_SLASHES, {"address": address, "task_id": task_id}).all()
+    return session.connection().execute(_SLASHES, {"address": address, "task_id": task_id}).all()
 
 
 def score_lines(session: Session, address: str, task_id: int) -> Sequence[AnyRow]:
-    return session.execute(_SCORE_LINES, {"address": address, "task_id": task_id}).all()
+    return session.connection().execute(_SCORE_LINES, {"address": address, "task_id": task_id}).all()
 
 
 def claimed_leaves(session: Session, task_id: int | None, account: str) -> set[tuple[int, int, int]]:
-    """(task, round, leaf index) of every claim paid to `account`."""
+    """(task, round, leaf index) of every claim paid to `account`. (Claims keep leaf indexes as uint256 strings and
+    score lines as integers, so they are matched here rather than in SQL.)"""
+    connection = session.connection()
     if task_id is None:
-        rows = session.execute(_CLAIMED, {"address": account})
+        rows = connection.execute(_CLAIMED, {"address": account})
     else:
-        rows = session.execute(_CLAIMED_IN_TASK, {"address": account, "task_id": task_id})
+        rows = connection.execute(_CLAIMED_IN_TASK, {"address": account, "task_id": task_id})
     return {(int(t), int(r), int(i)) for t, r, i in rows}
 
 
@@ -127,7 +129,7 @@ def _proof_queries(in_task: bool, unclaimed_only: bool) -> tuple[Select[Any], Se
         conditions.append(~claimed)
     columns = (payouts.task_id, payouts.round, payouts.leaf_index, payouts.account, payouts.amount_wei, payouts.proof)
     page = (
-        select(*columns, claimed.where(claims.account == payouts.account).label("claimed"))
+        select(*columns, claimed.where(claims.account == payouts.account).label("claimed"), func.count().over())
         .where(*conditions)
         .order_by(payouts.task_id, payouts.round, payouts.leaf_index)
         .limit(bindparam("limit"))
@@ -139,8 +141,12 @@ def _proof_queries(in_task: bool, unclaimed_only: bool) -> tuple[Select[Any], Se
 def payout_proofs(
     session: Session, address: str, task_id: int | None, limit: int, offset: int, *, unclaimed_only: bool = False
 ) -> tuple[Sequence[AnyRow], int]:
-    """One page of the address's payout leaves with their proofs and claimed flag, and how many there are."""
+    """One page of the address's payout leaves with their proofs and claimed flag, and how many there are.
+    One statement when the page has rows (the count rides on them); an empty page costs the count query too."""
     page, count = _proof_queries(task_id is not None, unclaimed_only)
     params: dict[str, Any] = {"address": address} if task_id is None else {"address": address, "task_id": task_id}
-    rows = session.execute(page, {**params, "limit": limit, "offset": offset}).all()
-    return rows, int(session.scalar(count, params) or 0)
+    connection = session.connection()  # Core statements: the ORM's execution path would only add overhead
+    rows = connection.execute(page, {**params, "limit": limit, "offset": offset}).all()
+    if rows:
+        return rows, int(rows[0][-1])  # the window count
+    return rows, int(connection.execute(count, params).scalar_one())

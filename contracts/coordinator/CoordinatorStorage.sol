@@ -72,6 +72,7 @@ abstract contract CoordinatorStorage is IFLCoordinator, Pausable, ReentrancyGuar
         bytes32 latestModelDigest;
         // slot 8
         uint128 totalBonded;
+        uint128 stakePerSample; // read by revealUpdate: stake each claimed sample needs (0: claims unbonded)
     }
 
     struct RoundData {

@@ -85,6 +85,7 @@ abstract contract Rounds is CoordinatorStorage {
         }
         Trainer storage tr = _trainers[taskId][msg.sender];
         if (tr.stake < t.minStake || tr.unstakeRequestedAt != 0) revert NotRegistered(taskId, msg.sender);
+        _checkSampleBond(taskId, t.stakePerSample, numSamples, tr.stake);
         Participation storage p = _participations[taskId][round][msg.sender];
         uint256 word = p.word;
         if (word == 0) revert NotCommitted(taskId, round, msg.sender);
@@ -170,6 +171,15 @@ abstract contract Rounds is CoordinatorStorage {
         bytes32 given = keccak256(abi.encode(f));
         if (given != p.proposalHash) revert ProposalMismatch(taskId, round, p.proposalHash, given);
         p.votes.deadline = 0;
+    }
+
+    /// @dev With a sample bond (`perSample` > 0) a reveal must claim at least one sample and its claim must be
+    ///      covered by the trainer's stake; without one (0) any claim passes, unbonded.
+    function _checkSampleBond(uint256 taskId, uint256 perSample, uint64 numSamples, uint256 stake) private view {
+        if (perSample == 0) return;
+        if (numSamples == 0) revert ZeroSamples(taskId, msg.sender);
+        uint256 needed = uint256(numSamples) * perSample;
+        if (needed > stake) revert SampleClaimUnbonded(taskId, msg.sender, numSamples, needed, stake);
     }
 
     /// @dev Reverts WrongRound (or TaskNotFound) unless `round` is the task's current round.

@@ -27,6 +27,7 @@ abstract contract TaskBook is CoordinatorStorage {
         taskId = ++_taskCount;
         TaskData storage t = _tasks[taskId];
         t.minStake = params.minStake;
+        t.stakePerSample = params.stakePerSample;
         t.token = params.token;
         t.finalizeTimeoutSeconds = params.finalizeTimeoutSeconds;
         t.unstakeCooldownSeconds = params.unstakeCooldownSeconds;

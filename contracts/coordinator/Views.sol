@@ -38,6 +38,7 @@ abstract contract Views is Rounds {
         task.closed = t.closed;
         task.modelSpecHash = t.modelSpecHash;
         task.latestModelDigest = t.latestModelDigest;
+        task.stakePerSample = t.stakePerSample;
     }
 
     /// @inheritdoc IFLCoordinator

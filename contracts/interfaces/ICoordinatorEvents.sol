@@ -85,6 +85,10 @@ interface ICoordinatorEvents is ICoordinatorTypes {
     error NotAggregator(uint256 taskId, address caller);
     error StakeTooLow(uint256 taskId, uint256 stake, uint256 minStake);
     error NotRegistered(uint256 taskId, address trainer);
+    /// @notice A reveal on a task with a sample bond claimed no samples.
+    error ZeroSamples(uint256 taskId, address trainer);
+    /// @notice A reveal claimed more samples than the trainer's stake bonds: `numSamples * stakePerSample > stake`.
+    error SampleClaimUnbonded(uint256 taskId, address trainer, uint256 numSamples, uint256 bondNeeded, uint256 stake);
     error UnstakePending(uint256 taskId, address trainer);
     error UnstakeNotRequested(uint256 taskId, address trainer);
     error CooldownActive(uint256 taskId, address trainer, uint256 availableAt);

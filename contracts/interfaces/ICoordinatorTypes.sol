@@ -23,6 +23,9 @@ interface ICoordinatorTypes {
         address[] aggregators; // accounts allowed to open, finalize, score and slash
         string taskCardCid; // IPFS CID of the task card: the model spec JSON (hashing to modelSpecHash) and data notes
         ValidatorSet validation; // who must attest a round's result before it can be finalized (quorum 0: nobody)
+        // Stake bonded per claimed sample: a reveal's numSamples times this must not exceed the trainer's stake, and
+        // the round's aggregate weighs each update by its numSamples. 0: claims are unbonded and weigh nothing.
+        uint128 stakePerSample;
     }
 
     /// @notice A task's validators: `quorum` of them must attest a proposed round result before it can be finalized.
@@ -67,6 +70,7 @@ interface ICoordinatorTypes {
         bool closed;
         bytes32 modelSpecHash;
         bytes32 latestModelDigest; // base model of the next round
+        uint128 stakePerSample; // stake bonded per sample claimed at reveal (0: sample claims are unbonded)
     }
 
     /// @notice One round of one task.

@@ -86,9 +86,13 @@ interface IFLCoordinator is ICoordinatorEvents {
     function commitUpdate(uint256 taskId, uint256 round, bytes32 commitment) external;
 
     /// @notice Reveal the committed update during the reveal phase: its SHA-256 digest, the salt, its CID and
-    ///         sample count. Only a revealed update takes part in the round (scores, payouts, slashing).
+    ///         sample count. Only a revealed update takes part in the round (scores, payouts, slashing). On a task
+    ///         with a sample bond (stakePerSample > 0) the sample count is a claim backed by stake: it must be at
+    ///         least 1 and `numSamples * stakePerSample` must not exceed the trainer's stake, which stays locked
+    ///         while the round can be slashed; the round's aggregate then weighs the update by numSamples.
     /// @dev Reverts ZeroDigest, CidTooLong, WrongRound, WrongPhase (not Revealing), NotRegistered (stake below
-    ///      minStake or unstake pending), NotCommitted, AlreadyRevealed, CommitmentMismatch.
+    ///      minStake or unstake pending), ZeroSamples and SampleClaimUnbonded (sample bond only), NotCommitted,
+    ///      AlreadyRevealed, CommitmentMismatch.
     function revealUpdate(
         uint256 taskId,
         uint256 round,

@@ -83,6 +83,7 @@ class TaskParams:
     aggregators: tuple[str, ...]
     task_card_cid: str = ""
     validation: ValidatorSet = ValidatorSet()
+    stake_per_sample_wei: int = 0  # stake bonded per claimed sample at reveal; > 0: updates weigh their numSamples
 
     def to_abi(self) -> tuple[Any, ...]:
         return (
@@ -90,7 +91,7 @@ class TaskParams:
             self.reveal_window_s, self.finalize_timeout_s, self.unstake_cooldown_s, self.claim_window_s,
             self.slash_window_s, self.max_slash_bps, self.max_total_slash_bps, self.model_spec_hash,
             self.initial_model_digest, self.initial_model_cid, [to_checksum_address(a) for a in self.aggregators],
-            self.task_card_cid, self.validation.to_abi(),
+            self.task_card_cid, self.validation.to_abi(), self.stake_per_sample_wei,
         )
 
     @classmethod
@@ -102,6 +103,7 @@ class TaskParams:
             max_total_slash_bps=int(v[10]), model_spec_hash=bytes(v[11]), initial_model_digest=bytes(v[12]),
             initial_model_cid=str(v[13]), aggregators=tuple(str(a) for a in v[14]), task_card_cid=str(v[15]),
             validation=ValidatorSet.from_abi(v[16]) if len(v) > 16 else ValidatorSet(),
+            stake_per_sample_wei=int(v[17]) if len(v) > 17 else 0,
         )
 
 
@@ -127,6 +129,7 @@ class TaskState:
     closed: bool
     model_spec_hash: bytes
     latest_model_digest: bytes
+    stake_per_sample_wei: int = 0  # 0: sample claims are unbonded and weigh nothing
 
     @classmethod
     def from_abi(cls, v: Sequence[Any]) -> TaskState:
@@ -137,6 +140,7 @@ class TaskState:
             claim_window_s=int(v[11]), slash_window_s=int(v[12]), max_slash_bps=int(v[13]),
             max_total_slash_bps=int(v[14]), current_round=int(v[15]), close_requested=bool(v[16]),
             closed=bool(v[17]), model_spec_hash=bytes(v[18]), latest_model_digest=bytes(v[19]),
+            stake_per_sample_wei=int(v[20]) if len(v) > 20 else 0,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +14,7 @@ from flchain.devnet.demo import DEMO_TRAINERS, DemoFailed, render_summary, run_d
 from flchain.devnet.process import DevnetError
 from flchain.devnet.stack import LocalStack, StackConfig, TrainerRole
 from flchain.devnet.stack import down as stop_stack
-from flchain.devnet.workloads import WORKLOADS, WorkloadName
+from flchain.devnet.workloads import WORKLOADS, Workload, WorkloadName
 
 # Piped output (make demo | tee, CI logs) has no terminal width; 80 columns would truncate the summary tables.
 console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -52,11 +53,28 @@ def down(run_dir: RunDir = Path("run/local")) -> None:
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 
+def demo_config(
+    run_dir: Path, workload: Workload, *, rounds: int, validators: int, quorum: int, commit_window_s: int | None = None,
+    reveal_window_s: int | None = None,
+) -> StackConfig:
+    """The demo's stack: its trainers on `workload`, with the workload's round windows unless given."""
+    return StackConfig(
+        run_dir=run_dir, trainers=DEMO_TRAINERS, rounds=rounds,
+        commit_window_s=workload.commit_window_s if commit_window_s is None else commit_window_s,
+        reveal_window_s=workload.reveal_window_s if reveal_window_s is None else reveal_window_s,
+        validators=validators, quorum=quorum if validators else 0, model=workload.model, workload=workload,
+    )
+
+
 def demo(
     run_dir: RunDir = Path("run/demo"),
     rounds: Annotated[int, typer.Option(help="Training rounds.")] = 4,
-    commit_window_s: Annotated[int, typer.Option(help="Commit phase per round, seconds.")] = 12,
-    reveal_window_s: Annotated[int, typer.Option(help="Reveal phase per round, seconds.")] = 8,
+    commit_window_s: Annotated[
+        int | None, typer.Option(help="Commit phase per round, seconds (default: the workload's).")
+    ] = None,
+    reveal_window_s: Annotated[
+        int | None, typer.Option(help="Reveal phase per round, seconds (default: the workload's).")
+    ] = None,
     keep: Annotated[bool, typer.Option("--keep/--no-keep", help="Leave chain, IPFS and dashboard running.")] = True,
     validators: Annotated[int, typer.Option(help="Validator services (0: the aggregator finalizes alone).")] = 3,
     quorum: Annotated[int, typer.Option(help="Attestations a round's result needs.")] = 2,
@@ -65,12 +83,14 @@ def demo(
     """Federated training with honest, noisy, attacking and free-riding trainers; prints who got paid and why."""
     if (run_dir / "stack.json").exists():
         stop_stack(run_dir)
-    for stale in ("anvil-state.json", "index.sqlite3"):
+    # A demo starts a new chain; every state kept for the previous one goes with it (on a fresh Anvil the same
+    # accounts deploy at the same addresses, so a trainer or aggregator would resume the old chain's rounds).
+    for stale in ("anvil-state.json", "index.sqlite3", "index.sqlite3-wal", "index.sqlite3-shm"):
         (run_dir / stale).unlink(missing_ok=True)
-    chosen = WORKLOADS[workload]
-    config = StackConfig(run_dir=run_dir, trainers=DEMO_TRAINERS, rounds=rounds, commit_window_s=commit_window_s,
-                         reveal_window_s=reveal_window_s, validators=validators, quorum=quorum if validators else 0,
-                         model=chosen.model, workload=chosen)
+    for stale_dir in ("aggregator-state", "trainers"):
+        shutil.rmtree(run_dir / stale_dir, ignore_errors=True)
+    config = demo_config(run_dir, WORKLOADS[workload], rounds=rounds, validators=validators, quorum=quorum,
+                         commit_window_s=commit_window_s, reveal_window_s=reveal_window_s)
     try:
         stack, result = run_demo(config, console)
     except DemoFailed as e:

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 import time
@@ -115,6 +116,8 @@ class LocalStack:
         self.logs = self.run_dir / "logs"
         self.info = StackInfo(run_dir=str(self.run_dir))
         self.processes: dict[str, ManagedProcess] = {}
+        # the sponsor's validation secret (mnist1d-secret), for the aggregator and validators only, never on disk
+        self.validation_secret = secrets.token_hex(32)
 
     # ------------------------------------------------------------ the steps of `up`
     def start_chain(self) -> None:
@@ -193,7 +196,8 @@ class LocalStack:
             "FLCHAIN_AGGREGATOR_STATE_DIR": str(self.run_dir / "aggregator-state"),
             "FLCHAIN_AGGREGATOR_ROUNDS": str(self.config.rounds),
             "FLCHAIN_AGGREGATOR_POLL_INTERVAL_S": "1",
-            **prefixed(self.config.workload.aggregator_env, "FLCHAIN_AGGREGATOR_"),
+            "FLCHAIN_VALIDATION_SECRET": self.validation_secret,
+            **prefixed(tuple(self.config.workload.aggregator_settings.items()), "FLCHAIN_AGGREGATOR_"),
         }
         self._service("aggregator", ["aggregator", "run"], env)
 
@@ -207,6 +211,7 @@ class LocalStack:
                 "FLCHAIN_VALIDATOR_ROUNDS": str(self.config.rounds), "FLCHAIN_VALIDATOR_POLL_INTERVAL_S": "1",
                 # hash-only adds of the round's float64 state, as the aggregator publishes it: no upload limit
                 "FLCHAIN_VALIDATOR_IPFS_URL": self.info.ipfs_direct_url,
+                "FLCHAIN_VALIDATION_SECRET": self.validation_secret,
                 **prefixed(self.config.workload.aggregator_env, "FLCHAIN_VALIDATOR_"),  # the same validation data
             }
             self._service(f"validator-{number}", ["validator", "run"], env)

@@ -8,8 +8,14 @@ and ignored), `Target` follows a target's FROM chain back to its base image, and
 - every `pip install …` runs with the venv's pip in the copied folder, with the Dockerfile's ENV;
 - the one mapped step: pip's `--index-url https://download.pytorch.org/…` is dropped, because that host cannot be
   reached here; the pinned `torch==2.13.0` spec is kept, and pip finds that CPU wheel on this machine's disk;
+- `python -m flchain.…` build steps (the Shakespeare texts' fetch) run with the venv's Python; an absolute path
+  under `/opt/flchain-data` (in the step's arguments and in ENV values) stands for the same path under the
+  replay's `fs/` folder, so the image's data is where its environment says;
 - system steps an unprivileged replay cannot and need not take (apt-get, useradd, mkdir, chown, rm, the `if`
   around apt) are skipped; any other command fails the replay, so a new install step is never silently ignored.
+
+Targets share a venv when their COPYs and install steps (venv, pip) are the same; `build_steps` then runs each
+target's own later steps (data fetches) into that venv's `fs/` folder.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from pathlib import Path
 
 SKIPPED_COMMANDS = ("apt-get", "useradd", "mkdir", "chown", "rm", "if", "fi", "then")
 UNREACHABLE_INDEXES = ("https://download.pytorch.org/",)
+IMAGE_DATA_DIR = "/opt/flchain-data"
+"""The image's data folder (build-time downloads); replayed as `<root>/fs/opt/flchain-data`."""
 
 
 class ReplayError(RuntimeError):
@@ -59,7 +67,7 @@ class Target:
     @property
     def recipe(self) -> tuple[object, ...]:
         """What the installed venv depends on: targets with the same recipe share one replayed venv."""
-        return (self.copies, self.runs, self.env)
+        return (self.copies, tuple(s for s in _segments(self.runs) if _is_install(s)))
 
 
 def _logical_lines(text: str) -> list[str]:
@@ -173,26 +181,57 @@ def _pip_arguments(segment: str) -> list[str]:
     return kept
 
 
+def _segments(runs: tuple[str, ...]) -> list[str]:
+    return [s.strip() for run in runs for s in run.split("&&") if s.strip()]
+
+
+def _is_install(segment: str) -> bool:
+    words = shlex.split(segment)
+    return words[:2] == ["pip", "install"] or words[1:3] == ["-m", "venv"]
+
+
+def _is_build_step(segment: str) -> bool:
+    words = shlex.split(segment)
+    return len(words) >= 3 and words[0] in ("python", "python3") and words[1] == "-m" \
+        and words[2].startswith("flchain.")
+
+
+def image_path(value: str, root: Path) -> str:
+    """`value` with the image's data folder replaced by its replayed place under `root`."""
+    if value == IMAGE_DATA_DIR or value.startswith(IMAGE_DATA_DIR + "/"):
+        return str(root / "fs") + value
+    return value
+
+
 def replay(image: Target, context: Path, root: Path) -> Path:
-    """Build the target's venv under `root`; returns the venv's bin directory."""
+    """Build the target's venv under `root` (its install steps; see `build_steps` for the rest); returns the venv's
+    bin directory."""
     app_dir, venv = root / "app", root / "venv"
     copy_context(image, context, app_dir)
     env = {**image_env(image, venv), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    for run in image.runs:
-        for segment in (s.strip() for s in run.split("&&")):
-            command = shlex.split(segment)[:3] if segment else []
-            if command[:2] == ["pip", "install"]:
-                _run([str(venv / "bin" / "pip"), "install", *_pip_arguments(segment)], app_dir, env)
-            elif len(command) >= 3 and command[1:3] == ["-m", "venv"]:
-                _run([sys.executable, "-m", "venv", str(venv)], root, env)
-            elif not command or command[0] not in SKIPPED_COMMANDS:
-                raise ReplayError(f"unknown install step in target {image.name}: {segment!r}")
+    for segment in _segments(image.runs):
+        command = shlex.split(segment)[:3]
+        if command[:2] == ["pip", "install"]:
+            _run([str(venv / "bin" / "pip"), "install", *_pip_arguments(segment)], app_dir, env)
+        elif len(command) >= 3 and command[1:3] == ["-m", "venv"]:
+            _run([sys.executable, "-m", "venv", str(venv)], root, env)
+        elif not _is_build_step(segment) and command[0] not in SKIPPED_COMMANDS:
+            raise ReplayError(f"unknown install step in target {image.name}: {segment!r}")
     return venv / "bin"
+
+
+def build_steps(image: Target, bin_dir: Path) -> None:
+    """Run the target's `python -m flchain.…` build steps with the replayed venv (data paths mapped)."""
+    root = bin_dir.parent.parent
+    env = {**image_env(image, bin_dir.parent), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    for segment in filter(_is_build_step, _segments(image.runs)):
+        _, *args = shlex.split(segment)
+        _run([str(bin_dir / "python"), *(image_path(a, root) for a in args)], root, env)
 
 
 def image_env(image: Target, venv: Path) -> dict[str, str]:
     """The process environment of the image: its ENV (PATH pointing at the replayed venv), nothing of ours."""
-    env = {key: value for key, value in image.env if key != "PATH"}
+    env = {key: image_path(value, venv.parent) for key, value in image.env if key != "PATH"}
     keep = {key: os.environ[key] for key in ("HOME", "LANG", "TMPDIR") if key in os.environ}
     pip = {key: value for key, value in os.environ.items() if key.startswith("PIP_")}  # this machine's wheel sources
     return {**keep, **pip, **env, "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin"}

@@ -75,6 +75,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Image]:
         target = replay.target(stages, name)
         if target.recipe not in built:
             built[target.recipe] = replay.replay(target, REPO_ROOT, tmp_path_factory.mktemp(f"image-{name}"))
+        replay.build_steps(target, built[target.recipe])
         result[name] = Image(target, built[target.recipe])
     return result
 
@@ -109,6 +110,33 @@ def test_images_hold_no_bench_and_their_services_load_no_plotting(images: dict[s
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False False"
+
+
+@pytest.mark.parametrize("name", ["trainer", "aggregator"])
+def test_trainer_and_aggregator_images_carry_the_shakespeare_texts_fetched_while_building(
+    name: str, images: dict[str, Image], tmp_path: Path
+) -> None:
+    # The texts come from a build step of the image, not from the checkout's data/ nor from a run-time download:
+    # the probe runs outside the checkout with the image's environment and pip pointed at an unreachable index.
+    image = images[name]
+    probe = ("from flchain.ml import shakespeare as s; split = s.default_role_split(); "
+             "print(s.DEFAULT_TEXTS_DIR, len(split.train), len(split.heldout))")
+    offline = {"PIP_INDEX_URL": "http://127.0.0.1:9/", "PIP_NO_INDEX": "1"}
+
+    result = subprocess.run([str(image.bin_dir / "python"), "-c", probe], cwd=tmp_path,
+                            env=image.env(**offline), capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    texts_dir, trainer_roles, heldout_roles = result.stdout.split()
+    image_root = image.bin_dir.parent.parent
+    assert Path(texts_dir) == Path(replay.image_path("/opt/flchain-data/shakespeare/texts", image_root))
+    assert not Path(texts_dir).is_relative_to(REPO_ROOT)
+    assert (int(trainer_roles), int(heldout_roles)) == (427, 47)  # the role split of the extracted plays
+
+
+def test_backend_image_has_no_training_data(images: dict[str, Image]) -> None:
+    assert "FLCHAIN_SHAKESPEARE_TEXTS" not in images["backend"].env()
+    assert "FLCHAIN_SHAKESPEARE_TEXTS" in images["trainer"].env()
 
 
 def trainer_env(image: Image, stage: Stage, role: Role, state_dir: Path) -> dict[str, str]:

@@ -21,10 +21,11 @@ from aggregator.carryover import (
     decode_state,
     encode_state,
 )
+from aggregator.contribution import ContributionConfig
 from aggregator.filters import FilterConfig, Fingerprint, RejectReason
 from aggregator.outer import OuterConfig, OuterState
 from aggregator.pipeline import AggregationState, PipelineConfig
-from aggregator.ratings import Rating
+from aggregator.ratings import Rating, RatingConfig
 from aggregator.rules import AggregationRule, CenteredClipState, RuleParams
 from aggregator.sketchseed import derive_sketch_secret
 from flchain.codec.frame import parse_frame
@@ -161,7 +162,11 @@ def _v1_round() -> tuple[PipelineConfig, CarryState]:
     )
     aggregation = AggregationState(CenteredClipState(np.arange(5) / 7), OuterState(None))
     carry = CarryState({"0x" + "a" * 40: Rating(25.5, 8.25)}, fingerprints, aggregation)
-    return PipelineConfig(filters=FilterConfig(sketch_dim=16, sketch_seed=99, sketch_version=1)), carry
+    old = RatingConfig(reliability_power=0.0)  # rounds of then had no reliability weight
+    config = PipelineConfig(rule_params=RuleParams(clip_version=1),
+                            filters=FilterConfig(sketch_dim=16, sketch_seed=99, sketch_version=1), ratings=old,
+                            contribution=ContributionConfig(game_version=1))  # rounds of then: versions 1
+    return config, carry
 
 
 @pytest.mark.parametrize(("commitment", "digest_before_versions"), [
@@ -207,3 +212,36 @@ def test_an_unknown_sketch_version_in_a_state_is_a_clear_error() -> None:
 
     with pytest.raises(CarryoverError, match="sketch_version"):
         config_from_json(doc)
+
+
+def test_a_state_without_a_clip_version_was_made_with_version_1_and_a_version_2_state_names_it() -> None:
+    # Prepare: the version 1 round above (written before clip versions: no clip_version in its rule parameters).
+    config, carry = _v1_round()
+    old = encode_state(4, 7, config, carry, None)
+    new_config = replace(config, rule_params=RuleParams(clip_version=2))
+
+    # Execute
+    decoded = decode_state(old)
+    new = encode_state(4, 7, new_config, carry, None)
+
+    # Assert
+    assert "clip_version" not in json.loads(load_metadata(old)[METADATA_KEY])["config"]["rule_params"]
+    assert decoded.config.rule_params.clip_version == 1 and encode_state(4, 7, decoded.config, carry, None) == old
+    assert json.loads(load_metadata(new)[METADATA_KEY])["config"]["rule_params"]["clip_version"] == 2
+    assert decode_state(new).config.rule_params.clip_version == 2
+
+
+def test_a_record_round_trips_and_a_config_without_reliability_reads_as_off() -> None:
+    config, carry = _v1_round()
+    recorded = CarryState({"0x" + "a" * 40: Rating(25.5, 8.25, 7, 5), "0x" + "b" * 40: Rating(24.0, 8.0)},
+                          carry.fingerprints, carry.aggregation)
+    on = replace(config, ratings=RatingConfig(reliability_power=3.0))
+
+    back = decode_state(encode_state(4, 7, on, recorded, None))
+    old = decode_state(encode_state(4, 7, config, carry, None))
+
+    assert dict(back.carry.ratings) == dict(recorded.ratings)
+    assert back.config.ratings.reliability_power == 3.0
+    assert old.config.ratings.reliability_power == 0.0
+    assert "reliability_power" not in json.loads(load_metadata(encode_state(4, 7, config, carry, None))[
+        METADATA_KEY])["config"]["ratings"]

@@ -117,3 +117,32 @@ def test_the_revealed_batch_carries_its_salt_so_anyone_with_the_data_draws_it_ag
     assert redraw_eval_batch(heldout, revealed, SPEC, 1, 3) != revealed  # another round draws other samples
     with pytest.raises(EvalDataError):
         eval_batch_salt(b"\x00" * 40)
+
+
+def test_secret_mnist1d_validation_is_reproducible_with_the_secret_and_not_the_public_signals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aggregator.evaldata import VALIDATION_SECRET_ENV, ValidationSource, generator_seed, load_validation
+    from flchain.ml.mnist1d_data import mnist1d_heldout, mnist1d_split
+    from flchain.ml.specs import spec_from_name
+
+    spec = spec_from_name("cnn1d-mnist1d")
+    monkeypatch.delenv(VALIDATION_SECRET_ENV, raising=False)
+    with pytest.raises(EvalDataError, match=VALIDATION_SECRET_ENV):
+        load_validation(ValidationSource.MNIST1D_SECRET, None, spec)
+    monkeypatch.setenv(VALIDATION_SECRET_ENV, "zz" * 16)
+    with pytest.raises(EvalDataError, match="hex"):
+        load_validation(ValidationSource.MNIST1D_SECRET, None, spec)
+    monkeypatch.setenv(VALIDATION_SECRET_ENV, "11" * 32)
+    first = load_validation(ValidationSource.MNIST1D_SECRET, None, spec)
+    again = load_validation(ValidationSource.MNIST1D_SECRET, None, spec)
+    monkeypatch.setenv(VALIDATION_SECRET_ENV, "22" * 32)
+    other = load_validation(ValidationSource.MNIST1D_SECRET, None, spec)
+
+    assert generator_seed(bytes.fromhex("11" * 32)) != 42
+    assert len(first) == 1000 and first.input_shape == spec.input_shape
+    np.testing.assert_array_equal(first.x, again.x)
+    assert not np.array_equal(first.x, other.x)
+    public = np.concatenate([mnist1d_heldout().x, mnist1d_split().train.x]).reshape(-1, 40)
+    rows = first.x.reshape(-1, 40)
+    assert not any((np.abs(public - row).max(axis=1) < 1e-6).any() for row in rows[:50])  # none is a public signal

@@ -32,3 +32,12 @@ def test_the_sketch_version_setting_is_read_from_the_environment(monkeypatch: py
 def test_an_unknown_sketch_version_setting_is_refused() -> None:
     with pytest.raises(ValidationError):
         _settings(sketch_version=3)
+
+
+def test_a_new_task_uses_clip_version_2_and_a_task_keeps_the_clip_version_of_its_published_state() -> None:
+    assert _settings().pipeline_config(500, 7).rule_params.clip_version == 2
+    assert _settings(clip_version=1).pipeline_config(500, 7).rule_params.clip_version == 1
+    assert _settings().pipeline_config(500, 7, clip_version=1).rule_params.clip_version == 1
+    assert _settings(clip_version=1).pipeline_config(500, 7, clip_version=2).rule_params.clip_version == 2
+    with pytest.raises(ValidationError):
+        _settings(clip_version=3)

@@ -9,6 +9,7 @@ from aggregator.pipeline import PipelineConfig
 from bench.behaviours import AttackerMemory, AttackParams, Behaviour, LocalTraining, SimTrainer, poisoned, round_deltas
 from bench.data import BenchData
 from bench.federation import BUDGET_WEI, FederationConfig, account, run_federation
+from flchain.ml import adaptive_attacks
 from flchain.ml.data import Dataset
 from flchain.ml.params import Params, flatten, module_to_params
 from flchain.ml.specs import ModelSpec
@@ -97,3 +98,31 @@ def test_federation_pays_at_most_the_budget_each_round_and_never_the_sign_flippe
         assert sum(record.payouts_wei.values()) <= BUDGET_WEI
         assert 0.0 <= record.test_accuracy <= 1.0
         assert trainers[3].account not in record.payouts_wei
+
+
+def test_score_gaming_trains_honestly_until_a_batch_is_revealed_then_on_the_revealed_batches() -> None:
+    kinds = [Behaviour.HONEST, Behaviour.SCORE_GAMING]
+    honest = _deltas([Behaviour.HONEST, Behaviour.HONEST])
+    blind = _deltas(kinds)
+    revealed = _dataset(99, n=20)
+    gaming = _deltas(kinds, memory=AttackerMemory(revealed=[revealed]))
+    on_batch = _deltas([Behaviour.HONEST, Behaviour.HONEST], memory=None)  # reference: an honest trainer on it
+    reference = round_deltas([SimTrainer(account(1), revealed, Behaviour.HONEST, seed=1)], module_to_params(
+        SPEC.build()), SPEC, TRAINING, 1, AttackParams(), AttackerMemory())
+
+    np.testing.assert_array_equal(blind[1], honest[1])  # nothing revealed yet: its own data
+    np.testing.assert_array_equal(gaming[0], on_batch[0])
+    np.testing.assert_array_equal(gaming[1], _vec(reference[0]))  # the revealed batch instead of its own data
+    assert not np.array_equal(gaming[1], honest[1])
+
+
+def test_realistic_ipm_and_min_sum_use_only_the_attackers_own_updates() -> None:
+    honest_a = _deltas([Behaviour.HONEST, Behaviour.HONEST, Behaviour.HONEST, Behaviour.HONEST])
+    ipm = _deltas([Behaviour.HONEST, Behaviour.HONEST, Behaviour.IPM_REALISTIC, Behaviour.IPM_REALISTIC])
+
+    np.testing.assert_allclose(ipm[2], -0.5 * np.mean(honest_a[2:], axis=0), rtol=1e-5, atol=1e-8)
+    np.testing.assert_array_equal(ipm[2], ipm[3])
+    own = round_deltas(_trainers([Behaviour.HONEST] * 4), module_to_params(SPEC.build()), SPEC, TRAINING, 1,
+                       AttackParams(), AttackerMemory())[2:]
+    min_sum = _deltas([Behaviour.HONEST] * 2 + [Behaviour.MIN_SUM_REALISTIC] * 2)
+    np.testing.assert_allclose(min_sum[2], _vec(adaptive_attacks.min_sum(own)), rtol=1e-6)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 
+from flchain.devnet.cli import demo_config
 from flchain.devnet.demo import DemoResult, render_summary
 from flchain.devnet.summary import RoundSummary, TaskSummary, TrainerSummary, _verdict
+from flchain.devnet.workloads import WORKLOADS, WorkloadName
 
 
 def test_verdict_names_the_rejection_reason_or_the_missing_gain() -> None:
@@ -31,3 +35,18 @@ def test_summary_table_shows_roles_payouts_and_accuracy_per_round() -> None:
     text = console.export_text()
     assert "honest" in text and "sign-flip" in text and "no gain: raised the loss" in text
     assert "3.00" in text and "0.650" in text and "2/2" in text
+
+
+def test_demo_rounds_follow_the_workload_unless_windows_are_given(tmp_path: Path) -> None:
+    shakespeare, digits = WORKLOADS[WorkloadName.SHAKESPEARE], WORKLOADS[WorkloadName.DIGITS]
+
+    default = demo_config(tmp_path, shakespeare, rounds=2, validators=3, quorum=2)
+    given = demo_config(tmp_path, shakespeare, rounds=2, validators=0, quorum=2, commit_window_s=9,
+                        reveal_window_s=7)
+
+    # Shakespeare's first round (parsing the plays, loading the transformer, 60 steps) outlasts digits' windows.
+    assert (default.commit_window_s, default.reveal_window_s) == (shakespeare.commit_window_s,
+                                                                  shakespeare.reveal_window_s)
+    assert default.commit_window_s > digits.commit_window_s
+    assert default.workload is shakespeare and default.model == "gpt-shakespeare-small" and default.quorum == 2
+    assert (given.commit_window_s, given.reveal_window_s, given.quorum) == (9, 7, 0)

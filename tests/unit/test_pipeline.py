@@ -71,20 +71,24 @@ def _mixed_round() -> RoundInputs:
 
 
 def test_honest_trainers_are_paid_and_harmful_and_copied_updates_get_nothing() -> None:
-    """The harmful update passes the filters, so the robust rule aggregates it, but it earns nothing."""
+    """The harmful update passes the filters, so the robust rule aggregates it, but it earns nothing. The update
+    another account resubmitted in the same round (impossible under commit-reveal without collusion) is aggregated
+    but not paid either (aggregator.collusion)."""
     outcome = run_round(_mixed_round(), quadratic_loss)
 
     rows = _by_account(outcome)
     for account in HONEST[:3]:
         row = rows[account]
-        assert row.status == "accepted" and row.payout_wei > 0 and row.aggregated
-        assert (row.loss_score or 0.0) > 0
+        assert row.status == "accepted" and row.aggregated and (row.loss_score or 0.0) > 0
+        assert (row.payout_wei > 0) is (account != HONEST[1])
     attacker, copycat = rows[ATTACKER], rows[COPYCAT]
     assert attacker.status == "accepted" and (attacker.loss_score or 0.0) < 0
     assert attacker.payout_wei == 0 and attacker.final_score == 0 and attacker.aggregated
     assert copycat.status == "rejected" and copycat.reason is RejectReason.DUPLICATE
     assert copycat.payout_wei == 0 and copycat.loss_score is None
-    assert {leaf.account.lower() for leaf in outcome.payouts} == set(HONEST[:3])
+    assert {leaf.account.lower() for leaf in outcome.payouts} == {HONEST[0], HONEST[2]}
+    assert (rows[HONEST[1]].rating.played, rows[HONEST[1]].rating.good) == (1, 0)
+    assert (rows[HONEST[0]].rating.played, rows[HONEST[0]].rating.good) == (1, 1)
 
 
 def test_copier_is_slashed_with_the_copy_reason_code_and_nobody_else_is() -> None:
@@ -99,7 +103,7 @@ def test_budget_is_respected_and_split_in_proportion_to_final_scores() -> None:
         outcome = run_round(replace(_mixed_round(), budget_wei=budget), quadratic_loss)
 
         positive = sum(row.final_score > 0 for row in outcome.trainers)
-        assert positive == 3
+        assert positive == 2  # the honest updates but the one resubmitted by another account
         assert budget - positive < outcome.payout_total_wei <= budget or budget < positive  # dust < 1 wei each
         paid = sorted((row.final_score, row.payout_wei) for row in outcome.trainers if row.payout_wei)
         assert all(a[1] <= b[1] for a, b in itertools.pairwise(paid))  # higher score, no less pay

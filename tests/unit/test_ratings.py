@@ -16,6 +16,7 @@ from aggregator.ratings import (
     final_scores,
     from_fixed,
     rating_weight,
+    reliability,
     to_fixed,
     update_ratings,
 )
@@ -32,11 +33,14 @@ def test_update_ratings_orders_mu_by_score() -> None:
     assert all(r.sigma < 25.0 / 3.0 for r in ratings.values())
 
 
+OFF = RatingConfig(reliability_power=0.0)  # OpenSkill and the confidence weight alone
+
+
 def test_update_ratings_matches_openskill_directly() -> None:
     model = PlackettLuce()
     [[winner], [loser]] = model.rate([[model.rating()], [model.rating()]], ranks=[0, 1])
 
-    ratings = update_ratings({}, {"0xloser": 0.0, "0xwinner": 1.0})
+    ratings = update_ratings({}, {"0xloser": 0.0, "0xwinner": 1.0}, OFF)
 
     assert ratings["0xwinner"] == Rating(winner.mu, winner.sigma)
     assert ratings["0xloser"] == Rating(loser.mu, loser.sigma)
@@ -70,12 +74,13 @@ def test_update_ratings_is_deterministic_whatever_the_mapping_order() -> None:
 
 
 def test_a_lone_participant_is_not_rated() -> None:
-    assert update_ratings({}, {"0xa": 1.0}) == {"0xa": Rating()}
-    assert update_ratings({"0xa": Rating(20.0, 1.0)}, {"0xa": 1.0}) == {"0xa": Rating(20.0, 1.0)}
+    assert update_ratings({}, {"0xa": 1.0}, OFF) == {"0xa": Rating()}
+    assert update_ratings({"0xa": Rating(20.0, 1.0)}, {"0xa": 1.0}, OFF) == {"0xa": Rating(20.0, 1.0)}
+    assert update_ratings({}, {"0xa": 1.0}) == {"0xa": Rating(played=1, good=1)}  # only the record moves
 
 
 def test_ordinal_weight_is_one_half_for_a_newcomer_and_grows_with_the_ordinal() -> None:
-    ordinal = RatingConfig(weight="ordinal")
+    ordinal = RatingConfig(weight="ordinal", reliability_power=0.0)
     weights = [rating_weight(Rating(mu, 1.0), ordinal) for mu in (-10.0, 0.0, 3.0, 10.0, 40.0)]
 
     assert rating_weight(Rating(), ordinal) == pytest.approx(0.5)
@@ -83,10 +88,10 @@ def test_ordinal_weight_is_one_half_for_a_newcomer_and_grows_with_the_ordinal() 
 
 
 def test_confidence_weight_ignores_rank_and_grows_as_uncertainty_shrinks() -> None:
-    by_mu = {rating_weight(Rating(mu, 4.0)) for mu in (-10.0, 0.0, 25.0, 40.0)}
-    by_sigma = [rating_weight(Rating(10.0, sigma)) for sigma in (25.0 / 3.0, 6.0, 3.0, 1.0)]
+    by_mu = {rating_weight(Rating(mu, 4.0), OFF) for mu in (-10.0, 0.0, 25.0, 40.0)}
+    by_sigma = [rating_weight(Rating(10.0, sigma), OFF) for sigma in (25.0 / 3.0, 6.0, 3.0, 1.0)]
 
-    assert rating_weight(Rating()) == pytest.approx(0.5)
+    assert rating_weight(Rating(), OFF) == pytest.approx(0.5)
     assert len(by_mu) == 1  # a trainer ranked last every round keeps the weight of one ranked first
     assert by_sigma == sorted(by_sigma) and by_sigma[0] == pytest.approx(0.5) and by_sigma[-1] < 1.0
 
@@ -99,7 +104,7 @@ def test_final_score_is_gate_times_positive_score_times_weight() -> None:
         [True, True, False, True, True],
         [0.2, 0.2, 0.9, -0.4, math.nan],
         [newcomer, strong, strong, strong, strong],
-        RatingConfig(weight="ordinal"),
+        RatingConfig(weight="ordinal", reliability_power=0.0),
     )
 
     np.testing.assert_allclose(scores, [0.1, 0.15, 0.0, 0.0, 0.0])
@@ -122,6 +127,37 @@ def test_to_fixed_rounds_x_times_1e6() -> None:
 
 
 def test_custom_rating_config_changes_the_starting_rating() -> None:
-    ratings = update_ratings({}, {"0xa": 1.0}, RatingConfig(mu=10.0, sigma=2.0))
+    ratings = update_ratings({}, {"0xa": 1.0}, RatingConfig(mu=10.0, sigma=2.0, reliability_power=0.0))
 
     assert ratings["0xa"] == Rating(10.0, 2.0)
+
+
+def test_reliability_is_the_beta_posterior_mean_of_good_rounds_raised_to_the_power() -> None:
+    cube = RatingConfig(reliability_power=3.0)
+
+    assert reliability(Rating(), cube) == 0.125  # fresh: (1/2)^3
+    assert reliability(Rating(played=8, good=8), cube) == pytest.approx((9 / 10) ** 3)
+    assert reliability(Rating(played=8, good=2), cube) == pytest.approx((3 / 10) ** 3)
+    assert reliability(Rating(played=8, good=2), OFF) == 1.0
+    with pytest.raises(RatingError):
+        reliability(Rating(played=1, good=2), cube)
+    with pytest.raises(RatingError):
+        RatingConfig(reliability_power=-1.0)
+
+
+def test_the_weight_of_a_record_of_rejections_falls_and_a_fresh_account_never_beats_a_clean_record() -> None:
+    config = RatingConfig(reliability_power=3.0)
+    honest: dict[str, Rating] = {}
+    for _ in range(6):  # 0xh accepted every round; 0xn accepted in round 1 only, rejected (-inf) afterwards
+        first = not honest
+        honest = update_ratings(honest, {"0xh": 0.1, "0xn": 0.1 if first else -math.inf, "0xz": 0.0},
+                                config, good={"0xh", "0xz"} | ({"0xn"} if first else set()))
+    fresh = update_ratings({}, {"0xf": 0.1, "0xg": 0.0}, config)["0xf"]
+
+    assert (honest["0xh"].played, honest["0xh"].good) == (6, 6)
+    assert (honest["0xn"].played, honest["0xn"].good) == (6, 1)
+    assert honest["0xn"].mu < honest["0xh"].mu
+    w_honest, w_noisy = rating_weight(honest["0xh"], config), rating_weight(honest["0xn"], config)
+    assert reliability(honest["0xn"], config) / reliability(honest["0xh"], config) == pytest.approx((2 / 7) ** 3)
+    assert w_noisy < 0.03 * w_honest  # (2/7)^3 = 0.023, and the confidence parts differ by under 10 %
+    assert rating_weight(fresh, config) < w_honest

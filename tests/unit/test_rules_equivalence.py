@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from aggregator.outer import OuterConfig, OuterState, outer_step
 from aggregator.pipeline import AggregationState, PipelineConfig, RoundInputs, Submission, run_round
-from aggregator.rules import AggregationError
+from aggregator.rules import AggregationError, RuleParams
 from aggregator.rules.centered_clip import CenteredClipState, centered_clip
 from tests.unit import rules_reference as reference
 
@@ -133,7 +133,8 @@ def test_a_rounds_new_model_and_aggregation_state_are_byte_identical_to_the_prev
     previous_center, previous_buffer = rng.normal(size=dim) * 0.1, rng.normal(size=dim) * 0.1
     state = AggregationState(clip=CenteredClipState(previous_center), outer=OuterState(previous_buffer))
     inputs = RoundInputs(task_id=1, round_id=2, base=base, submissions=submissions, budget_wei=10**18, state=state)
-    config = PipelineConfig(outer=OuterConfig(lr=0.7, momentum=0.9, nesterov=True))
+    config = PipelineConfig(rule_params=RuleParams(clip_version=1), outer=OuterConfig(lr=0.7, momentum=0.9,
+                                                                                       nesterov=True))
 
     outcome = run_round(inputs, lambda theta: float(np.sum((np.asarray(theta) - target) ** 2)), config)
 

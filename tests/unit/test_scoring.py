@@ -129,3 +129,30 @@ def test_marginal_scores_of_a_diverged_aggregate_are_minus_infinity() -> None:
 def test_shapes_must_line_up() -> None:
     with pytest.raises(ScoringError):
         compute_loss_scores(BASE, np.ones((2, 3)), quadratic_loss)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_reused_buffer_probes_exactly_the_vectors_of_a_fresh_array_per_update(dtype: type) -> None:
+    """The old probe, `out = empty(); multiply(delta, step, out); subtract(base32, out, out)` per update, gave these
+    bytes; the reused buffer must give the same bytes to `loss_fn` for every update, whatever the previous one."""
+    rng = np.random.default_rng(7)
+    base = rng.normal(size=1001)
+    deltas = (rng.normal(size=(5, 1001)) * np.array([[1e-3], [1.0], [1e3], [0.0], [1e-30]])).astype(dtype)
+    base32, step = base.astype(np.float32), 0.7 / 3
+    seen: list[bytes] = []
+
+    def record(params: np.ndarray) -> float:
+        seen.append(params.tobytes())
+        return float(np.sum(params.astype(np.float64) ** 2))
+
+    result = compute_loss_scores(base, deltas, record, outer_lr=0.7, n_aggregated=3)
+
+    expected = []
+    for row in deltas:
+        out = np.empty(base32.shape, dtype=np.float32)
+        np.multiply(row, step, out=out, casting="same_kind")
+        np.subtract(base32, out, out=out)
+        expected.append(out.tobytes())
+    assert seen == [base32.tobytes(), *expected]
+    assert result.losses_after.tolist() == [float(np.sum(np.frombuffer(b, np.float32).astype(np.float64) ** 2))
+                                            for b in expected]

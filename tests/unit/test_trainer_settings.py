@@ -95,6 +95,11 @@ def test_stake_needed_covers_the_gap_to_min_stake() -> None:
     assert stake_needed_wei(current_stake_wei=0, min_stake_wei=100, wanted_stake_wei=None) == 100
     assert stake_needed_wei(current_stake_wei=0, min_stake_wei=100, wanted_stake_wei=250) == 250
     assert stake_needed_wei(current_stake_wei=80, min_stake_wei=100, wanted_stake_wei=10) == 20
+    # a bonded claim: 300 samples at 2 per sample need 600, topped up when registered below it
+    assert stake_needed_wei(current_stake_wei=0, min_stake_wei=100, wanted_stake_wei=None, bond_wei=600) == 600
+    assert stake_needed_wei(current_stake_wei=150, min_stake_wei=100, wanted_stake_wei=None, bond_wei=600) == 450
+    assert stake_needed_wei(current_stake_wei=600, min_stake_wei=100, wanted_stake_wei=None, bond_wei=600) == 0
+    assert stake_needed_wei(current_stake_wei=0, min_stake_wei=100, wanted_stake_wei=900, bond_wei=600) == 900
 
 
 def test_log_fields_render_as_key_value_pairs() -> None:

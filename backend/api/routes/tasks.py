@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from backend.api import convert
-from backend.api.deps import AddressPath, PageDep, Pagination, RoundPath, SessionsDep, TaskIdPath
+from backend.api.deps import (
+    AddressPath,
+    LimitQuery,
+    OffsetQuery,
+    PageDep,
+    Pagination,
+    RoundPath,
+    SessionsDep,
+    TaskIdPath,
+    sessions_of,
+)
 from backend.api.schemas import (
     LeaderboardRow,
     Page,
@@ -146,22 +156,25 @@ def _get_round_trainer(
     "/{task_id}/leaderboard", response_model=Page[LeaderboardRow], responses=NOT_FOUND, summary="Trainers ranked"
 )
 async def leaderboard(
-    sessions: SessionsDep,
+    request: Request,
     task_id: TaskIdPath,
-    page: PageDep,
     sort: Annotated[crud.LeaderboardSort, Query(description="ranking key")] = "reputation",
+    limit: LimitQuery = 50,
+    offset: OffsetQuery = 0,
 ) -> Response:
-    return convert.json_response(await run_in_threadpool(_leaderboard, sessions, task_id, page, sort))
+    page = Pagination(limit=limit, offset=offset)  # parameters without dependencies: the cheapest to resolve
+    return convert.json_response(await run_in_threadpool(_leaderboard, sessions_of(request), task_id, page, sort))
 
 
 def _leaderboard(
     sessions: sessionmaker[Session], task_id: int, page: Pagination, sort: crud.LeaderboardSort
 ) -> Page[LeaderboardRow]:
     with sessions() as session:
-        _require_task(session, task_id)
-        rows, total = crud.leaderboard(session, task_id, sort, page.limit, page.offset)
-        items = [convert.leaderboard_row(page.offset + i + 1, t) for i, t in enumerate(rows)]
-        return Page[LeaderboardRow](items=items, total=total, limit=page.limit, offset=page.offset)
+        found = crud.leaderboard(session, task_id, sort, page.limit, page.offset)
+        if found is None:
+            raise _unknown_task(task_id)
+        rows, total = found
+    return convert.leaderboard_page(rows, total, page.limit, page.offset)
 
 
 @router.get(

@@ -7,12 +7,20 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from backend.api import convert
-from backend.api.deps import AddressPath, PageDep, Pagination, SessionsDep, TaskIdQuery
+from backend.api.deps import (
+    LimitQuery,
+    OffsetQuery,
+    Pagination,
+    RawAddressPath,
+    TaskIdQuery,
+    checked_address,
+    sessions_of,
+)
 from backend.api.schemas import Page, PayoutProof, ScoreStatus, TrainerProfile, TrainerRoundSummary, TrainerTaskProfile
 from backend.crud import trainers as crud
 from backend.crud.common import AnyRow
@@ -62,8 +70,9 @@ def _task_profile(session: Session, address: str, trainer: AnyRow) -> TrainerTas
     responses={404: {"description": "address never seen"}},
     summary="A trainer's stake, reputation history, rewards and slashes per task",
 )
-async def get_trainer(sessions: SessionsDep, address: AddressPath, task_id: TaskIdQuery = None) -> Response:
-    return convert.json_response(await run_in_threadpool(_get_trainer, sessions, address, task_id))
+async def get_trainer(request: Request, address: RawAddressPath, task_id: TaskIdQuery = None) -> Response:
+    checksummed = checked_address(address)  # parameters without dependencies: the cheapest to resolve
+    return convert.json_response(await run_in_threadpool(_get_trainer, sessions_of(request), checksummed, task_id))
 
 
 def _get_trainer(sessions: sessionmaker[Session], address: str, task_id: int | None) -> TrainerProfile:
@@ -81,13 +90,17 @@ def _get_trainer(sessions: sessionmaker[Session], address: str, task_id: int | N
     summary="Payout leaves and Merkle proofs of an address, ready for claim()",
 )
 async def get_proofs(
-    sessions: SessionsDep,
-    address: AddressPath,
-    page: PageDep,
+    request: Request,
+    address: RawAddressPath,
     task_id: TaskIdQuery = None,
     unclaimed: Annotated[bool, Query(description="only leaves not claimed yet")] = False,
+    limit: LimitQuery = 50,
+    offset: OffsetQuery = 0,
 ) -> Response:
-    return convert.json_response(await run_in_threadpool(_get_proofs, sessions, address, page, task_id, unclaimed))
+    checksummed = checked_address(address)  # parameters without dependencies: the cheapest to resolve
+    page = Pagination(limit=limit, offset=offset)
+    found = await run_in_threadpool(_get_proofs, sessions_of(request), checksummed, page, task_id, unclaimed)
+    return convert.json_response(found)
 
 
 def _get_proofs(

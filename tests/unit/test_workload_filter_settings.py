@@ -1,0 +1,57 @@
+"""A workload's norm filter setting: read by the aggregator, given by the demo, used by the benchmark, and still
+rejecting a scaled-up update."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from aggregator.filters import FilterConfig, RejectReason, SubmissionMeta, filter_round
+from aggregator.settings import AggregatorSettings
+from bench.accuracy import workload_pipeline
+from flchain.devnet.workloads import MNIST1D_NORM_K, WORKLOADS, WorkloadName
+
+
+def _settings(**fields: object) -> AggregatorSettings:
+    return AggregatorSettings(rpc_url="http://127.0.0.1:8545", task_id=1, private_key_env="KEY", **fields)  # type: ignore[arg-type]
+
+
+def _round(norms: list[float], config: FilterConfig) -> list[RejectReason | None]:
+    """Independent random directions with the given norms, judged by the filters."""
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(len(norms), 2_000))
+    rows *= (np.array(norms) / np.linalg.norm(rows, axis=1))[:, None]
+    metas = [SubmissionMeta(f"0x{i + 1:040x}", bytes([i]) * 32, 10, i) for i in range(len(norms))]
+    return [v.reason for v in filter_round(rows.astype(np.float32), metas, (), config).verdicts]
+
+
+def test_the_norm_filter_setting_is_read_from_the_environment_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _settings().pipeline_config(500, 7).filters.norm_k == 3.0
+
+    monkeypatch.setenv("FLCHAIN_AGGREGATOR_NORM_K", "5")
+
+    assert _settings().pipeline_config(500, 7).filters.norm_k == 5.0
+    with pytest.raises(ValidationError):
+        _settings(norm_k=1.0)
+
+
+def test_the_mnist1d_demo_aggregator_and_the_benchmark_use_the_workloads_norm_filter() -> None:
+    mnist1d, digits = WORKLOADS[WorkloadName.MNIST1D], WORKLOADS[WorkloadName.DIGITS]
+
+    assert float(mnist1d.aggregator_settings["NORM_K"]) == MNIST1D_NORM_K > 3.0
+    assert float(digits.aggregator_settings["NORM_K"]) == 3.0
+    assert workload_pipeline("mnist1d").filters.norm_k == MNIST1D_NORM_K
+    assert workload_pipeline("digits").filters.norm_k == 3.0
+    assert workload_pipeline("mnist1d", aggregate_positive_only=True).aggregate_positive_only
+
+
+def test_mnist1d_norm_filter_keeps_a_4x_update_and_still_rejects_a_10x_scaled_one() -> None:
+    honest = [1.0, 0.9, 1.1, 1.0, 0.95, 1.05, 1.0, 0.9]
+
+    at_default = _round([*honest, 4.0, 10.0], FilterConfig())
+    at_mnist1d = _round([*honest, 4.0, 10.0], FilterConfig(norm_k=MNIST1D_NORM_K))
+
+    assert at_default[-2:] == [RejectReason.NORM_OUTLIER, RejectReason.NORM_OUTLIER]
+    assert at_mnist1d[-2:] == [None, RejectReason.NORM_OUTLIER]
+    assert at_mnist1d[:-2] == [None] * len(honest)
