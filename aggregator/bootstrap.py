@@ -20,7 +20,7 @@ from aggregator.sketchseed import derive_sketch_secret
 from flchain.chain.accounts import load_signer
 from flchain.chain.client import CoordinatorClient, connect
 from flchain.chain.events import EventReader
-from flchain.chain.manifest import DeploymentManifest
+from flchain.chain.manifest import DeploymentManifest, claim_state_dir
 from flchain.chain.tasklog import TaskLog
 from flchain.privacy.errors import ReaderKeyError
 from flchain.privacy.keys import load_reader_key
@@ -39,6 +39,7 @@ logged, the same after a restart (so a lost journal can re-derive an opened roun
 class ChainParts:
     coordinator: CoordinatorClient
     log: TaskLog
+    deployment: str  # DeploymentManifest.fingerprint: which deployment at these addresses
 
 
 def connect_task(
@@ -53,7 +54,7 @@ def connect_task(
     coordinator = CoordinatorClient(w3, manifest.coordinator.address, signer)
     log = TaskLog(w3, EventReader(w3, coordinator.contract), task_id, manifest.deploy_block,
                   confirmations=confirmations)
-    return ChainParts(coordinator, log)
+    return ChainParts(coordinator, log, manifest.fingerprint(w3))
 
 
 def reader_key(key_env: str | None, key_file: Path | None) -> X25519PrivateKey | None:
@@ -115,6 +116,7 @@ def build_aggregator(settings: AggregatorSettings, *, after_step: StepHook = no_
     require_reader(runtime, settings.task_id, "FLCHAIN_AGGREGATOR_")
     chain_id = parts.coordinator.w3.eth.chain_id
     namespace = f"{chain_id}-{parts.coordinator.address.lower()}"
+    claim_state_dir(settings.state_dir / namespace, parts.deployment)
     sketch = derive_sketch_secret(bytes(signer.key), chain_id, parts.coordinator.address, settings.task_id)
     eval_secret = hmac.new(bytes(signer.key), EVAL_SECRET_DOMAIN, hashlib.sha256).digest()
     deps = Deps(parts.coordinator, parts.log, storage, fetch_storage, namespace, sketch, eval_secret)

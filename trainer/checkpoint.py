@@ -57,6 +57,7 @@ class CheckpointIdentity(_Frozen):
     coordinator: str
     task_id: int
     account: str
+    deployment: str | None = None  # DeploymentManifest.fingerprint; None in checkpoints written before it existed
 
 
 class Checkpoint(_Frozen):
@@ -108,6 +109,16 @@ class CheckpointStore:
             raise CheckpointError(
                 f"checkpoint {self.path} belongs to {checkpoint.identity.model_dump()}, "
                 f"not to {self.identity.model_dump()}"
+            )
+        saved, ours = checkpoint.identity.deployment, self.identity.deployment
+        if saved is not None and ours is not None and saved != ours:
+            raise CheckpointError(
+                f"checkpoint {self.path} belongs to another deployment at the same addresses (first block {saved}, "
+                f"this one {ours}): its rounds are not this chain's; move it away or use a fresh state directory"
+            )
+        if saved is None and ours is not None:  # adopted: saved from now on with its deployment
+            checkpoint = checkpoint.model_copy(
+                update={"identity": checkpoint.identity.model_copy(update={"deployment": ours})}
             )
         return checkpoint
 

@@ -82,7 +82,8 @@ def build_node(
     dataset = load_local_dataset(settings, spec, shard)
     account = access.coordinator.account
     checkpoint_identity = CheckpointIdentity(
-        chain_id=manifest.chain_id, coordinator=access.coordinator.address, task_id=settings.task_id, account=account
+        chain_id=manifest.chain_id, coordinator=access.coordinator.address, task_id=settings.task_id, account=account,
+        deployment=manifest.fingerprint(access.w3),
     )
     store = CheckpointStore(settings.state_dir, checkpoint_identity)
     logger.info(

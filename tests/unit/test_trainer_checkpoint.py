@@ -100,3 +100,26 @@ def test_corrupt_checkpoint_raises_a_checkpoint_error(tmp_path: Path) -> None:
 
     with pytest.raises(CheckpointError, match="malformed"):
         store.load()
+
+
+def test_checkpoint_of_an_earlier_deployment_at_the_same_addresses_is_refused(tmp_path: Path) -> None:
+    # A restarted development chain deploys at the same addresses: only the deployment's first block tells them apart.
+    first = IDENTITY.model_copy(update={"deployment": "0x" + "aa" * 32})
+    store = CheckpointStore(tmp_path, first)
+    store.save(store.load().with_round_handled(1))
+    second = IDENTITY.model_copy(update={"deployment": "0x" + "bb" * 32})
+
+    with pytest.raises(CheckpointError, match="another deployment"):
+        CheckpointStore(tmp_path, second).load()
+    assert CheckpointStore(tmp_path, first).load().last_handled_round == 1  # refused, not overwritten
+
+
+def test_checkpoint_saved_without_a_deployment_is_adopted_by_the_current_one(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path, IDENTITY)
+    store.save(store.load().with_round_handled(2))
+    current = IDENTITY.model_copy(update={"deployment": "0x" + "cc" * 32})
+
+    adopted = CheckpointStore(tmp_path, current).load()
+
+    assert adopted.last_handled_round == 2
+    assert adopted.identity.deployment == current.deployment
