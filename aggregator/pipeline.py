@@ -55,6 +55,7 @@ from aggregator.ratings import Rating, RatingConfig, final_scores, rating_weight
 from aggregator.rules import DEFAULT_RULE, AggregationRule, CenteredClipState, RuleParams, aggregate
 from aggregator.rules.common import Vector
 from aggregator.scoring import compute_loss_scores, compute_marginal_scores
+from aggregator.value_gram import ClipSpec
 from flchain.privacy.dp import DpConfig
 
 __all__ = [
@@ -216,6 +217,7 @@ def _score(
         loss_before=measured.loss_before, config=config.contribution,
         samples=[ordered[i].num_samples for i in accepted] if inputs.stake_per_sample > 0 else None,
         seed=round_seed(inputs.task_id, inputs.round_id, [ordered[i].digest for i in accepted]),
+        clip=_clip_spec(config, inputs.state.clip),
     )
     values[list(accepted)] = contributions.values
     weights[list(accepted)] = contributions.weights
@@ -246,6 +248,16 @@ def _resent(
         cosine=config.filters.replay_cosine, relative_distance=config.filters.copy_relative_distance,
     )
     return {i: r for i, r in zip(accepted, found, strict=True) if r is not None}
+
+
+def _clip_spec(config: PipelineConfig, state: CenteredClipState) -> ClipSpec | None:
+    """The round's centered clipping for the Gram game (`value_gram`), `None` when the rule is another one or
+    centered clipping version 1 (whose bits the re-run game keeps)."""
+    params = config.rule_params
+    if AggregationRule(config.rule) is not AggregationRule.CENTERED_CLIP or params.clip_version != 2:
+        return None
+    center = None if state.center is None else np.asarray(state.center, dtype=np.float64)
+    return ClipSpec(center=center, tau=params.clip_tau, iterations=params.clip_iterations)
 
 
 def _aggregate_weighted(

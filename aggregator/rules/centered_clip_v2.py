@@ -72,6 +72,23 @@ def _clip(rows: Matrix, center: NDArray[np.float64], tau: float | None, iteratio
     return center
 
 
+def clip_coefficients(
+    gram: NDArray[np.float64], dots: NDArray[np.float64], start_square: float, tau: float | None, iterations: int
+) -> tuple[float, NDArray[np.float64]]:
+    """The iterations on `n` numbers: `(alpha, beta)` with the center after them `alpha v0 + X^T beta`, from the
+    rows' Gram matrix `X X^T`, their inner products with the start `X v0` and `|v0|^2`."""
+    n_rows = gram.shape[0]
+    alpha, beta = 1.0, np.zeros(n_rows)
+    for _ in range(iterations):
+        along = gram @ beta
+        inner = alpha * dots + along
+        square = alpha * alpha * start_square + 2.0 * alpha * float(dots @ beta) + float(beta @ along)
+        weights = clip_scale(np.sqrt(np.maximum(np.diag(gram) - 2.0 * inner + square, 0.0)), tau) / n_rows
+        keep = 1.0 - float(weights.sum())
+        alpha, beta = alpha * keep, keep * beta + weights
+    return alpha, beta
+
+
 def _clip_gram(rows: Matrix, center: NDArray[np.float64], tau: float | None, iterations: int
                ) -> NDArray[np.float64]:
     """The same steps for a few updates: one pass takes the Gram matrix of the rows and the start `v0`; the
@@ -89,14 +106,7 @@ def _clip_gram(rows: Matrix, center: NDArray[np.float64], tau: float | None, ite
     gram, dots, start_square = full[:n_rows, :n_rows], full[:n_rows, n_rows], float(full[n_rows, n_rows])
     if not np.isfinite(np.diag(gram)).all():
         raise AggregationError("updates contain non-finite values; filter them out first")
-    alpha, beta = 1.0, np.zeros(n_rows)
-    for _ in range(iterations):
-        along = gram @ beta
-        inner = alpha * dots + along
-        square = alpha * alpha * start_square + 2.0 * alpha * float(dots @ beta) + float(beta @ along)
-        weights = clip_scale(np.sqrt(np.maximum(np.diag(gram) - 2.0 * inner + square, 0.0)), tau) / n_rows
-        keep = 1.0 - float(weights.sum())
-        alpha, beta = alpha * keep, keep * beta + weights
+    alpha, beta = clip_coefficients(gram, dots, start_square, tau, iterations)
     chunk = buffer[:n_rows]
     for start, stop in columns:
         np.copyto(chunk[:, : stop - start], rows[:, start:stop])
