@@ -16,7 +16,9 @@ Steps and what each measures (wall-clock, `time.perf_counter`):
   (+ `IpfsClient.add` of model, report and tree when a daemon is given);
 - scoring ratio: `aggregator.scoring.compute_loss_scores` (what `run_round` calls) on the accepted updates
   with the service's loss function, over the same number of bare forward passes (+ cross-entropy) with the
-  parameters already loaded as tensors.
+  parameters already loaded as tensors;
+- value game ratio: `compute_contributions` (the coalition game payouts rest on) inside the fastest `run_round`,
+  over as many bare forward passes as it evaluated coalitions (at the bare passes' per-pass time).
 
 `run_round`, the scoring-ratio pair and the bare passes are each run `REPEATS` times and the fastest run kept,
 which filters out the preemptions of a shared machine (the round computation is deterministic).
@@ -73,10 +75,18 @@ class RoundTimes:
     forward_passes: int
     accepted: int
     update_size_bytes: int
+    value_game_s: float = float("nan")
+    value_passes: int = 0
 
     @property
     def scoring_ratio(self) -> float:
         return self.scoring_best_s / self.bare_forward_s if self.bare_forward_s > 0 else float("nan")
+
+    @property
+    def value_ratio(self) -> float:
+        """The value game's seconds over `value_passes` bare forward passes (`bare_forward_s` is `accepted + 1`)."""
+        bare = self.bare_forward_s / (self.accepted + 1) * self.value_passes
+        return self.value_game_s / bare if bare > 0 else float("nan")
 
 
 class _TimedLoss:
@@ -275,4 +285,5 @@ def time_round(setup: RoundSetup, config: PipelineConfig | None = None) -> Round
         scoring_best_s=scoring_best_s(base_vector, rows, _TimedLoss(loss.evaluator)),
         bare_forward_s=bare_forward_s(setup.spec, setup.base, setup.eval_data, len(rows) + 1),
         forward_passes=passes, accepted=len(accepted), update_size_bytes=len(uploads[0].blob),
+        value_game_s=steps.get("compute_contributions", float("nan")), value_passes=outcome.value_evaluations,
     )

@@ -115,3 +115,6 @@ def test_overhead_rows_have_nonnegative_step_times_and_a_scoring_ratio(outputs: 
         # LossScore (base + one per accepted update), then the value estimate within its budget (value.ValueConfig)
         budget = max(16, 5 * steps["accepted"])
         assert steps["accepted"] + 1 < steps["forward_passes"] <= steps["accepted"] + 1 + budget
+        # the value game's share of those passes, and its time over as many bare passes
+        assert 0 < steps["value_passes"] <= budget and steps["value_game_s"] > 0
+        assert math.isfinite(steps["value_ratio"]) and steps["value_ratio"] > 0
