@@ -119,14 +119,14 @@ class Contributions:
     estimate: ShapleyEstimate
 
 
-def same_work_groups(rows: NDArray[np.float64], threshold: float) -> tuple[int, ...]:
+def same_work_groups(rows: NDArray[np.floating], threshold: float) -> tuple[int, ...]:
     """Group index per row (the lowest row index of its group), joining rows whose centered cosine >= threshold.
 
     Groups are the connected components of the "same work" relation; with fewer than 3 rows there is no center
-    and every row is its own group. Computed in column chunks with one `rows`-sized array (10 x 10M parameters:
-    2.7 s instead of 10.2 s), bit for bit what the whole-array formula gives (tests/unit/test_contribution_groups.py).
+    and every row is its own group. Computed in float64 column chunks with one float64 array the size of `rows`
+    (10 x 10M parameters: 2.7 s instead of 10.2 s), bit for bit what the whole-array formula gives on the rows
+    in float64, whether they come as float32 or float64 (tests/unit/test_contribution_groups.py).
     """
-    rows = np.asarray(rows, dtype=np.float64)
     n, d = rows.shape
     if n < 3:
         return tuple(range(n))
@@ -135,7 +135,7 @@ def same_work_groups(rows: NDArray[np.float64], threshold: float) -> tuple[int, 
     directions = np.empty_like(rows, dtype=np.float64)
     width = max(1024, CHUNK_ELEMENTS // n)
     for start in range(0, d, width):  # column by column: the median's partition and the units stay in cache
-        units = rows[:, start:start + width] / scale
+        units = np.asarray(rows[:, start:start + width], dtype=np.float64) / scale
         directions[:, start:start + width] = units - np.median(units, axis=0, keepdims=True)
     np.divide(directions, np.maximum(_row_norms(directions, buffer), 1e-30)[:, None], out=directions)
     cosines = directions @ directions.T
@@ -152,12 +152,13 @@ def same_work_groups(rows: NDArray[np.float64], threshold: float) -> tuple[int, 
     return tuple(root(i) for i in range(n))
 
 
-def _row_norms(rows: NDArray[np.float64], buffer: NDArray[np.float64]) -> NDArray[np.float64]:
-    """`np.linalg.norm(rows, axis=1)` bit for bit (each row's squares summed by the same pairwise reduction), one
-    row's squares at a time in `buffer` instead of a temporary the size of `rows`."""
+def _row_norms(rows: NDArray[np.floating], buffer: NDArray[np.float64]) -> NDArray[np.float64]:
+    """`np.linalg.norm(rows.astype(np.float64), axis=1)` bit for bit (each row's squares summed by the same pairwise
+    reduction), one row at a time in the float64 `buffer` instead of temporaries the size of `rows`."""
     squares = np.empty(rows.shape[0])
     for i, row in enumerate(rows):
-        np.multiply(row, row, out=buffer)
+        np.copyto(buffer, row)
+        np.multiply(buffer, buffer, out=buffer)
         squares[i] = np.add.reduce(buffer)
     return np.sqrt(squares)
 
@@ -232,14 +233,16 @@ def _game(
 
 
 def compute_contributions(
-    base: NDArray[np.float64], rows: NDArray[np.float64], loss_fn: LossFn,
+    base: NDArray[np.float64], rows: NDArray[np.floating], loss_fn: LossFn,
     aggregate_fn: AggregateFn, *, outer_lr: float, loss_before: float, seed: bytes, config: ContributionConfig,
     samples: Sequence[int] | None = None, clip: ClipSpec | None = None,
 ) -> Contributions:
     """Group the accepted updates, estimate each group's Shapley value and credit it to the group's earliest member
     (rows are in the round's order). `samples`: the rows' bonded sample claims (None: unbonded, see
     `group_weights`). `clip`: the round's rule is centered clipping version 2, with these parameters (game version
-    3 then takes its coalitions from the Gram matrix, `value_gram`); None: `aggregate_fn` is re-run."""
+    3 then takes its coalitions from the Gram matrix, `value_gram`); None: `aggregate_fn` is re-run. `rows` may
+    be float32 (the updates as decoded): the Gram game reads them as they are, the other games get a float64 copy,
+    so their values do not depend on the dtype."""
     if rows.ndim != 2 or rows.shape[1] != base.shape[0]:
         raise ContributionError(f"rows {rows.shape} must be (n, {base.shape[0]})")
     if not math.isfinite(loss_before):
@@ -249,15 +252,16 @@ def compute_contributions(
     members = [[i for i, g in enumerate(groups) if g == leader] for leader in leaders]
     weights = group_weights(groups, samples)
     if config.walks(len(leaders)):
-        walked = ClippedGame(base, rows, weights, members, loss_fn, outer_lr=outer_lr, loss_before=loss_before,
-                             worst_value=WORST_VALUE)
+        walked = ClippedGame(base, np.asarray(rows, dtype=np.float64), weights, members, loss_fn, outer_lr=outer_lr,
+                             loss_before=loss_before, worst_value=WORST_VALUE)
         estimate = estimate_walked(walked, seed, config.value)
     elif config.game_version >= 3 and clip is not None:
         gram_game = GramClipGame(base, rows, weights, members, loss_fn, clip=clip, outer_lr=outer_lr,
                                  loss_before=loss_before, worst_value=WORST_VALUE)
         estimate = estimate_shapley(len(leaders), gram_game, seed, config.value)
     else:
-        game = _game(base, rows, weights, members, loss_fn, aggregate_fn, outer_lr, loss_before)
+        game = _game(base, np.asarray(rows, dtype=np.float64), weights, members, loss_fn, aggregate_fn, outer_lr,
+                     loss_before)
         estimate = estimate_shapley(len(leaders), game, seed, config.value)
     values = np.zeros(rows.shape[0])
     for player, group in enumerate(members):

@@ -210,7 +210,6 @@ def _score(
     measured = compute_loss_scores(base, rows, loss_fn, config.outer.lr, n_aggregated=len(accepted))
     after[list(accepted)] = measured.losses_after
     scores[list(accepted)] = measured.scores
-    rows = np.asarray(rows, dtype=np.float64)
     aggregate_fn = partial(_aggregate_weighted, config=config, state=inputs.state.clip)
     contributions = compute_contributions(
         base, rows, loss_fn, aggregate_fn, outer_lr=config.outer.lr,
@@ -227,8 +226,7 @@ def _score(
     loo = None
     if config.compute_loo:
         marginal = compute_marginal_scores(
-            base, rows, loss_fn, partial(_aggregate_weighted, config=config, state=inputs.state.clip),
-            config.outer.lr, measured.loss_before,
+            base, np.asarray(rows, dtype=np.float64), loss_fn, aggregate_fn, config.outer.lr, measured.loss_before,
         )
         loo = np.full(n, np.nan)
         loo[list(accepted)] = marginal.scores

@@ -14,7 +14,9 @@ one pass over its own rows to step the model, plus its forward pass:
     theta_S = base - outer_lr * (W_S / W) * (alpha_S v0 + X_S^T beta_S),
     v(S)    = (loss(base) - loss(theta_S)) / |loss(base)|
 
-the same game as before. It is rounded differently: a block of the round's Gram matrix is not the product the rule
+the same game as before, in float64 whatever the rows' dtype (float32 rows, the updates as decoded, are read as
+they are and widened chunk by chunk: half the bytes of a float64 copy, which the round no longer makes). It is
+rounded differently: a block of the round's Gram matrix is not the product the rule
 computes for `S` alone (BLAS sums in its own order), so values differ from version 2's in the last bits. The game
 version travels in the carried-over config (`carryover`), so a task's rounds are all computed, and recomputed by
 `flchain verify round`, one way. Rules other than centered clipping version 2 keep the re-run game.
@@ -59,7 +61,7 @@ class GramClipGame:
     """`game(coalition) -> value` for one round (players are same-work groups, `members[k]` their row indices)."""
 
     def __init__(
-        self, base: NDArray[np.float64], rows: NDArray[np.float64], weights: NDArray[np.float64],
+        self, base: NDArray[np.float64], rows: NDArray[np.floating], weights: NDArray[np.float64],
         members: Sequence[Sequence[int]], loss_fn: LossFn, *, clip: ClipSpec, outer_lr: float, loss_before: float,
         worst_value: float,
     ) -> None:
@@ -85,7 +87,7 @@ class GramClipGame:
         gram, dots, start_square = np.zeros((n_rows, n_rows)), np.zeros(n_rows), 0.0
         center = self.clip.center
         for start, stop in self.columns:
-            block = np.ascontiguousarray(self.rows[:, start:stop])
+            block = np.ascontiguousarray(self.rows[:, start:stop], dtype=np.float64)
             gram += block @ block.T
             if center is not None:
                 part = center[start:stop]
@@ -106,7 +108,7 @@ class GramClipGame:
         out = np.empty(self.base.shape[0], dtype=np.float32)
         center = self.clip.center
         for start, stop in self.columns:
-            aggregate = beta @ self.rows[chosen, start:stop]
+            aggregate = beta @ np.asarray(self.rows[chosen, start:stop], dtype=np.float64)
             if center is not None:
                 aggregate += alpha * center[start:stop]
             out[start:stop] = self.base[start:stop] - share * aggregate

@@ -3,8 +3,9 @@ on the same rounds, as the model grows.
 
 For each model size: a two-hidden-layer MLP for 8x8 digits (`mlp_for_param_count`), `--trainers` updates made of
 one shared descent direction (the base's gradient on the evaluation batch) plus per-trainer noise, one of them
-pointing the other way, and the evaluation batch of digits the overhead benchmark uses. Both versions value the
-same round with centered clipping version 2 (the default rule), the previous round's aggregate as the clipping
+pointing the other way, and the evaluation batch of digits the overhead benchmark uses. The updates are float32,
+as decoded (version 2 copies them to float64 inside the game, version 3 reads them as they are). Both versions
+value the same round with centered clipping version 2 (the default rule), the previous round's aggregate as the clipping
 start, the same seed and budget; each is timed `--repeats` times and the fastest run kept. Reported with them:
 the forward passes the game made, the same number of bare forward passes (parameters preloaded as tensors, as in
 `bench.round_timing.bare_forward_s`), the ratio of the two, and the largest difference between the two versions'
@@ -53,7 +54,7 @@ def _round(evaluator: Evaluator, base: np.ndarray, trainers: int, rng: np.random
     scale = 0.05 / float(np.sqrt(np.mean(direction.astype(np.float64) ** 2)))
     rows = np.stack([scale * direction + rng.normal(scale=0.5 * scale, size=base.shape) for _ in range(trainers)])
     rows[1] = -rows[1]
-    return rows.astype(np.float64), (0.5 * scale * direction).astype(np.float64)
+    return rows.astype(np.float32), (0.5 * scale * direction).astype(np.float64)
 
 
 def _measure(params: int, trainers: int, repeats: int, data_settings: DataSettings) -> dict[str, object]:

@@ -55,3 +55,13 @@ def test_groups_equal_the_whole_array_formula_with_copies_and_near_ties(n: int, 
     groups = same_work_groups(rows, 0.7)
     assert groups[1] == groups[0] == 0 and groups[n - 1] == groups[2] == 2
     assert len(set(groups)) == n - 2
+
+
+def test_float32_rows_group_exactly_as_their_float64_copy() -> None:
+    rng = np.random.default_rng(7)
+    rows = rng.normal(size=(12, 30_001)).astype(np.float32)
+    rows[5] = rows[4] + rng.normal(scale=0.05, size=30_001).astype(np.float32)
+
+    np.testing.assert_array_equal(_row_norms(rows, np.empty(30_001)), np.linalg.norm(rows.astype(np.float64), axis=1))
+    assert same_work_groups(rows, 0.7) == same_work_groups(rows.astype(np.float64), 0.7)
+    assert same_work_groups(rows, 0.7)[5] == 4

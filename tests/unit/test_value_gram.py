@@ -118,3 +118,16 @@ def test_bad_inputs_are_refused_with_a_clear_error() -> None:
         bad = rows.copy()
         bad[1, 2] = np.nan
         make(ClipSpec(None, None, 3), rows=bad)
+
+
+def test_float32_rows_are_valued_exactly_as_their_float64_copy() -> None:
+    base, rows, target = a_round(7, 4000, 9)
+    rows32 = rows.astype(np.float32)
+    loss = quadratic_loss(target)
+    spec = ClipSpec(np.random.default_rng(10).normal(scale=0.2, size=4000), None, 3)
+
+    def run(rows_in: NDArray[np.floating]) -> Contributions:
+        return compute_contributions(base, rows_in, loss, rerun_rule(spec.center, None, 3), outer_lr=1.0,
+                                     loss_before=loss(base), seed=SEED, config=ContributionConfig(), clip=spec)
+
+    np.testing.assert_array_equal(run(rows32).values, run(rows32.astype(np.float64)).values)
