@@ -43,16 +43,25 @@ def _kubo_error(status_code: int, message: str) -> JSONResponse:
 
 
 async def _drain(request: Request, already_bytes: int) -> None:
+    """Read and drop the rest of a refused body (up to `DRAIN_BYTES` in all). When the chunk that passed the limit
+    was the body's last, Starlette has marked the stream consumed and there is nothing left to read."""
     read_bytes = already_bytes
-    async for chunk in request.stream():
-        read_bytes += len(chunk)
-        if read_bytes > DRAIN_BYTES:
-            return
+    try:
+        async for chunk in request.stream():
+            read_bytes += len(chunk)
+            if read_bytes > DRAIN_BYTES:
+                return
+    except RuntimeError as e:  # starlette.requests.Request.stream: "Stream consumed"
+        if "consumed" not in str(e):
+            raise
 
 
-def create_app(upstream_url: str, max_upload_bytes: int) -> Starlette:
-    """The proxy app: `upstream_url` is the daemon's RPC API, `max_upload_bytes` the largest `add` body."""
-    client = httpx.AsyncClient(base_url=upstream_url, timeout=httpx.Timeout(None, connect=5.0))
+def create_app(
+    upstream_url: str, max_upload_bytes: int, transport: httpx.AsyncBaseTransport | None = None
+) -> Starlette:
+    """The proxy app: `upstream_url` is the daemon's RPC API, `max_upload_bytes` the largest `add` body
+    (`transport`: how the daemon is reached, the network by default; tests pass an in-process one)."""
+    client = httpx.AsyncClient(base_url=upstream_url, timeout=httpx.Timeout(None, connect=5.0), transport=transport)
 
     def too_large() -> JSONResponse:
         return _kubo_error(413, f"upload refused: the body is larger than the {max_upload_bytes}-byte limit")
