@@ -175,12 +175,19 @@ def _shakespeare(base: BenchSettings) -> BenchSettings:
     lm = {Mode.TINY: (4, 2, 3), Mode.QUICK: (4, 8, 20), Mode.FULL: (10, 30, 50)}[base.mode]
     trainers, rounds, steps = lm
     training = LocalTraining(local_steps=steps, batch_size=32, lr=0.5)
+    robustness = replace(base.robustness, rounds=max(2, rounds // 2), train=training,
+                         attacks=(Behaviour.SIGN_FLIP, Behaviour.COPYCAT))
+    fairness = replace(base.fairness, rounds=max(2, rounds // 2), train=training, seeds=(0,))
+    if base.mode is Mode.QUICK:  # as MNIST-1D's quick runs: 30 % of 10 trainers, unprotected FedAvg vs flchain;
+        # one trainer per quality group, so the 32 coalitions of the exact Shapley values train 80 trainers in all
+        robustness = replace(robustness, fractions=(0.3,), rules=(RuleConfig.FEDAVG_PLAIN, RuleConfig.CENTERED_CLIP),
+                             attacks=(Behaviour.SIGN_FLIP, Behaviour.ALIE, Behaviour.FREE_RIDER_ZERO,
+                                      Behaviour.COPYCAT))
+        fairness = replace(fairness, trainers_per_group=1)
     return replace(
         base,
         accuracy=replace(base.accuracy, n_trainers=trainers, rounds=rounds, train=training, seeds=(0,)),
-        robustness=replace(base.robustness, rounds=max(2, rounds // 2), train=training,
-                           attacks=(Behaviour.SIGN_FLIP, Behaviour.COPYCAT)),
-        fairness=replace(base.fairness, rounds=max(2, rounds // 2), train=training, seeds=(0,)),
+        robustness=robustness, fairness=fairness,
     )
 
 

@@ -3,12 +3,14 @@
 Each point is one round of `bench.simulation` (digits, an MLP of ~`--params` parameters, 32 samples and one local
 SGD step per trainer): the trainers train and encode in batched Ray tasks, the driver decodes every update and runs
 `aggregator.pipeline.run_round`. A point whose round matrix (trainers x params) exceeds `--max-round-elements`
-runs the trainer side only (Ray tasks + strict decode, no pipeline): `run_round` holds several float64 copies of
-that matrix, more memory than a shared machine should give (see the notes written with the figures). The in-process
+runs the trainer side only (Ray tasks + strict decode, no pipeline), plus a full round at `--small-params`: the
+default bound admits 10,000 x 100k (17.4 GB driver peak RSS; the same-work grouping's float64 directions are the
+largest part). The in-process
 trainers (`LocalTrainers`, no Ray) are timed at the smaller counts for comparison. A warm-up round starts Ray's
-workers first. Saves JSON, Markdown and PNG under docs/benchmarks/ (simulate.*), with the machine's load.
+workers first. Saves JSON, Markdown and PNG under docs/benchmarks/ (`--stem`, default simulate.*), with the machine's load.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_simulate.py
+    PYTHONPATH=. .venv/bin/python scripts/bench_simulate.py --trainers 10000 --in-process-up-to 0 --stem simulate_10000
 """
 
 from __future__ import annotations
@@ -93,17 +95,19 @@ def _markdown(rows: list[Row], meta: dict[str, object], args: argparse.Namespace
             f" | {cell(r, 'pipeline_s', '.2f')} | {cell(r, 'round_s', '.2f')} | {cell(r, 'per_trainer_ms', '.2f')}"
             f" | {cell(r, 'trainer_side_per_trainer_ms', '.2f')} | {cell(r, 'peak_rss_mib', '.0f')} |"
         )
-    lines += ["", f"Rows whose trainers x params exceed {args.max_round_elements:.3g} ran the trainer side only, and "
-              f"the full round at {args.small_params:,} parameters: `run_round` keeps the decoded updates (4 bytes "
-              "per parameter) plus float64 copies of the round matrix during filtering, scoring and centered "
-              "clipping (measured with tracemalloc at 1,000 x 100k: a 2.4 GB peak on top of the 0.4 GB of updates), "
-              "and the filters' trainers x trainers matrices; by linear scaling 10,000 x 100k would need ~28 GB, "
-              "more than this shared 24 GiB machine has.",
+    lines.append("")
+    if any(r["engine"] == "ray" and r["scope"] == "trainer side" for r in rows):
+        lines += [f"Rows whose trainers x params exceed {args.max_round_elements:.3g} ran the trainer side only, and "
+                  f"the full round at {args.small_params:,} parameters.", ""]
+    lines += ["Memory: `run_round` holds the decoded updates (4 bytes per parameter), a float32 stack of the accepted "
+              "ones for scoring and aggregation, and the same-work grouping's float64 directions (8 bytes per "
+              "parameter); the filters keep no trainers x trainers matrix. The driver's peak RSS column is what "
+              "that cost here.",
               "", f"Measured on a shared 2-core machine under other work (load average at the end {load}): "
               "absolute seconds are inflated and noisy; compare rows of this run rather than runs. CPU s in tasks "
               "is the tasks' own CPU time: the gap to 2 x the trainer side's wall time is time the tasks waited "
               "for a CPU (other jobs' load) plus Ray's scheduling and transfer.",
-              "", "![simulate.png](simulate.png)", ""]
+              "", f"![{args.stem}.png]({args.stem}.png)", ""]
     return "\n".join(lines)
 
 
@@ -145,17 +149,19 @@ def main() -> None:
     parser.add_argument("--params", type=int, default=100_000)
     parser.add_argument("--small-params", type=int, default=10_000,
                         help="model size of the full rounds above --max-round-elements")
-    parser.add_argument("--max-round-elements", type=float, default=1.5e8)
+    parser.add_argument("--max-round-elements", type=float, default=1.5e9,
+                        help="largest trainers x params run as a full round (10,000 x 100k: 17.4 GB peak RSS)")
     parser.add_argument("--in-process-up-to", type=int, default=1000)
     parser.add_argument("--num-cpus", type=int, default=2)
     parser.add_argument("--object-store-mib", type=int, default=1024)
     parser.add_argument("--out-dir", type=Path, default=Path("docs/benchmarks"))
+    parser.add_argument("--stem", default="simulate", help="file name stem of the JSON, Markdown and PNG")
     parser.add_argument("--render-only", action="store_true", help="rewrite the .md and .png from the saved .json")
     args = parser.parse_args()
     if args.render_only:
-        doc = json.loads((args.out_dir / "simulate.json").read_text())
-        (args.out_dir / "simulate.md").write_text(_markdown(doc["rows"], doc["machine"], args))
-        _plot(doc["rows"], args.out_dir / "simulate.png")
+        doc = json.loads((args.out_dir / f"{args.stem}.json").read_text())
+        (args.out_dir / f"{args.stem}.md").write_text(_markdown(doc["rows"], doc["machine"], args))
+        _plot(doc["rows"], args.out_dir / f"{args.stem}.png")
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
@@ -181,9 +187,9 @@ def main() -> None:
     doc = {"experiment": "simulate", "wall_time_s": round(time.perf_counter() - start, 1), "machine": meta,
            "settings": settings, "defaults": asdict(SimulationSettings()), "rows": rows}
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "simulate.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
-    (args.out_dir / "simulate.md").write_text(_markdown(rows, meta, args))
-    _plot(rows, args.out_dir / "simulate.png")
+    (args.out_dir / f"{args.stem}.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    (args.out_dir / f"{args.stem}.md").write_text(_markdown(rows, meta, args))
+    _plot(rows, args.out_dir / f"{args.stem}.png")
 
 
 if __name__ == "__main__":
