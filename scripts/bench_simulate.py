@@ -5,9 +5,9 @@ SGD step per trainer): the trainers train and encode in batched Ray tasks, the d
 `aggregator.pipeline.run_round`. A point whose round matrix (trainers x params) exceeds `--max-round-elements`
 runs the trainer side only (Ray tasks + strict decode, no pipeline), plus a full round at `--small-params`: the
 default bound admits 10,000 x 100k (17.4 GB driver peak RSS; the same-work grouping's float64 directions are the
-largest part). The in-process
-trainers (`LocalTrainers`, no Ray) are timed at the smaller counts for comparison. A warm-up round starts Ray's
-workers first. Saves JSON, Markdown and PNG under docs/benchmarks/ (`--stem`, default simulate.*), with the machine's load.
+largest part). The in-process trainers (`LocalTrainers`, no Ray) are timed at the smaller counts for comparison.
+A warm-up round starts Ray's workers first. Saves JSON, Markdown and PNG under docs/benchmarks/ (`--stem`, default
+simulate.*), with the machine's load.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_simulate.py
     PYTHONPATH=. .venv/bin/python scripts/bench_simulate.py --trainers 10000 --in-process-up-to 0 --stem simulate_10000

@@ -201,6 +201,9 @@ class Evaluator:
         self.layout = ParamLayout.of(module_to_params(self._model))
         self._x = torch.tensor(dataset.x, device=self.device)
         self._y = torch.tensor(dataset.y, device=self.device)
+        self._on_cpu = torch.device(self.device).type == "cpu"
+        self._views: tuple[npt.NDArray[np.floating], dict[str, torch.Tensor]] | None = None
+        """The last vector evaluated in place and torch's views of it (kept alive, so its identity is its buffer)."""
 
     def _tensors(self, params: ParamsLike) -> dict[str, torch.Tensor]:
         check_layout(self.layout, params)
@@ -230,13 +233,19 @@ class Evaluator:
         flat = np.asarray(vector)
         if flat.ndim != 1 or flat.shape[0] != self.layout.total_size or not np.issubdtype(flat.dtype, np.floating):
             raise ParamsError(f"expected a 1-D float vector of {self.layout.total_size} elements, got {flat.shape}")
-        whole = torch.from_numpy(_writable_f32(flat)).to(self.device)
-        return {
+        array = _writable_f32(flat)
+        shared = array is flat and self._on_cpu  # torch's tensors are views of `flat` itself
+        if shared and self._views is not None and self._views[0] is flat:
+            return self._views[1]  # the same buffer again (the scoring loop's): its views still read it
+        whole = torch.from_numpy(array).to(self.device)
+        views = {
             name: whole[start : start + size].view(shape)
             for name, shape, start, size in zip(
                 self.layout.names, self.layout.shapes, self.layout.offsets, self.layout.sizes, strict=True
             )
         }
+        self._views = (flat, views) if shared else None
+        return views
 
     def evaluate_vector(self, vector: npt.ArrayLike) -> EvalResult:
         """Evaluate a flat parameter vector laid out as `self.layout` (tensors are views of it, not copies, when

@@ -144,6 +144,21 @@ def test_evaluator_reuses_one_module_and_agrees_with_evaluate(digits: Split, spe
     assert results[1].num_samples == 360
 
 
+def test_a_buffer_evaluated_again_is_read_as_it_is_now(digits: Split, spec: ModelSpec, initial: Params) -> None:
+    """The scoring loop rewrites one float32 buffer between passes: the evaluator's cached views of it must see the
+    new contents, and a different array must not be mistaken for it."""
+    trained = _train(initial, spec, digits.train, seed=0).params
+    evaluator = Evaluator(spec, digits.test)
+    first, second = flatten(initial)[0].astype(np.float32), flatten(trained)[0].astype(np.float32)
+    buffer = first.copy()
+
+    assert evaluator.loss_vector(buffer) == evaluator.loss_vector(first.copy())
+    np.copyto(buffer, second)
+    assert evaluator.loss_vector(buffer) == pytest.approx(evaluate(trained, spec, digits.test).loss, rel=1e-5)
+    assert evaluator.loss_vector(buffer) != evaluator.loss_vector(first)
+    assert evaluator.evaluate_vector(first) == Evaluator(spec, digits.test).evaluate_vector(first)
+
+
 def test_evaluate_accepts_read_only_params(digits: Split, spec: ModelSpec, initial: Params) -> None:
     frozen = {k: v.copy() for k, v in initial.items()}
     for v in frozen.values():

@@ -131,13 +131,15 @@ def test_shapes_must_line_up() -> None:
         compute_loss_scores(BASE, np.ones((2, 3)), quadratic_loss)
 
 
+@pytest.mark.parametrize("size", [1001, 3 * (1 << 15) + 5])  # one block; several blocks and a partial one
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_reused_buffer_probes_exactly_the_vectors_of_a_fresh_array_per_update(dtype: type) -> None:
-    """The old probe, `out = empty(); multiply(delta, step, out); subtract(base32, out, out)` per update, gave these
-    bytes; the reused buffer must give the same bytes to `loss_fn` for every update, whatever the previous one."""
+def test_the_reused_buffer_probes_exactly_the_vectors_of_a_fresh_array_per_update(dtype: type, size: int) -> None:
+    """The old probe, `out = empty(); multiply(delta, step, out); subtract(base32, out, out)` over the whole vector
+    per update, gave these bytes; the reused buffer, stepped block by block, must give the same bytes to `loss_fn`
+    for every update, whatever the previous one."""
     rng = np.random.default_rng(7)
-    base = rng.normal(size=1001)
-    deltas = (rng.normal(size=(5, 1001)) * np.array([[1e-3], [1.0], [1e3], [0.0], [1e-30]])).astype(dtype)
+    base = rng.normal(size=size)
+    deltas = (rng.normal(size=(5, size)) * np.array([[1e-3], [1.0], [1e3], [0.0], [1e-30]])).astype(dtype)
     base32, step = base.astype(np.float32), 0.7 / 3
     seen: list[bytes] = []
 
