@@ -15,6 +15,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +24,7 @@ import typer
 
 from bench import accuracy, fairness, gas, overhead, robustness, sybil
 from bench.report import ExperimentReport, write_index, write_report
-from bench.settings import BenchSettings, DataSettings, Mode, settings_for
+from bench.settings import BenchSettings, DataSettings, Mode, RuleConfig, settings_for
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +63,15 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r"The log with transaction hash", category=UserWarning)
 
 
-def run_experiments(names: tuple[str, ...], mode: Mode, out: Path, data: DataSettings | None = None) -> list[Path]:
-    """Run `names` in order with `mode`'s settings; write each one's files and the index. Returns the JSON paths."""
+def run_experiments(names: tuple[str, ...], mode: Mode, out: Path, data: DataSettings | None = None,
+                    fractions: tuple[float, ...] = (), rules: tuple[RuleConfig, ...] = ()) -> list[Path]:
+    """Run `names` in order with `mode`'s settings (the robustness experiment's attacker fractions and rules
+    replaced by `fractions` and `rules` when given); write each one's files and the index. Returns the JSON paths."""
     _quiet_libraries()
     settings = settings_for(mode, data)
+    robust = settings.robustness
+    settings = replace(settings, robustness=replace(robust, fractions=fractions or robust.fractions,
+                                                    rules=rules or robust.rules))
     written = []
     threads = torch.get_num_threads()
     for name in names:
@@ -104,6 +110,28 @@ def _data(mnist_images: Path | None, mnist_labels: Path | None, workload: str = 
     return DataSettings(mnist_images=str(mnist_images), mnist_labels=str(mnist_labels))
 
 
+def _fractions(text: str | None) -> tuple[float, ...]:
+    if text is None:
+        return ()
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError as e:
+        raise typer.BadParameter(f"--fractions takes comma-separated numbers, got {text!r}") from e
+    if not all(0 < v < 0.5 for v in values):
+        raise typer.BadParameter(f"attacker fractions must be in (0, 0.5), got {text!r}")
+    return values
+
+
+def _rules(text: str | None) -> tuple[RuleConfig, ...]:
+    if text is None:
+        return ()
+    known = {r.value: r for r in RuleConfig}
+    unknown = [part for part in text.split(",") if part not in known]
+    if unknown:
+        raise typer.BadParameter(f"unknown rule(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return tuple(known[part] for part in text.split(","))
+
+
 def _command(names: tuple[str, ...]) -> Callable[..., None]:
     def command(
         full: Annotated[bool, typer.Option("--full/--quick", help="Full (longer) or quick (default).")] = False,
@@ -112,8 +140,13 @@ def _command(names: tuple[str, ...]) -> Callable[..., None]:
         mnist_images: Annotated[Path | None, typer.Option(help="MNIST images IDX file (learning runs).")] = None,
         mnist_labels: Annotated[Path | None, typer.Option(help="MNIST labels IDX file (learning runs).")] = None,
         workload: Annotated[str, typer.Option(help="digits | mnist1d | shakespeare (learning runs).")] = "digits",
+        fractions: Annotated[str | None, typer.Option(
+            help="Robustness: attacker fractions, comma-separated (e.g. 0.1,0.2); default: the mode's.")] = None,
+        rules: Annotated[str | None, typer.Option(
+            help="Robustness: rules, comma-separated (e.g. centered_clip,fedavg-plain); default: the mode's.")] = None,
     ) -> None:
-        run_experiments(names, _mode(full, tiny), out, _data(mnist_images, mnist_labels, workload))
+        run_experiments(names, _mode(full, tiny), out, _data(mnist_images, mnist_labels, workload),
+                        _fractions(fractions), _rules(rules))
 
     return command
 

@@ -1,0 +1,47 @@
+"""`flchain bench robustness --fractions/--rules`: narrowed settings, and a clear refusal of bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from bench import cli
+from bench.cli import bench_app
+from bench.report import ExperimentReport
+from bench.settings import BenchSettings, Mode, RuleConfig
+
+
+def test_fractions_and_rules_replace_the_modes_robustness_settings(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    seen: list[BenchSettings] = []
+
+    def fake_run(name: str, settings: BenchSettings, out: Path) -> ExperimentReport:
+        seen.append(settings)
+        raise RuntimeError("stop after the settings")
+
+    monkeypatch.setattr(cli, "run_one", fake_run)
+    result = CliRunner().invoke(bench_app, ["robustness", "--tiny", "--fractions", "0.1,0.2",
+                                            "--rules", "centered_clip", "--out", str(tmp_path)])
+
+    assert isinstance(result.exception, RuntimeError)
+    assert seen[0].mode is Mode.TINY
+    assert seen[0].robustness.fractions == (0.1, 0.2)
+    assert seen[0].robustness.rules == (RuleConfig.CENTERED_CLIP,)
+
+
+def test_without_the_options_the_modes_settings_stay() -> None:
+    assert cli._fractions(None) == () and cli._rules(None) == ()
+
+
+@pytest.mark.parametrize("text", ["0.1,x", "0.6", "0", "-0.1"])
+def test_bad_fractions_are_refused(text: str) -> None:
+    with pytest.raises(typer.BadParameter, match="fraction"):
+        cli._fractions(text)
+
+
+def test_an_unknown_rule_is_named_with_the_known_ones() -> None:
+    with pytest.raises(typer.BadParameter, match=r"unknown rule.*bulyan.*known: fedavg-plain"):
+        cli._rules("centered_clip,bulyan")
