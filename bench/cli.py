@@ -17,12 +17,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import torch
 import typer
 
 from bench import accuracy, fairness, gas, overhead, robustness, sybil
+from bench.behaviours import ATTACKS, Behaviour
 from bench.report import ExperimentReport, write_index, write_report
 from bench.settings import BenchSettings, DataSettings, Mode, RuleConfig, settings_for
 
@@ -64,14 +65,16 @@ def _quiet_libraries() -> None:
 
 
 def run_experiments(names: tuple[str, ...], mode: Mode, out: Path, data: DataSettings | None = None,
-                    fractions: tuple[float, ...] = (), rules: tuple[RuleConfig, ...] = ()) -> list[Path]:
-    """Run `names` in order with `mode`'s settings (the robustness experiment's attacker fractions and rules
-    replaced by `fractions` and `rules` when given); write each one's files and the index. Returns the JSON paths."""
+                    fractions: tuple[float, ...] = (), rules: tuple[RuleConfig, ...] = (),
+                    attacks: tuple[Behaviour, ...] = ()) -> list[Path]:
+    """Run `names` in order with `mode`'s settings (the robustness experiment's attacker fractions, rules and
+    attacks replaced by `fractions`, `rules` and `attacks` when given); write each one's files and the index.
+    Returns the JSON paths."""
     _quiet_libraries()
     settings = settings_for(mode, data)
     robust = settings.robustness
     settings = replace(settings, robustness=replace(robust, fractions=fractions or robust.fractions,
-                                                    rules=rules or robust.rules))
+                                                    rules=rules or robust.rules, attacks=attacks or robust.attacks))
     written = []
     threads = torch.get_num_threads()
     for name in names:
@@ -110,6 +113,9 @@ def _data(mnist_images: Path | None, mnist_labels: Path | None, workload: str = 
     return DataSettings(mnist_images=str(mnist_images), mnist_labels=str(mnist_labels))
 
 
+_Named = TypeVar("_Named", RuleConfig, Behaviour)
+
+
 def _fractions(text: str | None) -> tuple[float, ...]:
     if text is None:
         return ()
@@ -122,14 +128,23 @@ def _fractions(text: str | None) -> tuple[float, ...]:
     return values
 
 
-def _rules(text: str | None) -> tuple[RuleConfig, ...]:
+def _named(text: str | None, what: str, known: dict[str, _Named]) -> tuple[_Named, ...]:
     if text is None:
         return ()
-    known = {r.value: r for r in RuleConfig}
+    if text == "all":
+        return tuple(known.values())
     unknown = [part for part in text.split(",") if part not in known]
     if unknown:
-        raise typer.BadParameter(f"unknown rule(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        raise typer.BadParameter(f"unknown {what}(s) {', '.join(unknown)}; known: {', '.join(known)}")
     return tuple(known[part] for part in text.split(","))
+
+
+def _rules(text: str | None) -> tuple[RuleConfig, ...]:
+    return _named(text, "rule", {r.value: r for r in RuleConfig})
+
+
+def _attacks(text: str | None) -> tuple[Behaviour, ...]:
+    return _named(text, "attack", {a.value: a for a in ATTACKS})
 
 
 def _command(names: tuple[str, ...]) -> Callable[..., None]:
@@ -143,10 +158,13 @@ def _command(names: tuple[str, ...]) -> Callable[..., None]:
         fractions: Annotated[str | None, typer.Option(
             help="Robustness: attacker fractions, comma-separated (e.g. 0.1,0.2); default: the mode's.")] = None,
         rules: Annotated[str | None, typer.Option(
-            help="Robustness: rules, comma-separated (e.g. centered_clip,fedavg-plain); default: the mode's.")] = None,
+            help="Robustness: rules, comma-separated (e.g. centered_clip,fedavg-plain) or all; default: the mode's.")
+        ] = None,
+        attacks: Annotated[str | None, typer.Option(
+            help="Robustness: attacks, comma-separated (e.g. alie,score_gaming) or all; default: the mode's.")] = None,
     ) -> None:
         run_experiments(names, _mode(full, tiny), out, _data(mnist_images, mnist_labels, workload),
-                        _fractions(fractions), _rules(rules))
+                        _fractions(fractions), _rules(rules), _attacks(attacks))
 
     return command
 

@@ -1,4 +1,4 @@
-"""`flchain bench robustness --fractions/--rules`: narrowed settings, and a clear refusal of bad values."""
+"""`flchain bench robustness --fractions/--rules/--attacks`: narrowed settings, and a clear refusal of bad values."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from bench import cli
+from bench.behaviours import ATTACKS, Behaviour
 from bench.cli import bench_app
 from bench.report import ExperimentReport
 from bench.settings import BenchSettings, Mode, RuleConfig
@@ -23,17 +24,19 @@ def test_fractions_and_rules_replace_the_modes_robustness_settings(monkeypatch: 
         raise RuntimeError("stop after the settings")
 
     monkeypatch.setattr(cli, "run_one", fake_run)
-    result = CliRunner().invoke(bench_app, ["robustness", "--tiny", "--fractions", "0.1,0.2",
-                                            "--rules", "centered_clip", "--out", str(tmp_path)])
+    result = CliRunner().invoke(bench_app, ["robustness", "--tiny", "--fractions", "0.1,0.2", "--rules",
+                                            "centered_clip", "--attacks", "alie,mimic", "--out", str(tmp_path)])
 
     assert isinstance(result.exception, RuntimeError)
     assert seen[0].mode is Mode.TINY
     assert seen[0].robustness.fractions == (0.1, 0.2)
     assert seen[0].robustness.rules == (RuleConfig.CENTERED_CLIP,)
+    assert seen[0].robustness.attacks == (Behaviour.ALIE, Behaviour.MIMIC)
 
 
-def test_without_the_options_the_modes_settings_stay() -> None:
-    assert cli._fractions(None) == () and cli._rules(None) == ()
+def test_without_the_options_the_modes_settings_stay_and_all_names_every_one() -> None:
+    assert cli._fractions(None) == () and cli._rules(None) == () and cli._attacks(None) == ()
+    assert cli._attacks("all") == ATTACKS and cli._rules("all") == tuple(RuleConfig)
 
 
 @pytest.mark.parametrize("text", ["0.1,x", "0.6", "0", "-0.1"])
@@ -42,6 +45,8 @@ def test_bad_fractions_are_refused(text: str) -> None:
         cli._fractions(text)
 
 
-def test_an_unknown_rule_is_named_with_the_known_ones() -> None:
+def test_an_unknown_rule_or_attack_is_named_with_the_known_ones() -> None:
     with pytest.raises(typer.BadParameter, match=r"unknown rule.*bulyan.*known: fedavg-plain"):
         cli._rules("centered_clip,bulyan")
+    with pytest.raises(typer.BadParameter, match=r"unknown attack.*honest.*known: sign_flip"):
+        cli._attacks("alie,honest")  # honest is a behaviour, not an attack
