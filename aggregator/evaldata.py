@@ -46,7 +46,7 @@ from flchain.codec.header import CodecLimits
 from flchain.ml import shakespeare
 from flchain.ml.data import Dataset, digits_split, load_arrays
 from flchain.ml.errors import DataError
-from flchain.ml.mnist1d_data import mnist1d_heldout
+from flchain.ml.mnist1d_data import mnist1d_heldout, mnist1d_signals
 from flchain.ml.sampling import is_character_model, sample_line
 from flchain.ml.specs import ModelSpec
 from flchain.ml.train import Evaluator
@@ -98,15 +98,9 @@ def generator_seed(secret: bytes) -> int:
 def mnist1d_secret_heldout(secret: bytes) -> Dataset:
     """1,000 MNIST-1D signals (the generator's test part) made with `generator_seed(secret)`, not the public 42."""
     try:
-        from mnist1d.data import get_dataset_args, make_dataset
-    except ImportError as e:
-        raise EvalDataError("MNIST-1D needs the mnist1d package") from e
-    args = get_dataset_args()
-    args.seed = generator_seed(secret)
-    data = make_dataset(args)
-    x = np.asarray(data["x_test"], dtype=np.float32)[:, None, :]
-    y = np.asarray(data["y_test"], dtype=np.int64)
-    return Dataset(x, y, "mnist1d-secret-heldout", (1, x.shape[-1]), 10)
+        return mnist1d_signals(generator_seed(secret), 1000, "mnist1d-secret-heldout")
+    except DataError as e:
+        raise EvalDataError(str(e)) from e
 
 
 def digits_heldout() -> Dataset:

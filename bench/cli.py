@@ -99,15 +99,18 @@ def _mode(full: bool, tiny: bool) -> Mode:
     return Mode.TINY if tiny else Mode.FULL if full else Mode.QUICK
 
 
-def _data(mnist_images: Path | None, mnist_labels: Path | None, workload: str = "digits") -> DataSettings | None:
+def _data(mnist_images: Path | None, mnist_labels: Path | None, workload: str = "digits",
+          fresh_eval: bool = False) -> DataSettings | None:
     if (mnist_images is None) != (mnist_labels is None):
         raise typer.BadParameter("give both --mnist-images and --mnist-labels, or neither")
     if workload not in WORKLOADS:
         raise typer.BadParameter(f"--workload must be one of {', '.join(WORKLOADS)}")
+    if fresh_eval and workload != "mnist1d":
+        raise typer.BadParameter("--fresh-eval goes with --workload mnist1d only (it generates the batches)")
     if workload != "digits":
         if mnist_images is not None:
             raise typer.BadParameter("--mnist-images goes with --workload digits only")
-        return DataSettings(workload=workload)
+        return DataSettings(workload=workload, fresh_eval=fresh_eval)
     if mnist_images is None or mnist_labels is None:
         return None
     return DataSettings(mnist_images=str(mnist_images), mnist_labels=str(mnist_labels))
@@ -162,8 +165,11 @@ def _command(names: tuple[str, ...]) -> Callable[..., None]:
         ] = None,
         attacks: Annotated[str | None, typer.Option(
             help="Robustness: attacks, comma-separated (e.g. alie,score_gaming) or all; default: the mode's.")] = None,
+        fresh_eval: Annotated[bool, typer.Option(
+            "--fresh-eval", help="MNIST-1D: judge every round on newly generated signals, never on a revealed one.")
+        ] = False,
     ) -> None:
-        run_experiments(names, _mode(full, tiny), out, _data(mnist_images, mnist_labels, workload),
+        run_experiments(names, _mode(full, tiny), out, _data(mnist_images, mnist_labels, workload, fresh_eval),
                         _fractions(fractions), _rules(rules), _attacks(attacks))
 
     return command

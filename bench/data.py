@@ -1,5 +1,10 @@
 """The benchmark's data: one dataset split into training data (partitioned across trainers), the aggregator's
-evaluation batch and a test set that only the benchmark reads, plus the model spec trained on it."""
+evaluation batch and a test set that only the benchmark reads, plus the model spec trained on it.
+
+By default every round is judged on the same evaluation batch. With `DataSettings.fresh_eval` (MNIST-1D only)
+round `r` is judged on as many signals generated for it alone (`mnist1d_signals` with seed `FRESH_EVAL_SEED + r`):
+no sample judges two rounds, so a revealed batch says nothing about the next one. That separates what a
+score-gaming trainer gains by fitting the test from what it gains by training on the revealed (clean) samples."""
 
 from __future__ import annotations
 
@@ -11,8 +16,11 @@ import numpy.typing as npt
 from bench.settings import DataSettings
 from flchain.ml import shakespeare
 from flchain.ml.data import Dataset, load_digits, load_mnist_idx, train_val_test_split
-from flchain.ml.mnist1d_data import mnist1d_split
+from flchain.ml.mnist1d_data import mnist1d_signals, mnist1d_split
 from flchain.ml.specs import ModelSpec, spec_from_name
+
+FRESH_EVAL_SEED = 100_000
+"""Generator seeds of the fresh evaluation batches: far from the published 42 that made the trainers' data."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,6 +35,13 @@ class BenchData:
     dataset_name: str
     splits: tuple[str, ...] = ("iid", "dirichlet")
     role_sizes: tuple[int, ...] = ()  # Shakespeare: samples of each trainer role, in `train` order
+    fresh_eval: bool = False  # MNIST-1D: a newly generated evaluation batch every round (module docstring)
+
+    def eval_for_round(self, round_id: int) -> Dataset:
+        """The evaluation batch of round `round_id` (`eval` itself unless `fresh_eval`)."""
+        if not self.fresh_eval:
+            return self.eval
+        return mnist1d_signals(FRESH_EVAL_SEED + round_id, len(self.eval), f"mnist1d-fresh-eval-r{round_id}")
 
     def describe(self) -> dict[str, object]:
         return {
@@ -35,6 +50,7 @@ class BenchData:
             "train_samples": len(self.train),
             "eval_samples": len(self.eval),
             "test_samples": len(self.test),
+            "eval_batches": "fresh every round" if self.fresh_eval else "the same every round",
         }
 
 
@@ -48,7 +64,8 @@ def by_role(data: BenchData, n_trainers: int) -> list[npt.NDArray[np.int64]]:
 def _mnist1d(settings: DataSettings) -> BenchData:
     split = mnist1d_split()
     model = "cnn1d-mnist1d" if settings.model == "mlp-digits" else settings.model
-    return BenchData(spec_from_name(model), split.train, split.val, split.test, "mnist1d")
+    return BenchData(spec_from_name(model), split.train, split.val, split.test, "mnist1d",
+                     fresh_eval=settings.fresh_eval)
 
 
 def _shakespeare(settings: DataSettings) -> BenchData:
@@ -68,6 +85,8 @@ def _shakespeare(settings: DataSettings) -> BenchData:
 
 def load_bench_data(settings: DataSettings) -> BenchData:
     """Digits (bundled with scikit-learn), MNIST from the given IDX files, MNIST-1D or Shakespeare."""
+    if settings.fresh_eval and settings.workload != "mnist1d":
+        raise ValueError("fresh evaluation batches need a generator: --fresh-eval goes with --workload mnist1d")
     if settings.workload == "mnist1d":
         return _mnist1d(settings)
     if settings.workload == "shakespeare":

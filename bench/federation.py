@@ -264,11 +264,14 @@ def run_federation(
             budget_wei=config.budget_wei, history=history, ratings=ratings, state=state,
             stake_per_sample=config.stake_per_sample,
         )
+        batch = data.eval_for_round(round_id)
+        if batch is not data.eval:
+            loss_fn = loss_function(Evaluator(spec, batch))
         outcome = run_round(inputs, loss_fn, config.pipeline)
         t3 = time.perf_counter()
         records.append(_record(round_id, outcome, tester))
         if isinstance(uploads, LocalTrainers):
-            uploads.memory.revealed.append(data.eval)  # the round's evaluation batch is public once it is final
+            uploads.memory.revealed.append(batch)  # the round's evaluation batch is public once it is final
         clock["training"] += made.training_s
         clock["codec"] += made.codec_s
         clock["pipeline"] += t3 - t2

@@ -153,7 +153,9 @@ def _markdown(settings: RobustnessSettings, data: BenchData, matrices: Matrices,
         f"{settings.train.batch_size}, lr {settings.train.lr}); seeds {list(settings.seeds)}. Every rule runs in "
         "flchain's pipeline (filters + LossScore gating + rule + outer step); `fedavg-plain` is FedAvg with "
         "filters and gating off. `centered_clip` is flchain's default. Attack parameters: "
-        f"`{dataclasses.asdict(settings.attack_params)}` (see bench/behaviours.py).",
+        f"`{dataclasses.asdict(settings.attack_params)}` (see bench/behaviours.py). Evaluation batch: "
+        + (f"{len(data.eval)} signals generated for each round alone (`--fresh-eval`: none judges two rounds)."
+           if data.fresh_eval else f"the same {len(data.eval)} samples every round, revealed after round 1."),
         "",
         "Clean final test accuracy (no attackers): "
         + ", ".join(f"{r} {a:.3f}" for r, a in zip(rules, clean, strict=True)) + ".",

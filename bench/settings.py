@@ -51,6 +51,7 @@ class DataSettings:
     workload: str = "digits"  # digits | mnist1d | shakespeare (bench.data)
     text_stride: int = 16  # Shakespeare: characters between the starts of training windows
     heldout_stride: int = 64  # Shakespeare: the same for the held-out roles (evaluation batch and test set)
+    fresh_eval: bool = False  # MNIST-1D: every round judged on signals generated for it (bench.data)
 
     @property
     def dataset(self) -> str:

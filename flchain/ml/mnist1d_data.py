@@ -42,6 +42,23 @@ def mnist1d_split() -> Split:
     return Split(train, halves.val, halves.test)
 
 
+def mnist1d_signals(seed: int, count: int, name: str) -> Dataset:
+    """`count` test signals of the generator run with `seed` instead of the published 42 (the other arguments
+    as published; `count` 1,000 is the generator's default test part), shaped `(count, 1, 40)`."""
+    if count < 1:
+        raise DataError(f"count must be >= 1, got {count}")
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as e:
+        raise DataError("MNIST-1D needs the mnist1d package (pip install mnist1d==0.0.2.post1)") from e
+    args = get_dataset_args()
+    args.seed, args.num_samples = seed, 5 * count  # the generator keeps a fifth (1 - train_split) as its test part
+    data = make_dataset(args)
+    x = np.asarray(data["x_test"], dtype=np.float32)[:count, None, :]
+    y = np.asarray(data["y_test"], dtype=np.int64)[:count]
+    return Dataset(x, y, name, (1, MNIST1D_LENGTH), MNIST1D_CLASSES)
+
+
 def mnist1d_heldout() -> Dataset:
     """The sponsor's part: val + test (the generator's 1,000 test signals)."""
     split = mnist1d_split()

@@ -50,3 +50,13 @@ def test_an_unknown_rule_or_attack_is_named_with_the_known_ones() -> None:
         cli._rules("centered_clip,bulyan")
     with pytest.raises(typer.BadParameter, match=r"unknown attack.*honest.*known: sign_flip"):
         cli._attacks("alie,honest")  # honest is a behaviour, not an attack
+
+
+def test_fresh_eval_reaches_the_data_settings_of_mnist1d_and_is_refused_for_another_workload() -> None:
+    data = cli._data(None, None, "mnist1d", fresh_eval=True)
+
+    assert data is not None and data.workload == "mnist1d" and data.fresh_eval
+    assert cli._data(None, None, "mnist1d") == cli._data(None, None, "mnist1d", fresh_eval=False)
+    for workload in ("digits", "shakespeare"):
+        with pytest.raises(typer.BadParameter, match="--fresh-eval goes with --workload mnist1d"):
+            cli._data(None, None, workload, fresh_eval=True)

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from aggregator.evaldata import ValidationSource, load_validation
+from bench.data import load_bench_data
+from bench.settings import DataSettings
 from flchain.ml import shakespeare
 from flchain.ml.errors import DataError
-from flchain.ml.mnist1d_data import mnist1d_heldout, mnist1d_split
+from flchain.ml.mnist1d_data import mnist1d_heldout, mnist1d_signals, mnist1d_split
 from flchain.ml.specs import spec_from_name
 from trainer.dataset import ShardChoice, load_local_dataset
 from trainer.settings import DataSource, TrainerSettings
@@ -102,3 +104,28 @@ def test_vocabulary_is_fixed_printable_ascii_with_one_unknown_id() -> None:
 def test_missing_texts_raise_an_error_naming_the_setup_command(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="shakespeare_fetch"):
         shakespeare.load_roles(tmp_path)
+
+
+def test_generated_signals_at_the_published_seed_are_the_published_test_part_and_another_seed_shares_none() -> None:
+    published = mnist1d_heldout()
+    at_42 = mnist1d_signals(42, 1000, "seed-42")
+    other = mnist1d_signals(100_001, 200, "fresh")
+
+    assert _rows(at_42.x) == _rows(published.x) and sorted(at_42.y.tolist()) == sorted(published.y.tolist())
+    assert len(other) == 200 and other.x.shape == (200, 1, 40) and other.x.dtype == np.float32
+    assert not _rows(other.x) & _rows(published.x) and not _rows(other.x) & _rows(mnist1d_split().train.x)
+    with pytest.raises(DataError, match="count"):
+        mnist1d_signals(1, 0, "empty")
+
+
+def test_fresh_bench_evaluation_batches_differ_every_round_and_are_stable_within_one() -> None:
+    fixed = load_bench_data(DataSettings(workload="mnist1d"))
+    fresh = load_bench_data(DataSettings(workload="mnist1d", fresh_eval=True))
+    first, again, second = fresh.eval_for_round(1), fresh.eval_for_round(1), fresh.eval_for_round(2)
+
+    assert fixed.eval_for_round(1) is fixed.eval and fixed.eval_for_round(7) is fixed.eval
+    assert len(first) == len(fresh.eval) and np.array_equal(first.x, again.x) and np.array_equal(first.y, again.y)
+    assert not _rows(first.x) & _rows(second.x)
+    assert not _rows(first.x) & (_rows(fresh.eval.x) | _rows(fresh.test.x) | _rows(fresh.train.x))
+    with pytest.raises(ValueError, match="--workload mnist1d"):
+        load_bench_data(DataSettings(fresh_eval=True))
