@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account.signers.local import LocalAccount
 
 from aggregator.compute import ModelRuntime
-from aggregator.evaldata import DEFAULT_TEXT_STRIDE, ValidationSource, load_validation, set_torch_threads
+from aggregator.evaldata import DEFAULT_TEXT_STRIDE, ValidationSource, eval_pool, load_validation, set_torch_threads
 from aggregator.modelspec import load_task_card, resolve_spec
 from aggregator.service import Aggregator, Deps, StepHook, no_step_hook
 from aggregator.settings import AggregatorSettings
@@ -91,7 +91,8 @@ def model_runtime(
         logger.warning("task %d is private and this node is not one of its %d readers", task_id, len(policy.readers))
     dp = card.dp if card is not None else None
     dataset = load_validation(validation, validation_path, spec, text_stride=text_stride)
-    return ModelRuntime(spec, dataset, read_policy=policy, dp=dp, device=device)
+    pool = eval_pool(validation, dataset, spec)
+    return ModelRuntime(spec, dataset, read_policy=policy, dp=dp, device=device, eval_pool=pool)
 
 
 def build_aggregator(settings: AggregatorSettings, *, after_step: StepHook = no_step_hook) -> Aggregator:

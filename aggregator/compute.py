@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from aggregator.carryover import CarryoverError, CarryState, PublishedState, decode_state, encode_state
 from aggregator.collect import Fetched, max_update_bytes
-from aggregator.evaldata import batch_loss_fn, decode_eval_batch, validation_metrics
+from aggregator.evaldata import EvalPool, batch_loss_fn, decode_eval_batch, fixed_pool, validation_metrics
 from aggregator.filters import RejectReason
 from aggregator.payouts import payout_values
 from aggregator.pipeline import LossFn, PipelineConfig, RoundInputs, RoundOutcome, Submission, TrainerOutcome, run_round
@@ -84,13 +84,15 @@ class DirectFetcher:
 
 
 class ModelRuntime:
-    """The task's model spec, its parameter layout and an evaluator on the whole validation set."""
+    """The task's model spec, its parameter layout, an evaluator on the whole validation set and the pool each
+    round's evaluation batch is drawn from (`eval_pool`: the validation set itself unless given)."""
 
     def __init__(
         self, spec: ModelSpec, validation: Dataset, batch_size: int = 4096, read_policy: ReadPolicy = CLEAR_TEXT,
-        dp: DpConfig | None = None, device: str = "cpu",
+        dp: DpConfig | None = None, device: str = "cpu", eval_pool: EvalPool | None = None,
     ) -> None:
         self.spec = spec
+        self.eval_pool: EvalPool = fixed_pool(validation) if eval_pool is None else eval_pool  # rounds' batches
         self.read_policy = read_policy
         self.dp = dp  # the task card's differential-privacy option (central: applied here; local: by trainers)
         self.validation = validation

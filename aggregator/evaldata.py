@@ -19,7 +19,14 @@ private file (`file`) or `mnist1d-secret`: 1,000 signals of the mnist1d generato
 secret the sponsor gives only to the aggregator and validators (hex, in the environment variable
 `FLCHAIN_VALIDATION_SECRET`, never in the task card): the same distribution as the trainers' data, but samples
 that are not in it and cannot be generated without the secret. Anyone verifying a round with it needs the secret.
-It is encoded as safetensors (`x` float32, `y` int64, one metadata key), and committed at `openRound`
+Even a secret pool is revealed bit by bit: every finalized round publishes its batch, later rounds draw from
+the same pool, and a trainer that trains on the revealed batches fits part of the test it is judged on next
+(measured on MNIST-1D in the bench: such a trainer is paid 1.35-1.40x an honest account when every round reuses
+the batch, 1.07-1.23x when no sample judges twice). `mnist1d-fresh` closes that: round `r`'s batch is
+`eval_batch_size` signals generated for that round alone, with a seed from `(secret, task, r)`
+(`fresh_round_seed`), so a revealed batch never judges again; the report's whole-set metrics still use the
+1,000 `mnist1d-secret` signals. The batch is then drawn from this round's pool exactly as from a fixed one.
+A round's batch is encoded as safetensors (`x` float32, `y` int64, one metadata key), and committed at `openRound`
 as keccak256 of its CID; it is put on IPFS only at finalization. The loss scores of the round are forward passes
 on this batch (`batch_loss_fn`); the report's validation metrics are forward passes on the whole validation set.
 """
@@ -68,12 +75,14 @@ class ValidationSource(StrEnum):
     FILE = "file"  # a .npz (arrays x, y) or .csv (label last) file
     MNIST1D = "mnist1d"  # MNIST-1D's generated test signals (public: the generator's default seed)
     MNIST1D_SECRET = "mnist1d-secret"  # MNIST-1D signals generated with a seed from FLCHAIN_VALIDATION_SECRET
+    MNIST1D_FRESH = "mnist1d-fresh"  # as mnist1d-secret, but every round's batch is new signals (module docstring)
     SHAKESPEARE = "shakespeare"  # windows of the held-out speaking roles
 
 
 DEFAULT_TEXT_STRIDE = 64
 VALIDATION_SECRET_ENV = "FLCHAIN_VALIDATION_SECRET"
 _GENERATOR_DOMAIN = b"flchain-validation-generator-seed/1"
+_FRESH_DOMAIN = b"flchain-fresh-eval-seed/1"
 MIN_SECRET_BYTES = 16
 
 
@@ -85,8 +94,8 @@ def validation_secret() -> bytes:
     except ValueError as e:
         raise EvalDataError(f"{VALIDATION_SECRET_ENV} must be hex") from e
     if len(secret) < MIN_SECRET_BYTES:
-        raise EvalDataError(f"validation 'mnist1d-secret' needs {VALIDATION_SECRET_ENV}: hex, >= {MIN_SECRET_BYTES} "
-                            "bytes")
+        raise EvalDataError(f"validation 'mnist1d-secret' and 'mnist1d-fresh' need {VALIDATION_SECRET_ENV}: hex, "
+                            f">= {MIN_SECRET_BYTES} bytes")
     return secret
 
 
@@ -97,10 +106,39 @@ def generator_seed(secret: bytes) -> int:
 
 def mnist1d_secret_heldout(secret: bytes) -> Dataset:
     """1,000 MNIST-1D signals (the generator's test part) made with `generator_seed(secret)`, not the public 42."""
+    return _signals(generator_seed(secret), 1000, "mnist1d-secret-heldout")
+
+
+def fresh_round_seed(secret: bytes, task_id: int, round_id: int) -> int:
+    """The generator seed of round `round_id`'s fresh signals: 4 bytes of HMAC-SHA256 under the secret."""
+    message = _FRESH_DOMAIN + task_id.to_bytes(32, "big") + round_id.to_bytes(32, "big")
+    return int.from_bytes(hmac.new(secret, message, hashlib.sha256).digest()[:4], "big")
+
+
+def _signals(seed: int, count: int, name: str) -> Dataset:
     try:
-        return mnist1d_signals(generator_seed(secret), 1000, "mnist1d-secret-heldout")
+        return mnist1d_signals(seed, count, name)
     except DataError as e:
         raise EvalDataError(str(e)) from e
+
+
+EvalPool = Callable[[int, int, int], Dataset]
+"""`(task_id, round_id, size) -> the samples round `round_id`'s evaluation batch of `size` is drawn from`."""
+
+
+def fixed_pool(validation: Dataset) -> EvalPool:
+    """Every round draws from the same validation data."""
+    return lambda task_id, round_id, size: validation
+
+
+def fresh_mnist1d_pool(secret: bytes, spec: ModelSpec) -> EvalPool:
+    """Round `r` draws from `size` signals generated for `(secret, task, r)` alone (`mnist1d-fresh`)."""
+
+    def pool(task_id: int, round_id: int, size: int) -> Dataset:
+        name = f"mnist1d-fresh-t{task_id}-r{round_id}"
+        return _fitted(_signals(fresh_round_seed(secret, task_id, round_id), size, name), spec)
+
+    return pool
 
 
 def digits_heldout() -> Dataset:
@@ -130,7 +168,7 @@ def load_validation(
         dataset = _heldout_roles(spec, text_stride)
     elif source is ValidationSource.MNIST1D:
         dataset = mnist1d_heldout()
-    elif source is ValidationSource.MNIST1D_SECRET:
+    elif source in (ValidationSource.MNIST1D_SECRET, ValidationSource.MNIST1D_FRESH):
         dataset = mnist1d_secret_heldout(validation_secret())
     elif source is ValidationSource.DIGITS:
         dataset = digits_heldout()
@@ -138,6 +176,11 @@ def load_validation(
         raise EvalDataError("validation source 'file' needs a path")
     else:
         dataset = load_arrays(path, num_classes=spec.num_classes)
+    return _fitted(dataset, spec)
+
+
+def _fitted(dataset: Dataset, spec: ModelSpec) -> Dataset:
+    """`dataset` shaped for `spec`'s input, checked to be usable by it."""
     if dataset.input_shape != spec.input_shape:
         try:
             dataset = dataset.reshaped(spec.input_shape)
@@ -146,6 +189,13 @@ def load_validation(
     if len(dataset) == 0 or dataset.num_classes > spec.num_classes:
         raise EvalDataError(f"validation data {dataset.name} is empty or has more classes than the model")
     return dataset
+
+
+def eval_pool(source: ValidationSource, validation: Dataset, spec: ModelSpec) -> EvalPool:
+    """Where each round's batch is drawn from: `validation` itself, or fresh signals for `mnist1d-fresh`."""
+    if source is ValidationSource.MNIST1D_FRESH:
+        return fresh_mnist1d_pool(validation_secret(), spec)
+    return fixed_pool(validation)
 
 
 def eval_salt(secret: bytes, task_id: int, round_id: int) -> bytes:
@@ -208,12 +258,13 @@ def eval_batch_salt(data: bytes) -> bytes:
         raise EvalDataError(f"no readable salt in the evaluation batch: {e!r}") from e
 
 
-def redraw_eval_batch(validation: Dataset, data: bytes, spec: ModelSpec, task_id: int, round_id: int) -> bytes:
-    """The evaluation batch drawn again from `validation` with the salt and size the revealed `data` carries:
+def redraw_eval_batch(pool: EvalPool, data: bytes, spec: ModelSpec, task_id: int, round_id: int) -> bytes:
+    """The evaluation batch drawn again from the round's pool with the salt and size the revealed `data` carries:
     equal to `data` exactly when the aggregator drew it as `draw_eval_batch` says (no hand-picked samples)."""
     size = len(decode_eval_batch(data, spec))
     salt = eval_batch_salt(data)
-    return encode_eval_batch(draw_eval_batch(validation, task_id, round_id, size, salt), task_id, round_id, salt)
+    batch = draw_eval_batch(pool(task_id, round_id, size), task_id, round_id, size, salt)
+    return encode_eval_batch(batch, task_id, round_id, salt)
 
 
 def batch_loss_fn(evaluator: Evaluator) -> Callable[[NDArray[np.float64]], float]:

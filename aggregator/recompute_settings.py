@@ -47,7 +47,9 @@ class RecomputeSettings(BaseSettings):
 
     # ---------------------------------------------------------------- validation data (never given to trainers)
     validation: ValidationSource = Field(
-        ValidationSource.DIGITS, description="digits | mnist1d | shakespeare (held-out parts) | file."
+        ValidationSource.DIGITS, description="digits | mnist1d | shakespeare (held-out parts) | file | "
+        "mnist1d-secret | mnist1d-fresh (signals from FLCHAIN_VALIDATION_SECRET; fresh: new ones for every "
+        "round's batch)."
     )
     text_stride: int = Field(DEFAULT_TEXT_STRIDE, ge=1, description="Shakespeare: characters between windows.")
     validation_path: Path | None = Field(None, description=".npz or .csv validation file (validation 'file').")

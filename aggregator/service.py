@@ -221,7 +221,9 @@ class Aggregator:
 
     def _eval_batch(self, round_id: int) -> bytes:
         salt = eval_salt(self.deps.eval_secret, self.task_id, round_id)
-        batch = draw_eval_batch(self.runtime.validation, self.task_id, round_id, self.settings.eval_batch_size, salt)
+        size = self.settings.eval_batch_size
+        pool = self.runtime.eval_pool(self.task_id, round_id, size)
+        batch = draw_eval_batch(pool, self.task_id, round_id, size, salt)
         return encode_eval_batch(batch, self.task_id, round_id, salt)
 
     def _opening(self, round_id: int) -> Opening:

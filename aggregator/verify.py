@@ -248,7 +248,7 @@ def _unrevealed_result(
 def _eval_check(runtime: ModelRuntime, eval_bytes: bytes, task_id: int, round_id: int) -> Check:
     """The revealed evaluation batch against the one drawn again from the validation data with its salt."""
     try:
-        redrawn = redraw_eval_batch(runtime.validation, eval_bytes, runtime.spec, task_id, round_id)
+        redrawn = redraw_eval_batch(runtime.eval_pool, eval_bytes, runtime.spec, task_id, round_id)
     except EvalDataError as e:
         raise VerifyError(f"the revealed evaluation batch cannot be drawn again: {e}") from e
     return Check("evaluation batch (drawn again with its salt)", "0x" + content_digest(eval_bytes).hex(),

@@ -116,7 +116,7 @@ class LocalStack:
         self.logs = self.run_dir / "logs"
         self.info = StackInfo(run_dir=str(self.run_dir))
         self.processes: dict[str, ManagedProcess] = {}
-        # the sponsor's validation secret (mnist1d-secret), for the aggregator and validators only, never on disk
+        # the sponsor's validation secret (mnist1d-secret, mnist1d-fresh): aggregator and validators only, never on disk
         self.validation_secret = secrets.token_hex(32)
 
     # ------------------------------------------------------------ the steps of `up`

@@ -3,8 +3,9 @@
 - digits: scikit-learn's 8x8 digits and the small MLP (the default).
 - mnist1d: MNIST-1D's generated signals (Greydanus and Kobak 2024) and the 1-D CNN, local lr 0.2 (the
   benchmark's: the CNN needs ~1,000 sequential SGD steps at it). The aggregator and validators judge on
-  `mnist1d-secret` signals, generated with a seed from a secret the stack makes for them alone
-  (`aggregator.evaldata`): trainers cannot derive them. digits' held-out part stays public (derivable).
+  `mnist1d-fresh` signals, generated for each round with a seed from a secret the stack makes for them alone
+  (`aggregator.evaldata`): trainers cannot derive them, and no revealed batch judges another round. digits'
+  held-out part stays public (derivable).
 - shakespeare: next-character prediction with trainers holding whole speaking roles (LEAF, Caldas et al. 2018)
   and the small GPT-style character transformer at local lr 0.5 (1.0 diverges under plain SGD); windows every 32
   characters for trainers and every 256 for the sponsor's held-out roles keep rounds short on a laptop.
@@ -58,7 +59,7 @@ WORKLOADS: dict[WorkloadName, Workload] = {
     WorkloadName.DIGITS: Workload(WorkloadName.DIGITS, "mlp-digits", (("DATA_SOURCE", "digits"),),
                                   (("VALIDATION", "digits"),)),
     WorkloadName.MNIST1D: Workload(WorkloadName.MNIST1D, "cnn1d-mnist1d", (("DATA_SOURCE", "mnist1d"), ("LR", "0.2")),
-                                   (("VALIDATION", "mnist1d-secret"),), commit_window_s=20, reveal_window_s=10,
+                                   (("VALIDATION", "mnist1d-fresh"),), commit_window_s=20, reveal_window_s=10,
                                    norm_k=MNIST1D_NORM_K),
     WorkloadName.SHAKESPEARE: Workload(
         WorkloadName.SHAKESPEARE, "gpt-shakespeare-small",

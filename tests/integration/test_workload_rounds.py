@@ -6,7 +6,8 @@ trainers hold disjoint shards of the trainers' data (Shakespeare: whole speaking
 (bench.redteam's producer) takes part. Every update goes through the real trainer node, committed in the commit
 phase and revealed in the reveal phase; every round goes through the aggregator service's `tick()`. The sponsor's
 held-out validation loss must fall round over round, the attacker must earn nothing, and `flchain verify round`
-must agree with the chain on every round.
+must agree with the chain on every round. MNIST-1D judges every round on signals generated for it alone
+(`mnist1d-fresh`, from the sponsor's validation secret, which the aggregator and the verifier are given).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.bootstrap import build_aggregator
+from aggregator.evaldata import VALIDATION_SECRET_ENV
 from aggregator.service import Aggregator, Tick
 from aggregator.settings import AggregatorSettings
 from bench.redteam.kinds import RedTeamConfig, RedTeamKind
@@ -75,7 +77,7 @@ WORKLOADS = {
     "mnist1d": Workload(
         "mnist1d", spec_from_name("cnn1d-mnist1d", channels=(16, 16, 16)),
         (("data_source", "mnist1d"), ("local_steps", 20), ("batch_size", 32), ("lr", 0.05)),
-        (("VALIDATION", "mnist1d"),), ("--validation", "mnist1d"),
+        (("VALIDATION", "mnist1d-fresh"),), ("--validation", "mnist1d-fresh"),
     ),
     "shakespeare": Workload(
         "shakespeare",
@@ -204,6 +206,7 @@ def test_three_rounds_lower_heldout_loss_pay_nothing_to_the_attacker_and_verify(
            **dict(workload.aggregator_env)}
     for key, value in env.items():
         monkeypatch.setenv(f"FLCHAIN_AGGREGATOR_{key}", value)
+    monkeypatch.setenv(VALIDATION_SECRET_ENV, "5a" * 32)  # mnist1d-fresh's; the verify subprocess inherits it
     aggregator = build_aggregator(AggregatorSettings())  # type: ignore[call-arg]
     chain = stage.sponsor
 
@@ -223,7 +226,7 @@ def test_three_rounds_lower_heldout_loss_pay_nothing_to_the_attacker_and_verify(
         assert int(rows[dev_account(ATTACKER).address].payout_wei) == 0
         assert sum(int(rows[dev_account(i).address].payout_wei) > 0 for i in HONEST) >= 2
 
-    # Assert: anyone recomputes every round from public data and the chain agrees.
+    # Assert: anyone holding the validation data (here: its secret) recomputes every round; the chain agrees.
     for round_id in range(1, ROUNDS + 1):
         exit_code, output = verify_cli(stage, round_id, workload)
         assert exit_code == 0, output

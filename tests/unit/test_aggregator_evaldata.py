@@ -15,6 +15,7 @@ from aggregator.evaldata import (
     eval_batch_salt,
     eval_salt,
     eval_seed,
+    fixed_pool,
     redraw_eval_batch,
 )
 from flchain.ml.data import Dataset, digits_split, load_digits
@@ -112,9 +113,9 @@ def test_the_revealed_batch_carries_its_salt_so_anyone_with_the_data_draws_it_ag
     picked = encode_eval_batch(heldout.subset(np.arange(64), name="picked"), 1, 2, salt)  # not what the salt draws
 
     assert eval_batch_salt(revealed) == salt
-    assert redraw_eval_batch(heldout, revealed, SPEC, 1, 2) == revealed
-    assert redraw_eval_batch(heldout, picked, SPEC, 1, 2) != picked
-    assert redraw_eval_batch(heldout, revealed, SPEC, 1, 3) != revealed  # another round draws other samples
+    assert redraw_eval_batch(fixed_pool(heldout), revealed, SPEC, 1, 2) == revealed
+    assert redraw_eval_batch(fixed_pool(heldout), picked, SPEC, 1, 2) != picked
+    assert redraw_eval_batch(fixed_pool(heldout), revealed, SPEC, 1, 3) != revealed  # another round draws other samples
     with pytest.raises(EvalDataError):
         eval_batch_salt(b"\x00" * 40)
 
@@ -146,3 +147,41 @@ def test_secret_mnist1d_validation_is_reproducible_with_the_secret_and_not_the_p
     public = np.concatenate([mnist1d_heldout().x, mnist1d_split().train.x]).reshape(-1, 40)
     rows = first.x.reshape(-1, 40)
     assert not any((np.abs(public - row).max(axis=1) < 1e-6).any() for row in rows[:50])  # none is a public signal
+
+
+def test_fresh_mnist1d_rounds_are_judged_on_signals_no_other_round_sees_and_verify_draws_them_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aggregator.evaldata import (
+        VALIDATION_SECRET_ENV,
+        ValidationSource,
+        eval_pool,
+        fresh_round_seed,
+        load_validation,
+        mnist1d_secret_heldout,
+    )
+
+    spec = spec_from_name("cnn1d-mnist1d")
+    monkeypatch.delenv(VALIDATION_SECRET_ENV, raising=False)
+    with pytest.raises(EvalDataError, match="mnist1d-fresh"):
+        load_validation(ValidationSource.MNIST1D_FRESH, None, spec)
+    monkeypatch.setenv(VALIDATION_SECRET_ENV, "11" * 32)
+    secret = bytes.fromhex("11" * 32)
+    validation = load_validation(ValidationSource.MNIST1D_FRESH, None, spec)
+    pool = eval_pool(ValidationSource.MNIST1D_FRESH, validation, spec)
+    salt = eval_salt(b"aggregator secret", 1, 2)
+    batch = draw_eval_batch(pool(1, 2, 64), 1, 2, 64, salt)
+    revealed = encode_eval_batch(batch, 1, 2, salt)
+    rows = {row.tobytes() for row in batch.x}
+
+    assert validation.x.tobytes() == mnist1d_secret_heldout(secret).x.tobytes()  # whole-set metrics as before
+    assert len(batch) == 64 and batch.input_shape == spec.input_shape
+    assert np.array_equal(pool(1, 2, 64).x, pool(1, 2, 64).x)
+    for other in (pool(1, 3, 64), pool(2, 2, 64), pool(1, 1, 256)):  # other rounds, another task
+        assert not rows & {row.tobytes() for row in other.x}
+    assert not rows & {row.tobytes() for row in validation.x}
+    assert len({fresh_round_seed(secret, 1, r) for r in range(1, 200)}) == 199
+    assert redraw_eval_batch(pool, revealed, spec, 1, 2) == revealed
+    assert redraw_eval_batch(pool, revealed, spec, 1, 3) != revealed
+    assert redraw_eval_batch(fixed_pool(validation), revealed, spec, 1, 2) != revealed  # not the secret pool's
+    assert eval_pool(ValidationSource.MNIST1D_SECRET, validation, spec)(1, 2, 64) is validation
