@@ -51,13 +51,18 @@ class Aim:
         return f"| {self.name} | {self.target} | {value} | {verdict} |"
 
 
+AIM_REL_TOL = 1e-9
+"""Relative slack of an aim's comparison: a measure that equals its target up to float rounding (a Spearman
+coefficient of 0.9 computes as 0.8999999999999999) meets it."""
+
+
 def aim_at_least(name: str, measured: float | None, target: float) -> Aim:
-    ok = None if measured is None or math.isnan(measured) else measured >= target
+    ok = None if measured is None or math.isnan(measured) else measured >= target - AIM_REL_TOL * abs(target)
     return Aim(name, f">= {target:g}", measured, ok)
 
 
 def aim_at_most(name: str, measured: float | None, target: float) -> Aim:
-    ok = None if measured is None or math.isnan(measured) else measured <= target
+    ok = None if measured is None or math.isnan(measured) else measured <= target + AIM_REL_TOL * abs(target)
     return Aim(name, f"<= {target:g}", measured, ok)
 
 

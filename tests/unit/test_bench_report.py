@@ -34,6 +34,19 @@ def test_aims_are_met_at_the_bound_and_unmeasured_when_nan() -> None:
     assert aim_at_least("x", None, 0.9).row().endswith("| not measured |")
 
 
+def test_a_measure_equal_to_its_target_up_to_float_rounding_meets_it() -> None:
+    from scipy.stats import spearmanr
+
+    rho = float(spearmanr([1, 2, 3, 4, 5], [1, 2, 3, 5, 4]).statistic)  # 1 - 6 * 2 / 120 = 0.9; computes as
+    # 0.8999999999999998 with scipy 1.x
+
+    assert abs(rho - 0.9) < 1e-12
+    assert aim_at_least("rho", rho, 0.9).met is True
+    assert aim_at_least("x", 0.9 - 1e-6, 0.9).met is False
+    assert aim_at_most("x", 0.01 * (1 + 1e-12), 0.01).met is True
+    assert aim_at_most("x", 0.01 + 1e-8, 0.01).met is False
+
+
 def test_written_json_is_strict_with_nan_as_null_and_settings_verbatim(tmp_path: Path) -> None:
     json_path, md_path = write_report(_report(math.nan), tmp_path)
 
