@@ -31,8 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from aggregator.rules.centered_clip_v2 import clip_coefficients
-from aggregator.rules.common import CHUNK_ELEMENTS
+from aggregator.rules.centered_clip_v2 import clip_coefficients, column_ranges
 from aggregator.value import Coalition
 
 LossFn = Callable[[NDArray[np.floating]], float]
@@ -50,11 +49,6 @@ class ClipSpec:
     center: NDArray[np.float64] | None
     tau: float | None
     iterations: int
-
-
-def _columns(n_rows: int, n_cols: int) -> list[tuple[int, int]]:
-    width = max(1024, CHUNK_ELEMENTS // max(n_rows, 1))
-    return [(start, min(n_cols, start + width)) for start in range(0, n_cols, width)]
 
 
 class GramClipGame:
@@ -78,7 +72,7 @@ class GramClipGame:
         self.members = [list(m) for m in members]
         self.loss_fn, self.outer_lr, self.loss_before, self.worst_value = loss_fn, outer_lr, loss_before, worst_value
         self.scale, self.total = max(abs(loss_before), 1e-12), float(weights.sum())
-        self.columns = _columns(n_rows, n_cols)
+        self.columns = column_ranges(n_rows, n_cols)
         self.gram, self.dots, self.start_square = self._products()
 
     def _products(self) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:

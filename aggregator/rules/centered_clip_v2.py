@@ -33,7 +33,8 @@ GRAM_ROWS_UP_TO = 16
 """float32 rounds of at most this many updates take the Gram form (`_clip_gram`): two passes whatever `L`."""
 
 
-def _columns(n_rows: int, n_cols: int) -> list[tuple[int, int]]:
+def column_ranges(n_rows: int, n_cols: int) -> list[tuple[int, int]]:
+    """Column ranges `[start, stop)` of a pass over `n_rows` rows: about `CHUNK_ELEMENTS` entries each."""
     width = max(MIN_COLUMNS, CHUNK_ELEMENTS // max(n_rows, 1))
     return [(start, min(n_cols, start + width)) for start in range(0, n_cols, width)]
 
@@ -41,7 +42,7 @@ def _columns(n_rows: int, n_cols: int) -> list[tuple[int, int]]:
 def _clip(rows: Matrix, center: NDArray[np.float64], tau: float | None, iterations: int) -> NDArray[np.float64]:
     """`iterations` steps on `center` in place; pass 0 takes `|x_i|^2` and `x_i . v`, pass `t` moves the center."""
     n_rows, n_cols = rows.shape
-    columns = _columns(n_rows, n_cols)
+    columns = column_ranges(n_rows, n_cols)
     buffer = np.empty((n_rows, columns[0][1] - columns[0][0]))
     squares, dots, center_square = np.zeros(n_rows), np.zeros(n_rows), 0.0
     with np.errstate(invalid="ignore", over="ignore"):  # a non-finite entry is refused below
@@ -94,7 +95,7 @@ def _clip_gram(rows: Matrix, center: NDArray[np.float64], tau: float | None, ite
     """The same steps for a few updates: one pass takes the Gram matrix of the rows and the start `v0`; the
     iterations then run on `n` numbers (`v = alpha v0 + X^T beta`), and a last pass makes the center."""
     n_rows, n_cols = rows.shape
-    columns = _columns(n_rows + 1, n_cols)
+    columns = column_ranges(n_rows + 1, n_cols)
     buffer = np.empty((n_rows + 1, columns[0][1] - columns[0][0]))
     full = np.zeros((n_rows + 1, n_rows + 1))
     with np.errstate(invalid="ignore", over="ignore"):  # a non-finite entry is refused below
