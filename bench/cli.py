@@ -136,10 +136,11 @@ def _named(text: str | None, what: str, known: dict[str, _Named]) -> tuple[_Name
         return ()
     if text == "all":
         return tuple(known.values())
-    unknown = [part for part in text.split(",") if part not in known]
+    parts = text.split(",")
+    unknown = [part for part in parts if part not in known]
     if unknown:
         raise typer.BadParameter(f"unknown {what}(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    return tuple(known[part] for part in text.split(","))
+    return tuple(known[part] for part in parts)
 
 
 def _rules(text: str | None) -> tuple[RuleConfig, ...]:
