@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from aggregator.bootstrap import build_aggregator
-from aggregator.evaldata import VALIDATION_SECRET_ENV
+from aggregator.evaldata import VALIDATION_SECRET_ENV, decode_eval_batch
 from aggregator.service import Aggregator, Tick
 from aggregator.settings import AggregatorSettings
 from bench.redteam.kinds import RedTeamConfig, RedTeamKind
@@ -39,6 +40,7 @@ from flchain.chain.types import RoundStatus
 from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import AnvilNode, advance_time
 from flchain.devnet.ipfs import IpfsNode
+from flchain.ml.mnist1d_data import mnist1d_heldout
 from flchain.ml.specs import ModelSpec, spec_from_name
 from flchain.paths import REPO_ROOT
 from flchain.report import RoundReport
@@ -181,6 +183,16 @@ def reports(stage: Stage) -> list[RoundReport]:
         return [RoundReport.from_bytes(storage.cat(log.finalizations[r].report_cid)) for r in range(1, ROUNDS + 1)]
 
 
+def revealed_eval_rows(stage: Stage, spec: ModelSpec) -> list[set[bytes]]:
+    """The signals of every finalized round's revealed evaluation batch, as raw rows."""
+    w3 = stage.sponsor.w3
+    log = TaskLog(w3, EventReader(w3, stage.sponsor.contract), stage.task_id, 0)
+    log.refresh()
+    with IpfsClient(stage.ipfs_url) as storage:
+        batches = [decode_eval_batch(storage.cat(log.finalizations[r].eval_cid), spec) for r in range(1, ROUNDS + 1)]
+    return [{row.tobytes() for row in np.ascontiguousarray(batch.x)} for batch in batches]
+
+
 def verify_cli(stage: Stage, round_id: int, workload: Workload) -> tuple[int, str]:
     args = ["verify", "round", "--task", str(stage.task_id), "--round", str(round_id), "--rpc-url", stage.rpc_url,
             "--manifest", str(stage.manifest_path), "--ipfs-url", stage.ipfs_url, "--device", "cpu",
@@ -225,6 +237,13 @@ def test_three_rounds_lower_heldout_loss_pay_nothing_to_the_attacker_and_verify(
         rows = {row.account: row for row in report.trainers}
         assert int(rows[dev_account(ATTACKER).address].payout_wei) == 0
         assert sum(int(rows[dev_account(i).address].payout_wei) > 0 for i in HONEST) >= 2
+
+    # Assert: MNIST-1D's revealed evaluation batches are fresh: no signal judged two rounds, none is public.
+    if workload.name == "mnist1d":
+        batches = revealed_eval_rows(stage, workload.spec)
+        public = {row.tobytes() for row in np.ascontiguousarray(mnist1d_heldout().x)}
+        assert all(len(rows) > 0 and not rows & public for rows in batches)
+        assert all(not a & b for a, b in itertools.combinations(batches, 2))
 
     # Assert: anyone holding the validation data (here: its secret) recomputes every round; the chain agrees.
     for round_id in range(1, ROUNDS + 1):
