@@ -8,6 +8,7 @@ score-gaming trainer gains by fitting the test from what it gains by training on
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,9 +40,7 @@ class BenchData:
 
     def eval_for_round(self, round_id: int) -> Dataset:
         """The evaluation batch of round `round_id` (`eval` itself unless `fresh_eval`)."""
-        if not self.fresh_eval:
-            return self.eval
-        return mnist1d_signals(FRESH_EVAL_SEED + round_id, len(self.eval), f"mnist1d-fresh-eval-r{round_id}")
+        return _fresh_batch(round_id, len(self.eval)) if self.fresh_eval else self.eval
 
     def describe(self) -> dict[str, object]:
         return {
@@ -52,6 +51,12 @@ class BenchData:
             "test_samples": len(self.test),
             "eval_batches": "fresh every round" if self.fresh_eval else "the same every round",
         }
+
+
+@functools.lru_cache(maxsize=128)
+def _fresh_batch(round_id: int, size: int) -> Dataset:
+    """Generated once per process: every federation of an experiment is judged on the same batch in round r."""
+    return mnist1d_signals(FRESH_EVAL_SEED + round_id, size, f"mnist1d-fresh-eval-r{round_id}")
 
 
 def by_role(data: BenchData, n_trainers: int) -> list[npt.NDArray[np.int64]]:
