@@ -156,7 +156,8 @@ def write_report(report: ExperimentReport, out_dir: Path) -> tuple[Path, Path]:
 
 
 def write_index(out_dir: Path) -> Path:
-    """docs/benchmarks/README.md: one line per experiment whose JSON exists, with its mode, time and aims."""
+    """docs/benchmarks/README.md: one line per experiment whose JSON exists, with its mode, time and aims; a
+    `## Notes` section of the index already there (written by hand) is kept at its end."""
     lines = [
         "# flchain benchmarks",
         "",
@@ -183,8 +184,22 @@ def write_index(out_dir: Path) -> Path:
         lines += ["", "Other reports here, not made by `flchain bench`: "
                   + ", ".join(f"[{name}]({name})" for name in others) + "."]
     index = out_dir / "README.md"
-    index.write_text("\n".join(lines) + "\n")
+    kept = _notes(index)
+    index.write_text("\n".join(lines + (["", *kept] if kept else [])) + "\n")
     return index
+
+
+NOTES_HEADING = "## Notes"
+"""Everything from this heading on in an index is written by hand and kept when the index is made again."""
+
+
+def _notes(index: Path) -> list[str]:
+    """The hand-written part of an existing index: its `NOTES_HEADING` line and every line after it."""
+    if not index.exists():
+        return []
+    lines = index.read_text().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() == NOTES_HEADING]
+    return lines[starts[0]:] if starts else []
 
 
 def fmt_mean_std(values: Sequence[float], digits: int = 3) -> str:

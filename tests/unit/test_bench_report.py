@@ -67,6 +67,20 @@ def test_index_lists_only_the_experiments_that_wrote_json(tmp_path: Path) -> Non
     assert "robustness.md" not in index
 
 
+def test_a_hand_written_notes_section_of_the_index_survives_a_new_run_and_the_table_is_made_again(
+    tmp_path: Path,
+) -> None:
+    write_report(_report(0.995), tmp_path)
+    first = write_index(tmp_path).read_text()
+    notes = "## Notes\n\n- the robustness row was run with `--fresh-eval`\n"
+    (tmp_path / "README.md").write_text(first.replace("| 1 of 2 |", "| edited by hand |") + "\n" + notes)
+
+    again = write_index(tmp_path).read_text()
+
+    assert again == first + "\n" + notes
+    assert "edited by hand" not in again and again.count("## Notes") == 1
+
+
 def test_mean_and_std_formatting() -> None:
     assert fmt_mean_std([0.5]) == "0.500"
     assert fmt_mean_std([0.5, 0.7]) == "0.600 ± 0.141"
