@@ -34,7 +34,8 @@ The median, not the mean, is the center, so a minority of opposed updates (a sig
 the honest updates look alike. Measured on digits (6, 10 and 20 trainers, 20 local steps, first 4 rounds): distinct
 honest trainers up to 0.49, one shard trained twice with different seeds 0.82-0.99; hence 0.7. One shard split in
 two is -0.00-0.27 under IID and 0.74-0.87 under Dirichlet(0.5): a label-skewed shard split across accounts is
-grouped, weighs as one account and is paid once.
+grouped, weighs as one account and is paid once. (`aggregator.same_work` finds the groups: every pair up to 256
+updates, a sketch that screens the pairs above, O(n d).)
 A group is one player of the game (its members share one account's weight when claims are unbonded), and
 its value goes to its earliest member in the round's order (the reveal order): so k accounts on one shard weigh,
 and are paid, as one, and an update copied from another (possible only by collusion under commit-reveal, or by
@@ -65,7 +66,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from aggregator.filters import Fingerprint
-from aggregator.rules.common import CHUNK_ELEMENTS
+from aggregator.same_work import same_work_groups
 from aggregator.value import Coalition, ShapleyEstimate, ValueConfig, estimate_shapley
 from aggregator.value_gram import ClipSpec, GramClipGame
 from aggregator.value_walk import ClippedGame, estimate_walked
@@ -117,50 +118,6 @@ class Contributions:
     values: NDArray[np.float64]
     weights: NDArray[np.float64]
     estimate: ShapleyEstimate
-
-
-def same_work_groups(rows: NDArray[np.floating], threshold: float) -> tuple[int, ...]:
-    """Group index per row (the lowest row index of its group), joining rows whose centered cosine >= threshold.
-
-    Groups are the connected components of the "same work" relation; with fewer than 3 rows there is no center
-    and every row is its own group. Computed in float64 column chunks with one float64 array the size of `rows`
-    (10 x 10M parameters: 2.7 s instead of 10.2 s), bit for bit what the whole-array formula gives on the rows
-    in float64, whether they come as float32 or float64 (tests/unit/test_contribution_groups.py).
-    """
-    n, d = rows.shape
-    if n < 3:
-        return tuple(range(n))
-    buffer = np.empty(d)
-    scale = np.maximum(_row_norms(rows, buffer), 1e-30)[:, None]
-    directions = np.empty_like(rows, dtype=np.float64)
-    width = max(1024, CHUNK_ELEMENTS // n)
-    for start in range(0, d, width):  # column by column: the median's partition and the units stay in cache
-        units = np.asarray(rows[:, start:start + width], dtype=np.float64) / scale
-        directions[:, start:start + width] = units - np.median(units, axis=0, keepdims=True)
-    np.divide(directions, np.maximum(_row_norms(directions, buffer), 1e-30)[:, None], out=directions)
-    cosines = directions @ directions.T
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    for i, j in zip(*np.nonzero(np.triu(cosines >= threshold, k=1)), strict=True):  # row-major: (i, j), i < j
-        a, b = root(int(i)), root(int(j))
-        parent[max(a, b)] = min(a, b)
-    return tuple(root(i) for i in range(n))
-
-
-def _row_norms(rows: NDArray[np.floating], buffer: NDArray[np.float64]) -> NDArray[np.float64]:
-    """`np.linalg.norm(rows.astype(np.float64), axis=1)` bit for bit (each row's squares summed by the same pairwise
-    reduction), one row at a time in the float64 `buffer` instead of temporaries the size of `rows`."""
-    squares = np.empty(rows.shape[0])
-    for i, row in enumerate(rows):
-        np.copyto(buffer, row)
-        np.multiply(buffer, buffer, out=buffer)
-        squares[i] = np.add.reduce(buffer)
-    return np.sqrt(squares)
 
 
 def group_weights(groups: Sequence[int], samples: Sequence[int] | None = None) -> NDArray[np.float64]:
@@ -247,7 +204,7 @@ def compute_contributions(
         raise ContributionError(f"rows {rows.shape} must be (n, {base.shape[0]})")
     if not math.isfinite(loss_before):
         raise ContributionError(f"base loss must be finite, got {loss_before}")
-    groups = same_work_groups(rows, config.same_work_cosine)
+    groups = same_work_groups(rows, config.same_work_cosine, seed)
     leaders = sorted(set(groups))
     members = [[i for i, g in enumerate(groups) if g == leader] for leader in leaders]
     weights = group_weights(groups, samples)

@@ -63,6 +63,10 @@ def _words(seed: int, start: int, stop: int, n_params: int) -> NDArray[np.uint16
     n_blocks = -(-n_params // BLOCK)
     if 2 * n_blocks * BLOCK <= CACHE_BYTES:
         return _model_words(seed, n_blocks)[start:stop]
+    return _uncached_words(seed, start, stop)
+
+
+def _uncached_words(seed: int, start: int, stop: int) -> NDArray[np.uint16]:
     first = start // BLOCK
     raw = b"".join(_block_words(seed, b) for b in range(first, -(-stop // BLOCK)))
     return np.frombuffer(raw, dtype=">u2")[start - first * BLOCK : stop - first * BLOCK]
@@ -71,7 +75,16 @@ def _words(seed: int, start: int, stop: int, n_params: int) -> NDArray[np.uint16
 def buckets_and_signs(seed: int, dim: int, start: int, stop: int, n_params: int
                       ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
     """`h(i)` and `sigma(i)` (+1.0 / -1.0) of parameters `start:stop`."""
-    words = _words(seed, start, stop, n_params)
+    return _split(_words(seed, start, stop, n_params), dim)
+
+
+def buckets_and_signs_uncached(seed: int, dim: int, start: int, stop: int
+                               ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """As `buckets_and_signs`, for a seed used once (its words are not cached, and the cached model's stay)."""
+    return _split(_uncached_words(seed, start, stop), dim)
+
+
+def _split(words: NDArray[np.uint16], dim: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
     buckets = (words & np.uint16(dim - 1)).astype(np.intp)
     signs = 1.0 - 2.0 * (words >> np.uint16(15)).astype(np.float64)
     return buckets, signs

@@ -1,4 +1,5 @@
-"""Same-work groups: the chunked computation is the whole-array formula bit for bit, and groups what it should."""
+"""Same-work groups: the chunked computation is the whole-array formula bit for bit, the screened computation of
+large rounds groups as it does, and both group what they should."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from aggregator.contribution import _row_norms, same_work_groups
+from aggregator import same_work
+from aggregator.same_work import _row_norms, same_work_groups
 
 
 def whole_array_cosines(rows: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -65,3 +67,83 @@ def test_float32_rows_group_exactly_as_their_float64_copy() -> None:
     np.testing.assert_array_equal(_row_norms(rows, np.empty(30_001)), np.linalg.norm(rows.astype(np.float64), axis=1))
     assert same_work_groups(rows, 0.7) == same_work_groups(rows.astype(np.float64), 0.7)
     assert same_work_groups(rows, 0.7)[5] == 4
+
+
+def planted_round(n: int, d: int, seed: int) -> NDArray[np.float64]:
+    """`n` independent rows, with the same work planted: rows 1-3 perturbed copies of row 0, the last row a
+    rescaled row 5, and a chain 10 ~ 11 ~ 12 whose ends are less alike than the threshold would join alone."""
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(n, d))
+    for k in (1, 2, 3):
+        rows[k] = rows[0] + rng.normal(scale=0.3, size=d)
+    rows[n - 1] = 3.0 * rows[5]
+    rows[11] = rows[10] + rng.normal(scale=0.75, size=d)
+    rows[12] = rows[11] + rng.normal(scale=0.75, size=d)
+    return rows
+
+
+@pytest.mark.parametrize(("n", "d", "seed"), [(20, 3001, 0), (40, 20_000, 1), (300, 5000, 2)])
+def test_screened_groups_equal_the_whole_array_formula(n: int, d: int, seed: int,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = planted_round(n, d, seed)
+    cosines = whole_array_cosines(rows)
+    assert cosines[10, 11] > 0.7 > cosines[10, 12]  # the chain is joined through its middle row
+    monkeypatch.setattr(same_work, "SCREEN_ROWS", 4)
+    for threshold in (0.5, 0.7, 0.9, float(np.sort(cosines[np.triu_indices(n, k=1)])[-5]) - 1e-9):
+        assert same_work_groups(rows, threshold, b"round") == whole_array_groups(rows, threshold)
+    groups = same_work_groups(rows, 0.7, b"round")
+    assert groups[:4] == (0, 0, 0, 0) and groups[n - 1] == groups[5] == 5 and groups[10:13] == (10, 10, 10)
+    assert same_work_groups(rows.astype(np.float32), 0.7, b"another round") == groups
+
+
+def test_screening_checks_only_pairs_near_the_threshold_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    n, d = 300, 4000
+    rows = planted_round(n, d, 3)
+    checked: list[tuple[int, int]] = []
+    exact = same_work._exact_cosine
+
+    def counting(rows: NDArray[np.floating], scale: NDArray[np.float64], center: NDArray[np.float64], i: int,
+                 j: int) -> float:
+        checked.append((i, j))
+        return exact(rows, scale, center, i, j)
+
+    monkeypatch.setattr(same_work, "_exact_cosine", counting)
+    groups = same_work_groups(rows, 0.7, b"round")
+
+    assert groups == whole_array_groups(rows, 0.7)
+    cosines = whole_array_cosines(rows)
+    assert 0 < len(checked) < 10  # of the 44,850 pairs of the round
+    assert all(abs(cosines[i, j] - 0.7) < 2 * same_work.BAND for i, j in checked)
+
+
+def test_with_no_exact_budget_the_estimates_decide(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = planted_round(300, 4000, 4)
+    checked: list[tuple[int, int]] = []
+    exact = same_work._exact_cosine
+    monkeypatch.setattr(same_work, "_exact_cosine", lambda *args: checked.append(args[3:]) or exact(*args))
+    monkeypatch.setattr(same_work, "EXACT_PAIRS_PER_ROW", 0)
+    assert same_work_groups(rows, 0.7, b"round") == whole_array_groups(rows, 0.7)  # decided by the estimates alone
+    assert checked == []
+
+
+def test_screened_round_of_one_work_and_of_parallel_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(same_work, "SCREEN_ROWS", 4)
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=2000)
+    copies = base + rng.normal(scale=0.05, size=(12, 2000))
+    assert same_work_groups(copies, 0.7, b"r") == whole_array_groups(copies, 0.7)
+    parallel = np.outer(np.arange(1.0, 9.0), base)  # every direction is the center, the rest rounding noise
+    assert same_work_groups(parallel, 0.7, b"r") == whole_array_groups(parallel, 0.7)
+
+
+def test_exact_checks_are_capped_in_a_round_of_many_pairs_near_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(6)
+    clusters = rng.normal(size=(30, 3000))
+    rows = np.repeat(clusters, 10, axis=0) + rng.normal(scale=0.55, size=(300, 3000))  # 1,350 pairs near 0.77
+    checked: list[tuple[int, int]] = []
+    exact = same_work._exact_cosine
+    monkeypatch.setattr(same_work, "_exact_cosine", lambda *args: checked.append(args[3:]) or exact(*args))
+    monkeypatch.setattr(same_work, "EXACT_PAIRS_PER_ROW", 1)
+    groups = same_work_groups(rows, 0.7, b"round")
+    assert 0 < len(checked) <= 300  # at most 1 per row; fewer, as pairs already joined are not checked
+    assert groups == whole_array_groups(rows, 0.7) == tuple(np.repeat(np.arange(0, 300, 10), 10).tolist())
