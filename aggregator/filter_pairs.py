@@ -44,6 +44,14 @@ if TYPE_CHECKING:
 
 BLOCK_ENTRIES = 1 << 18
 """Pair values per block of the sketch comparisons (2 MB per float64 temporary)."""
+PAIRWISE_FROM_ROWS = 256
+PAIRWISE_DENSITY = 16
+"""Candidate pairs involving more than `PAIRWISE_FROM_ROWS` rows, fewer than 1 / `PAIRWISE_DENSITY` of all pairs of
+those rows, get their exact values pair by pair instead of from the Gram matrix of the rows (the same values up
+to rounding: BLAS sums in another order). A round of 10,000 simulated trainers sharing one small data set
+involved nearly every row in a candidate pair, so its Gram matrix was an O(n^2 d) step."""
+PAIR_ROWS = 64
+"""Partners of one row whose inner products with it are taken in one product (64 x d float64 at a time)."""
 COSINE_MARGIN = 0.3
 DISTANCE_MARGIN = 3.0
 _VANISHING = 1e-9
@@ -193,8 +201,14 @@ def _refined(rows: Matrix, usable: list[int], distinct: list[int], norms: NDArra
     centered = config.center_near_duplicates and len(distinct) >= 3
     with np.errstate(divide="ignore"):
         weights = np.where(norms[distinct] > 0, 1.0 / norms[distinct], 0.0) / len(distinct)
-    gram = _exact_gram(source, [usable[k] for k in involved],
-                       [usable[k] for k in distinct] if centered else None, weights)
+    center_rows = [usable[k] for k in distinct] if centered else None
+    if involved.size > PAIRWISE_FROM_ROWS and first.size * PAIRWISE_DENSITY < involved.size ** 2:
+        products = _pair_products(source, [usable[k] for k in involved], p, q, center_rows, weights)
+        pair_cosines, relative = _pair_values(products, norms[involved], p, q, centered=centered, config=config)
+        if pair_cosines is None:
+            pair_cosines = _vanishing_pairs(source, usable, distinct, norms, involved, p, q)
+        return first, second, pair_cosines, relative
+    gram = _exact_gram(source, [usable[k] for k in involved], center_rows, weights)
     exact_relative = relative_distances(gram[: involved.size, : involved.size], norms[involved])
     if not config.center_near_duplicates:
         exact_cosines = cosines(gram)[p, q]
@@ -207,6 +221,68 @@ def _refined(rows: Matrix, usable: list[int], distinct: list[int], norms: NDArra
         else:
             exact_cosines = cosines(on_center)[p, q]
     return first, second, exact_cosines, exact_relative[p, q]
+
+
+@dataclass(frozen=True)
+class PairProducts:
+    """What the candidate pairs' exact values need, without the Gram matrix of the rows they involve: each pair's
+    inner product, each involved row's square, its inner product with the center and the center's square."""
+
+    pair_dots: NDArray[np.float64]
+    squares: NDArray[np.float64]
+    center_dots: NDArray[np.float64]
+    center_square: float
+
+
+def _pair_products(source: Matrix, picked: list[int], p: NDArray[np.intp], q: NDArray[np.intp],
+                   center_rows: list[int] | None, weights: NDArray[np.float64]) -> PairProducts:
+    """The products of `PairProducts`, the pairs being `(picked[p], picked[q])`: one pass over the picked rows for
+    the squares and the center, then each row's inner products with its partners, `PAIR_ROWS` partners at a time
+    (O(pairs d) instead of the O(m^2 d) of the Gram matrix of the `m` picked rows)."""
+    squares, center_dots, center_square = np.zeros(len(picked)), np.zeros(len(picked)), 0.0
+    for columns in column_chunks((max(len(picked), len(center_rows or ())), source.shape[1])):
+        block = np.asarray(source[picked, columns], dtype=np.float64)
+        squares += np.einsum("ij,ij->i", block, block)
+        if center_rows is not None:
+            center = weights @ np.asarray(source[center_rows, columns], dtype=np.float64)
+            center_dots += block @ center
+            center_square += float(center @ center)
+    pair_dots = np.empty(p.size)
+    order = np.argsort(p, kind="stable")
+    starts = np.flatnonzero(np.r_[True, p[order][1:] != p[order][:-1]])
+    for begin, end in zip(starts, np.r_[starts[1:], order.size], strict=True):
+        row = np.asarray(source[picked[int(p[order[begin]])]], dtype=np.float64)
+        for at in range(begin, end, PAIR_ROWS):
+            chosen = order[at:min(end, at + PAIR_ROWS)]
+            partners = np.asarray(source[[picked[int(k)] for k in q[chosen]]], dtype=np.float64)
+            pair_dots[chosen] = partners @ row
+    return PairProducts(pair_dots, squares, center_dots, center_square)
+
+
+def _pair_values(products: PairProducts, norms: NDArray[np.float64], p: NDArray[np.intp], q: NDArray[np.intp], *,
+                 centered: bool, config: FilterConfig
+                 ) -> tuple[NDArray[np.float64] | None, NDArray[np.float64]]:
+    """Per pair: the cosine the filters compare (centered, plain, or 0 when too few rows to center) and the
+    relative distance, by the formulas of `relative_distances`, `cosines` and `centered_on_last` entry by entry.
+    The cosines are None when a centered direction vanishes (rounding noise: `_vanishing_pairs` computes those)."""
+    dots, squares = products.pair_dots, products.squares
+    scale = np.maximum(norms[p], norms[q])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        squared = np.maximum(squares[p] + squares[q] - 2.0 * dots, 0.0)
+        relative = np.where(scale > 0, np.sqrt(squared) / scale, 0.0)
+        if not config.center_near_duplicates:
+            outer = np.sqrt(np.maximum(squares[p], 0.0)) * np.sqrt(np.maximum(squares[q], 0.0))
+            return np.where(outer > 0, dots / outer, 0.0), relative
+        if not centered:
+            return np.zeros(p.size), relative
+        inverse = np.where(norms > 0, 1.0 / norms, 0.0)
+        to_center = products.center_dots * inverse
+        diagonal = squares * inverse * inverse - to_center - to_center + products.center_square
+        if np.any(diagonal < _VANISHING):
+            return None, relative
+        on_center = dots * inverse[p] * inverse[q] - to_center[p] - to_center[q] + products.center_square
+        outer = np.sqrt(np.maximum(diagonal[p], 0.0)) * np.sqrt(np.maximum(diagonal[q], 0.0))
+        return np.where(outer > 0, on_center / outer, 0.0), relative
 
 
 def _vanishing_pairs(source: NDArray[np.generic], usable: list[int], distinct: list[int], norms: NDArray[np.float64],

@@ -1,9 +1,11 @@
 """The filters' pairwise work in bounded memory (aggregator/filter_pairs.py) decides exactly as the previous filters
 (tests/unit/filters_reference.py): same reasons and details on generated and crafted rounds, whatever the block size,
-with long histories, on rounds of hundreds of trainers; and it never holds an n x n matrix."""
+with long histories, on rounds of hundreds of trainers, with the candidate pairs' exact values from the Gram matrix
+of their rows or pair by pair; and it never holds an n x n matrix."""
 
 from __future__ import annotations
 
+import contextlib
 import tracemalloc
 from unittest import mock
 
@@ -61,21 +63,35 @@ def _run(rows: np.ndarray, metas: list[tuple[str, bytes, int, int]], history_siz
     history_size=st.sampled_from([0, 1, 7, 40]),
     center=st.booleans(),
     version=st.sampled_from([1, 2]),
+    pairwise=st.booleans(),
 )
 def test_blockwise_pairs_decide_as_the_reference_whatever_the_block_size(
-    seed: int, kinds: list[str], dim: int, block_entries: int, history_size: int, center: bool, version: int
+    seed: int, kinds: list[str], dim: int, block_entries: int, history_size: int, center: bool, version: int,
+    pairwise: bool,
 ) -> None:
     rows, metas = _build(seed, kinds, dim)
     config = filters.FilterConfig(exact_pairs_up_to=2, center_near_duplicates=center, sketch_version=version)
 
-    with mock.patch.object(filter_pairs, "BLOCK_ENTRIES", block_entries):
+    with mock.patch.object(filter_pairs, "BLOCK_ENTRIES", block_entries), _pairwise(pairwise):
         new, old = _run(rows, metas, history_size, seed, config)
 
     _assert_same(new, old, version)
 
 
+def _pairwise(forced: bool) -> contextlib.AbstractContextManager[object]:
+    """With `forced`, the candidate pairs get their exact values pair by pair whatever their number."""
+    if not forced:
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(mock.patch.object(filter_pairs, "PAIRWISE_FROM_ROWS", 0))
+    stack.enter_context(mock.patch.object(filter_pairs, "PAIRWISE_DENSITY", 0))
+    return stack
+
+
+@pytest.mark.parametrize("pairwise", [False, True])
 @pytest.mark.parametrize("version", [1, 2])
-def test_a_round_of_hundreds_with_planted_copies_and_a_long_history_decides_as_the_reference(version: int) -> None:
+def test_a_round_of_hundreds_with_planted_copies_and_a_long_history_decides_as_the_reference(
+        version: int, pairwise: bool) -> None:
     # Prepare: 400 updates (13 row blocks at the default block size would need 1 << 15; force several blocks).
     kinds = ["fresh"] * 340 + ["copy", "scaled", "perturbed", "same_digest", "nan", "zero", "huge", "tiny"] * 8
     kinds = [kinds[k] for k in np.random.default_rng(1).permutation(len(kinds))]
@@ -83,7 +99,7 @@ def test_a_round_of_hundreds_with_planted_copies_and_a_long_history_decides_as_t
     config = filters.FilterConfig(sketch_version=version)
 
     # Execute
-    with mock.patch.object(filter_pairs, "BLOCK_ENTRIES", 1 << 14):
+    with mock.patch.object(filter_pairs, "BLOCK_ENTRIES", 1 << 14), _pairwise(pairwise):
         new, old = _run(rows, metas, 60, 11, config)
 
     # Assert: identical verdicts, and the planted copies and replays were caught.
