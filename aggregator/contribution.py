@@ -209,7 +209,7 @@ def compute_contributions(
     members = [[i for i, g in enumerate(groups) if g == leader] for leader in leaders]
     weights = group_weights(groups, samples)
     if config.walks(len(leaders)):
-        walked = ClippedGame(base, np.asarray(rows, dtype=np.float64), weights, members, loss_fn, outer_lr=outer_lr,
+        walked = ClippedGame(base, rows, weights, members, loss_fn, outer_lr=outer_lr,  # float32 rows as they are
                              loss_before=loss_before, worst_value=WORST_VALUE)
         estimate = estimate_walked(walked, seed, config.value)
     elif config.game_version >= 3 and clip is not None:

@@ -53,6 +53,8 @@ class ClippedGame:
     """Game version 2 for one round: `start()`, then `add(player)` one at a time, `value()` of what was added.
 
     Players are same-work groups (`members[k]` their row indices); a player's rows enter the running sum together.
+    Rows are read one at a time into a float64 buffer, so float32 rows give the values their float64 copy gives,
+    bit for bit, without the copy (8 bytes per parameter per trainer).
     """
 
     def __init__(

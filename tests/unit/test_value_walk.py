@@ -246,3 +246,19 @@ def test_a_round_of_40_trainers_through_run_round_walks_version_2_reproducibly_w
     harmful = by_account[f"0x{40:040x}"]
     assert harmful.status == "rejected" or (harmful.value_score is not None and harmful.value_score < 0)
     assert harmful.payout_wei == 0
+
+
+def test_float32_rows_are_walked_exactly_as_their_float64_copy() -> None:
+    rng = np.random.default_rng(9)
+    rows = rng.normal(size=(40, 300)).astype(np.float32) * np.linspace(0.5, 3.0, 40, dtype=np.float32)[:, None]
+    base, loss = np.zeros(300), quadratic_loss(rng.normal(size=300))
+    config = ContributionConfig(rerun_max_players=4)
+
+    narrow = compute_contributions(base, rows, loss, clip_rule, outer_lr=1.0, loss_before=loss(base), seed=SEED,
+                                   config=config)
+    wide = compute_contributions(base, rows.astype(np.float64), loss, clip_rule, outer_lr=1.0,
+                                 loss_before=loss(base), seed=SEED, config=config)
+
+    assert config.walks(40)
+    np.testing.assert_array_equal(narrow.values, wide.values)
+    assert narrow.groups == wide.groups
