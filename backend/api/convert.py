@@ -42,28 +42,38 @@ def scaled(value: int | None) -> float | None:
     return None if value is None else value / REPUTATION_SCALE
 
 
+def reputation_fields(record: ReputationRecord | AnyRow) -> dict[str, Any]:
+    """A ReputationPoint's fields, for building a response validated in one call."""
+    return {
+        "round": record.round,
+        "mu": record.mu / REPUTATION_SCALE,
+        "sigma": record.sigma / REPUTATION_SCALE,
+        "score": record.score / REPUTATION_SCALE,
+        "block_number": record.block_number,
+    }
+
+
 def reputation_point(record: ReputationRecord | AnyRow) -> ReputationPoint:
-    return ReputationPoint(
-        round=record.round,
-        mu=record.mu / REPUTATION_SCALE,
-        sigma=record.sigma / REPUTATION_SCALE,
-        score=record.score / REPUTATION_SCALE,
-        block_number=record.block_number,
-    )
+    return ReputationPoint(**reputation_fields(record))
+
+
+def slash_fields(record: SlashRecord | AnyRow) -> dict[str, Any]:
+    """A SlashOut's fields, for building a response validated in one call."""
+    return {
+        "task_id": record.task_id,
+        "round": record.round,
+        "trainer": record.trainer,
+        "amount_wei": record.amount_wei,
+        "reason_code": record.reason_code,
+        "reason": SLASH_REASONS.get(record.reason_code, "unknown"),
+        "evidence_cid": record.evidence_cid,
+        "block_number": record.block_number,
+        "tx_hash": record.tx_hash,
+    }
 
 
 def slash_out(record: SlashRecord | AnyRow) -> SlashOut:
-    return SlashOut(
-        task_id=record.task_id,
-        round=record.round,
-        trainer=record.trainer,
-        amount_wei=record.amount_wei,
-        reason_code=record.reason_code,
-        reason=SLASH_REASONS.get(record.reason_code, "unknown"),
-        evidence_cid=record.evidence_cid,
-        block_number=record.block_number,
-        tx_hash=record.tx_hash,
-    )
+    return SlashOut(**slash_fields(record))
 
 
 def round_fields(row: Round, fetch: ReportFetch | None, report: RoundReport | None) -> dict[str, Any]:
@@ -138,10 +148,11 @@ LEADERBOARD_SCALED = ("reputation_mu", "reputation_sigma", "reputation_score")
 def leaderboard_page(rows: Sequence[AnyRow], total: int, limit: int, offset: int) -> Page[LeaderboardRow]:
     """A ranked page from leaderboard query rows (crud.tasks.LEADERBOARD_COLUMNS), validated in one pydantic call
     (a model per row costs ~25 % more for a 50-row page)."""
+    fields = rows[0]._fields if rows else ()
     items = []
     for rank, row in enumerate(rows, start=offset + 1):
-        item = row._asdict()
-        del item["total"]  # the window count (crud.tasks) is the page's, not the row's
+        item = dict(zip(fields, row, strict=True))  # ~2x faster than row._asdict(), which builds a mapping per row
+        del item["total"]  # the trainer count (crud.tasks) is the page's, not the row's
         item["rank"] = rank
         for name in LEADERBOARD_SCALED:
             item[name] = scaled(item[name])

@@ -41,6 +41,6 @@ class ApiSettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     run_indexer: bool = True
     workers: int = Field(default=1, ge=1, le=64)  # API processes; more than 1 only with --no-indexer
-    db_threads: int = Field(default=8, ge=1, le=256)  # threads running the short, GIL-bound DB queries
+    db_threads: int | None = Field(default=None, ge=1, le=256)  # DB query threads; None: by database (serve.py)
     response_cache_mib: int = Field(default=64, ge=0, le=65_536)  # per worker; 0: no cache (SQLite files, PostgreSQL)
     log_level: str = "info"

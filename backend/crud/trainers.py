@@ -128,14 +128,18 @@ def _proof_queries(in_task: bool, unclaimed_only: bool) -> tuple[Select[Any], Se
     if unclaimed_only:
         conditions.append(~claimed)
     columns = (payouts.task_id, payouts.round, payouts.leaf_index, payouts.account, payouts.amount_wei, payouts.proof)
+    count = select(func.count()).select_from(Payout).where(*conditions)
+    # the count as a scalar subquery, evaluated once; a window count (`count() over ()`) would make SQLite
+    # materialize and re-sort every leaf of the address before the page
+    total = count.correlate(None).scalar_subquery()
     page = (
-        select(*columns, claimed.where(claims.account == payouts.account).label("claimed"), func.count().over())
+        select(*columns, claimed.where(claims.account == payouts.account).label("claimed"), total)
         .where(*conditions)
         .order_by(payouts.task_id, payouts.round, payouts.leaf_index)
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
-    return page, select(func.count()).select_from(Payout).where(*conditions)
+    return page, count
 
 
 def payout_proofs(
@@ -148,5 +152,5 @@ def payout_proofs(
     connection = session.connection()  # Core statements: the ORM's execution path would only add overhead
     rows = connection.execute(page, {**params, "limit": limit, "offset": offset}).all()
     if rows:
-        return rows, int(rows[0][-1])  # the window count
+        return rows, int(rows[0][-1])  # the count subquery
     return rows, int(connection.execute(count, params).scalar_one())

@@ -6,14 +6,17 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.api.deps import MAX_LIMIT, MAX_OFFSET, InvalidAddress, parse_address
 from backend.api.main import create_app
+from backend.core.config import ApiSettings
 from backend.crud import tasks as crud_tasks
 from backend.db.models import ClaimRecord, Payout, Round, RoundReport, ScoreEntry
 from backend.db.session import init_db, make_engine, session_factory
 from backend.indexer.projector import apply_event
+from backend.serve import SERVER_DB_THREADS, SQLITE_DB_THREADS, db_threads
 from tests.unit.test_backend_indexer import ALICE, ALICE_CS, BOB, SPONSOR, ev, task_created
 
 BOB_CS = "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"
@@ -203,3 +206,10 @@ def test_explain_endpoint_returns_every_payout_term_and_the_sentence(
         0.25, 1.0, "exact")
     assert line["payout_wei"] == "12300000000000000000" and line["account"] == ALICE_CS
     assert absent.status_code == 404 and "did not take part" in absent.json()["detail"]
+
+
+def test_db_threads_default_by_database_and_the_setting_wins() -> None:
+    sqlite, postgres = make_engine("sqlite://"), create_engine("postgresql+psycopg://flchain@127.0.0.1/flchain")
+    assert db_threads(sqlite, ApiSettings()) == SQLITE_DB_THREADS == 2  # CPU-bound under the GIL: few threads
+    assert db_threads(postgres, ApiSettings()) == SERVER_DB_THREADS
+    assert db_threads(sqlite, ApiSettings(db_threads=5)) == db_threads(postgres, ApiSettings(db_threads=5)) == 5
