@@ -4,10 +4,9 @@ Each point is one round of `bench.simulation` (digits, an MLP of ~`--params` par
 SGD step per trainer): the trainers train and encode in batched Ray tasks, the driver decodes every update and runs
 `aggregator.pipeline.run_round`. A point whose round matrix (trainers x params) exceeds `--max-round-elements`
 runs the trainer side only (Ray tasks + strict decode, no pipeline), plus a full round at `--small-params`: the
-default bound admits 10,000 x 100k (17.4 GB driver peak RSS; the same-work grouping's float64 directions are the
-largest part). The in-process trainers (`LocalTrainers`, no Ray) are timed at the smaller counts for comparison.
-A warm-up round starts Ray's workers first. Saves JSON, Markdown and PNG under docs/benchmarks/ (`--stem`, default
-simulate.*), with the machine's load.
+default bound admits 10,000 x 100k. The in-process trainers (`LocalTrainers`, no Ray) are timed at the smaller
+counts for comparison. A warm-up round starts Ray's workers first. Saves JSON, Markdown and PNG under
+docs/benchmarks/ (`--stem`, default simulate.*), with the machine's load.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_simulate.py
     PYTHONPATH=. .venv/bin/python scripts/bench_simulate.py --trainers 10000 --in-process-up-to 0 --stem simulate_10000
@@ -99,10 +98,10 @@ def _markdown(rows: list[Row], meta: dict[str, object], args: argparse.Namespace
     if any(r["engine"] == "ray" and r["scope"] == "trainer side" for r in rows):
         lines += [f"Rows whose trainers x params exceed {args.max_round_elements:.3g} ran the trainer side only, and "
                   f"the full round at {args.small_params:,} parameters.", ""]
-    lines += ["Memory: `run_round` holds the decoded updates (4 bytes per parameter), a float32 stack of the accepted "
-              "ones for scoring and aggregation, and the same-work grouping's float64 directions (8 bytes per "
-              "parameter); the filters keep no trainers x trainers matrix. The driver's peak RSS column is what "
-              "that cost here.",
+    lines += ["Memory: `run_round` holds the decoded updates (4 bytes per parameter) and a float32 stack of the "
+              "accepted ones for scoring and aggregation; the filters, the same-work grouping and the walked value "
+              "game read them in column chunks or a row at a time and keep no trainers x trainers matrix. The "
+              "driver's peak RSS column is what that cost here.",
               "", f"Measured on a shared 2-core machine under other work (load average at the end {load}): "
               "absolute seconds are inflated and noisy; compare rows of this run rather than runs. CPU s in tasks "
               "is the tasks' own CPU time: the gap to 2 x the trainer side's wall time is time the tasks waited "
