@@ -4,8 +4,9 @@ Same data, model, optimizer, batch size and learning rate for the three methods,
 sample-gradient computations: federated runs do `rounds x sum_i local_steps x min(batch, n_i)`, centralized
 training does that many divided by the batch size as plain minibatch SGD steps on the union of the trainers'
 data, evaluated after each of `rounds` equal chunks. FedAvg is `bench.federation.plain_fedavg_config` (sample-
-weighted mean, outer lr 1, no filters or gating); flchain is `PipelineConfig()` (centered clipping, LossScore
-gating, outer step lr 1), both through `run_round` with every update through the codec. "flchain-nogate" is
+weighted mean, outer lr 1, no filters or gating); flchain is `PipelineConfig()` with the workload's aggregator
+settings (`bench.federation.workload_pipeline`: centered clipping, LossScore gating, outer step lr 1; on MNIST-1D
+norm filter 5 and outer momentum 0.5), both through `run_round` with every update through the codec. "flchain-nogate" is
 a diagnostic: the default pipeline with LossScore gating of the aggregate off (`aggregate_positive_only=False`;
 payouts unchanged), which separates the effect of the gating from the effect of centered clipping.
 """
@@ -20,15 +21,20 @@ from pathlib import Path
 
 import numpy as np
 
-from aggregator.filters import FilterConfig
 from aggregator.pipeline import PipelineConfig
 from bench import plots
 from bench.behaviours import Behaviour, SimTrainer
 from bench.data import BenchData, by_role, load_bench_data
-from bench.federation import FederationConfig, account, initial_params, plain_fedavg_config, run_federation
+from bench.federation import (
+    FederationConfig,
+    account,
+    initial_params,
+    plain_fedavg_config,
+    run_federation,
+    workload_pipeline,
+)
 from bench.report import Aim, ExperimentReport, aim_at_least, fmt_mean_std
 from bench.settings import AccuracySettings, Mode
-from flchain.devnet.workloads import WORKLOADS, WorkloadName
 from flchain.ml.partition import label_skew, partition_dirichlet, partition_iid
 from flchain.ml.train import Evaluator, local_train
 
@@ -101,14 +107,6 @@ def _federated(method: str, split: str, data: BenchData, parts: list[np.ndarray]
                      time.perf_counter() - start, tuple(len(r.aggregated) for r in result.rounds),
                      tuple(len(r.rejected) for r in result.rounds),
                      result.total_paid_wei() / (config.budget_wei * settings.rounds))
-
-
-def workload_pipeline(dataset_name: str, **changes: object) -> PipelineConfig:
-    """flchain's default pipeline with the workload's filter settings (`flchain.devnet.workloads`: what its
-    aggregator runs with)."""
-    known = {w.value for w in WorkloadName}
-    norm_k = WORKLOADS[WorkloadName(dataset_name)].norm_k if dataset_name in known else FilterConfig().norm_k
-    return dataclasses.replace(PipelineConfig(filters=FilterConfig(norm_k=norm_k)), **changes)  # type: ignore[arg-type]
 
 
 def _pipeline(method: str, dataset_name: str) -> PipelineConfig:

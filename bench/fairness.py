@@ -31,11 +31,10 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from aggregator.pipeline import PipelineConfig
 from bench import plots
 from bench.behaviours import Behaviour, SimTrainer
 from bench.data import BenchData, load_bench_data
-from bench.federation import FederationConfig, account, initial_params, run_federation
+from bench.federation import FederationConfig, account, initial_params, run_federation, workload_pipeline
 from bench.report import ExperimentReport, aim_at_least, aim_at_most, fmt_mean_std
 from bench.settings import FairnessSettings, Mode
 from bench.shapley_truth import max_abs, share_errors, trainer_shapley
@@ -114,7 +113,7 @@ def _seed_values(base: BenchData, settings: FairnessSettings, seed: int) -> tupl
     data = dataclasses.replace(base, spec=dataclasses.replace(base.spec, seed=seed))
     grouped = _trainers(data, settings, seed)
     trainers = [t for _, t in grouped]
-    config = FederationConfig(PipelineConfig(), settings.rounds, settings.train)
+    config = FederationConfig(workload_pipeline(data.dataset_name), settings.rounds, settings.train)
     full = run_federation(trainers, data, config)
     paid = full.payouts_by_account()
     tester = Evaluator(data.spec, data.test)

@@ -15,6 +15,7 @@ there; the aggregator's side, `receive`, here). Both give the same submissions f
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from eth_utils.address import to_checksum_address
 from numpy.typing import NDArray
 
 from aggregator.filters import FilterConfig, Fingerprint, RejectReason
+from aggregator.outer import OuterConfig
 from aggregator.pipeline import (
     AggregationState,
     PipelineConfig,
@@ -39,6 +41,7 @@ from aggregator.rules import AggregationRule
 from bench.behaviours import AttackerMemory, AttackParams, LocalTraining, SimTrainer, round_deltas
 from bench.data import BenchData
 from flchain.codec import CodecError, NonFiniteValues, content_digest, decode_update, encode_model, encode_update
+from flchain.devnet.workloads import WORKLOADS, WorkloadName
 from flchain.ml.params import ParamLayout, Params, module_to_params
 from flchain.ml.specs import ModelSpec
 from flchain.ml.train import Evaluator
@@ -210,6 +213,19 @@ class LocalTrainers:
             for i, (t, d) in enumerate(zip(self.trainers, deltas, strict=True))
         )
         return RoundUploads(submissions, t1 - t0, time.perf_counter() - t1)
+
+
+def workload_pipeline(dataset_name: str, **changes: object) -> PipelineConfig:
+    """flchain's default pipeline with the workload's aggregator settings (`flchain.devnet.workloads`: the norm
+    filter and the outer momentum its aggregator runs with); a data set that is no workload (MNIST) gets the
+    defaults."""
+    known = {w.value for w in WorkloadName}
+    workload = WORKLOADS[WorkloadName(dataset_name)] if dataset_name in known else None
+    if workload is None:
+        return dataclasses.replace(PipelineConfig(), **changes)  # type: ignore[arg-type]
+    config = PipelineConfig(filters=FilterConfig(norm_k=workload.norm_k),
+                            outer=OuterConfig(momentum=workload.outer_momentum))
+    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 
 def loss_function(evaluator: Evaluator) -> Callable[[NDArray[np.floating]], float]:

@@ -25,7 +25,7 @@ from aggregator.rules import AggregationRule
 from bench import plots
 from bench.behaviours import Behaviour, SimTrainer, poisoned
 from bench.data import BenchData, load_bench_data
-from bench.federation import FederationConfig, account, plain_fedavg_config, run_federation
+from bench.federation import FederationConfig, account, plain_fedavg_config, run_federation, workload_pipeline
 from bench.report import Aim, ExperimentReport, aim_at_least, aim_at_most
 from bench.settings import Mode, RobustnessSettings, RuleConfig
 from flchain.ml.partition import partition_iid
@@ -55,10 +55,11 @@ class Cell:
     seconds: float
 
 
-def pipeline_config(rule: RuleConfig) -> PipelineConfig:
+def pipeline_config(rule: RuleConfig, dataset_name: str = "digits") -> PipelineConfig:
+    """`fedavg-plain`, or flchain's pipeline with the rule and the workload's aggregator settings."""
     if rule is RuleConfig.FEDAVG_PLAIN:
         return plain_fedavg_config()
-    return PipelineConfig(rule=AggregationRule(rule.value))
+    return workload_pipeline(dataset_name, rule=AggregationRule(rule.value))
 
 
 def _trainers(data: BenchData, settings: RobustnessSettings, attack: Behaviour, attackers: int,
@@ -78,7 +79,8 @@ def _cell(data: BenchData, settings: RobustnessSettings, rule: RuleConfig, attac
     start = time.perf_counter()
     attackers = round(fraction * settings.n_trainers)
     trainers = _trainers(data, settings, attack, attackers, seed)
-    config = FederationConfig(pipeline_config(rule), settings.rounds, settings.train, settings.attack_params)
+    config = FederationConfig(pipeline_config(rule, data.dataset_name), settings.rounds, settings.train,
+                              settings.attack_params)
     result = run_federation(trainers, data, config)
     bad = {t.account for t in trainers if t.behaviour is not Behaviour.HONEST}
     paid = result.payouts_by_account()

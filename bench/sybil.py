@@ -38,7 +38,7 @@ from aggregator.pipeline import PipelineConfig
 from bench import plots
 from bench.behaviours import Behaviour, LocalTraining, SimTrainer
 from bench.data import BenchData, load_bench_data
-from bench.federation import FederationConfig, account, run_federation
+from bench.federation import FederationConfig, account, run_federation, workload_pipeline
 from bench.report import ExperimentReport, aim_at_most
 from bench.settings import DataSettings, Mode
 from flchain.ml.partition import partition_dirichlet, partition_iid
@@ -126,8 +126,8 @@ def measure_case(data: BenchData, case: SybilCase, rounds: int, training: LocalT
                  pipeline: PipelineConfig | None = None, seed: int = 0) -> SybilResult:
     """Both federations of `case` for `rounds` rounds; see the module docstring."""
     honest, sybil = _federations(data, case, seed)
-    config = FederationConfig(PipelineConfig() if pipeline is None else pipeline, rounds, training,
-                              stake_per_sample=STAKE_PER_SAMPLE if case.bonded else 0)
+    chosen = workload_pipeline(data.dataset_name) if pipeline is None else pipeline
+    config = FederationConfig(chosen, rounds, training, stake_per_sample=STAKE_PER_SAMPLE if case.bonded else 0)
     run_honest = run_federation(honest, data, config)
     run_sybil = run_federation(sybil, data, config)
     clones = {t.account for t in sybil[: len(sybil) - len(honest) + 1]}

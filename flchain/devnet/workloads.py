@@ -2,10 +2,10 @@
 
 - digits: scikit-learn's 8x8 digits and the small MLP (the default).
 - mnist1d: MNIST-1D's generated signals (Greydanus and Kobak 2024) and the 1-D CNN, local lr 0.2 (the
-  benchmark's: the CNN needs ~1,000 sequential SGD steps at it). The aggregator and validators judge on
-  `mnist1d-fresh` signals, generated for each round with a seed from a secret the stack makes for them alone
-  (`aggregator.evaldata`): trainers cannot derive them, and no revealed batch judges another round. digits'
-  held-out part stays public (derivable).
+  benchmark's: the CNN needs ~1,000 sequential SGD steps at it), outer momentum 0.5 (label-skewed shards). The
+  aggregator and validators judge on `mnist1d-fresh` signals, generated for each round with a seed from a secret
+  the stack makes for them alone (`aggregator.evaldata`): trainers cannot derive them, and no revealed batch
+  judges another round. digits' held-out part stays public (derivable).
 - shakespeare: next-character prediction with trainers holding whole speaking roles (LEAF, Caldas et al. 2018)
   and the small GPT-style character transformer at local lr 0.5 (1.0 diverges under plain SGD); windows every 32
   characters for trainers and every 256 for the sponsor's held-out roles keep rounds short on a laptop.
@@ -29,6 +29,14 @@ round's median norm in later rounds (18 of 1,000 honest updates rejected at norm
 part of the gap to centralized (plain FedAvg reaches 0.912 at the same budget)."""
 
 
+MNIST1D_OUTER_MOMENTUM = 0.5
+"""The aggregator's outer (server) momentum on MNIST-1D (FedAvgM: Hsu, Qi and Brown 2019, "Measuring the Effects of
+Non-Identical Data Distribution for Federated Visual Classification"). On Dirichlet(0.5) shards the local models
+drift towards their own labels and plain averaging keeps only what they agree on; momentum carries the earlier
+rounds' direction. Measured with the accuracy benchmark's quick settings (100 rounds x 10 local steps, seed 0, same
+compute): flchain's Dirichlet test accuracy 0.906 at momentum 0, 0.922 at 0.7, 0.930 at 0.5; IID 0.960 at 0.5."""
+
+
 class WorkloadName(StrEnum):
     DIGITS = "digits"
     MNIST1D = "mnist1d"
@@ -47,12 +55,14 @@ class Workload:
     commit_window_s: int = 12  # the demo's commit phase per round
     reveal_window_s: int = 8  # the demo's reveal phase per round
     norm_k: float = 3.0  # the aggregator's norm filter (FLCHAIN_AGGREGATOR_NORM_K), recorded in each round's config
+    outer_momentum: float = 0.0  # the aggregator's outer momentum (FLCHAIN_AGGREGATOR_OUTER_MOMENTUM), recorded too
 
     @property
     def aggregator_settings(self) -> dict[str, str]:
         """The aggregator's settings for this workload, without their prefix (validators take only `aggregator_env`:
         they recompute with the configuration each round published)."""
-        return {**dict(self.aggregator_env), "NORM_K": str(self.norm_k)}
+        momentum = {"OUTER_MOMENTUM": str(self.outer_momentum)} if self.outer_momentum else {}
+        return {**dict(self.aggregator_env), "NORM_K": str(self.norm_k), **momentum}
 
 
 WORKLOADS: dict[WorkloadName, Workload] = {
@@ -60,7 +70,7 @@ WORKLOADS: dict[WorkloadName, Workload] = {
                                   (("VALIDATION", "digits"),)),
     WorkloadName.MNIST1D: Workload(WorkloadName.MNIST1D, "cnn1d-mnist1d", (("DATA_SOURCE", "mnist1d"), ("LR", "0.2")),
                                    (("VALIDATION", "mnist1d-fresh"),), commit_window_s=20, reveal_window_s=10,
-                                   norm_k=MNIST1D_NORM_K),
+                                   norm_k=MNIST1D_NORM_K, outer_momentum=MNIST1D_OUTER_MOMENTUM),
     WorkloadName.SHAKESPEARE: Workload(
         WorkloadName.SHAKESPEARE, "gpt-shakespeare-small",
         (("DATA_SOURCE", "shakespeare"), ("TEXT_STRIDE", "32"), ("LR", "0.5")),

@@ -1,5 +1,5 @@
-"""A workload's norm filter setting: read by the aggregator, given by the demo, used by the benchmark, and still
-rejecting a scaled-up update."""
+"""A workload's aggregator settings (norm filter, outer momentum): read by the aggregator, given by the demo, used by
+the benchmarks; the norm filter still rejects a scaled-up update."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from aggregator.filters import FilterConfig, RejectReason, SubmissionMeta, filter_round
 from aggregator.settings import AggregatorSettings
-from bench.accuracy import workload_pipeline
-from flchain.devnet.workloads import MNIST1D_NORM_K, WORKLOADS, WorkloadName
+from bench.federation import workload_pipeline
+from flchain.devnet.workloads import MNIST1D_NORM_K, MNIST1D_OUTER_MOMENTUM, WORKLOADS, WorkloadName
 
 
 def _settings(**fields: object) -> AggregatorSettings:
@@ -44,6 +44,24 @@ def test_the_mnist1d_demo_aggregator_and_the_benchmark_use_the_workloads_norm_fi
     assert workload_pipeline("mnist1d").filters.norm_k == MNIST1D_NORM_K
     assert workload_pipeline("digits").filters.norm_k == 3.0
     assert workload_pipeline("mnist1d", aggregate_positive_only=True).aggregate_positive_only
+
+
+def test_the_mnist1d_aggregator_and_every_benchmark_step_with_the_workloads_outer_momentum(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench.robustness import pipeline_config
+    from bench.settings import RuleConfig
+
+    mnist1d, digits = WORKLOADS[WorkloadName.MNIST1D], WORKLOADS[WorkloadName.DIGITS]
+    for name, value in mnist1d.aggregator_settings.items():
+        monkeypatch.setenv(f"FLCHAIN_AGGREGATOR_{name}", value)
+
+    assert _settings().pipeline_config(500, 7).outer.momentum == MNIST1D_OUTER_MOMENTUM == 0.5
+    assert "OUTER_MOMENTUM" not in digits.aggregator_settings
+    assert workload_pipeline("mnist1d").outer.momentum == 0.5
+    assert workload_pipeline("digits").outer.momentum == 0.0
+    assert pipeline_config(RuleConfig.CENTERED_CLIP, "mnist1d").outer.momentum == 0.5
+    assert pipeline_config(RuleConfig.FEDAVG_PLAIN, "mnist1d").outer.momentum == 0.0  # the unprotected reference
 
 
 def test_mnist1d_norm_filter_keeps_a_4x_update_and_still_rejects_a_10x_scaled_one() -> None:
