@@ -7,7 +7,8 @@ trainers hold disjoint shards of the trainers' data (Shakespeare: whole speaking
 phase and revealed in the reveal phase; every round goes through the aggregator service's `tick()`. The sponsor's
 held-out validation loss must fall round over round, the attacker must earn nothing, and `flchain verify round`
 must agree with the chain on every round. MNIST-1D judges every round on signals generated for it alone
-(`mnist1d-fresh`, from the sponsor's validation secret, which the aggregator and the verifier are given).
+(`mnist1d-fresh`, from the sponsor's validation secret, which the aggregator and the verifier are given) and
+steps with the workload's outer momentum, whose buffer each round's carried-over state holds for the next.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from flchain.chain.types import RoundStatus
 from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import AnvilNode, advance_time
 from flchain.devnet.ipfs import IpfsNode
+from flchain.devnet.workloads import MNIST1D_OUTER_MOMENTUM
 from flchain.ml.mnist1d_data import mnist1d_heldout
 from flchain.ml.specs import ModelSpec, spec_from_name
 from flchain.paths import REPO_ROOT
@@ -79,7 +81,8 @@ WORKLOADS = {
     "mnist1d": Workload(
         "mnist1d", spec_from_name("cnn1d-mnist1d", channels=(16, 16, 16)),
         (("data_source", "mnist1d"), ("local_steps", 20), ("batch_size", 32), ("lr", 0.05)),
-        (("VALIDATION", "mnist1d-fresh"),), ("--validation", "mnist1d-fresh"),
+        (("VALIDATION", "mnist1d-fresh"), ("OUTER_MOMENTUM", str(MNIST1D_OUTER_MOMENTUM))),
+        ("--validation", "mnist1d-fresh"),
     ),
     "shakespeare": Workload(
         "shakespeare",
@@ -237,6 +240,9 @@ def test_three_rounds_lower_heldout_loss_pay_nothing_to_the_attacker_and_verify(
         rows = {row.account: row for row in report.trainers}
         assert int(rows[dev_account(ATTACKER).address].payout_wei) == 0
         assert sum(int(rows[dev_account(i).address].payout_wei) > 0 for i in HONEST) >= 2
+
+    momentum = float(dict(workload.aggregator_env).get("OUTER_MOMENTUM", "0"))
+    assert all(report.aggregation.outer_momentum == momentum for report in published)
 
     # Assert: MNIST-1D's revealed evaluation batches are fresh: no signal judged two rounds, none is public.
     if workload.name == "mnist1d":
