@@ -33,6 +33,8 @@ from flchain.ml.specs import ModelSpec
 logger = logging.getLogger(__name__)
 
 DEFAULT_EVAL_BATCH_SIZE = 4096
+VIEW_CACHE = 2
+"""Buffers whose tensor views an `Evaluator` keeps (`aggregator.scoring` fills one while the other is evaluated)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,8 +204,9 @@ class Evaluator:
         self._x = torch.tensor(dataset.x, device=self.device)
         self._y = torch.tensor(dataset.y, device=self.device)
         self._on_cpu = torch.device(self.device).type == "cpu"
-        self._views: tuple[npt.NDArray[np.floating], dict[str, torch.Tensor]] | None = None
-        """The last vector evaluated in place and torch's views of it (kept alive, so its identity is its buffer)."""
+        self._views: list[tuple[npt.NDArray[np.floating], dict[str, torch.Tensor]]] = []
+        """The last `VIEW_CACHE` vectors evaluated in place and torch's views of them (kept alive, so a vector's
+        identity is its buffer): the scoring loop alternates between two buffers."""
 
     def _tensors(self, params: ParamsLike) -> dict[str, torch.Tensor]:
         check_layout(self.layout, params)
@@ -235,8 +238,10 @@ class Evaluator:
             raise ParamsError(f"expected a 1-D float vector of {self.layout.total_size} elements, got {flat.shape}")
         array = _writable_f32(flat)
         shared = array is flat and self._on_cpu  # torch's tensors are views of `flat` itself
-        if shared and self._views is not None and self._views[0] is flat:
-            return self._views[1]  # the same buffer again (the scoring loop's): its views still read it
+        if shared:
+            for seen, cached in self._views:
+                if seen is flat:
+                    return cached  # the same buffer again (the scoring loop's): its views still read it
         whole = torch.from_numpy(array).to(self.device)
         views = {
             name: whole[start : start + size].view(shape)
@@ -244,7 +249,7 @@ class Evaluator:
                 self.layout.names, self.layout.shapes, self.layout.offsets, self.layout.sizes, strict=True
             )
         }
-        self._views = (flat, views) if shared else None
+        self._views = [(flat, views), *self._views[: VIEW_CACHE - 1]] if shared else []
         return views
 
     def evaluate_vector(self, vector: npt.ArrayLike) -> EvalResult:

@@ -159,6 +159,26 @@ def test_a_buffer_evaluated_again_is_read_as_it_is_now(digits: Split, spec: Mode
     assert evaluator.evaluate_vector(first) == Evaluator(spec, digits.test).evaluate_vector(first)
 
 
+def test_two_alternating_buffers_are_each_read_as_they_are_now(
+    digits: Split, spec: ModelSpec, initial: Params
+) -> None:
+    """`aggregator.scoring` fills one buffer while the evaluator reads the other: both stay cached, and a third
+    array pushes the oldest out without being mistaken for it."""
+    trained = _train(initial, spec, digits.train, seed=0).params
+    evaluator, fresh = Evaluator(spec, digits.test), Evaluator(spec, digits.test)
+    first, second = flatten(initial)[0].astype(np.float32), flatten(trained)[0].astype(np.float32)
+    a, b = first.copy(), second.copy()
+
+    for _ in range(2):
+        assert evaluator.loss_vector(a) == fresh.loss_vector(a.copy())
+        assert evaluator.loss_vector(b) == fresh.loss_vector(b.copy())
+        np.copyto(a, second if a[0] == first[0] else first)  # swap the contents under the cached views
+        np.copyto(b, first if b[0] == second[0] else second)
+    third = first.copy()
+    assert evaluator.loss_vector(third) == fresh.loss_vector(first.copy())
+    assert evaluator.loss_vector(a) == fresh.loss_vector(a.copy())
+
+
 def test_evaluate_accepts_read_only_params(digits: Split, spec: ModelSpec, initial: Params) -> None:
     frozen = {k: v.copy() for k, v in initial.items()}
     for v in frozen.values():

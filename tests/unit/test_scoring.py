@@ -8,6 +8,7 @@ import pytest
 from aggregator.rules import AggregationRule, aggregate
 from aggregator.rules.fedavg import fedavg
 from aggregator.scoring import (
+    OVERLAP_FROM_PARAMS,
     ScoringError,
     compute_loss_scores,
     compute_marginal_scores,
@@ -67,6 +68,20 @@ def test_each_update_is_scored_on_its_share_of_the_aggregate_step() -> None:
     np.testing.assert_allclose(shared.scores, [1.0, 0.0])
     quarter = compute_loss_scores(BASE, deltas[:1], quadratic_loss, outer_lr=1.0, n_aggregated=4)
     np.testing.assert_allclose(quarter.losses_after, [0.5])  # theta = (0.5, 0.5)
+
+
+@pytest.mark.parametrize("size", [2, OVERLAP_FROM_PARAMS])
+def test_loss_fn_may_write_to_its_vector_without_changing_the_next_ones(size: int) -> None:
+    rng = np.random.default_rng(3)
+    base, deltas = rng.normal(size=size), rng.normal(size=(4, size))
+    clean = compute_loss_scores(base, deltas, lambda v: float(np.sum(np.asarray(v, np.float64) ** 2)))
+
+    def vandal(params: np.ndarray) -> float:
+        loss = float(np.sum(params.astype(np.float64) ** 2))
+        params[:] = 99.0
+        return loss
+
+    assert compute_loss_scores(base, deltas, vandal).losses_after.tolist() == clean.losses_after.tolist()
 
 
 def test_loss_fn_gets_fresh_float32_vectors_and_inputs_are_untouched() -> None:
@@ -131,7 +146,8 @@ def test_shapes_must_line_up() -> None:
         compute_loss_scores(BASE, np.ones((2, 3)), quadratic_loss)
 
 
-@pytest.mark.parametrize("size", [1001, 3 * (1 << 15) + 5])  # one block; several blocks and a partial one
+@pytest.mark.parametrize("size", [1001, 3 * (1 << 15) + 5, OVERLAP_FROM_PARAMS + 7])  # one block; several blocks
+# and a partial one; a model large enough for the vectors to be made in a worker thread, one row ahead
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_reused_buffer_probes_exactly_the_vectors_of_a_fresh_array_per_update(dtype: type, size: int) -> None:
     """The old probe, `out = empty(); multiply(delta, step, out); subtract(base32, out, out)` over the whole vector
