@@ -31,6 +31,7 @@ from bench.federation import (
     initial_params,
     plain_fedavg_config,
     run_federation,
+    workload_notes,
     workload_pipeline,
 )
 from bench.report import Aim, ExperimentReport, aim_at_least, fmt_mean_std
@@ -213,6 +214,7 @@ def run(settings: AccuracySettings, mode: Mode, out_dir: Path) -> ExperimentRepo
         "Ratios are per seed (method / centralized of the same seed and split), then averaged.",
         "FedAvg and flchain run through aggregator.pipeline.run_round with every update through the codec; "
         "the centralized run is local_train on the union of the trainers' data.",
+        *workload_notes(data.dataset_name),
     )
     headline = ", ".join(f"{m} / centralized {s} {summary[s][m].ratio_mean:.3f}" for m in ("flchain", "fedavg")
                          for s in data.splits)

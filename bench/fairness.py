@@ -34,7 +34,14 @@ from scipy.stats import spearmanr
 from bench import plots
 from bench.behaviours import Behaviour, SimTrainer
 from bench.data import BenchData, load_bench_data
-from bench.federation import FederationConfig, account, initial_params, run_federation, workload_pipeline
+from bench.federation import (
+    FederationConfig,
+    account,
+    initial_params,
+    run_federation,
+    workload_notes,
+    workload_pipeline,
+)
 from bench.report import ExperimentReport, aim_at_least, aim_at_most, fmt_mean_std
 from bench.settings import FairnessSettings, Mode
 from bench.shapley_truth import max_abs, share_errors, trainer_shapley
@@ -233,7 +240,7 @@ def run(settings: FairnessSettings, mode: Mode, out_dir: Path) -> ExperimentRepo
     figure = plots.fairness_figure(values, rho, out_dir / "fairness.png")
     results = {"data": data.describe(), "groups": rows, "correlations": [dataclasses.asdict(c) for c in correlations],
                "trainers": [dataclasses.asdict(v) for v in values]}
-    notes = ("Correlations are computed per seed over all trainers, then averaged.",)
+    notes = ("Correlations are computed per seed over all trainers, then averaged.", *workload_notes(data.dataset_name))
     headline = (f"Spearman(payout, Shapley) {rho['shapley']:.2f}, worst share error {rho['worst_share_error']:.2f}, "
                 f"(payout, quality) {rho['quality_rank']:.2f}, (payout, leave-one-out) {rho['loo_value']:.2f}")
     return ExperimentReport("fairness", mode.value, settings, results, _markdown(settings, data, rows, correlations),

@@ -228,6 +228,16 @@ def workload_pipeline(dataset_name: str, **changes: object) -> PipelineConfig:
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 
+def workload_notes(dataset_name: str) -> tuple[str, ...]:
+    """A report's note naming the workload's aggregator settings where they differ from the defaults."""
+    config, default = workload_pipeline(dataset_name), PipelineConfig()
+    if config.filters.norm_k == default.filters.norm_k and config.outer == default.outer:
+        return ()
+    return (f"flchain's pipeline runs with the {dataset_name} workload's aggregator settings "
+            f"(flchain.devnet.workloads): norm filter k {config.filters.norm_k:g}, outer momentum "
+            f"{config.outer.momentum:g}.",)
+
+
 def loss_function(evaluator: Evaluator) -> Callable[[NDArray[np.floating]], float]:
     """The pipeline's `loss_fn`: mean loss of a flat parameter vector on the evaluation batch."""
     return lambda vector: evaluator.evaluate_vector(vector).loss

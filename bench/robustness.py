@@ -25,7 +25,14 @@ from aggregator.rules import AggregationRule
 from bench import plots
 from bench.behaviours import Behaviour, SimTrainer, poisoned
 from bench.data import BenchData, load_bench_data
-from bench.federation import FederationConfig, account, plain_fedavg_config, run_federation, workload_pipeline
+from bench.federation import (
+    FederationConfig,
+    account,
+    plain_fedavg_config,
+    run_federation,
+    workload_notes,
+    workload_pipeline,
+)
 from bench.report import Aim, ExperimentReport, aim_at_least, aim_at_most
 from bench.settings import Mode, RobustnessSettings, RuleConfig
 from flchain.ml.partition import partition_iid
@@ -213,6 +220,7 @@ def run(settings: RobustnessSettings, mode: Mode, out_dir: Path) -> ExperimentRe
         "'Rejected' counts attacker submissions the fast filters rejected (duplicates, replays, norm outliers, "
         "zero updates); an accepted update with a non-positive LossScore is neither paid nor aggregated "
         "but is not counted as rejected. fedavg-plain's filters are off except the pipeline's zero-update rule.",
+        *workload_notes(data.dataset_name),
     )
     markdown = _markdown(settings, data, matrices, clean, honest_rejected)
     return ExperimentReport("robustness", mode.value, settings, results, markdown, _aims(matrices, settings),
