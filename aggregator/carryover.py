@@ -102,6 +102,8 @@ def config_to_json(config: PipelineConfig, *, with_seed: bool = True) -> dict[st
         del filters["sketch_seed"]
     if filters["sketch_version"] == 1:
         del filters["sketch_version"]
+    if not filters["norm_clip"]:  # configs written before the option keep their bytes
+        del filters["norm_clip"]
     return {
         "rule": config.rule.value,
         "rule_params": _rule_params_to_json(config.rule_params),

@@ -27,6 +27,12 @@ WRONG_SHAPE while fetching; `filter_round` decides the rest, in this order, each
    `norm_k` is 3: since every accepted update is now aggregated and scored on its 1/n share, an update scaled
    up 10x (measured: 81 % of the payouts at 30 % attackers with `norm_k` 10) or sign-flipped 4x must be stopped
    here; honest updates of one round (same steps and lr) stay well within 3x of the median.
+   With `norm_clip`, an update over the bound is not rejected: it is scaled down to the round's median norm,
+   aggregated as that scaled copy and not paid (the verdict's detail says so; its fingerprint and reported norm are
+   the submitted update's). Under strongly non-IID data the trainers whose data the model fits worst send the
+   largest updates; rejecting them round after round leaves their data out, which makes their updates larger
+   still. Scaling to the median, not to the bound, keeps a sign-flipped or scaled-up update to an honest size:
+   scaled to 3x the median, a 4x sign flip by 30 % of the trainers cut MNIST-1D accuracy to 0.80 of clean.
 
 Fingerprint: a sketch of `k = sketch_dim` floats (`aggregator.sketch`) keeping inner products, norms and cosines up
 to `O(1/sqrt(k))` (Johnson-Lindenstrauss): a CountSketch in version 2 (the default), a SHAKE256 Rademacher
@@ -43,7 +49,7 @@ the Gram matrix every pairwise quantity comes from; `R`'s bits are cached for th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
@@ -107,6 +113,7 @@ class FilterConfig:
     sketch_seed: int = 0
     exact_pairs_up_to: int = EXACT_PAIRS_UP_TO
     sketch_version: int = sketches_of.DEFAULT_SKETCH_VERSION
+    norm_clip: bool = False  # an update over `norm_k x median`: scaled to the median and unpaid, not rejected
 
     def __post_init__(self) -> None:
         if self.norm_k <= 1.0:
@@ -160,6 +167,7 @@ class RoundFilterResult:
     verdicts: tuple[FilterVerdict, ...]
     norms: NDArray[np.float64]
     sketches: NDArray[np.float64]
+    scales: Mapping[int, float] = field(default_factory=dict)  # row -> factor (< 1) of an update scaled down
 
     def accepted_mask(self) -> NDArray[np.bool_]:
         return np.array([verdict.accepted for verdict in self.verdicts], dtype=bool)
@@ -194,13 +202,18 @@ def _copy_verdicts(usable: list[int], digests: Sequence[bytes], replayed: Mappin
     return verdicts
 
 
+def _norm_median(norms: NDArray[np.float64], candidates: Sequence[int], config: FilterConfig) -> float | None:
+    """The median the norm check compares with; None when there is no check (too few candidates, or a zero median)."""
+    if len(candidates) < config.min_for_norm_check:
+        return None
+    median = float(np.median(norms[list(candidates)]))
+    return median if median > 0.0 else None
+
+
 def norm_outliers(norms: NDArray[np.float64], candidates: Sequence[int], config: FilterConfig) -> dict[int, str]:
     """Norm outliers among `candidates` (indices into `norms`), with the reason detail of each."""
     outliers = {i: "zero update" for i in candidates if norms[i] == 0.0}
-    if len(candidates) < config.min_for_norm_check:
-        return outliers
-    median = float(np.median(norms[list(candidates)]))
-    if median == 0.0:
+    if (median := _norm_median(norms, candidates, config)) is None:
         return outliers
     for i in candidates:
         if norms[i] > config.norm_k * median:
@@ -208,6 +221,14 @@ def norm_outliers(norms: NDArray[np.float64], candidates: Sequence[int], config:
         elif norms[i] < median / config.norm_k:
             outliers.setdefault(i, f"norm {norms[i]:.4g} < median {median:.4g} / {config.norm_k:g}")
     return outliers
+
+
+def norm_scales(norms: NDArray[np.float64], candidates: Sequence[int], config: FilterConfig) -> dict[int, float]:
+    """With `norm_clip`: the factor that brings each candidate over `norm_k x median` down to the median."""
+    median = _norm_median(norms, candidates, config) if config.norm_clip else None
+    if median is None:
+        return {}
+    return {i: median / float(norms[i]) for i in candidates if norms[i] > config.norm_k * median}
 
 
 def filter_round(
@@ -238,8 +259,12 @@ def filter_round(
     verdicts.update(_copy_verdicts(usable, digests, replays(sketches, submissions, usable, history, config),
                                    near_duplicates(updates, scanned, norms, digests, usable, config)))
     candidates = [i for i in usable if verdicts[i].accepted]
+    scales = norm_scales(norms, candidates, config)
     for i, detail in norm_outliers(norms, candidates, config).items():
-        verdicts[i] = FilterVerdict(RejectReason.NORM_OUTLIER, detail)
+        if i in scales:
+            verdicts[i] = FilterVerdict(detail=f"{detail}: aggregated scaled by {scales[i]:.4g} to the median")
+        else:
+            verdicts[i] = FilterVerdict(RejectReason.NORM_OUTLIER, detail)
     return RoundFilterResult(
-        verdicts=tuple(verdicts[i] for i in range(len(submissions))), norms=norms, sketches=sketches
+        verdicts=tuple(verdicts[i] for i in range(len(submissions))), norms=norms, sketches=sketches, scales=scales
     )

@@ -157,6 +157,7 @@ class _Scores:
     weights: NDArray[np.float64]
     resent: Mapping[int, int] = field(default_factory=dict)  # index -> the earlier round its update repeats
     colluded: frozenset[int] = frozenset()  # accepted indices another account resubmitted this round (collusion)
+    scaled: frozenset[int] = frozenset()  # accepted indices the norm filter scaled down (aggregated, not paid)
 
 
 def _check_inputs(inputs: RoundInputs) -> NDArray[np.float64]:
@@ -198,9 +199,21 @@ def _filter(
     return verdicts, norms, result, decoded
 
 
+def _scaled(ordered: Sequence[Submission], filtered: RoundFilterResult | None, decoded: Sequence[int]
+            ) -> tuple[list[Submission], frozenset[int]]:
+    """The submissions with each update the norm filter scales (`FilterConfig.norm_clip`) replaced by its scaled
+    copy, which is what the round scores and aggregates from then on (it is not paid: `_score`), and their indices."""
+    out = list(ordered)
+    for k, scale in ({} if filtered is None else filtered.scales).items():
+        i = decoded[k]
+        delta = np.asarray(ordered[i].delta, dtype=np.float64) * scale
+        out[i] = replace(ordered[i], delta=delta.astype(np.float32))
+    return out, frozenset(decoded[k] for k in ({} if filtered is None else filtered.scales))
+
+
 def _score(
     base: NDArray[np.float64], ordered: Sequence[Submission], accepted: Sequence[int], inputs: RoundInputs,
-    config: PipelineConfig, loss_fn: LossFn, filtered: RoundFilterResult | None,
+    config: PipelineConfig, loss_fn: LossFn, filtered: RoundFilterResult | None, scaled: frozenset[int],
 ) -> _Scores:
     n = len(ordered)
     after, scores, values, weights = (np.full(n, np.nan) for _ in range(4))
@@ -222,7 +235,7 @@ def _score(
     weights[list(accepted)] = contributions.weights
     resent = _resent(ordered, accepted, inputs.history, config, filtered)
     colluded = colluded_submissions([s.delta is not None for s in ordered], [s.digest for s in ordered], filtered)
-    values[[*resent, *colluded]] = 0.0  # resent work is paid once, collusion not at all (contribution, collusion)
+    values[[*resent, *colluded, *scaled]] = 0.0  # resent work is paid once, collusion and oversized updates not at all
     loo = None
     if config.compute_loo:
         marginal = compute_marginal_scores(
@@ -230,7 +243,7 @@ def _score(
         )
         loo = np.full(n, np.nan)
         loo[list(accepted)] = marginal.scores
-    return _Scores(measured.loss_before, after, scores, loo, values, contributions, weights, resent, colluded)
+    return _Scores(measured.loss_before, after, scores, loo, values, contributions, weights, resent, colluded, scaled)
 
 
 def _resent(
@@ -268,10 +281,12 @@ def _aggregate_weighted(
 def _rate(
     ordered: Sequence[Submission], accepted: Sequence[int], scores: _Scores, inputs: RoundInputs, config: PipelineConfig
 ) -> dict[str, Rating]:
-    """Every submitter plays the round's match, a rejected one last (-inf); good: accepted, not resent or colluding."""
+    """Every submitter plays the round's match, a rejected one last (-inf); good: accepted, not resent, colluding or
+    scaled down."""
     round_scores = {s.account: -math.inf for s in ordered}
     round_scores.update({ordered[i].account: float(scores.values[i]) for i in accepted})
-    good = {ordered[i].account for i in accepted if i not in scores.resent and i not in scores.colluded}
+    good = {ordered[i].account for i in accepted
+            if i not in scores.resent and i not in scores.colluded and i not in scores.scaled}
     return update_ratings(inputs.ratings, round_scores, config.ratings, good)
 
 
@@ -375,8 +390,9 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
         key=lambda s: (s.order_key, s.account.lower()),
     )
     verdicts, norms, filtered, decoded = _filter(ordered, inputs.history, config)
+    ordered, scaled = _scaled(ordered, filtered, decoded)
     accepted = [i for i, v in enumerate(verdicts) if v.accepted]
-    scores = _score(base, ordered, accepted, inputs, config, loss_fn, filtered)
+    scores = _score(base, ordered, accepted, inputs, config, loss_fn, filtered, scaled)
     ratings = _rate(ordered, accepted, scores, inputs, config)
     gates = np.array([v.accepted for v in verdicts], dtype=bool)
     finals = final_scores(gates, scores.values, [ratings[s.account] for s in ordered], config.ratings)

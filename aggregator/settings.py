@@ -64,6 +64,10 @@ class AggregatorSettings(RecomputeSettings):
         3.0, gt=1, description="Norm filter: an update whose norm is over norm_k x or under 1/norm_k x the round's "
         "median is rejected (aggregator.filters); recorded in each round's published configuration."
     )
+    norm_clip: bool = Field(
+        False, description="Norm filter: scale an update over norm_k x the round's median down to that bound instead "
+        "of rejecting it (aggregator.filters; for strongly non-IID tasks); recorded with norm_k."
+    )
     compute_loo: bool = Field(
         True, description="Also compute leave-one-out marginal scores (the report's per-round fairness audit)."
     )
@@ -105,7 +109,7 @@ class AggregatorSettings(RecomputeSettings):
             ),
             outer=OuterConfig(lr=self.outer_lr, momentum=self.outer_momentum, nesterov=self.outer_nesterov),
             filters=FilterConfig(sketch_seed=sketch_seed, sketch_version=sketch_version or self.sketch_version,
-                                 norm_k=self.norm_k),
+                                 norm_k=self.norm_k, norm_clip=self.norm_clip),
             slash_bps=min(self.slash_bps, max_slash_bps),
             compute_loo=self.compute_loo,
             dp=dp if dp is not None and dp.mode == "central" else None,

@@ -223,7 +223,7 @@ def workload_pipeline(dataset_name: str, **changes: object) -> PipelineConfig:
     workload = WORKLOADS[WorkloadName(dataset_name)] if dataset_name in known else None
     if workload is None:
         return dataclasses.replace(PipelineConfig(), **changes)  # type: ignore[arg-type]
-    config = PipelineConfig(filters=FilterConfig(norm_k=workload.norm_k),
+    config = PipelineConfig(filters=FilterConfig(norm_k=workload.norm_k, norm_clip=workload.norm_clip),
                             outer=OuterConfig(momentum=workload.outer_momentum))
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
@@ -231,10 +231,11 @@ def workload_pipeline(dataset_name: str, **changes: object) -> PipelineConfig:
 def workload_notes(dataset_name: str) -> tuple[str, ...]:
     """A report's note naming the workload's aggregator settings where they differ from the defaults."""
     config, default = workload_pipeline(dataset_name), PipelineConfig()
-    if config.filters.norm_k == default.filters.norm_k and config.outer == default.outer:
+    if config.filters == default.filters and config.outer == default.outer:
         return ()
+    clip = ", updates over it scaled to it (not rejected)" if config.filters.norm_clip else ""
     return (f"flchain's pipeline runs with the {dataset_name} workload's aggregator settings "
-            f"(flchain.devnet.workloads): norm filter k {config.filters.norm_k:g}, outer momentum "
+            f"(flchain.devnet.workloads): norm filter k {config.filters.norm_k:g}{clip}, outer momentum "
             f"{config.outer.momentum:g}.",)
 
 

@@ -61,6 +61,8 @@ def explain(
         return f"not paid: does the same work as {same_work_as}, revealed earlier; the same work is paid once{slashed}"
     if resends_round is not None:
         return f"not paid: resends your own update of round {resends_round}; the same work is paid once{slashed}"
+    if reason_detail:  # the one accepted update with a detail: the norm filter scaled it down (aggregator.filters)
+        return f"not paid: over the round's norm bound ({reason_detail}){slashed}"
     if value_score is None or value_score < 0:
         amount = "" if share is None else f" (your update's value: {share:.1%} of this round's loss reduction)"
         return f"not paid: made the model worse{amount}{slashed}"

@@ -29,6 +29,14 @@ instead of 0.902 without outer momentum), but 5 also lets a sign-flipped update 
 noise at 3x the honest RMS took 24 % of the payouts against 7.4 % (`flchain bench robustness --quick --workload
 mnist1d`, seed 0)."""
 
+MNIST1D_NORM_CLIP = True
+"""On MNIST-1D an update over the norm bound is scaled down to it, not rejected (`aggregator.filters`, rule 4). With
+outer momentum on Dirichlet(0.5) shards the trainers whose labels the model fits worst send ever larger updates:
+rejected, their data stays out and the next update is larger still. In the accuracy benchmark's quick Dirichlet run
+(seed 0) rejection left out 68 of 1,000 honest updates, 4 in every round near the end, and in round 92 rejected 8 of
+10 (the median fell between a cluster of large and a cluster of small updates); the model fell from 0.91 to 0.37
+test accuracy and ended at 0.898. Scaled instead: 8 rejections (all on the low side), final accuracy 0.936. A
+sign-flipped or scaled attacker gains nothing it could not have by submitting its update at the bound."""
 
 MNIST1D_OUTER_MOMENTUM = 0.5
 """The aggregator's outer (server) momentum on MNIST-1D (FedAvgM: Hsu, Qi and Brown 2019, "Measuring the Effects of
@@ -59,13 +67,15 @@ class Workload:
     reveal_window_s: int = 8  # the demo's reveal phase per round
     norm_k: float = 3.0  # the aggregator's norm filter (FLCHAIN_AGGREGATOR_NORM_K), recorded in each round's config
     outer_momentum: float = 0.0  # the aggregator's outer momentum (FLCHAIN_AGGREGATOR_OUTER_MOMENTUM), recorded too
+    norm_clip: bool = False  # scale updates over the norm bound, not reject them (FLCHAIN_AGGREGATOR_NORM_CLIP)
 
     @property
     def aggregator_settings(self) -> dict[str, str]:
         """The aggregator's settings for this workload, without their prefix (validators take only `aggregator_env`:
         they recompute with the configuration each round published)."""
         momentum = {"OUTER_MOMENTUM": str(self.outer_momentum)} if self.outer_momentum else {}
-        return {**dict(self.aggregator_env), "NORM_K": str(self.norm_k), **momentum}
+        clip = {"NORM_CLIP": "true"} if self.norm_clip else {}
+        return {**dict(self.aggregator_env), "NORM_K": str(self.norm_k), **momentum, **clip}
 
 
 WORKLOADS: dict[WorkloadName, Workload] = {
@@ -73,7 +83,8 @@ WORKLOADS: dict[WorkloadName, Workload] = {
                                   (("VALIDATION", "digits"),)),
     WorkloadName.MNIST1D: Workload(WorkloadName.MNIST1D, "cnn1d-mnist1d", (("DATA_SOURCE", "mnist1d"), ("LR", "0.2")),
                                    (("VALIDATION", "mnist1d-fresh"),), commit_window_s=20, reveal_window_s=10,
-                                   norm_k=MNIST1D_NORM_K, outer_momentum=MNIST1D_OUTER_MOMENTUM),
+                                   norm_k=MNIST1D_NORM_K, outer_momentum=MNIST1D_OUTER_MOMENTUM,
+                                   norm_clip=MNIST1D_NORM_CLIP),
     WorkloadName.SHAKESPEARE: Workload(
         WorkloadName.SHAKESPEARE, "gpt-shakespeare-small",
         (("DATA_SOURCE", "shakespeare"), ("TEXT_STRIDE", "32"), ("LR", "0.5")),

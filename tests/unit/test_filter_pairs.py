@@ -48,7 +48,7 @@ def _run(rows: np.ndarray, metas: list[tuple[str, bytes, int, int]], history_siz
          config: filters.FilterConfig) -> tuple[filters.RoundFilterResult, reference.RoundFilterResult]:
     new_history, old_history = _history(rows, [m[0] for m in metas], seed, history_size, config)
     new = filters.filter_round(rows, [filters.SubmissionMeta(*m) for m in metas], new_history, config)
-    fields = {k: v for k, v in config.__dict__.items() if k != "sketch_version"}
+    fields = {k: v for k, v in config.__dict__.items() if k not in ("sketch_version", "norm_clip")}  # newer options
     old = reference.filter_round(rows, [reference.SubmissionMeta(*m) for m in metas], old_history,
                                  reference.FilterConfig(**fields))
     return new, old

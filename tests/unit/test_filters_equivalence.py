@@ -79,7 +79,7 @@ def _both(seed: int, rows: np.ndarray, metas: list[tuple[str, bytes, int, int]],
     new = filters.filter_round(
         rows, [filters.SubmissionMeta(*m) for m in metas], [filters.Fingerprint(*h) for h in history], config
     )
-    fields = {k: v for k, v in config.__dict__.items() if k != "sketch_version"}
+    fields = {k: v for k, v in config.__dict__.items() if k not in ("sketch_version", "norm_clip")}  # newer options
     old = reference.filter_round(
         rows, [reference.SubmissionMeta(*m) for m in metas], [reference.Fingerprint(*h) for h in old_history],
         reference.FilterConfig(**fields),

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from aggregator.filters import FilterConfig, RejectReason, SubmissionMeta, filter_round
 from aggregator.settings import AggregatorSettings
 from bench.federation import workload_pipeline
-from flchain.devnet.workloads import MNIST1D_NORM_K, MNIST1D_OUTER_MOMENTUM, WORKLOADS, WorkloadName
+from flchain.devnet.workloads import MNIST1D_NORM_CLIP, MNIST1D_NORM_K, MNIST1D_OUTER_MOMENTUM, WORKLOADS, WorkloadName
 
 
 def _settings(**fields: object) -> AggregatorSettings:
@@ -44,6 +44,17 @@ def test_the_mnist1d_demo_aggregator_and_the_benchmark_use_the_workloads_norm_fi
     assert workload_pipeline("mnist1d").filters.norm_k == MNIST1D_NORM_K
     assert workload_pipeline("digits").filters.norm_k == 3.0
     assert workload_pipeline("mnist1d", aggregate_positive_only=True).aggregate_positive_only
+    assert workload_pipeline("mnist1d").filters.norm_clip is MNIST1D_NORM_CLIP is True
+    assert not workload_pipeline("digits").filters.norm_clip and "NORM_CLIP" not in digits.aggregator_settings
+
+
+def test_the_mnist1d_aggregator_reads_the_workloads_norm_scaling(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not _settings().pipeline_config(500, 7).filters.norm_clip
+    for name, value in WORKLOADS[WorkloadName.MNIST1D].aggregator_settings.items():
+        monkeypatch.setenv(f"FLCHAIN_AGGREGATOR_{name}", value)
+
+    assert _settings().pipeline_config(500, 7).filters == FilterConfig(sketch_seed=7, norm_k=MNIST1D_NORM_K,
+                                                                       norm_clip=True)
 
 
 def test_the_mnist1d_aggregator_and_every_benchmark_step_with_the_workloads_outer_momentum(
@@ -64,13 +75,23 @@ def test_the_mnist1d_aggregator_and_every_benchmark_step_with_the_workloads_oute
     assert pipeline_config(RuleConfig.FEDAVG_PLAIN, "mnist1d").outer.momentum == 0.0  # the unprotected reference
 
 
-def test_mnist1d_norm_filter_rejects_a_4x_update_and_a_10x_scaled_one_and_keeps_the_honest_ones() -> None:
-    """A sign flip at 4x the honest norm is the robustness benchmark's attacker: a filter at 5 let it through."""
+def test_mnist1d_norm_filter_bounds_a_4x_update_and_a_10x_scaled_one_and_keeps_the_honest_ones() -> None:
+    """A sign flip at 4x the honest norm is the robustness benchmark's attacker: a filter at 5 let it through whole;
+    at 3 it is rejected, or with the workload's scaling aggregated at the median norm (and not paid)."""
     honest = [1.0, 0.9, 1.1, 1.0, 0.95, 1.05, 1.0, 0.9]
 
-    at_mnist1d = _round([*honest, 4.0, 10.0], FilterConfig(norm_k=MNIST1D_NORM_K))
+    at_three = _round([*honest, 4.0, 10.0], FilterConfig(norm_k=MNIST1D_NORM_K))
     at_five = _round([*honest, 4.0, 10.0], FilterConfig(norm_k=5.0))
 
-    assert at_mnist1d[-2:] == [RejectReason.NORM_OUTLIER, RejectReason.NORM_OUTLIER]
-    assert at_mnist1d[:-2] == [None] * len(honest)
+    assert at_three[-2:] == [RejectReason.NORM_OUTLIER, RejectReason.NORM_OUTLIER]
+    assert at_three[:-2] == [None] * len(honest)
     assert at_five[-2:] == [None, RejectReason.NORM_OUTLIER]
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(10, 2_000))
+    rows *= (np.array([*honest, 4.0, 10.0]) / np.linalg.norm(rows, axis=1))[:, None]
+    metas = [SubmissionMeta(f"0x{i + 1:040x}", bytes([i]) * 32, 10, i) for i in range(10)]
+    scaled = filter_round(rows.astype(np.float32), metas, (), workload_pipeline("mnist1d").filters)
+    median = float(np.median([*honest, 4.0, 10.0]))
+    assert [v.reason for v in scaled.verdicts] == [None] * 10
+    assert sorted(scaled.scales) == [8, 9]
+    assert [round(4.0 * scaled.scales[8], 6), round(10.0 * scaled.scales[9], 6)] == [round(median, 6)] * 2
