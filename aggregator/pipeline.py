@@ -10,7 +10,8 @@ No I/O: the forward passes are the caller's `loss_fn(flat_params) -> float` (the
 evaluation batch in the service, a tiny quadratic in unit tests). Deterministic: the same inputs give identical
 outputs (numpy, and the value estimate's permutations are seeded from the round's public data).
 
-Who is aggregated: every update the filters accept, by the robust rule (centered clipping by default bounds what any one
+Who is aggregated: every update the filters accept (one the norm filter scaled down only if its LossScore is positive),
+by the robust rule (centered clipping by default bounds what any one
 update can move the aggregate; weights reach only FedAvg), and `contribution.group_weights` weigh the coalitions of the
 value game: without a sample bond (`RoundInputs.stake_per_sample == 0`) numSamples weighs nothing, each same-work group
 weighs 1; with one, a group weighs its largest revealed numSamples, claims the chain checked against stakes. Who is
@@ -397,7 +398,8 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
     gates = np.array([v.accepted for v in verdicts], dtype=bool)
     finals = final_scores(gates, scores.values, [ratings[s.account] for s in ordered], config.ratings)
     leaves = compute_payouts([s.account for s in ordered], finals, inputs.budget_wei) if ordered else []
-    chosen = [i for i in accepted if not config.aggregate_positive_only or scores.loss_scores[i] > 0]
+    chosen = [i for i in accepted if (not config.aggregate_positive_only and i not in scaled)
+              or scores.loss_scores[i] > 0]  # a scaled-down update goes in only if it lowers the loss on its own
     new_params, state = _step_model(base, ordered, chosen, scores.weights, inputs, config)
     slashes = _slashes(ordered, verdicts, config)
     by_account = {leaf.account: leaf for leaf in leaves}

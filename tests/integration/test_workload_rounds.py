@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from aggregator.bootstrap import build_aggregator
+from aggregator.carryover import decode_state
 from aggregator.evaldata import VALIDATION_SECRET_ENV, decode_eval_batch
 from aggregator.service import Aggregator, Tick
 from aggregator.settings import AggregatorSettings
@@ -81,7 +82,7 @@ WORKLOADS = {
     "mnist1d": Workload(
         "mnist1d", spec_from_name("cnn1d-mnist1d", channels=(16, 16, 16)),
         (("data_source", "mnist1d"), ("local_steps", 20), ("batch_size", 32), ("lr", 0.05)),
-        (("VALIDATION", "mnist1d-fresh"), ("OUTER_MOMENTUM", str(MNIST1D_OUTER_MOMENTUM))),
+        (("VALIDATION", "mnist1d-fresh"), ("OUTER_MOMENTUM", str(MNIST1D_OUTER_MOMENTUM)), ("NORM_CLIP", "true")),
         ("--validation", "mnist1d-fresh"),
     ),
     "shakespeare": Workload(
@@ -243,6 +244,9 @@ def test_three_rounds_lower_heldout_loss_pay_nothing_to_the_attacker_and_verify(
 
     momentum = float(dict(workload.aggregator_env).get("OUTER_MOMENTUM", "0"))
     assert all(report.aggregation.outer_momentum == momentum for report in published)
+    with IpfsClient(stage.ipfs_url) as storage:  # the norm filter's option is in the config every round published
+        configs = [decode_state(storage.cat(str(r.aggregator_state_cid))).config for r in published]
+    assert [c.filters.norm_clip for c in configs] == [dict(workload.aggregator_env).get("NORM_CLIP") == "true"] * ROUNDS
 
     # Assert: MNIST-1D's revealed evaluation batches are fresh: no signal judged two rounds, none is public.
     if workload.name == "mnist1d":

@@ -96,6 +96,19 @@ def test_a_scaled_update_is_aggregated_as_its_copy_at_the_median_and_not_paid() 
     assert sentence.startswith("not paid: over the round's norm bound (norm ")
 
 
+def test_a_scaled_update_that_raises_the_loss_is_not_aggregated() -> None:
+    config = PipelineConfig(filters=FilterConfig(norm_clip=True))
+    deltas = [_honest(seed) for seed in range(5)]
+    outcome = run_round(_inputs([*deltas, (-4.0 * deltas[0]).astype(np.float32)]), _loss, config)
+    flipped = outcome.trainers[5]
+
+    assert flipped.status == "accepted" and "scaled by" in flipped.detail
+    assert flipped.loss_score is not None and flipped.loss_score < 0
+    assert not flipped.aggregated and flipped.payout_wei == 0
+    assert all(t.aggregated for t in outcome.trainers[:5]) and outcome.aggregated_count == 5
+    np.testing.assert_array_equal(outcome.new_params, run_round(_inputs(deltas), _loss, config).new_params)
+
+
 def test_without_the_option_the_round_rejects_the_large_update_and_scaling_changes_nothing_else() -> None:
     deltas = [_honest(seed) for seed in range(5)] + [_honest(5, scale=10.0)]
     plain = run_round(_inputs(deltas), _loss, PipelineConfig())
