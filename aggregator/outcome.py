@@ -55,6 +55,7 @@ class TrainerOutcome:
     payout_index: int | None
     slash_bps: int
     slash_reason: int | None
+    scaled_by: float | None = None  # the factor the norm filter scaled the update down by (`FilterConfig.norm_clip`)
 
 
 @dataclass(frozen=True)

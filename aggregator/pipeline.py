@@ -201,15 +201,15 @@ def _filter(
 
 
 def _scaled(ordered: Sequence[Submission], filtered: RoundFilterResult | None, decoded: Sequence[int]
-            ) -> tuple[list[Submission], frozenset[int]]:
+            ) -> tuple[list[Submission], dict[int, float]]:
     """The submissions with each update the norm filter scales (`FilterConfig.norm_clip`) replaced by its scaled
-    copy, which is what the round scores and aggregates from then on (it is not paid: `_score`), and their indices."""
+    copy, which is what the round scores and aggregates from then on (it is not paid: `_score`), and index -> factor."""
     out = list(ordered)
     for k, scale in ({} if filtered is None else filtered.scales).items():
         i = decoded[k]
         delta = np.asarray(ordered[i].delta, dtype=np.float64) * scale
         out[i] = replace(ordered[i], delta=delta.astype(np.float32))
-    return out, frozenset(decoded[k] for k in ({} if filtered is None else filtered.scales))
+    return out, {decoded[k]: scale for k, scale in ({} if filtered is None else filtered.scales).items()}
 
 
 def _score(
@@ -349,6 +349,7 @@ def _rows(
     payouts: Mapping[str, PayoutLeaf],
     slashes: Mapping[int, SlashOrder],
     rating_config: RatingConfig,
+    scaled: Mapping[int, float],
 ) -> tuple[TrainerOutcome, ...]:
     rows = []
     leader = _group_leaders(ordered, scores)
@@ -368,6 +369,7 @@ def _rows(
                 rating_weight=rating_weight(ratings[s.account], rating_config), final_score=float(finals[i]),
                 payout_wei=0 if leaf is None else leaf.amount_wei, payout_index=None if leaf is None else leaf.index,
                 slash_bps=0 if slash is None else slash.bps, slash_reason=None if slash is None else slash.reason_code,
+                scaled_by=scaled.get(i),
             )
         )
     return tuple(rows)
@@ -393,7 +395,7 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
     verdicts, norms, filtered, decoded = _filter(ordered, inputs.history, config)
     ordered, scaled = _scaled(ordered, filtered, decoded)
     accepted = [i for i, v in enumerate(verdicts) if v.accepted]
-    scores = _score(base, ordered, accepted, inputs, config, loss_fn, filtered, scaled)
+    scores = _score(base, ordered, accepted, inputs, config, loss_fn, filtered, frozenset(scaled))
     ratings = _rate(ordered, accepted, scores, inputs, config)
     gates = np.array([v.accepted for v in verdicts], dtype=bool)
     finals = final_scores(gates, scores.values, [ratings[s.account] for s in ordered], config.ratings)
@@ -404,7 +406,7 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
     slashes = _slashes(ordered, verdicts, config)
     by_account = {leaf.account: leaf for leaf in leaves}
     trainers = _rows(ordered, verdicts, norms, scores, set(chosen), ratings, finals, by_account, slashes,
-                     config.ratings)
+                     config.ratings, scaled)
     estimate = None if scores.contributions is None else scores.contributions.estimate
     return RoundOutcome(
         task_id=inputs.task_id,

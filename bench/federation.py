@@ -88,6 +88,7 @@ class RoundRecord:
     rejected: dict[str, str]
     aggregated: tuple[str, ...]
     slashed: tuple[str, ...]
+    scaled: tuple[str, ...] = ()  # accounts whose update the norm filter scaled down (FilterConfig.norm_clip)
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,8 @@ def workload_notes(dataset_name: str) -> tuple[str, ...]:
     config, default = workload_pipeline(dataset_name), PipelineConfig()
     if config.filters == default.filters and config.outer == default.outer:
         return ()
-    clip = ", updates over it scaled to it (not rejected)" if config.filters.norm_clip else ""
+    clip = (", an update over it scaled to the median norm, aggregated if its LossScore is positive, not paid"
+            if config.filters.norm_clip else "")
     return (f"flchain's pipeline runs with the {dataset_name} workload's aggregator settings "
             f"(flchain.devnet.workloads): norm filter k {config.filters.norm_k:g}{clip}, outer momentum "
             f"{config.outer.momentum:g}.",)
@@ -254,6 +256,7 @@ def _record(round_id: int, outcome: RoundOutcome, tester: Evaluator) -> RoundRec
         rejected={row.account: str(row.reason) for row in outcome.trainers if row.reason is not None},
         aggregated=tuple(row.account for row in outcome.trainers if row.aggregated),
         slashed=tuple(order.account for order in outcome.slashes),
+        scaled=tuple(row.account for row in outcome.trainers if row.scaled_by is not None),
     )
 
 

@@ -85,7 +85,8 @@ def test_a_scaled_update_is_aggregated_as_its_copy_at_the_median_and_not_paid() 
 
     assert big.status == "accepted" and big.aggregated and big.payout_wei == 0 and big.value_score == 0.0
     assert big.update_norm == pytest.approx(float(np.linalg.norm(deltas[5])))  # the report keeps what was sent
-    assert f"scaled by {scale:.4g}" in big.detail
+    assert f"scaled by {scale:.4g}" in big.detail and big.scaled_by == pytest.approx(scale, rel=1e-6)
+    assert all(t.scaled_by is None for t in outcome.trainers[:5])
     np.testing.assert_array_equal(outcome.new_params, submitted_small.new_params)
     assert submitted_small.trainers[5].payout_wei > 0 and submitted_small.trainers[5].detail == ""
     assert all(t.payout_wei > 0 for t in outcome.trainers[:5])
