@@ -218,8 +218,9 @@ def run(settings: RobustnessSettings, mode: Mode, out_dir: Path) -> ExperimentRe
     notes = (
         "Payout shares count every round's Merkle payout leaves from run_round; slashes are not subtracted.",
         "'Rejected' counts attacker submissions the fast filters rejected (duplicates, replays, norm outliers, "
-        "zero updates); an accepted update with a non-positive LossScore is neither paid nor aggregated "
-        "but is not counted as rejected. fedavg-plain's filters are off except the pipeline's zero-update rule.",
+        "zero updates); an accepted update with a non-positive LossScore earns nothing but is aggregated all the "
+        "same (one the norm filter scaled down only with a positive LossScore) and is not counted as rejected. "
+        "fedavg-plain's filters are off except the pipeline's zero-update rule.",
         *workload_notes(data.dataset_name),
     )
     markdown = _markdown(settings, data, matrices, clean, honest_rejected)

@@ -59,6 +59,9 @@ def test_accuracies_are_fractions_and_every_method_ran_on_both_splits(outputs: P
     for run in runs:
         assert _in_unit_interval(run["final_accuracy"]) and all(_in_unit_interval(a) for a in run["curve"])
         assert run["sample_gradients"] > 0
+        if run["method"] != "centralized":  # digits rejects updates over the norm bound: none is scaled down
+            assert run["scaled_per_round"] == [0] * len(run["curve"])
+            assert len(run["rejected_per_round"]) == len(run["curve"])
     for split in ("iid", "dirichlet"):
         centralized, flchain = results["summary"][split]["centralized"], results["summary"][split]["flchain"]
         assert centralized["ratio_mean"] == 1.0 and flchain["ratio_mean"] > 0
