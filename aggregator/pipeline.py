@@ -11,8 +11,8 @@ evaluation batch in the service, a tiny quadratic in unit tests). Deterministic:
 outputs (numpy, and the value estimate's permutations are seeded from the round's public data).
 
 Who is aggregated: every update the filters accept (one the norm filter scaled down only if its LossScore is positive),
-by the robust rule (centered clipping by default bounds what any one
-update can move the aggregate; weights reach only FedAvg), and `contribution.group_weights` weigh the coalitions of the
+by the robust rule (centered clipping by default bounds what any one update can move the aggregate; weights reach only
+FedAvg), and `contribution.group_weights` weigh the coalitions of the
 value game: without a sample bond (`RoundInputs.stake_per_sample == 0`) numSamples weighs nothing, each same-work group
 weighs 1; with one, a group weighs its largest revealed numSamples, claims the chain checked against stakes. Who is
 paid: in proportion to `max(0, value) * w(rating)`, the value being the update's Shapley value in "loss reduction of the
@@ -158,7 +158,7 @@ class _Scores:
     weights: NDArray[np.float64]
     resent: Mapping[int, int] = field(default_factory=dict)  # index -> the earlier round its update repeats
     colluded: frozenset[int] = frozenset()  # accepted indices another account resubmitted this round (collusion)
-    scaled: frozenset[int] = frozenset()  # accepted indices the norm filter scaled down (aggregated, not paid)
+    scaled: Mapping[int, float] = field(default_factory=dict)  # accepted index -> the norm filter's scale (unpaid)
 
 
 def _check_inputs(inputs: RoundInputs) -> NDArray[np.float64]:
@@ -204,17 +204,16 @@ def _scaled(ordered: Sequence[Submission], filtered: RoundFilterResult | None, d
             ) -> tuple[list[Submission], dict[int, float]]:
     """The submissions with each update the norm filter scales (`FilterConfig.norm_clip`) replaced by its scaled
     copy, which is what the round scores and aggregates from then on (it is not paid: `_score`), and index -> factor."""
+    scales = {decoded[k]: scale for k, scale in ({} if filtered is None else filtered.scales).items()}
     out = list(ordered)
-    for k, scale in ({} if filtered is None else filtered.scales).items():
-        i = decoded[k]
-        delta = np.asarray(ordered[i].delta, dtype=np.float64) * scale
-        out[i] = replace(ordered[i], delta=delta.astype(np.float32))
-    return out, {decoded[k]: scale for k, scale in ({} if filtered is None else filtered.scales).items()}
+    for i, scale in scales.items():
+        out[i] = replace(ordered[i], delta=(np.asarray(ordered[i].delta, dtype=np.float64) * scale).astype(np.float32))
+    return out, scales
 
 
 def _score(
     base: NDArray[np.float64], ordered: Sequence[Submission], accepted: Sequence[int], inputs: RoundInputs,
-    config: PipelineConfig, loss_fn: LossFn, filtered: RoundFilterResult | None, scaled: frozenset[int],
+    config: PipelineConfig, loss_fn: LossFn, filtered: RoundFilterResult | None, scaled: Mapping[int, float],
 ) -> _Scores:
     n = len(ordered)
     after, scores, values, weights = (np.full(n, np.nan) for _ in range(4))
@@ -349,7 +348,6 @@ def _rows(
     payouts: Mapping[str, PayoutLeaf],
     slashes: Mapping[int, SlashOrder],
     rating_config: RatingConfig,
-    scaled: Mapping[int, float],
 ) -> tuple[TrainerOutcome, ...]:
     rows = []
     leader = _group_leaders(ordered, scores)
@@ -369,7 +367,7 @@ def _rows(
                 rating_weight=rating_weight(ratings[s.account], rating_config), final_score=float(finals[i]),
                 payout_wei=0 if leaf is None else leaf.amount_wei, payout_index=None if leaf is None else leaf.index,
                 slash_bps=0 if slash is None else slash.bps, slash_reason=None if slash is None else slash.reason_code,
-                scaled_by=scaled.get(i),
+                scaled_by=scores.scaled.get(i),
             )
         )
     return tuple(rows)
@@ -395,7 +393,7 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
     verdicts, norms, filtered, decoded = _filter(ordered, inputs.history, config)
     ordered, scaled = _scaled(ordered, filtered, decoded)
     accepted = [i for i, v in enumerate(verdicts) if v.accepted]
-    scores = _score(base, ordered, accepted, inputs, config, loss_fn, filtered, frozenset(scaled))
+    scores = _score(base, ordered, accepted, inputs, config, loss_fn, filtered, scaled)
     ratings = _rate(ordered, accepted, scores, inputs, config)
     gates = np.array([v.accepted for v in verdicts], dtype=bool)
     finals = final_scores(gates, scores.values, [ratings[s.account] for s in ordered], config.ratings)
@@ -406,7 +404,7 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
     slashes = _slashes(ordered, verdicts, config)
     by_account = {leaf.account: leaf for leaf in leaves}
     trainers = _rows(ordered, verdicts, norms, scores, set(chosen), ratings, finals, by_account, slashes,
-                     config.ratings, scaled)
+                     config.ratings)
     estimate = None if scores.contributions is None else scores.contributions.estimate
     return RoundOutcome(
         task_id=inputs.task_id,
