@@ -128,3 +128,23 @@ def test_the_option_is_recorded_in_the_round_config_and_absent_when_off() -> Non
     assert config_to_json(on)["filters"]["norm_clip"] is True
     assert config_from_json(config_to_json(on)) == on
     assert config_from_json(config_to_json(PipelineConfig())) == PipelineConfig()
+
+
+def test_hostile_rows_are_judged_before_any_scaling_and_a_replay_of_a_scaled_update_is_caught() -> None:
+    """Non-finite and duplicate updates keep their rejections with the option on; the scaled one is fingerprinted
+    as submitted, so a later copy of it by another trainer is a replay."""
+    rows = _rows([1.0, 0.9, 1.1, 1.0, 0.95, 40.0, 1.0])
+    rows[6] = np.nan
+    metas = _metas(7)
+    metas[4] = SubmissionMeta(metas[4].trainer, metas[0].digest, metas[4].block_number, 0)  # same bytes as row 0
+    rows[4] = rows[0]
+    config = FilterConfig(norm_clip=True)
+    first = filter_round(rows, metas, (), config)
+
+    assert [v.reason for v in first.verdicts] == [None, None, None, None, RejectReason.DUPLICATE, None,
+                                                  RejectReason.NON_FINITE]
+    assert set(first.scales) == {5}
+    copy = SubmissionMeta("0x" + "e" * 40, b"\xee" * 32, 99, 0)
+    later = filter_round(np.stack([rows[5] * np.float32(1.001), *rows[1:4]]), [copy, *_metas(4)[1:]],
+                         first.fingerprints(1, metas), config)
+    assert later.verdicts[0].reason is RejectReason.COPY_OF_EARLIER and later.scales == {}
