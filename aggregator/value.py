@@ -8,9 +8,12 @@ averaged over every order in which the players could join. It is the one allocat
 the game, which is why two identical players split one value instead of each taking it whole.
 
 This module sees the game only as a callable `game(coalition) -> float`, `coalition` a sorted tuple of player
-indices, so the estimator is tested on exact games with known values. Every distinct coalition is evaluated at
-most once (cached); `max_evaluations` bounds how many distinct coalitions are evaluated, `v({})` and `v(N)`
-included (each is one forward pass in the pipeline).
+indices, so the estimator is tested on exact games with known values. A game may also have
+`prepare(coalitions)`: a hint that these coalitions (the prefixes of the next permutation) will likely be asked
+for (the pipeline's game steps the model for them in the background while the current forward passes run); a hint
+changes no value, and a coalition hinted and then not asked for (its permutation truncated) costs no forward pass.
+Every distinct coalition is evaluated at most once (cached); `max_evaluations` bounds how many distinct
+coalitions are evaluated, `v({})` and `v(N)` included (each is one forward pass in the pipeline).
 
 - If all `2**n` coalitions fit in the budget, the values are exact (the weighted sum over subsets).
 - Otherwise: permutation sampling with GTG-Shapley's two savings (Liu, Tian, Chen, Li, Yu, "GTG-Shapley:
@@ -93,6 +96,14 @@ class _CachedGame:
             self._cache[key] = float(self._game(key))
         return self._cache[key]
 
+    def prepare(self, order: list[int]) -> None:
+        """Hint the game at the prefixes of `order` that a walk may evaluate (neither empty, nor grand, nor
+        cached), if the game takes hints."""
+        prepare = getattr(self._game, "prepare", None)
+        keys = [tuple(sorted(order[:size])) for size in range(1, len(order))]
+        if prepare is not None:
+            prepare([key for key in keys if key not in self._cache])
+
     @property
     def evaluations(self) -> int:
         return len(self._cache)
@@ -156,9 +167,12 @@ def estimate_shapley(n: int, game: Game, seed: bytes, config: ValueConfig | None
     tolerance = config.truncation * abs(grand - empty)
     total, walked = np.zeros(n), 0
     orders = permutation_orders(n, max(2, 2 * budget // max(n - 1, 1)), seed)
-    for order in orders:
+    cached.prepare(orders[0])
+    for k, order in enumerate(orders):
         if walked >= 2 and budget - cached.evaluations < n - 1:
             break
+        if k + 1 < len(orders):
+            cached.prepare(orders[k + 1])  # stepped while this permutation's forward passes run
         total += _walk(order, cached, grand, tolerance)
         walked += 1
     return ShapleyEstimate(total / walked, False, cached.evaluations, walked, grand, empty)

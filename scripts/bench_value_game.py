@@ -1,15 +1,16 @@
-"""The round's value game (`aggregator.contribution.compute_contributions`) with game version 2 against version 3,
-on the same rounds, as the model grows.
+"""The round's value game (`aggregator.contribution.compute_contributions`) with game versions 2, 3 and 4 on the
+same rounds, as the model grows.
 
 For each model size: a two-hidden-layer MLP for 8x8 digits (`mlp_for_param_count`), `--trainers` updates made of
 one shared descent direction (the base's gradient on the evaluation batch) plus per-trainer noise, one of them
 pointing the other way, and the evaluation batch of digits the overhead benchmark uses. The updates are float32,
-as decoded (version 2 copies them to float64 inside the game, version 3 reads them as they are). Both versions
-value the same round with centered clipping version 2 (the default rule), the previous round's aggregate as the clipping
-start, the same seed and budget; each is timed `--repeats` times and the fastest run kept. Reported with them:
-the forward passes the game made, the same number of bare forward passes (parameters preloaded as tensors, as in
-`bench.round_timing.bare_forward_s`), the ratio of the two, and the largest difference between the two versions'
-values (they agree up to rounding, `aggregator.value_gram`). Saves JSON, a Markdown table and a PNG:
+as decoded (version 2 copies them to float64 inside the game, versions 3 and 4 read them as they are). Every
+version values the same round with centered clipping version 2 (the default rule), the previous round's aggregate
+as the clipping start, the same seed and budget; each is timed `--repeats` times and the fastest run kept.
+Reported with them: the forward passes the game made, the same number of bare forward passes (parameters
+preloaded as tensors, as in `bench.round_timing.bare_forward_s`), the ratio of the two, and each version's
+largest difference from version 2's values (they agree up to rounding, `aggregator.value_gram`). Saves JSON, a
+Markdown table and a PNG:
 
     PYTHONPATH=. .venv/bin/python scripts/bench_value_game.py [--out docs/benchmarks]
 """
@@ -22,6 +23,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -42,6 +44,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 SIZES = (100_000, 1_000_000, 10_000_000)
+VERSIONS = (2, 3, 4)
 SEED = b"bench-value-game"
 
 
@@ -57,7 +60,7 @@ def _round(evaluator: Evaluator, base: np.ndarray, trainers: int, rng: np.random
     return rows.astype(np.float32), (0.5 * scale * direction).astype(np.float64)
 
 
-def _measure(params: int, trainers: int, repeats: int, data_settings: DataSettings) -> dict[str, object]:
+def _measure(params: int, trainers: int, repeats: int, data_settings: DataSettings) -> dict[str, Any]:
     data = load_bench_data(data_settings)
     spec = mlp_for_param_count(params, input_shape=data.spec.input_shape, num_classes=10, name=f"mlp-{params}")
     evaluator = Evaluator(spec, data.eval)
@@ -73,9 +76,9 @@ def _measure(params: int, trainers: int, repeats: int, data_settings: DataSettin
         state = CenteredClipState(center=previous)
         return np.asarray(aggregate(AggregationRule.CENTERED_CLIP, chosen, weights=weights, state=state).vector)
 
-    result: dict[str, object] = {"params": param_count(spec), "trainers": trainers}
+    result: dict[str, Any] = {"params": param_count(spec), "trainers": trainers}
     values = {}
-    for version in (2, 3):
+    for version in VERSIONS:
         config = replace(ContributionConfig(), game_version=version)
         best, calls = float("inf"), 0
         for _ in range(repeats):
@@ -93,42 +96,46 @@ def _measure(params: int, trainers: int, repeats: int, data_settings: DataSettin
         bare = bare_forward_s(spec, base_params, data.eval, calls)
         result[f"v{version}"] = {"seconds": best, "forward_passes": calls, "bare_forward_s": bare,
                                  "ratio": best / bare if bare > 0 else float("nan")}
-    result["max_value_difference"] = float(np.max(np.abs(values[2] - values[3])))
+    for version in VERSIONS[1:]:
+        result[f"v{version}"]["max_value_difference"] = float(np.max(np.abs(values[version] - values[2])))
     result["max_abs_value"] = float(np.max(np.abs(values[2])))
     return result
 
 
-def _markdown(results: list[dict[str, object]], trainers: int, load: list[float]) -> str:
+def _markdown(results: list[dict[str, Any]], trainers: int, load: list[float]) -> str:
     lines = [
-        "# The value game: version 2 (centered clipping re-run on each coalition's rows) vs version 3 (Gram matrix)",
+        "# The value game: version 2 (centered clipping re-run on each coalition's rows), 3 (Gram matrix) and 4 "
+        "(Gram matrix, float32 steps a permutation at a time beside the forward passes, chunked same-work cosines)",
         "",
         f"{trainers} trainers, centered clipping version 2 (3 iterations, started at a previous aggregate), default "
         "budget (5 coalitions per player, truncation 0.01); fastest of the repeats; ratio = game seconds / the same "
-        "number of bare forward passes. `scripts/bench_value_game.py`.",
+        "number of bare forward passes; difference = the largest difference from version 2's values (the largest "
+        "value in brackets). `scripts/bench_value_game.py`.",
         "",
-        "| params | v2 seconds | v3 seconds | speed-up | forward passes | bare passes (s) | v2 ratio | v3 ratio "
-        "| max value difference (of max value) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| params | forward passes | bare passes (s) | " + " | ".join(f"v{v} seconds" for v in VERSIONS) + " | "
+        + " | ".join(f"v{v} ratio" for v in VERSIONS) + " | "
+        + " | ".join(f"v{v} difference" for v in VERSIONS[1:]) + " |",
+        "|" + "---:|" * (3 + 2 * len(VERSIONS) + len(VERSIONS) - 1),
     ]
     for r in results:
-        v2, v3 = r["v2"], r["v3"]
-        assert isinstance(v2, dict) and isinstance(v3, dict)
+        runs = [r[f"v{v}"] for v in VERSIONS]
         lines.append(
-            f"| {r['params']:,} | {v2['seconds']:.3f} | {v3['seconds']:.3f} | {v2['seconds'] / v3['seconds']:.1f}x | "
-            f"{v3['forward_passes']} | {v3['bare_forward_s']:.3f} | {v2['ratio']:.2f} | {v3['ratio']:.2f} | "
-            f"{r['max_value_difference']:.1e} ({r['max_abs_value']:.1e}) |"
+            f"| {r['params']:,} | {runs[-1]['forward_passes']} | {runs[-1]['bare_forward_s']:.3f} | "
+            + " | ".join(f"{run['seconds']:.3f}" for run in runs) + " | "
+            + " | ".join(f"{run['ratio']:.2f}" for run in runs) + " | "
+            + " | ".join(f"{run['max_value_difference']:.1e} ({r['max_abs_value']:.1e})" for run in runs[1:]) + " |"
         )
     lines += ["", f"Load average at the end: {load[0]}, {load[1]}, {load[2]} on {os.cpu_count()} cores.", "",
               "![value_game.png](value_game.png)", ""]
     return "\n".join(lines)
 
 
-def _plot(results: list[dict[str, object]], path: Path) -> None:
-    sizes = [float(r["params"]) for r in results]  # type: ignore[arg-type]
+def _plot(results: list[dict[str, Any]], path: Path) -> None:
+    sizes = [float(r["params"]) for r in results]
     figure, axis = plt.subplots(figsize=(6, 4))
-    for version, label in ((2, "version 2 (re-run)"), (3, "version 3 (Gram)")):
-        axis.plot(sizes, [r[f"v{version}"]["seconds"] for r in results], marker="o", label=label)  # type: ignore[index]
-    axis.plot(sizes, [r["v3"]["bare_forward_s"] for r in results], marker="x", linestyle="--",  # type: ignore[index]
+    for version, label in ((2, "version 2 (re-run)"), (3, "version 3 (Gram)"), (4, "version 4 (Gram, float32)")):
+        axis.plot(sizes, [r[f"v{version}"]["seconds"] for r in results], marker="o", label=label)
+    axis.plot(sizes, [r["v4"]["bare_forward_s"] for r in results], marker="x", linestyle="--",
               label="bare forward passes")
     axis.set(xscale="log", yscale="log", xlabel="model parameters", ylabel="seconds per round",
              title="Value game of one round")
@@ -149,8 +156,8 @@ def main() -> None:
     for size in args.sizes:
         results.append(_measure(size, args.trainers, args.repeats, DataSettings()))
         r = results[-1]
-        print(f"{r['params']:>12,} params: v2 {r['v2']['seconds']:.3f} s, v3 {r['v3']['seconds']:.3f} s "  # type: ignore[index]
-              f"({r['v3']['forward_passes']} passes)", flush=True)  # type: ignore[index]
+        print(f"{r['params']:>12,} params: " + ", ".join(f"v{v} {r[f'v{v}']['seconds']:.3f} s" for v in VERSIONS)
+              + f" ({r['v4']['forward_passes']} passes)", flush=True)
     env = machine()
     args.out.mkdir(parents=True, exist_ok=True)
     doc = {"experiment": "value_game", "machine": env, "settings": {"trainers": args.trainers, "repeats": args.repeats},

@@ -59,6 +59,22 @@ def test_groups_equal_the_whole_array_formula_with_copies_and_near_ties(n: int, 
     assert len(set(groups)) == n - 2
 
 
+@pytest.mark.parametrize(("n", "d", "seed"), [(10, 100_003, 1), (11, 70_001, 2), (32, 20_000, 3)])
+def test_the_chunked_gram_cosines_of_version_4_group_as_the_whole_array_formula(n: int, d: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(n, d))
+    rows[1] = rows[0] + rng.normal(scale=0.05, size=d)
+    rows[n - 1] = 2.0 * rows[2]
+    cosines = whole_array_cosines(rows)
+    pairs = np.sort(cosines[np.triu_indices(n, k=1)])
+    between = float(pairs[-3] + pairs[-4]) / 2  # halfway between two cosines: no tie within rounding
+
+    for t in (0.7, between):
+        assert same_work_groups(rows, t, gram=True) == whole_array_groups(rows, t)
+        assert same_work_groups(rows.astype(np.float32), t, gram=True) == same_work_groups(
+            rows.astype(np.float32).astype(np.float64), t, gram=True)
+
+
 def test_float32_rows_group_exactly_as_their_float64_copy() -> None:
     rng = np.random.default_rng(7)
     rows = rng.normal(size=(12, 30_001)).astype(np.float32)

@@ -1,5 +1,6 @@
-"""Game version 3 (`value_gram`): the re-run centered-clipping game from one Gram matrix, equal to re-running the rule
-on every coalition up to rounding."""
+"""Game versions 3 and 4 (`value_gram`): the re-run centered-clipping game from one Gram matrix, equal to re-running
+the rule on every coalition up to rounding; version 4's float32 steps, whole permutations at once, and the
+prepared steps of the worker thread change no value."""
 
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ def test_shapley_values_of_version_3_equal_version_2s_and_are_reproducible_bit_f
 
     rerun, gram, again = run(2), run(3), run(3)
 
-    assert ContributionConfig().game_version == 3 and gram.estimate.exact and rerun.estimate.exact
+    assert gram.estimate.exact and rerun.estimate.exact
     np.testing.assert_allclose(gram.values, rerun.values, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(gram.values, again.values)
     assert gram.values[1] < 0 < gram.values[0]  # the update pointing away is worth less than nothing
@@ -131,3 +132,72 @@ def test_float32_rows_are_valued_exactly_as_their_float64_copy() -> None:
                                      loss_before=loss(base), seed=SEED, config=ContributionConfig(), clip=spec)
 
     np.testing.assert_array_equal(run(rows32).values, run(rows32.astype(np.float64)).values)
+
+
+def test_version_4_values_are_version_3s_up_to_float32_rounding_and_reproducible_bit_for_bit() -> None:
+    base, rows, target = a_round(8, 5000, 11)
+    loss = quadratic_loss(target)
+    spec = ClipSpec(np.random.default_rng(12).normal(scale=0.2, size=5000), None, 3)
+    rule = rerun_rule(spec.center, None, 3)
+
+    def run(version: int) -> Contributions:
+        return compute_contributions(base, rows.astype(np.float32), loss, rule, outer_lr=1.0, loss_before=loss(base),
+                                     seed=SEED, config=ContributionConfig(game_version=version), clip=spec)
+
+    v3, v4, again = run(3), run(4), run(4)
+
+    assert ContributionConfig().game_version == 4 and not v4.estimate.exact  # 8 players: sampled permutations
+    assert v4.groups == v3.groups and v4.estimate.evaluations == v3.estimate.evaluations
+    np.testing.assert_allclose(v4.values, v3.values, rtol=1e-4, atol=1e-6 * float(np.max(np.abs(v3.values))))
+    np.testing.assert_array_equal(v4.values, again.values)
+    assert v4.values[1] < 0 < v4.values[0]
+
+
+@pytest.mark.parametrize("single_precision", [False, True])
+def test_a_batch_steps_every_coalition_as_it_is_stepped_alone(single_precision: bool) -> None:
+    base, rows, target = a_round(6, 3000, 13)
+    game = GramClipGame(base, rows.astype(np.float32), np.array([1.0, 2.0, 1.0, 1.0, 3.0, 1.0]),
+                        [[0], [1], [2, 3], [4], [5]], quadratic_loss(target),
+                        clip=ClipSpec(np.random.default_rng(14).normal(scale=0.2, size=3000), None, 3), outer_lr=0.7,
+                        loss_before=1.0, worst_value=-10.0, single_precision=single_precision)
+    coalitions = [(0,), (0, 3), (0, 2, 3), (0, 1, 2, 3), (), (4,)]
+
+    batch = game.steps(coalitions)
+
+    assert batch[()] is None
+    for coalition in coalitions[:4] + coalitions[5:]:
+        alone = game.parameters(coalition)
+        assert alone is not None and alone.dtype == np.float32
+        np.testing.assert_array_equal(batch[coalition], alone)
+
+
+def test_prepared_steps_in_the_worker_thread_give_the_values_of_unprepared_ones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from aggregator import value_gram
+
+    base, rows, target = a_round(9, 4000, 15)
+    spec = ClipSpec(np.random.default_rng(16).normal(scale=0.2, size=4000), None, 3)
+    loss = quadratic_loss(target)
+
+    def run() -> tuple[Contributions, int]:
+        prepared = []
+        original = GramClipGame.steps
+
+        def counting(game: GramClipGame, coalitions: list[tuple[int, ...]]) -> object:
+            prepared.append(len(coalitions))
+            return original(game, coalitions)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(GramClipGame, "steps", counting)
+            out = compute_contributions(base, rows.astype(np.float32), loss, rerun_rule(spec.center, None, 3),
+                                        outer_lr=1.0, loss_before=loss(base), seed=SEED,
+                                        config=ContributionConfig(), clip=spec)
+        return out, max(prepared)
+
+    alone, largest_alone = run()  # 4,000 parameters: below OVERLAP_FROM_PARAMS, no worker, one coalition a call
+    monkeypatch.setattr(value_gram, "OVERLAP_FROM_PARAMS", 1000)
+    prepared, largest_prepared = run()
+
+    assert largest_alone == 1 and largest_prepared > 1  # whole permutations were stepped in the worker
+    np.testing.assert_array_equal(prepared.values, alone.values)
+    assert prepared.estimate.evaluations == alone.estimate.evaluations
