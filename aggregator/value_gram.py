@@ -32,7 +32,7 @@ or not, so the values do not depend on what was prepared.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
@@ -96,6 +96,7 @@ class GramClipGame:
         self._prepared: dict[Coalition, Future[dict[Coalition, NDArray[np.float32] | None]]] = {}
         self._batches: list[list[Coalition]] = []
         self._batch_limit = max(1, self.PREPARED_BYTES // (4 * n_cols))
+        self._whole: NDArray[np.float32] | None = None
 
     def __enter__(self) -> GramClipGame:
         return self
@@ -211,17 +212,34 @@ class GramClipGame:
             mixing.append(coefficients)
             stepped.append(np.empty(self.base.shape[0], dtype=np.float32))
             out[coalition] = stepped[-1]
-        stacked = np.zeros((self.rows.shape[0] + 2, self.columns[0][1] - self.columns[0][0]), dtype=np.float32)
-        center = self.clip.center  # without one, its row stays 0
-        for start, stop in self.columns if mixing else ():
-            block = stacked[:, : stop - start]
-            block[0] = self.base[start:stop]
-            if center is not None:
-                block[1] = center[start:stop]
-            block[2:] = self.rows[:, start:stop]
+        blocks = self._whole_chunks() if self.base.shape[0] < OVERLAP_FROM_PARAMS else self._stacked_chunks()
+        for (start, stop), block in zip(self.columns, blocks if mixing else (), strict=False):
             for coefficients, vector in zip(mixing, stepped, strict=True):
                 np.matmul(coefficients, block, out=vector[start:stop])
         return out
+
+    def _stacked_chunks(self) -> Iterator[NDArray[np.float32]]:
+        """Column chunk after column chunk of `[base; v0; X]`, stacked into one reused buffer."""
+        buffer = np.empty((self.rows.shape[0] + 2, self.columns[0][1] - self.columns[0][0]), dtype=np.float32)
+        for start, stop in self.columns:
+            block = buffer[:, : stop - start]
+            self._stack_columns(block, start, stop)
+            yield block
+
+    def _stack_columns(self, block: NDArray[np.float32], start: int, stop: int) -> None:
+        """Columns `[start, stop)` of `[base; v0; X]` (the `v0` row 0 without a center) into `block`."""
+        block[0] = self.base[start:stop]
+        block[1] = 0.0 if self.clip.center is None else self.clip.center[start:stop]
+        block[2:] = self.rows[:, start:stop]
+
+    def _whole_chunks(self) -> Iterator[NDArray[np.float32]]:
+        """The same chunks as views of `[base; v0; X]` stacked whole once: on small models every coalition is
+        stepped alone, and re-stacking all the rows for each was most of its cost. A product reads the same
+        numbers from a view as from a stacked chunk."""
+        if self._whole is None:
+            self._whole = np.empty((self.rows.shape[0] + 2, self.base.shape[0]), dtype=np.float32)
+            self._stack_columns(self._whole, 0, self.base.shape[0])
+        return (self._whole[:, start:stop] for start, stop in self.columns)
 
     def __call__(self, coalition: Coalition) -> float:
         prepared = self._prepared.pop(coalition, None)

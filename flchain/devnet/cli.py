@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -97,12 +98,22 @@ def demo(
         console.print(f"[red]demo failed:[/red] {e}")
         raise typer.Exit(1) from e
     render_summary(result, console)
-    for name in [n for n in stack.processes if n not in ("anvil", "ipfs", "api")] if keep else list(stack.processes):
+    for name in services_to_stop(stack.processes, keep):
         stack.processes[name].stop()
     if keep:
         console.print(f"chain, IPFS and dashboard keep running; stop them with: flchain down --run-dir {run_dir}")
     else:
         (run_dir / "stack.json").unlink(missing_ok=True)
+
+
+KEPT_SERVICES = ("anvil", "ipfs", "ipfs-front", "api")
+"""What `flchain demo --keep` leaves running: the chain, the IPFS daemon with the upload-limiting front that the
+stack's `ipfs_url` names, and the dashboard API (`flchain verify round` and the dashboard work against them)."""
+
+
+def services_to_stop(names: Iterable[str], keep: bool) -> list[str]:
+    """The stack's processes a finished demo stops: all of them, or with `keep` all but `KEPT_SERVICES`."""
+    return [name for name in names if not (keep and name in KEPT_SERVICES)]
 
 
 def bootstrap_command(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from flchain.devnet.cli import demo_config
+from flchain.devnet.cli import demo_config, services_to_stop
 from flchain.devnet.demo import DemoResult, render_summary
 from flchain.devnet.summary import RoundSummary, TaskSummary, TrainerSummary, _verdict
 from flchain.devnet.workloads import WORKLOADS, WorkloadName
@@ -50,3 +50,10 @@ def test_demo_rounds_follow_the_workload_unless_windows_are_given(tmp_path: Path
     assert default.commit_window_s > digits.commit_window_s
     assert default.workload is shakespeare and default.model == "gpt-shakespeare-small" and default.quorum == 2
     assert (given.commit_window_s, given.reveal_window_s, given.quorum) == (9, 7, 0)
+
+
+def test_a_kept_demo_leaves_the_chain_ipfs_with_its_front_and_the_api_running() -> None:
+    names = ["anvil", "ipfs", "ipfs-front", "api", "aggregator", "validator-1", "honest-1", "free-rider"]
+
+    assert services_to_stop(names, keep=True) == ["aggregator", "validator-1", "honest-1", "free-rider"]
+    assert services_to_stop(names, keep=False) == names
