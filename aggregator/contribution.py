@@ -50,9 +50,10 @@ round took 18.5 % of the payouts at 30 % attackers: early on the old direction s
 
 Cost: the Shapley estimate evaluates at most `value.budget(n_groups)` coalitions, one forward pass each
 (`value.ValueConfig`, 5 per player by default); the permutations are seeded from the round's public data.
-Re-running the robust rule on each coalition makes a round O(n^2 d); game version 2 (`value_walk`, the default,
-named in the carried-over config) keeps that game up to `rerun_max_players` groups and above it clips each row once
-per round and walks each permutation with a running sum, O(n d) per permutation.
+Re-running the robust rule on each coalition makes a round O(n^2 d); from game version 2 on (named in the
+carried-over config, `GAME_VERSION`) a round of more than `rerun_max_players` groups clips each row once and walks
+each permutation with a running sum (`value_walk`), O(n d) per permutation; up to that, versions 3 and 4 take
+centered clipping's coalitions from the round's Gram matrix (`value_gram`).
 """
 
 from __future__ import annotations
