@@ -21,10 +21,11 @@ computes for `S` alone (BLAS sums in its own order), so values differ from versi
 version travels in the carried-over config (`carryover`), so a task's rounds are all computed, and recomputed by
 `flchain verify round`, one way. Rules other than centered clipping version 2 keep the re-run game.
 
-Stepping the model costs a pass over the coalition's rows (widened to float64), more than the forward pass on
-large models. The estimator walks permutations, whose coalitions are known before they are evaluated, so it hints
-them (`prepare`, see `value`) and the game steps the model for a whole permutation in one pass over the rows
-(`steps`), in a worker thread, while the forward passes of the previous permutation run (numpy releases the GIL).
+Stepping the model costs a pass over the coalition's rows (widened to float64 up to version 3), more than the
+forward pass on large models. The estimator walks permutations, whose coalitions are known before they are
+evaluated, so it hints them (`prepare`, see `value`) and the game steps the model for a whole permutation in one
+pass over the rows (`steps`), in a worker thread, while the forward passes of the previous permutation run (numpy
+releases the GIL).
 Each coalition's parameters come from the same arithmetic whether it was stepped alone, in a batch, in the worker
 or not, so the values do not depend on what was prepared.
 """
@@ -98,6 +99,11 @@ class GramClipGame:
         self._batch_limit = max(1, self.PREPARED_BYTES // (4 * n_cols))
         self._whole: NDArray[np.float32] | None = None
 
+    @property
+    def _overlaps(self) -> bool:
+        """Large enough for stepping to run in the worker thread beside the forward passes (batches of hints)."""
+        return bool(self.base.shape[0] >= OVERLAP_FROM_PARAMS)
+
     def __enter__(self) -> GramClipGame:
         return self
 
@@ -117,7 +123,7 @@ class GramClipGame:
         """Start stepping the model for `coalitions` (one pass over their rows) in the worker thread, on large
         models; a hint (see `value`). Two batches are kept: a third drops the oldest one's unused steps."""
         todo = [c for c in coalitions if c not in self._prepared][: self._batch_limit]
-        if self.base.shape[0] < OVERLAP_FROM_PARAMS or not todo:
+        if not self._overlaps or not todo:
             return
         if self._worker is None:
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="value-game-step")
@@ -155,7 +161,7 @@ class GramClipGame:
         """`parameters` of each coalition, in one pass over the rows they use: each column chunk of those rows is
         widened to float64 once and every coalition takes its rows from it (the product per coalition is the
         one `parameters` of that coalition alone computes, so the bits do not depend on the batch). In single
-        precision (game version 4) one float32 matrix product per chunk steps every coalition at once."""
+        precision (game version 4): `_steps_single`."""
         if self.single_precision:
             return self._steps_single(coalitions)
         out: dict[Coalition, NDArray[np.float32] | None] = {}
@@ -212,8 +218,10 @@ class GramClipGame:
             mixing.append(coefficients)
             stepped.append(np.empty(self.base.shape[0], dtype=np.float32))
             out[coalition] = stepped[-1]
-        blocks = self._whole_chunks() if self.base.shape[0] < OVERLAP_FROM_PARAMS else self._stacked_chunks()
-        for (start, stop), block in zip(self.columns, blocks if mixing else (), strict=False):
+        if not mixing:
+            return out
+        blocks = self._stacked_chunks() if self._overlaps else self._whole_chunks()
+        for (start, stop), block in zip(self.columns, blocks, strict=True):
             for coefficients, vector in zip(mixing, stepped, strict=True):
                 np.matmul(coefficients, block, out=vector[start:stop])
         return out
