@@ -122,15 +122,27 @@ def _pipeline(method: str, dataset_name: str) -> PipelineConfig:
 
 
 def _runs_for_seed(base: BenchData, settings: AccuracySettings, seed: int) -> tuple[list[MethodRun], dict[str, float]]:
+    """Every method on every split. Runs are deterministic, so a run whose inputs equal an earlier one's is not
+    made twice but reported again under its own split or method: centralized training sees the union of the
+    trainers' data, the same on every split of an equal budget, and "flchain-nogate" is "flchain" when the
+    workload's pipeline gates nothing (the default)."""
     data = dataclasses.replace(base, spec=dataclasses.replace(base.spec, seed=seed))
     runs, skews = [], {}
+    centralized: dict[int, MethodRun] = {}
     for split in data.splits:
         parts = _partition(data, split, settings, seed)
         skews[split] = label_skew(data.train.y, parts)
-        runs.append(_centralized(split, data, settings, _budget(parts, settings), seed))
+        budget = _budget(parts, settings)
+        if budget not in centralized:
+            centralized[budget] = _centralized(split, data, settings, budget, seed)
+        runs.append(dataclasses.replace(centralized[budget], split=split))
+        made: dict[PipelineConfig, MethodRun] = {}
         for method in FEDERATED:
-            logger.info("accuracy: seed %d, %s, %s", seed, split, method)
-            runs.append(_federated(method, split, data, parts, settings, seed))
+            config = _pipeline(method, data.dataset_name)
+            if config not in made:
+                logger.info("accuracy: seed %d, %s, %s", seed, split, method)
+                made[config] = _federated(method, split, data, parts, settings, seed)
+            runs.append(dataclasses.replace(made[config], method=method))
     return runs, skews
 
 
@@ -218,6 +230,8 @@ def run(settings: AccuracySettings, mode: Mode, out_dir: Path) -> ExperimentRepo
         "Ratios are per seed (method / centralized of the same seed and split), then averaged.",
         "FedAvg and flchain run through aggregator.pipeline.run_round with every update through the codec; "
         "the centralized run is local_train on the union of the trainers' data.",
+        "Runs are deterministic: a run whose inputs equal an earlier one's (centralized training on splits of equal "
+        "budget; flchain-nogate where it is flchain's default pipeline) is reported again, not made twice.",
         *workload_notes(data.dataset_name),
     )
     headline = ", ".join(f"{m} / centralized {s} {summary[s][m].ratio_mean:.3f}" for m in ("flchain", "fedavg")
