@@ -33,6 +33,7 @@ the all-pairs product's on rounds with planted copies. Memory: the sketches and 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable
 
@@ -49,6 +50,9 @@ BAND = 0.1
 EXACT_PAIRS_PER_ROW = 8
 PAIR_BLOCK_ENTRIES = 1 << 21
 """Estimated pair cosines held at a time (8 MB of float32)."""
+MEDIAN_NETWORK_ROWS = 16
+"""Column medians of up to this many rows come from a median network; above, a sort along the rows is as fast
+(measured crossover ~20 rows)."""
 _SEED_DOMAIN = b"flchain-same-work-screen/1"
 
 
@@ -115,13 +119,65 @@ def _gram_pairs(rows: NDArray[np.floating], scale: NDArray[np.float64], threshol
 
 
 def _column_medians(units: NDArray[np.float64]) -> NDArray[np.float64]:
-    """`np.median(units, axis=0)` of finite units, the same bits: the middle of each sorted column, or the mean of
-    the two middle ones (a sort along the rows of a chunk is 3x faster than `np.median`'s partition per column)."""
-    ordered: NDArray[np.float64] = np.sort(units, axis=0)
-    middle = units.shape[0] // 2
-    if units.shape[0] % 2:
+    """`np.median(units, axis=0)` of finite units, the same bits but for the sign of a zero median (which changes no
+    cosine but an exact zero's sign, and no group): the middle of each sorted column, or the mean of the two
+    middle ones. Up to `MEDIAN_NETWORK_ROWS` rows the middle comes from a median network run on whole rows
+    (`_median_network`: 50 elementwise minima and maxima for 10 rows, 2.7x faster than the sort); above, from a
+    sort along the rows of the chunk (3x faster than `np.median`'s partition per column)."""
+    n = units.shape[0]
+    middle = n // 2
+    ordered = _network_sorted(units) if 3 <= n <= MEDIAN_NETWORK_ROWS else list(np.sort(units, axis=0))
+    if n % 2:
         return np.asarray(ordered[middle])
     return np.asarray(np.add(ordered[middle - 1], ordered[middle]) / 2.0)
+
+
+def _network_sorted(units: NDArray[np.float64]) -> list[NDArray[np.float64]]:
+    """The rows of `units` after the comparators of `_median_network`: the middle row (odd `n`) or the two middle
+    rows (even `n`) are those of `units` with each column sorted; the other rows are left partly sorted. A
+    comparator puts the minimum of its two rows on the lower one and the maximum on the upper; where only one of
+    the two is read later, only that one is computed. Minima and maxima are exact: the middle rows hold the sorted
+    columns' values to the bit."""
+    rows = list(units.copy())
+    spare = np.empty_like(rows[0])
+    for low, high, keep_low, keep_high in _median_network(len(rows)):
+        if keep_low and keep_high:
+            np.minimum(rows[low], rows[high], out=spare)
+            np.maximum(rows[low], rows[high], out=rows[high])
+            rows[low], spare = spare, rows[low]
+        elif keep_low:
+            np.minimum(rows[low], rows[high], out=rows[low])
+        else:
+            np.maximum(rows[low], rows[high], out=rows[high])
+    return rows
+
+
+@functools.cache
+def _median_network(n: int) -> tuple[tuple[int, int, bool, bool], ...]:
+    """The comparators `(low, high, keep_low, keep_high)` that leave the middle wire of `n` (odd `n`) or the two
+    middle wires (even `n`) as a sorting network would: Batcher's odd-even merge sort (1968) on the next power of
+    two, without the comparators that touch a wire `>= n` (as if those wires held +inf, which no comparator
+    moves), then walked backwards keeping only the comparators whose outputs the middle wires depend on."""
+    size = 1 << max(0, n - 1).bit_length()
+    sorting: list[tuple[int, int]] = []
+    merged = 1
+    while merged < size:  # merge sorted runs of length `merged` into runs of twice that
+        gap = merged
+        while gap >= 1:
+            for first in range(gap % merged, size - gap, 2 * gap):
+                for offset in range(min(gap, size - first - gap)):
+                    low, high = first + offset, first + offset + gap
+                    if low // (2 * merged) == high // (2 * merged) and high < n:
+                        sorting.append((low, high))
+            gap //= 2
+        merged *= 2
+    wanted = {n // 2} if n % 2 else {n // 2 - 1, n // 2}
+    kept: list[tuple[int, int, bool, bool]] = []
+    for low, high in reversed(sorting):
+        if low in wanted or high in wanted:
+            kept.append((low, high, low in wanted, high in wanted))
+            wanted |= {low, high}
+    return tuple(reversed(kept))
 
 
 def _sketch(rows: NDArray[np.floating], scale: NDArray[np.float64],

@@ -41,6 +41,38 @@ def test_row_norms_are_numpys_bit_for_bit(n: int, d: int) -> None:
     np.testing.assert_array_equal(_row_norms(rows, np.empty(d)), np.linalg.norm(rows, axis=1))
 
 
+@pytest.mark.parametrize("n", range(1, 25))
+def test_column_medians_are_numpys_with_ties_and_signed_zeros(n: int) -> None:
+    """Equal values (`assert_array_equal` takes -0.0 for 0.0: a zero median may carry either sign, which changes
+    no centered cosine but the sign of an exact zero, and no decision)."""
+    rng = np.random.default_rng(n)
+    units = rng.normal(size=(n, 4000))
+    units[:, :1000] = rng.integers(-2, 3, size=(n, 1000))  # many ties
+    zeros = units[:, 1000:1200]
+    zeros[:] = np.where(rng.random(size=zeros.shape) < 0.5, -0.0, 0.0)
+    expected = np.median(units, axis=0)
+
+    got = same_work._column_medians(units)
+
+    np.testing.assert_array_equal(got, expected)
+    assert np.array_equal(got.view(np.int64)[1200:], expected.view(np.int64)[1200:])  # no zeros: the same bits
+
+
+@pytest.mark.parametrize("n", range(3, same_work.MEDIAN_NETWORK_ROWS + 1))
+def test_the_median_network_sorts_the_middle_of_every_zero_one_input(n: int) -> None:
+    """By the 0-1 principle (Knuth, TAOCP vol. 3, 5.3.4) a comparator network that leaves the middle wires right
+    for every input of zeros and ones leaves them right for every input."""
+    every_input = (np.arange(2**n)[None, :] >> np.arange(n)[:, None]) & 1
+    units = every_input.astype(np.float64)
+
+    middle = same_work._network_sorted(units)
+
+    ordered = np.sort(units, axis=0)
+    wanted = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+    for row in wanted:
+        np.testing.assert_array_equal(middle[row], ordered[row])
+
+
 @pytest.mark.parametrize(("n", "d", "seed"), [(3, 5000, 0), (10, 100_003, 1), (11, 70_001, 2), (32, 20_000, 3)])
 def test_groups_equal_the_whole_array_formula_with_copies_and_near_ties(n: int, d: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
