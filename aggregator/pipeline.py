@@ -33,31 +33,28 @@ from functools import partial
 from types import MappingProxyType
 
 import numpy as np
-from eth_utils.address import is_address, to_checksum_address
+from eth_utils.address import to_checksum_address
 from numpy.typing import NDArray
 
 from aggregator.collusion import colluded_submissions
-from aggregator.contribution import ContributionConfig, Contributions, compute_contributions, resent_rounds, round_seed
+from aggregator.contribution import Contributions, compute_contributions, resent_rounds, round_seed
 from aggregator.dp_step import dp_aggregate
 from aggregator.filters import (
     SLASH_CODES,
-    FilterConfig,
     FilterVerdict,
     Fingerprint,
-    RejectReason,
     RoundFilterResult,
-    SubmissionMeta,
     filter_round,
 )
 from aggregator.outcome import AggregationState, RoundOutcome, SlashOrder, TrainerOutcome
-from aggregator.outer import OuterConfig, outer_step
+from aggregator.outer import outer_step
 from aggregator.payouts import PayoutLeaf, compute_payouts
 from aggregator.ratings import Rating, RatingConfig, final_scores, rating_weight, update_ratings
-from aggregator.rules import DEFAULT_RULE, AggregationRule, CenteredClipState, RuleParams, aggregate
+from aggregator.round_inputs import PipelineConfig, PipelineError, RoundInputs, Submission, check_inputs
+from aggregator.rules import AggregationRule, CenteredClipState, aggregate
 from aggregator.rules.common import Vector
 from aggregator.scoring import compute_loss_scores, compute_marginal_scores
 from aggregator.value_gram import ClipSpec
-from flchain.privacy.dp import DpConfig
 
 __all__ = [
     "AggregationState", "LossFn", "PipelineConfig", "PipelineError", "RoundInputs", "RoundOutcome", "SlashOrder",
@@ -66,84 +63,6 @@ __all__ = [
 
 LossFn = Callable[[NDArray[np.floating]], float]
 """Mean loss on the round's evaluation batch of the model with the given flat parameter vector."""
-
-_R = RejectReason
-DEFAULT_SLASH_REASONS = frozenset({_R.DIGEST_MISMATCH, _R.COPY_OF_EARLIER, _R.DUPLICATE, _R.NEAR_DUPLICATE,
-                                   _R.NON_FINITE, _R.UNDECODABLE, _R.WRONG_SHAPE})
-FETCH_REASONS = frozenset({_R.MISSING, _R.DIGEST_MISMATCH, _R.UNDECODABLE, _R.WRONG_BASE, _R.WRONG_SHAPE,
-                           _R.NON_FINITE, _R.UNREADABLE})
-"""Reasons recorded before the pipeline, while fetching and decoding (a submission without a delta)."""
-
-
-class PipelineError(ValueError):
-    """Inconsistent round inputs (lengths, repeated accounts, a delta and a failure at once, bad config)."""
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Everything that decides a round besides its data; published with each round so it can be recomputed."""
-
-    rule: AggregationRule = DEFAULT_RULE
-    rule_params: RuleParams = field(default_factory=RuleParams)
-    outer: OuterConfig = field(default_factory=OuterConfig)
-    filters: FilterConfig = field(default_factory=FilterConfig)
-    ratings: RatingConfig = field(default_factory=RatingConfig)
-    contribution: ContributionConfig = field(default_factory=ContributionConfig)
-    slash_bps: int = 1000
-    slash_reasons: frozenset[RejectReason] = DEFAULT_SLASH_REASONS
-    aggregate_positive_only: bool = False
-    compute_loo: bool = False
-    fingerprint_rounds: int = 20
-    dp: DpConfig | None = None  # central DP (DP-FedAvg) replaces the robust rule; docs/privacy.md
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "rule", AggregationRule(self.rule))
-        if not 0 <= self.slash_bps <= 10_000:
-            raise PipelineError(f"slash_bps must be in [0, 10000], got {self.slash_bps}")
-        if self.fingerprint_rounds < 1:
-            raise PipelineError(f"fingerprint_rounds must be >= 1, got {self.fingerprint_rounds}")
-        unknown = self.slash_reasons - set(SLASH_CODES)
-        if unknown:
-            raise PipelineError(f"reasons {sorted(unknown)} have no slash code")
-
-
-@dataclass(frozen=True)
-class Submission:
-    """One on-chain submission and what fetching it gave: a flat delta, or the reason there is none."""
-
-    account: str
-    digest: bytes
-    cid: str
-    num_samples: int
-    block_number: int
-    log_index: int
-    delta: NDArray[np.float32] | None = None
-    failure: RejectReason | None = None
-    detail: str = ""
-    content_key: bytes = b""  # the envelope's content key (private task): seeds central DP noise
-
-    @property
-    def order_key(self) -> tuple[int, int]:
-        return (self.block_number, self.log_index)
-
-    def meta(self) -> SubmissionMeta:
-        return SubmissionMeta(self.account, self.digest, self.block_number, self.log_index)
-
-
-@dataclass(frozen=True)
-class RoundInputs:
-    """A round's inputs: base parameters (flat, layout order), submissions and what earlier rounds left."""
-
-    task_id: int
-    round_id: int
-    base: NDArray[np.float32] | NDArray[np.float64]
-    submissions: tuple[Submission, ...]
-    budget_wei: int
-    history: tuple[Fingerprint, ...] = ()
-    ratings: Mapping[str, Rating] = field(default_factory=dict)
-    state: AggregationState = field(default_factory=AggregationState)
-    stake_per_sample: int = 0  # the task's `stakePerSample` (stake per claimed sample); > 0: updates weigh numSamples
-
 
 @dataclass(frozen=True)
 class _Scores:
@@ -159,28 +78,6 @@ class _Scores:
     resent: Mapping[int, int] = field(default_factory=dict)  # index -> the earlier round its update repeats
     colluded: frozenset[int] = frozenset()  # accepted indices another account resubmitted this round (collusion)
     scaled: Mapping[int, float] = field(default_factory=dict)  # accepted index -> the norm filter's scale (unpaid)
-
-
-def _check_inputs(inputs: RoundInputs) -> NDArray[np.float64]:
-    base = np.asarray(inputs.base, dtype=np.float64)
-    if base.ndim != 1:
-        raise PipelineError(f"base must be a flat vector, got shape {base.shape}")
-    if not all(is_address(s.account) for s in inputs.submissions):
-        raise PipelineError("every submission needs a 20-byte hex account")
-    if len({s.account.lower() for s in inputs.submissions}) != len(inputs.submissions):
-        raise PipelineError("an account may submit once per round")
-    if inputs.budget_wei < 0:
-        raise PipelineError(f"budget must be non-negative, got {inputs.budget_wei}")
-    if (bond := inputs.stake_per_sample) < 0 or (bond > 0 and any(s.num_samples < 1 for s in inputs.submissions)):
-        raise PipelineError(f"stake_per_sample {inputs.stake_per_sample} must be >= 0, and > 0 needs claims >= 1")
-    for s in inputs.submissions:
-        if (s.delta is None) == (s.failure is None):
-            raise PipelineError(f"submission of {s.account}: give exactly one of a delta or a failure reason")
-        if s.failure is not None and s.failure not in FETCH_REASONS:
-            raise PipelineError(f"submission of {s.account}: {s.failure} is not a fetch-time reason")
-        if s.delta is not None and np.shape(s.delta) != base.shape:
-            raise PipelineError(f"delta of {s.account} has shape {np.shape(s.delta)}, base {base.shape}")
-    return base
 
 
 def _filter(
@@ -385,7 +282,7 @@ def _group_leaders(ordered: Sequence[Submission], scores: _Scores) -> dict[int, 
 def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | None = None) -> RoundOutcome:
     """Filter, score, rate, pay, aggregate and step one round (see the module docstring)."""
     config = PipelineConfig() if config is None else config
-    base = _check_inputs(inputs)
+    base = check_inputs(inputs)
     ordered = sorted(
         (replace(s, account=to_checksum_address(s.account)) for s in inputs.submissions),
         key=lambda s: (s.order_key, s.account.lower()),
