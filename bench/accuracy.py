@@ -96,14 +96,14 @@ def _centralized(split: str, data: BenchData, settings: AccuracySettings, budget
                      total_steps * train.batch_size, time.perf_counter() - start)
 
 
-def _federated(method: str, split: str, data: BenchData, parts: list[np.ndarray], settings: AccuracySettings,
-               seed: int) -> MethodRun:
+def _federated(method: str, pipeline: PipelineConfig, split: str, data: BenchData, parts: list[np.ndarray],
+               settings: AccuracySettings, seed: int) -> MethodRun:
     start = time.perf_counter()
     trainers = [
         SimTrainer(account(i), data.train.subset(part), Behaviour.HONEST, seed * 10_000 + i)
         for i, part in enumerate(parts)
     ]
-    config = FederationConfig(_pipeline(method, data.dataset_name), settings.rounds, settings.train)
+    config = FederationConfig(pipeline, settings.rounds, settings.train)
     result = run_federation(trainers, data, config)
     return MethodRun(method, split, seed, result.final_accuracy, result.final_loss,
                      tuple(r.test_accuracy for r in result.rounds), _budget(parts, settings),
@@ -141,7 +141,7 @@ def _runs_for_seed(base: BenchData, settings: AccuracySettings, seed: int) -> tu
             config = _pipeline(method, data.dataset_name)
             if config not in made:
                 logger.info("accuracy: seed %d, %s, %s", seed, split, method)
-                made[config] = _federated(method, split, data, parts, settings, seed)
+                made[config] = _federated(method, config, split, data, parts, settings, seed)
             runs.append(dataclasses.replace(made[config], method=method))
     return runs, skews
 
