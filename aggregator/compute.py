@@ -285,7 +285,7 @@ def aggregation_info(outcome: RoundOutcome, config: PipelineConfig) -> Aggregati
     accepted = sum(row.status == "accepted" for row in outcome.trainers)
     return AggregationInfo(
         rule=config.rule.value, params=params, outer_lr=config.outer.lr, outer_momentum=config.outer.momentum,
-        accepted=accepted, rejected=len(outcome.trainers) - accepted,
+        outer_nesterov=config.outer.nesterov, accepted=accepted, rejected=len(outcome.trainers) - accepted,
     )
 
 

@@ -225,7 +225,8 @@ def workload_pipeline(dataset_name: str, **changes: object) -> PipelineConfig:
     if workload is None:
         return dataclasses.replace(PipelineConfig(), **changes)  # type: ignore[arg-type]
     config = PipelineConfig(filters=FilterConfig(norm_k=workload.norm_k, norm_clip=workload.norm_clip),
-                            outer=OuterConfig(momentum=workload.outer_momentum))
+                            outer=OuterConfig(lr=workload.outer_lr, momentum=workload.outer_momentum,
+                                              nesterov=workload.outer_nesterov))
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 
@@ -236,9 +237,11 @@ def workload_notes(dataset_name: str) -> tuple[str, ...]:
         return ()
     clip = (", an update over it scaled to the median norm, aggregated if its LossScore is positive, not paid"
             if config.filters.norm_clip else "")
+    outer = config.outer
+    step = (f"outer lr {outer.lr:g}, {'Nesterov ' if outer.nesterov else ''}momentum {outer.momentum:g}"
+            if outer.lr != 1.0 or outer.nesterov else f"outer momentum {outer.momentum:g}")
     return (f"flchain's pipeline runs with the {dataset_name} workload's aggregator settings "
-            f"(flchain.devnet.workloads): norm filter k {config.filters.norm_k:g}{clip}, outer momentum "
-            f"{config.outer.momentum:g}.",)
+            f"(flchain.devnet.workloads): norm filter k {config.filters.norm_k:g}{clip}, {step}.",)
 
 
 def loss_function(evaluator: Evaluator) -> Callable[[NDArray[np.floating]], float]:

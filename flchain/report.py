@@ -58,6 +58,7 @@ class AggregationInfo(_Frozen):
     params: dict[str, float] = Field(default_factory=dict)
     outer_lr: float
     outer_momentum: float
+    outer_nesterov: bool = False  # left out of the report's bytes when False (reports made before it keep theirs)
     accepted: int
     rejected: int
 
@@ -122,10 +123,13 @@ class RoundReport(_Frozen):
     value: ValueInfo | None = None
 
     def to_bytes(self) -> bytes:
-        """Canonical JSON bytes: what is stored on IPFS and hashed on-chain (no `privacy` key when None)."""
+        """Canonical JSON bytes: what is stored on IPFS and hashed on-chain (no `privacy` key when None, no
+        `outer_nesterov` key when False)."""
         fields = self.model_dump(mode="json")
         if fields["privacy"] is None:
             del fields["privacy"]
+        if not fields["aggregation"]["outer_nesterov"]:
+            del fields["aggregation"]["outer_nesterov"]
         return canonical_json(fields)
 
     @classmethod

@@ -70,15 +70,21 @@ class Workload:
     reveal_window_s: int = 8  # the demo's reveal phase per round
     norm_k: float = 3.0  # the aggregator's norm filter (FLCHAIN_AGGREGATOR_NORM_K), recorded in each round's config
     outer_momentum: float = 0.0  # the aggregator's outer momentum (FLCHAIN_AGGREGATOR_OUTER_MOMENTUM), recorded too
+    outer_nesterov: bool = False  # Nesterov outer momentum (FLCHAIN_AGGREGATOR_OUTER_NESTEROV)
+    outer_lr: float = 1.0  # the outer learning rate (FLCHAIN_AGGREGATOR_OUTER_LR)
     norm_clip: bool = False  # scale updates over the norm bound, not reject them (FLCHAIN_AGGREGATOR_NORM_CLIP)
 
     @property
     def aggregator_settings(self) -> dict[str, str]:
         """The aggregator's settings for this workload, without their prefix (validators take only `aggregator_env`:
         they recompute with the configuration each round published)."""
-        momentum = {"OUTER_MOMENTUM": str(self.outer_momentum)} if self.outer_momentum else {}
+        outer = {"OUTER_MOMENTUM": str(self.outer_momentum)} if self.outer_momentum else {}
+        if self.outer_nesterov:
+            outer["OUTER_NESTEROV"] = "true"
+        if self.outer_lr != 1.0:
+            outer["OUTER_LR"] = str(self.outer_lr)
         clip = {"NORM_CLIP": "true"} if self.norm_clip else {}
-        return {**dict(self.aggregator_env), "NORM_K": str(self.norm_k), **momentum, **clip}
+        return {**dict(self.aggregator_env), "NORM_K": str(self.norm_k), **outer, **clip}
 
 
 WORKLOADS: dict[WorkloadName, Workload] = {

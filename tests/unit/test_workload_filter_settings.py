@@ -3,11 +3,14 @@ the benchmarks; the norm filter still rejects a scaled-up update."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from aggregator.filters import FilterConfig, RejectReason, SubmissionMeta, filter_round
+from aggregator.outer import OuterConfig
 from aggregator.settings import AggregatorSettings
 from bench.federation import workload_pipeline
 from flchain.devnet.workloads import MNIST1D_NORM_CLIP, MNIST1D_NORM_K, MNIST1D_OUTER_MOMENTUM, WORKLOADS, WorkloadName
@@ -95,3 +98,23 @@ def test_mnist1d_norm_filter_bounds_a_4x_update_and_a_10x_scaled_one_and_keeps_t
     assert [v.reason for v in scaled.verdicts] == [None] * 10
     assert sorted(scaled.scales) == [8, 9]
     assert [round(4.0 * scaled.scales[8], 6), round(10.0 * scaled.scales[9], 6)] == [round(median, 6)] * 2
+
+
+@pytest.mark.parametrize("name", list(WorkloadName))
+def test_every_workloads_aggregator_and_its_benchmark_pipeline_make_the_same_outer_step(
+    monkeypatch: pytest.MonkeyPatch, name: WorkloadName,
+) -> None:
+    for key, value in WORKLOADS[name].aggregator_settings.items():
+        monkeypatch.setenv(f"FLCHAIN_AGGREGATOR_{key}", value)
+
+    assert _settings().pipeline_config(500, 7).outer == workload_pipeline(name.value).outer
+
+
+def test_a_workloads_outer_lr_and_nesterov_momentum_reach_the_aggregator(monkeypatch: pytest.MonkeyPatch) -> None:
+    workload = dataclasses.replace(WORKLOADS[WorkloadName.DIGITS], outer_lr=0.7, outer_momentum=0.9,
+                                   outer_nesterov=True)
+    assert "OUTER_LR" not in WORKLOADS[WorkloadName.DIGITS].aggregator_settings
+    for key, value in workload.aggregator_settings.items():
+        monkeypatch.setenv(f"FLCHAIN_AGGREGATOR_{key}", value)
+
+    assert _settings().pipeline_config(500, 7).outer == OuterConfig(lr=0.7, momentum=0.9, nesterov=True)
