@@ -16,11 +16,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import multiprocessing
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from aggregator.pipeline import PipelineConfig
 from bench import plots
@@ -121,29 +126,74 @@ def _pipeline(method: str, dataset_name: str) -> PipelineConfig:
     return workload_pipeline(dataset_name)
 
 
-def _runs_for_seed(base: BenchData, settings: AccuracySettings, seed: int) -> tuple[list[MethodRun], dict[str, float]]:
-    """Every method on every split. Runs are deterministic, so a run whose inputs equal an earlier one's is not
-    made twice but reported again under its own split or method: centralized training sees the union of the
+class _Inline:
+    """An executor that makes each run when it is submitted, in this process (`jobs=1`)."""
+
+    def submit(self, fn: Callable[..., MethodRun], /, *args: object) -> Future[MethodRun]:
+        future: Future[MethodRun] = Future()
+        future.set_result(fn(*args))
+        return future
+
+
+@contextmanager
+def _executor(jobs: int) -> Iterator[Executor | _Inline]:
+    """`jobs` worker processes (started fresh, torch on this process's thread count) or, for 1, this process. On
+    an error the runs not yet started are cancelled."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if jobs == 1:
+        yield _Inline()
+        return
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=torch.set_num_threads, initargs=(torch.get_num_threads(),))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+Planned = list[tuple[str, str, "Future[MethodRun]"]]
+"""(method, split, the run's future): a run shared by two rows appears under both."""
+
+
+def _plan_seed(base: BenchData, settings: AccuracySettings, seed: int,
+               pool: Executor | _Inline) -> tuple[Planned, dict[str, float]]:
+    """Submit every method on every split. Runs are deterministic, so a run whose inputs equal an earlier one's is
+    not made twice but reported again under its own split or method: centralized training sees the union of the
     trainers' data, the same on every split of an equal budget, and "flchain-nogate" is "flchain" when the
     workload's pipeline gates nothing (the default)."""
     data = dataclasses.replace(base, spec=dataclasses.replace(base.spec, seed=seed))
-    runs, skews = [], {}
-    centralized: dict[int, MethodRun] = {}
+    planned: Planned = []
+    skews = {}
+    centralized: dict[int, Future[MethodRun]] = {}
     for split in data.splits:
         parts = _partition(data, split, settings, seed)
         skews[split] = label_skew(data.train.y, parts)
         budget = _budget(parts, settings)
         if budget not in centralized:
-            centralized[budget] = _centralized(split, data, settings, budget, seed)
-        runs.append(dataclasses.replace(centralized[budget], split=split))
-        made: dict[PipelineConfig, MethodRun] = {}
+            centralized[budget] = pool.submit(_centralized, split, data, settings, budget, seed)
+        planned.append(("centralized", split, centralized[budget]))
+        made: dict[PipelineConfig, Future[MethodRun]] = {}
         for method in FEDERATED:
             config = _pipeline(method, data.dataset_name)
             if config not in made:
                 logger.info("accuracy: seed %d, %s, %s", seed, split, method)
-                made[config] = _federated(method, config, split, data, parts, settings, seed)
-            runs.append(dataclasses.replace(made[config], method=method))
-    return runs, skews
+                made[config] = pool.submit(_federated, method, config, split, data, parts, settings, seed)
+            planned.append((method, split, made[config]))
+    return planned, skews
+
+
+def _collect(planned: Planned) -> list[MethodRun]:
+    """The runs in plan order, each under its own method and split."""
+    return [dataclasses.replace(future.result(), method=method, split=split) for method, split, future in planned]
+
+
+def _runs_for_seed(base: BenchData, settings: AccuracySettings, seed: int,
+                   jobs: int = 1) -> tuple[list[MethodRun], dict[str, float]]:
+    """Every method on every split for one seed (`_plan_seed`), made in `jobs` processes."""
+    with _executor(jobs) as pool:
+        planned, skews = _plan_seed(base, settings, seed, pool)
+        return _collect(planned), skews
 
 
 @dataclass(frozen=True)
@@ -208,14 +258,15 @@ def _markdown(settings: AccuracySettings, data: BenchData, summary: Summary, run
     return lines
 
 
-def run(settings: AccuracySettings, mode: Mode, out_dir: Path) -> ExperimentReport:
+def run(settings: AccuracySettings, mode: Mode, out_dir: Path, jobs: int = 1) -> ExperimentReport:
+    """The experiment; `jobs` > 1 makes its runs (every seed's) in that many worker processes, with the same
+    figures (each run is deterministic and independent of the others)."""
     start = time.perf_counter()
     data = load_bench_data(settings.data)
-    runs: list[MethodRun] = []
-    skews: dict[str, float] = {}
-    for seed in settings.seeds:
-        seed_runs, skews = _runs_for_seed(data, settings, seed)
-        runs += seed_runs
+    with _executor(jobs) as pool:
+        plans = [_plan_seed(data, settings, seed, pool) for seed in settings.seeds]
+        runs = [run for planned, _ in plans for run in _collect(planned)]
+    skews = plans[-1][1]
     summary = _summary(runs, data.splits)
     targets = WORKLOAD_TARGETS.get(data.dataset_name, TARGET_RATIO)
     aims: list[Aim] = []

@@ -41,11 +41,12 @@ bench_app = typer.Typer(
 )
 
 
-def run_one(name: str, settings: BenchSettings, out: Path) -> ExperimentReport:
-    """Run experiment `name` with its settings from `settings`; its figures go to `out`."""
+def run_one(name: str, settings: BenchSettings, out: Path, jobs: int = 1) -> ExperimentReport:
+    """Run experiment `name` with its settings from `settings`; its figures go to `out`. `jobs`: the accuracy
+    experiment's worker processes."""
     mode = settings.mode
     if name == "accuracy":
-        return accuracy.run(settings.accuracy, mode, out)
+        return accuracy.run(settings.accuracy, mode, out, jobs)
     if name == "robustness":
         return robustness.run(settings.robustness, mode, out)
     if name == "fairness":
@@ -66,10 +67,10 @@ def _quiet_libraries() -> None:
 
 def run_experiments(names: tuple[str, ...], mode: Mode, out: Path, data: DataSettings | None = None,
                     fractions: tuple[float, ...] = (), rules: tuple[RuleConfig, ...] = (),
-                    attacks: tuple[Behaviour, ...] = ()) -> list[Path]:
+                    attacks: tuple[Behaviour, ...] = (), jobs: int = 1) -> list[Path]:
     """Run `names` in order with `mode`'s settings (the robustness experiment's attacker fractions, rules and
-    attacks replaced by `fractions`, `rules` and `attacks` when given); write each one's files and the index.
-    Returns the JSON paths."""
+    attacks replaced by `fractions`, `rules` and `attacks` when given; the accuracy experiment's runs in `jobs`
+    processes); write each one's files and the index. Returns the JSON paths."""
     _quiet_libraries()
     settings = settings_for(mode, data)
     robust = settings.robustness
@@ -81,7 +82,7 @@ def run_experiments(names: tuple[str, ...], mode: Mode, out: Path, data: DataSet
         torch.set_num_threads(TORCH_THREADS)
         start = time.perf_counter()
         try:
-            report = run_one(name, settings, out)
+            report = run_one(name, settings, out, jobs)
         finally:
             torch.set_num_threads(threads)
         json_path, md_path = write_report(report, out)
@@ -169,9 +170,12 @@ def _command(names: tuple[str, ...]) -> Callable[..., None]:
         fresh_eval: Annotated[bool, typer.Option(
             "--fresh-eval", help="MNIST-1D: judge every round on newly generated signals, never on a revealed one.")
         ] = False,
+        jobs: Annotated[int, typer.Option(
+            min=1, help="Accuracy: make the runs in this many processes (torch on one thread each); same figures.")
+        ] = 1,
     ) -> None:
         run_experiments(names, _mode(full, tiny), out, _data(mnist_images, mnist_labels, workload, fresh_eval),
-                        _fractions(fractions), _rules(rules), _attacks(attacks))
+                        _fractions(fractions), _rules(rules), _attacks(attacks), jobs)
 
     return command
 

@@ -1,5 +1,6 @@
 """`flchain bench accuracy --tiny --workload …` for MNIST-1D and Shakespeare: the harness runs every method on
-each workload's partitions (Shakespeare: IID and whole speaking roles) and writes sane figures."""
+each workload's partitions (Shakespeare: IID and whole speaking roles, its runs in two processes) and writes sane
+figures."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.mark.parametrize(
-    ("workload", "splits"), [("mnist1d", {"iid", "dirichlet"}), ("shakespeare", {"iid", "by-role"})]
+    ("workload", "splits", "jobs"), [("mnist1d", {"iid", "dirichlet"}, 1), ("shakespeare", {"iid", "by-role"}, 2)]
 )
-def test_tiny_accuracy_run_covers_every_method_and_partition(workload: str, splits: set[str], tmp_path: Path) -> None:
-    result = CliRunner().invoke(bench_app, ["accuracy", "--tiny", "--workload", workload, "--out", str(tmp_path)])
+def test_tiny_accuracy_run_covers_every_method_and_partition(workload: str, splits: set[str], jobs: int,
+                                                             tmp_path: Path) -> None:
+    result = CliRunner().invoke(bench_app, ["accuracy", "--tiny", "--workload", workload, "--out", str(tmp_path),
+                                            "--jobs", str(jobs)])
 
     assert result.exit_code == 0, result.output + repr(result.exception)
     doc = json.loads((tmp_path / "accuracy.json").read_text())

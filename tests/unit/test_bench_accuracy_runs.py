@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from bench import accuracy
 from bench.data import load_bench_data
 from bench.settings import Mode, settings_for
@@ -41,3 +43,22 @@ def test_each_split_and_method_is_reported_and_shared_runs_are_the_same_run() ->
     assert by_key[("centralized", iid)] == dataclasses.replace(by_key[("centralized", other)], split=iid)  # one run
     for split in data.splits:  # the default pipeline gates nothing: flchain-nogate is flchain
         assert dataclasses.replace(by_key[("flchain-nogate", split)], method="flchain") == by_key[("flchain", split)]
+
+
+def test_runs_made_in_two_worker_processes_equal_the_runs_made_in_this_one() -> None:
+    settings = dataclasses.replace(settings_for(Mode.TINY).accuracy, rounds=1)
+    data = load_bench_data(settings.data)
+
+    here, skews_here = accuracy._runs_for_seed(data, settings, seed=0)
+    there, skews_there = accuracy._runs_for_seed(data, settings, seed=0, jobs=2)
+
+    # repr: exact for floats, and a centralized run's NaN paid fraction equals itself after the trip between processes
+    assert [repr(_no_seconds(r)) for r in there] == [repr(_no_seconds(r)) for r in here]
+    assert skews_there == skews_here
+
+
+def test_a_job_count_below_one_is_refused() -> None:
+    settings = dataclasses.replace(settings_for(Mode.TINY).accuracy, rounds=1)
+
+    with pytest.raises(ValueError, match="jobs must be >= 1"):
+        accuracy._runs_for_seed(load_bench_data(settings.data), settings, seed=0, jobs=0)
