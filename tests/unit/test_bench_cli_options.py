@@ -19,7 +19,7 @@ def test_fractions_and_rules_replace_the_modes_robustness_settings(monkeypatch: 
                                                                    tmp_path: Path) -> None:
     seen: list[BenchSettings] = []
 
-    def fake_run(name: str, settings: BenchSettings, out: Path) -> ExperimentReport:
+    def fake_run(name: str, settings: BenchSettings, out: Path, jobs: int) -> ExperimentReport:
         seen.append(settings)
         raise RuntimeError("stop after the settings")
 
@@ -27,7 +27,7 @@ def test_fractions_and_rules_replace_the_modes_robustness_settings(monkeypatch: 
     result = CliRunner().invoke(bench_app, ["robustness", "--tiny", "--fractions", "0.1,0.2", "--rules",
                                             "centered_clip", "--attacks", "alie,mimic", "--out", str(tmp_path)])
 
-    assert isinstance(result.exception, RuntimeError)
+    assert isinstance(result.exception, RuntimeError), result.output
     assert seen[0].mode is Mode.TINY
     assert seen[0].robustness.fractions == (0.1, 0.2)
     assert seen[0].robustness.rules == (RuleConfig.CENTERED_CLIP,)
@@ -60,3 +60,20 @@ def test_fresh_eval_reaches_the_data_settings_of_mnist1d_and_is_refused_for_anot
     for workload in ("digits", "shakespeare"):
         with pytest.raises(typer.BadParameter, match="--fresh-eval goes with --workload mnist1d"):
             cli._data(None, None, workload, fresh_eval=True)
+
+
+def test_the_accuracy_job_count_reaches_the_experiment_and_below_one_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                                                                tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    def fake_run(name: str, settings: BenchSettings, out: Path, jobs: int) -> ExperimentReport:
+        seen.append(jobs)
+        raise RuntimeError("stop after the settings")
+
+    monkeypatch.setattr(cli, "run_one", fake_run)
+    result = CliRunner().invoke(bench_app, ["accuracy", "--tiny", "--jobs", "2", "--out", str(tmp_path)])
+    refused = CliRunner().invoke(bench_app, ["accuracy", "--tiny", "--jobs", "0", "--out", str(tmp_path)])
+
+    assert isinstance(result.exception, RuntimeError), result.output
+    assert seen == [2]
+    assert refused.exit_code == 2 and "--jobs" in refused.output
