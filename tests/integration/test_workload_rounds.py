@@ -42,7 +42,7 @@ from flchain.chain.types import RoundStatus
 from flchain.devnet.accounts import dev_account
 from flchain.devnet.anvil import AnvilNode, advance_time
 from flchain.devnet.ipfs import IpfsNode
-from flchain.devnet.workloads import MNIST1D_OUTER_MOMENTUM
+from flchain.devnet.workloads import MNIST1D_OUTER_MOMENTUM, SHAKESPEARE_OUTER_MOMENTUM
 from flchain.ml.mnist1d_data import mnist1d_heldout
 from flchain.ml.specs import ModelSpec, spec_from_name
 from flchain.paths import REPO_ROOT
@@ -90,7 +90,8 @@ WORKLOADS = {
         spec_from_name("gpt-shakespeare-small", name="gpt-shakespeare-test", input_shape=(32,), embed_dim=32,
                        num_heads=2, num_layers=1, hidden=(64,)),
         (("data_source", "shakespeare"), ("text_stride", 64), ("local_steps", 20), ("batch_size", 32), ("lr", 0.5)),
-        (("VALIDATION", "shakespeare"), ("TEXT_STRIDE", "512")),
+        (("VALIDATION", "shakespeare"), ("TEXT_STRIDE", "512"), ("OUTER_MOMENTUM", str(SHAKESPEARE_OUTER_MOMENTUM)),
+         ("OUTER_NESTEROV", "true")),
         ("--validation", "shakespeare", "--text-stride", "512"),
     ),
 }
@@ -242,8 +243,9 @@ def test_three_rounds_lower_heldout_loss_pay_nothing_to_the_attacker_and_verify(
         assert int(rows[dev_account(ATTACKER).address].payout_wei) == 0
         assert sum(int(rows[dev_account(i).address].payout_wei) > 0 for i in HONEST) >= 2
 
-    momentum = float(dict(workload.aggregator_env).get("OUTER_MOMENTUM", "0"))
-    assert all(report.aggregation.outer_momentum == momentum for report in published)
+    settings = dict(workload.aggregator_env)  # the outer step, Nesterov or not, is recorded in every report
+    outer = (float(settings.get("OUTER_MOMENTUM", "0")), settings.get("OUTER_NESTEROV") == "true")
+    assert all((r.aggregation.outer_momentum, r.aggregation.outer_nesterov) == outer for r in published)
     with IpfsClient(stage.ipfs_url) as storage:  # the norm filter's option is in the config every round published
         configs = [decode_state(storage.cat(str(r.aggregator_state_cid))).config for r in published]
     assert [c.filters.norm_clip for c in configs] == [dict(workload.aggregator_env).get("NORM_CLIP") == "true"] * ROUNDS
