@@ -16,16 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from aggregator.pipeline import PipelineConfig
 from bench import plots
@@ -40,6 +36,7 @@ from bench.federation import (
     workload_notes,
     workload_pipeline,
 )
+from bench.parallel import Pool, runs_in
 from bench.report import Aim, ExperimentReport, aim_at_least, fmt_mean_std
 from bench.settings import AccuracySettings, Mode
 from flchain.ml.partition import label_skew, partition_dirichlet, partition_iid
@@ -126,38 +123,12 @@ def _pipeline(method: str, dataset_name: str) -> PipelineConfig:
     return workload_pipeline(dataset_name)
 
 
-class _Inline:
-    """An executor that makes each run when it is submitted, in this process (`jobs=1`)."""
-
-    def submit(self, fn: Callable[..., MethodRun], /, *args: object) -> Future[MethodRun]:
-        future: Future[MethodRun] = Future()
-        future.set_result(fn(*args))
-        return future
-
-
-@contextmanager
-def _executor(jobs: int) -> Iterator[Executor | _Inline]:
-    """`jobs` worker processes (started fresh, torch on this process's thread count) or, for 1, this process. On
-    an error the runs not yet started are cancelled."""
-    if jobs < 1:
-        raise ValueError(f"jobs must be >= 1, got {jobs}")
-    if jobs == 1:
-        yield _Inline()
-        return
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=torch.set_num_threads, initargs=(torch.get_num_threads(),))
-    try:
-        yield pool
-    finally:
-        pool.shutdown(cancel_futures=True)
-
-
 Planned = list[tuple[str, str, "Future[MethodRun]"]]
 """(method, split, the run's future): a run shared by two rows appears under both."""
 
 
 def _plan_seed(base: BenchData, settings: AccuracySettings, seed: int,
-               pool: Executor | _Inline) -> tuple[Planned, dict[str, float]]:
+               pool: Pool) -> tuple[Planned, dict[str, float]]:
     """Submit every method on every split. Runs are deterministic, so a run whose inputs equal an earlier one's is
     not made twice but reported again under its own split or method: centralized training sees the union of the
     trainers' data, the same on every split of an equal budget, and "flchain-nogate" is "flchain" when the
@@ -191,7 +162,7 @@ def _collect(planned: Planned) -> list[MethodRun]:
 def _runs_for_seed(base: BenchData, settings: AccuracySettings, seed: int,
                    jobs: int = 1) -> tuple[list[MethodRun], dict[str, float]]:
     """Every method on every split for one seed (`_plan_seed`), made in `jobs` processes."""
-    with _executor(jobs) as pool:
+    with runs_in(jobs) as pool:
         planned, skews = _plan_seed(base, settings, seed, pool)
         return _collect(planned), skews
 
@@ -263,7 +234,7 @@ def run(settings: AccuracySettings, mode: Mode, out_dir: Path, jobs: int = 1) ->
     figures (each run is deterministic and independent of the others)."""
     start = time.perf_counter()
     data = load_bench_data(settings.data)
-    with _executor(jobs) as pool:
+    with runs_in(jobs) as pool:
         plans = [_plan_seed(data, settings, seed, pool) for seed in settings.seeds]
         runs = [run for planned, _ in plans for run in _collect(planned)]
     skews = plans[-1][1]

@@ -42,15 +42,15 @@ bench_app = typer.Typer(
 
 
 def run_one(name: str, settings: BenchSettings, out: Path, jobs: int = 1) -> ExperimentReport:
-    """Run experiment `name` with its settings from `settings`; its figures go to `out`. `jobs`: the accuracy
-    experiment's worker processes."""
+    """Run experiment `name` with its settings from `settings`; its figures go to `out`. `jobs`: the worker
+    processes of the accuracy, robustness and fairness experiments (`bench.parallel`)."""
     mode = settings.mode
     if name == "accuracy":
         return accuracy.run(settings.accuracy, mode, out, jobs)
     if name == "robustness":
-        return robustness.run(settings.robustness, mode, out)
+        return robustness.run(settings.robustness, mode, out, jobs)
     if name == "fairness":
-        return fairness.run(settings.fairness, mode, out)
+        return fairness.run(settings.fairness, mode, out, jobs)
     if name == "sybil":
         return sybil.run(mode, out, settings.fairness.data)
     if name == "gas":
@@ -69,7 +69,7 @@ def run_experiments(names: tuple[str, ...], mode: Mode, out: Path, data: DataSet
                     fractions: tuple[float, ...] = (), rules: tuple[RuleConfig, ...] = (),
                     attacks: tuple[Behaviour, ...] = (), jobs: int = 1) -> list[Path]:
     """Run `names` in order with `mode`'s settings (the robustness experiment's attacker fractions, rules and
-    attacks replaced by `fractions`, `rules` and `attacks` when given; the accuracy experiment's runs in `jobs`
+    attacks replaced by `fractions`, `rules` and `attacks` when given; the learning experiments' runs in `jobs`
     processes); write each one's files and the index. Returns the JSON paths."""
     _quiet_libraries()
     settings = settings_for(mode, data)
@@ -171,7 +171,8 @@ def _command(names: tuple[str, ...]) -> Callable[..., None]:
             "--fresh-eval", help="MNIST-1D: judge every round on newly generated signals, never on a revealed one.")
         ] = False,
         jobs: Annotated[int, typer.Option(
-            min=1, help="Accuracy: make the runs in this many processes (torch on one thread each); same figures.")
+            min=1, help="Accuracy, robustness, fairness: make their federations in this many processes (torch on one "
+            "thread each); the same figures.")
         ] = 1,
     ) -> None:
         run_experiments(names, _mode(full, tiny), out, _data(mnist_images, mnist_labels, workload, fresh_eval),

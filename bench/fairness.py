@@ -42,9 +42,10 @@ from bench.federation import (
     workload_notes,
     workload_pipeline,
 )
+from bench.parallel import Pool, runs_in
 from bench.report import ExperimentReport, aim_at_least, aim_at_most, fmt_mean_std
 from bench.settings import FairnessSettings, Mode
-from bench.shapley_truth import max_abs, share_errors, trainer_shapley
+from bench.shapley_truth import final_loss, max_abs, share_errors, trainer_shapley
 from flchain.ml.data import Dataset
 from flchain.ml.partition import partition_iid
 from flchain.ml.train import Evaluator, local_train, noisy_labels
@@ -109,32 +110,37 @@ def _trainers(data: BenchData, settings: FairnessSettings, seed: int) -> list[tu
     return out
 
 
-def _standalone(data: BenchData, trainer: SimTrainer, settings: FairnessSettings, tester: Evaluator) -> float:
+def _standalone(data: BenchData, trainer: SimTrainer, settings: FairnessSettings) -> float:
     steps = settings.rounds * settings.train.local_steps
     params = local_train(initial_params(data.spec), data.spec, trainer.dataset, steps=steps,
                          batch_size=settings.train.batch_size, lr=settings.train.lr, seed=trainer.seed).params
-    return tester.evaluate(params).accuracy
+    return Evaluator(data.spec, data.test).evaluate(params).accuracy
 
 
-def _seed_values(base: BenchData, settings: FairnessSettings, seed: int) -> tuple[list[TrainerValue], SeedCorrelations]:
+def _seed_values(base: BenchData, settings: FairnessSettings, seed: int,
+                 pool: Pool) -> tuple[list[TrainerValue], SeedCorrelations]:
+    """One seed's trainers, valued every way. Every federation and standalone run is submitted to `pool` before
+    any result is awaited, so with worker processes they run side by side."""
     data = dataclasses.replace(base, spec=dataclasses.replace(base.spec, seed=seed))
     grouped = _trainers(data, settings, seed)
     trainers = [t for _, t in grouped]
     config = FederationConfig(workload_pipeline(data.dataset_name), settings.rounds, settings.train)
-    full = run_federation(trainers, data, config)
+    full_run = pool.submit(run_federation, trainers, data, config)
+    left_out = [pool.submit(final_loss, trainers[:i] + trainers[i + 1:], data, config,
+                            f"fairness: seed {seed}, leave out {trainer.account} ({group})")
+                for i, (group, trainer) in enumerate(grouped)]
+    standalone = [pool.submit(_standalone, data, trainer, settings) for trainer in trainers]
+    shapley = trainer_shapley(GROUPS, grouped, data, config, pool)
+    full = full_run.result()
     paid = full.payouts_by_account()
-    tester = Evaluator(data.spec, data.test)
-    shapley = trainer_shapley(GROUPS, grouped, data, config)
     errors = share_errors(paid, shapley)
-    values = []
-    for i, (group, trainer) in enumerate(grouped):
-        logger.info("fairness: seed %d, leave out %s (%s)", seed, trainer.account, group)
-        without = run_federation(trainers[:i] + trainers[i + 1:], data, config)
-        values.append(TrainerValue(
+    values = [
+        TrainerValue(
             seed, trainer.account, group, QUALITY_RANK[group], trainer.num_samples, paid.get(trainer.account, 0),
-            without.final_loss - full.final_loss, _standalone(data, trainer, settings, tester),
-            shapley[trainer.account], errors.get(trainer.account),
-        ))
+            without.result() - full.final_loss, alone.result(), shapley[trainer.account], errors.get(trainer.account),
+        )
+        for (group, trainer), without, alone in zip(grouped, left_out, standalone, strict=True)
+    ]
     payouts = [v.payout_wei for v in values]
     correlations = SeedCorrelations(
         seed=seed,
@@ -217,15 +223,17 @@ def _markdown(settings: FairnessSettings, data: BenchData, rows: list[GroupRow],
     return lines
 
 
-def run(settings: FairnessSettings, mode: Mode, out_dir: Path) -> ExperimentReport:
+def run(settings: FairnessSettings, mode: Mode, out_dir: Path, jobs: int = 1) -> ExperimentReport:
+    """The fairness experiment; its federations are made in `jobs` processes (`bench.parallel`)."""
     start = time.perf_counter()
     data = load_bench_data(settings.data)
     values: list[TrainerValue] = []
     correlations: list[SeedCorrelations] = []
-    for seed in settings.seeds:
-        seed_values, seed_corr = _seed_values(data, settings, seed)
-        values += seed_values
-        correlations.append(seed_corr)
+    with runs_in(jobs) as pool:
+        for seed in settings.seeds:
+            seed_values, seed_corr = _seed_values(data, settings, seed, pool)
+            values += seed_values
+            correlations.append(seed_corr)
     rows = _group_rows(values)
     shapley_rho = float(np.mean([c.shapley for c in correlations]))
     rho = {"shapley": shapley_rho, "shapley_value": shapley_rho,

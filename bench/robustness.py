@@ -33,6 +33,7 @@ from bench.federation import (
     workload_notes,
     workload_pipeline,
 )
+from bench.parallel import runs_in
 from bench.report import Aim, ExperimentReport, aim_at_least, aim_at_most
 from bench.settings import Mode, RobustnessSettings, RuleConfig
 from flchain.ml.partition import partition_iid
@@ -84,6 +85,7 @@ def _trainers(data: BenchData, settings: RobustnessSettings, attack: Behaviour, 
 def _cell(data: BenchData, settings: RobustnessSettings, rule: RuleConfig, attack: Behaviour, fraction: float,
           seed: int) -> Cell:
     start = time.perf_counter()
+    logger.info("robustness: seed %d, rule %s, %s at %g", seed, rule.value, attack.value, fraction)
     attackers = round(fraction * settings.n_trainers)
     trainers = _trainers(data, settings, attack, attackers, seed)
     config = FederationConfig(pipeline_config(rule, data.dataset_name), settings.rounds, settings.train,
@@ -99,17 +101,19 @@ def _cell(data: BenchData, settings: RobustnessSettings, rule: RuleConfig, attac
                 attackers * settings.rounds, rejected_honest, time.perf_counter() - start)
 
 
-def _all_cells(data: BenchData, settings: RobustnessSettings) -> list[Cell]:
-    cells = []
-    for seed in settings.seeds:
-        seeded = dataclasses.replace(data, spec=dataclasses.replace(data.spec, seed=seed))
-        for rule in settings.rules:
-            logger.info("robustness: seed %d, rule %s", seed, rule.value)
-            cells.append(_cell(seeded, settings, rule, Behaviour.HONEST, 0.0, seed))
-            for attack in settings.attacks:
-                for fraction in settings.fractions:
-                    cells.append(_cell(seeded, settings, rule, attack, fraction, seed))
-    return cells
+def _all_cells(data: BenchData, settings: RobustnessSettings, jobs: int = 1) -> list[Cell]:
+    """Every cell (seed, rule, attack and fraction, and each rule's clean run), in this order, made in `jobs`
+    processes (`bench.parallel`)."""
+    with runs_in(jobs) as pool:
+        planned = []
+        for seed in settings.seeds:
+            seeded = dataclasses.replace(data, spec=dataclasses.replace(data.spec, seed=seed))
+            for rule in settings.rules:
+                planned.append(pool.submit(_cell, seeded, settings, rule, Behaviour.HONEST, 0.0, seed))
+                for attack in settings.attacks:
+                    for fraction in settings.fractions:
+                        planned.append(pool.submit(_cell, seeded, settings, rule, attack, fraction, seed))
+        return [future.result() for future in planned]
 
 
 def _matrices(cells: list[Cell], settings: RobustnessSettings) -> Matrices:
@@ -197,10 +201,10 @@ def _aims(matrices: Matrices, settings: RobustnessSettings) -> tuple[Aim, ...]:
     return tuple(aims)
 
 
-def run(settings: RobustnessSettings, mode: Mode, out_dir: Path) -> ExperimentReport:
+def run(settings: RobustnessSettings, mode: Mode, out_dir: Path, jobs: int = 1) -> ExperimentReport:
     start = time.perf_counter()
     data = load_bench_data(settings.data)
-    cells = _all_cells(data, settings)
+    cells = _all_cells(data, settings, jobs)
     matrices = _matrices(cells, settings)
     clean = _clean_row(cells, settings)
     honest_rejected = _honest_rejections(cells, settings)

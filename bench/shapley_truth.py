@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from itertools import combinations
 
 import numpy as np
 
@@ -18,27 +19,36 @@ from aggregator.value import Coalition, exact_shapley
 from bench.behaviours import SimTrainer
 from bench.data import BenchData
 from bench.federation import FederationConfig, initial_params, run_federation
+from bench.parallel import Inline, Pool
 from flchain.ml.train import Evaluator
 
 logger = logging.getLogger(__name__)
 
 
+def final_loss(trainers: Sequence[SimTrainer], data: BenchData, config: FederationConfig, label: str = "") -> float:
+    """Test loss of the final model of a federation of `trainers` (a module-level function: a worker can run it)."""
+    if label:
+        logger.info("%s", label)
+    return run_federation(trainers, data, config).final_loss
+
+
 def trainer_shapley(
-    groups: Sequence[str], grouped: Sequence[tuple[str, SimTrainer]], data: BenchData, config: FederationConfig
+    groups: Sequence[str], grouped: Sequence[tuple[str, SimTrainer]], data: BenchData, config: FederationConfig,
+    pool: Pool | None = None,
 ) -> dict[str, float]:
-    """Account -> its exact group Shapley value (test-loss reduction) divided by its group's size."""
+    """Account -> its exact group Shapley value (test-loss reduction) divided by its group's size. The `2**G - 1`
+    coalitions' federations are submitted to `pool` all at once (default: made here, one after another)."""
+    pool = Inline() if pool is None else pool
     start_loss = Evaluator(data.spec, data.test).evaluate(initial_params(data.spec)).loss
     members = [[t for g, t in grouped if g == group] for group in groups]
+    losses = {
+        coalition: pool.submit(final_loss, [t for player in coalition for t in members[player]], data, config,
+                               f"shapley truth: coalition {[groups[p] for p in coalition]}")
+        for size in range(1, len(groups) + 1) for coalition in combinations(range(len(groups)), size)
+    }
     worth: dict[Coalition, float] = {(): 0.0}
-
-    def game(coalition: Coalition) -> float:
-        if coalition not in worth:
-            trainers = [t for player in coalition for t in members[player]]
-            logger.info("shapley truth: coalition %s", [groups[p] for p in coalition])
-            worth[coalition] = start_loss - run_federation(trainers, data, config).final_loss
-        return worth[coalition]
-
-    values = exact_shapley(len(groups), game)
+    worth.update((coalition, start_loss - loss.result()) for coalition, loss in losses.items())
+    values = exact_shapley(len(groups), worth.__getitem__)
     out: dict[str, float] = {}
     for group_members, value in zip(members, values, strict=True):
         for trainer in group_members:

@@ -77,3 +77,19 @@ def test_the_accuracy_job_count_reaches_the_experiment_and_below_one_is_refused(
     assert isinstance(result.exception, RuntimeError), result.output
     assert seen == [2]
     assert refused.exit_code == 2 and "--jobs" in refused.output
+
+
+@pytest.mark.parametrize("name", ["robustness", "fairness"])
+def test_the_job_count_reaches_robustness_and_fairness(name: str, monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    def fake_experiment(settings: object, mode: object, out: Path, jobs: int) -> ExperimentReport:
+        seen.append(jobs)
+        raise RuntimeError("stop before the runs")
+
+    monkeypatch.setattr(getattr(cli, name), "run", fake_experiment)
+    result = CliRunner().invoke(bench_app, [name, "--tiny", "--jobs", "3", "--out", str(tmp_path)])
+
+    assert isinstance(result.exception, RuntimeError), result.output
+    assert seen == [3]
