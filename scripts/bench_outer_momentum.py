@@ -25,7 +25,6 @@ import argparse
 import dataclasses
 import json
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from bench import accuracy
 from bench.behaviours import Behaviour, SimTrainer
 from bench.data import load_bench_data
 from bench.federation import FederationConfig, account, run_federation, workload_pipeline
+from bench.parallel import runs_in
 from bench.report import machine
 from bench.settings import DataSettings, Mode, settings_for
 
@@ -188,7 +188,7 @@ def main() -> None:
     splits = args.splits.split(",")
     reference = _reference(args.reference, args.rounds)
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+    with runs_in(args.jobs) as pool:
         futures = [pool.submit(_run, outer, split, args.rounds) for outer in configs for split in splits]
         rows = [future.result() for future in futures]
     doc = {"experiment": "outer_momentum", "machine": machine(), "wall_time_s": round(time.perf_counter() - start, 1),
