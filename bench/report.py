@@ -32,7 +32,7 @@ EXPERIMENT_FILES = {
 """Experiment name -> the stem of its files under the output directory."""
 
 OTHER_REPORTS = ("gas.md", "codec.md", "api_load.md", "simulate.md", "privacy.md", "encryption_cost.md", "filters.md",
-                 "value_game.md", "determinism.md")
+                 "value_game.md", "determinism.md", "training_threads.md")
 """Reports other tools write to the same directory (scripts/gas_report.py and others), linked from the index."""
 
 

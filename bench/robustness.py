@@ -6,6 +6,10 @@ reference). `n_trainers` trainers share an IID split of the training data; the l
 are the attackers (`bench.behaviours`), so they submit after the honest ones. Per cell:
 
 - accuracy ratio: final test accuracy / the same rule's final test accuracy without attackers (same seed);
+- accuracy / honest alone: final test accuracy / that of the same run's honest trainers alone, the attackers'
+  accounts absent (same rule, seed and shards). The ratio to clean mixes two losses: the damage an attack does
+  and the work of the 30 % who did not train honestly, which no defence can restore. A perfect defence reaches
+  1 on this ratio; below 1 is damage, above 1 is what the attackers' accepted updates added;
 - attackers' payout share: what the attackers were paid over all rounds / what everyone was paid.
 """
 
@@ -43,6 +47,8 @@ logger = logging.getLogger(__name__)
 DEFAULT = RuleConfig.CENTERED_CLIP
 AIM_FRACTION = 0.3
 AIM_RATIO, AIM_SHARE = 0.98, 0.01
+ABSENT = "attackers_absent"
+"""The `attack` of a baseline cell: the run's honest trainers alone, the attackers' accounts left out."""
 
 Matrices = dict[float, dict[str, NDArray[np.float64]]]
 """Per attacker fraction: named (attack x rule) matrices."""
@@ -71,11 +77,15 @@ def pipeline_config(rule: RuleConfig, dataset_name: str = "digits") -> PipelineC
 
 
 def _trainers(data: BenchData, settings: RobustnessSettings, attack: Behaviour, attackers: int,
-              seed: int) -> list[SimTrainer]:
+              seed: int, *, absent: bool = False) -> list[SimTrainer]:
+    """The run's trainers on their IID shards, the last `attackers` of them behaving as `attack`; with `absent`
+    those are left out (the honest trainers alone, on the shards they hold in the attacked run)."""
     parts = partition_iid(len(data.train), settings.n_trainers, seed)
     first_attacker = settings.n_trainers - attackers
     trainers = []
     for i, part in enumerate(parts):
+        if absent and i >= first_attacker:
+            break
         kind = attack if i >= first_attacker else Behaviour.HONEST
         local = poisoned(data.train.subset(part), kind, settings.attack_params, seed * 10_000 + i)
         trainers.append(SimTrainer(account(i), local, kind, seed * 10_000 + i))
@@ -83,11 +93,14 @@ def _trainers(data: BenchData, settings: RobustnessSettings, attack: Behaviour, 
 
 
 def _cell(data: BenchData, settings: RobustnessSettings, rule: RuleConfig, attack: Behaviour, fraction: float,
-          seed: int) -> Cell:
+          seed: int, absent: bool = False) -> Cell:
+    """One run: `attack` at `fraction` of the trainers; with `absent` the baseline without the attackers' accounts
+    (its cell's attack is `ABSENT`, its attacker counts 0)."""
     start = time.perf_counter()
-    logger.info("robustness: seed %d, rule %s, %s at %g", seed, rule.value, attack.value, fraction)
+    name = ABSENT if absent else attack.value
+    logger.info("robustness: seed %d, rule %s, %s at %g", seed, rule.value, name, fraction)
     attackers = round(fraction * settings.n_trainers)
-    trainers = _trainers(data, settings, attack, attackers, seed)
+    trainers = _trainers(data, settings, attack, attackers, seed, absent=absent)
     config = FederationConfig(pipeline_config(rule, data.dataset_name), settings.rounds, settings.train,
                               settings.attack_params)
     result = run_federation(trainers, data, config)
@@ -97,19 +110,23 @@ def _cell(data: BenchData, settings: RobustnessSettings, rule: RuleConfig, attac
     share = sum(v for k, v in paid.items() if k in bad) / total if total else 0.0
     rejected = sum(1 for record in result.rounds for who in record.rejected if who in bad)
     rejected_honest = sum(1 for record in result.rounds for who in record.rejected if who not in bad)
-    return Cell(rule.value, attack.value, fraction, seed, attackers, result.final_accuracy, share, rejected,
-                attackers * settings.rounds, rejected_honest, time.perf_counter() - start)
+    return Cell(rule.value, name, fraction, seed, 0 if absent else attackers, result.final_accuracy, share, rejected,
+                0 if absent else attackers * settings.rounds, rejected_honest, time.perf_counter() - start)
 
 
 def _all_cells(data: BenchData, settings: RobustnessSettings, jobs: int = 1) -> list[Cell]:
-    """Every cell (seed, rule, attack and fraction, and each rule's clean run), in this order, made in `jobs`
-    processes (`bench.parallel`)."""
+    """Every cell (seed, rule, attack and fraction, each rule's clean run and, per fraction, its honest trainers
+    alone), in this order, made in `jobs` processes (`bench.parallel`)."""
     with runs_in(jobs) as pool:
         planned = []
         for seed in settings.seeds:
             seeded = dataclasses.replace(data, spec=dataclasses.replace(data.spec, seed=seed))
             for rule in settings.rules:
                 planned.append(pool.submit(_cell, seeded, settings, rule, Behaviour.HONEST, 0.0, seed))
+                for fraction in settings.fractions:
+                    if round(fraction * settings.n_trainers) > 0:
+                        planned.append(pool.submit(_cell, seeded, settings, rule, Behaviour.HONEST, fraction, seed,
+                                                   True))  # the honest trainers alone
                 for attack in settings.attacks:
                     for fraction in settings.fractions:
                         planned.append(pool.submit(_cell, seeded, settings, rule, attack, fraction, seed))
@@ -117,28 +134,44 @@ def _all_cells(data: BenchData, settings: RobustnessSettings, jobs: int = 1) -> 
 
 
 def _matrices(cells: list[Cell], settings: RobustnessSettings) -> Matrices:
-    """Per fraction: (attack x rule) matrices of the mean accuracy ratio and payout share over seeds."""
+    """Per fraction: (attack x rule) matrices of the mean accuracy ratios (to clean, to the honest trainers alone),
+    payout share and rejected fraction over seeds."""
     clean = {(c.rule, c.seed): c.final_accuracy for c in cells if c.attack == Behaviour.HONEST.value}
+    alone = {(c.rule, c.seed, c.fraction): c.final_accuracy for c in cells if c.attack == ABSENT}
     out = {}
     for fraction in settings.fractions:
         ratio = np.full((len(settings.attacks), len(settings.rules)), np.nan)
-        share, rejected = np.full_like(ratio, np.nan), np.full_like(ratio, np.nan)
+        share, rejected, to_alone = (np.full_like(ratio, np.nan) for _ in range(3))
         for i, attack in enumerate(settings.attacks):
             for j, rule in enumerate(settings.rules):
                 hits = [c for c in cells if c.attack == attack.value and c.rule == rule.value
                         and c.fraction == fraction]
                 ratios = [c.final_accuracy / clean[(c.rule, c.seed)] for c in hits if clean[(c.rule, c.seed)] > 0]
                 ratio[i, j] = np.mean(ratios) if ratios else np.nan
+                baselines = [(c.final_accuracy, alone.get((c.rule, c.seed, fraction), 0.0)) for c in hits]
+                alone_ratios = [acc / base for acc, base in baselines if base > 0]
+                to_alone[i, j] = np.mean(alone_ratios) if alone_ratios else np.nan
                 share[i, j] = np.mean([c.payout_share for c in hits]) if hits else np.nan
                 rejected[i, j] = np.mean([c.rejected_attacker_submissions / c.attacker_submissions
                                           for c in hits if c.attacker_submissions]) if hits else np.nan
-        out[fraction] = {"accuracy_ratio": ratio, "payout_share": share, "rejected_fraction": rejected}
+        out[fraction] = {"accuracy_ratio": ratio, "payout_share": share, "rejected_fraction": rejected,
+                         "accuracy_to_alone": to_alone}
     return out
 
 
 def _clean_row(cells: list[Cell], settings: RobustnessSettings) -> list[float]:
     return [float(np.mean([c.final_accuracy for c in cells if c.attack == "honest" and c.rule == r.value]))
             for r in settings.rules]
+
+
+def _alone_rows(cells: list[Cell], settings: RobustnessSettings) -> dict[float, list[float]]:
+    """Per fraction: each rule's final accuracy of the honest trainers alone (mean over seeds; nan if not run)."""
+    out = {}
+    for fraction in settings.fractions:
+        out[fraction] = [float(np.mean(hits)) if (hits := [c.final_accuracy for c in cells if c.attack == ABSENT
+                                                           and c.rule == r.value and c.fraction == fraction])
+                         else float("nan") for r in settings.rules]
+    return out
 
 
 def _honest_rejections(cells: list[Cell], settings: RobustnessSettings) -> dict[str, int]:
@@ -156,7 +189,7 @@ def _table(title: str, matrix: np.ndarray, settings: RobustnessSettings, fmt: st
 
 
 def _markdown(settings: RobustnessSettings, data: BenchData, matrices: Matrices, clean: list[float],
-              honest_rejected: dict[str, int]) -> list[str]:
+              alone: dict[float, list[float]], honest_rejected: dict[str, int]) -> list[str]:
     rules = [r.value for r in settings.rules]
     lines = [
         "# Robustness: attacks x aggregation rules",
@@ -173,6 +206,10 @@ def _markdown(settings: RobustnessSettings, data: BenchData, matrices: Matrices,
         "Clean final test accuracy (no attackers): "
         + ", ".join(f"{r} {a:.3f}" for r, a in zip(rules, clean, strict=True)) + ".",
         "",
+        "The honest trainers alone (each fraction's attackers' accounts absent, the same shards otherwise): "
+        + "; ".join(f"{fraction:.0%} absent: " + ", ".join(f"{r} {a:.3f}" for r, a in zip(rules, row, strict=True))
+                    for fraction, row in sorted(alone.items())) + ".",
+        "",
         "Honest submissions rejected by the filters, over all runs of each rule: "
         + ", ".join(f"{r} {n}" for r, n in honest_rejected.items()) + ".",
         "",
@@ -181,6 +218,8 @@ def _markdown(settings: RobustnessSettings, data: BenchData, matrices: Matrices,
         pct = f"{fraction:.0%}"
         lines += _table(f"Final accuracy / clean accuracy, {pct} attackers", matrices[fraction]["accuracy_ratio"],
                         settings, ".3f")
+        lines += _table(f"Final accuracy / the honest trainers alone, {pct} attackers (1: no damage beyond their "
+                        "missing work)", matrices[fraction]["accuracy_to_alone"], settings, ".3f")
         lines += _table(f"Attackers' share of payouts, {pct} attackers (percent)",
                         100 * matrices[fraction]["payout_share"], settings, ".1f")
         lines += _table(f"Attackers' submissions rejected by the filters, {pct} attackers (percent)",
@@ -207,6 +246,7 @@ def run(settings: RobustnessSettings, mode: Mode, out_dir: Path, jobs: int = 1) 
     cells = _all_cells(data, settings, jobs)
     matrices = _matrices(cells, settings)
     clean = _clean_row(cells, settings)
+    alone = _alone_rows(cells, settings)
     honest_rejected = _honest_rejections(cells, settings)
     figures = plots.robustness_figures(matrices, [a.value for a in settings.attacks],
                                        [r.value for r in settings.rules], out_dir)
@@ -215,6 +255,8 @@ def run(settings: RobustnessSettings, mode: Mode, out_dir: Path, jobs: int = 1) 
         "rules": [r.value for r in settings.rules],
         "attacks": [a.value for a in settings.attacks],
         "clean_accuracy": dict(zip([r.value for r in settings.rules], clean, strict=True)),
+        "honest_alone_accuracy": {f"{f:g}": dict(zip([r.value for r in settings.rules], row, strict=True))
+                                  for f, row in alone.items()},
         "honest_submissions_rejected": honest_rejected,
         "matrices": {f"{f:g}": {k: v.tolist() for k, v in m.items()} for f, m in matrices.items()},
         "cells": [dataclasses.asdict(c) for c in cells],
@@ -227,7 +269,7 @@ def run(settings: RobustnessSettings, mode: Mode, out_dir: Path, jobs: int = 1) 
         "fedavg-plain's filters are off except the pipeline's zero-update rule.",
         *workload_notes(data.dataset_name),
     )
-    markdown = _markdown(settings, data, matrices, clean, honest_rejected)
+    markdown = _markdown(settings, data, matrices, clean, alone, honest_rejected)
     return ExperimentReport("robustness", mode.value, settings, results, markdown, _aims(matrices, settings),
                             time.perf_counter() - start, notes, tuple(p.name for p in figures),
                             _headline(matrices, settings))

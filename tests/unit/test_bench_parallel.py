@@ -53,10 +53,11 @@ def test_robustness_cells_made_in_two_processes_equal_those_made_in_one() -> Non
     there = robustness._all_cells(data, settings, jobs=2)
 
     assert [(c.rule, c.attack, c.fraction) for c in there] == [
-        ("centered_clip", "honest", 0.0), ("centered_clip", "sign_flip", 0.3), ("centered_clip", "copycat", 0.3)]
+        ("centered_clip", "honest", 0.0), ("centered_clip", robustness.ABSENT, 0.3),
+        ("centered_clip", "sign_flip", 0.3), ("centered_clip", "copycat", 0.3)]
     assert [repr(dataclasses.replace(c, seconds=0.0)) for c in there] == [
         repr(dataclasses.replace(c, seconds=0.0)) for c in here]
-    assert here[1].payout_share == 0.0 and here[1].attacker_submissions > 0  # a real cell: sign-flippers unpaid
+    assert here[2].payout_share == 0.0 and here[2].attacker_submissions > 0  # a real cell: sign-flippers unpaid
 
 
 def test_fairness_values_made_in_two_processes_equal_those_made_in_one() -> None:
