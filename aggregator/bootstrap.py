@@ -73,14 +73,23 @@ def require_reader(runtime: ModelRuntime, task_id: int, env_prefix: str) -> None
         )
 
 
+def card_validation(dataset: str | None) -> ValidationSource:
+    """The public validation source a task card's dataset names; digits for any other (or no) dataset. A sponsor's
+    secret or file-based validation data is never implied: it has to be named."""
+    public = {ValidationSource.DIGITS, ValidationSource.MNIST1D, ValidationSource.SHAKESPEARE}
+    return next((source for source in public if source.value == (dataset or "").strip().lower()),
+                ValidationSource.DIGITS)
+
+
 def model_runtime(
-    parts: ChainParts, storage: Storage, task_id: int, model_spec: str | None, validation: ValidationSource,
+    parts: ChainParts, storage: Storage, task_id: int, model_spec: str | None, validation: ValidationSource | None,
     validation_path: Path | None, torch_threads: int, key: X25519PrivateKey | None = None, *,
     text_stride: int = DEFAULT_TEXT_STRIDE, device: str = "cpu",
 ) -> ModelRuntime:
     """The task's model spec (checked against the chain) with the validation data, forward passes pinned to
     `torch_threads` CPU threads, on `device` ("auto": CUDA when present), and the task's readers from its card
-    (`key`: this node's reader key)."""
+    (`key`: this node's reader key). `validation` None: the source the task card's dataset names (`digits`,
+    `mnist1d`, `shakespeare`), digits without a card or for another dataset."""
     set_torch_threads(torch_threads)
     parts.log.refresh()
     on_chain_hash = parts.coordinator.get_task(task_id).model_spec_hash
@@ -90,6 +99,9 @@ def model_runtime(
     if policy.private and not policy.is_reader:
         logger.warning("task %d is private and this node is not one of its %d readers", task_id, len(policy.readers))
     dp = card.dp if card is not None else None
+    if validation is None:
+        validation = card_validation(card.dataset if card is not None else None)
+        logger.info("validation data: %s (from the task card)", validation.value)
     dataset = load_validation(validation, validation_path, spec, text_stride=text_stride)
     pool = eval_pool(validation, dataset, spec)
     return ModelRuntime(spec, dataset, read_policy=policy, dp=dp, device=device, eval_pool=pool)

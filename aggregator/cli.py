@@ -124,7 +124,9 @@ def round_(
         "without it the replay sketch decisions are reported as not yet verifiable."
     )] = None,
     model_spec: Annotated[str | None, Opt("--model-spec", help="Preset or spec JSON (default: task card).")] = None,
-    validation: Annotated[ValidationSource, Opt("--validation")] = ValidationSource.DIGITS,
+    validation: Annotated[ValidationSource | None, Opt(
+        "--validation", help="As the aggregator ran with (default: the task card's dataset, digits | mnist1d | "
+        "shakespeare; a secret or file source must be named).")] = None,
     validation_path: Annotated[Path | None, Opt("--validation-path")] = None,
     torch_threads: Annotated[int, Opt("--torch-threads", help="As the aggregator ran with.")] = 1,
     reader_key_env: Annotated[str | None, Opt("--reader-key-env", help="Private task: the environment variable "

@@ -184,8 +184,11 @@ def _fitted(dataset: Dataset, spec: ModelSpec) -> Dataset:
     if dataset.input_shape != spec.input_shape:
         try:
             dataset = dataset.reshaped(spec.input_shape)
-        except ValueError as e:
-            raise EvalDataError(f"validation samples {dataset.input_shape} do not fit {spec.input_shape}") from e
+        except (ValueError, DataError) as e:
+            raise EvalDataError(
+                f"validation data {dataset.name} has samples of shape {dataset.input_shape}, the task's model "
+                f"{spec.name} takes {spec.input_shape}: choose the validation source of the task's dataset "
+                "(its task card names it)") from e
     if len(dataset) == 0 or dataset.num_classes > spec.num_classes:
         raise EvalDataError(f"validation data {dataset.name} is empty or has more classes than the model")
     return dataset

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aggregator.bootstrap import card_validation
 from aggregator.evaldata import (
     EvalDataError,
+    ValidationSource,
     batch_loss_fn,
     decode_eval_batch,
     digits_heldout,
@@ -16,6 +18,7 @@ from aggregator.evaldata import (
     eval_salt,
     eval_seed,
     fixed_pool,
+    load_validation,
     redraw_eval_batch,
 )
 from flchain.ml.data import Dataset, digits_split, load_digits
@@ -123,7 +126,7 @@ def test_the_revealed_batch_carries_its_salt_so_anyone_with_the_data_draws_it_ag
 def test_secret_mnist1d_validation_is_reproducible_with_the_secret_and_not_the_public_signals(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from aggregator.evaldata import VALIDATION_SECRET_ENV, ValidationSource, generator_seed, load_validation
+    from aggregator.evaldata import VALIDATION_SECRET_ENV, generator_seed
     from flchain.ml.mnist1d_data import mnist1d_heldout, mnist1d_split
     from flchain.ml.specs import spec_from_name
 
@@ -185,3 +188,20 @@ def test_fresh_mnist1d_rounds_are_judged_on_signals_no_other_round_sees_and_veri
     assert redraw_eval_batch(pool, revealed, spec, 1, 3) != revealed
     assert redraw_eval_batch(fixed_pool(validation), revealed, spec, 1, 2) != revealed  # not the secret pool's
     assert eval_pool(ValidationSource.MNIST1D_SECRET, validation, spec)(1, 2, 64) is validation
+
+
+def test_validation_data_of_another_shape_is_refused_with_what_would_fit() -> None:
+    spec = spec_from_name("gpt-shakespeare-small")
+
+    with pytest.raises(EvalDataError, match=r"samples of shape \(1, 8, 8\).*takes \(80,\).*task card"):
+        load_validation(ValidationSource.DIGITS, None, spec)
+
+
+@pytest.mark.parametrize(("dataset", "source"), [
+    ("shakespeare", ValidationSource.SHAKESPEARE), ("mnist1d", ValidationSource.MNIST1D),
+    ("Digits", ValidationSource.DIGITS), ("mnist", ValidationSource.DIGITS),
+    ("mnist1d-secret", ValidationSource.DIGITS), (None, ValidationSource.DIGITS),
+])
+def test_the_task_cards_dataset_names_only_a_public_validation_source(dataset: str | None,
+                                                                        source: ValidationSource) -> None:
+    assert card_validation(dataset) is source
