@@ -83,9 +83,9 @@ def run_experiments(names: tuple[str, ...], mode: Mode, out: Path, data: DataSet
         start = time.perf_counter()
         try:
             report = run_one(name, settings, out, jobs)
+            json_path, md_path = write_report(report, out)  # its machine record: the threads the runs had
         finally:
             torch.set_num_threads(threads)
-        json_path, md_path = write_report(report, out)
         written.append(json_path)
         typer.echo(f"{name}: {time.perf_counter() - start:.1f} s -> {md_path}")
         for aim in report.aims:
