@@ -8,8 +8,8 @@ are the attackers (`bench.behaviours`), so they submit after the honest ones. Pe
 - accuracy ratio: final test accuracy / the same rule's final test accuracy without attackers (same seed);
 - accuracy / honest alone: final test accuracy / that of the same run's honest trainers alone, the attackers'
   accounts absent (same rule, seed and shards). The ratio to clean mixes two losses: the damage an attack does
-  and the work of the 30 % who did not train honestly, which no defence can restore. A perfect defence reaches
-  1 on this ratio; below 1 is damage, above 1 is what the attackers' accepted updates added;
+  and the honest work the attackers' accounts did not do, which no defence can restore. A perfect defence
+  reaches 1 on this ratio; below 1 is damage, above 1 is what the attackers' accepted updates added;
 - attackers' payout share: what the attackers were paid over all rounds / what everyone was paid.
 """
 
