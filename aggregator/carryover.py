@@ -116,7 +116,8 @@ def config_to_json(config: PipelineConfig, *, with_seed: bool = True) -> dict[st
         "aggregate_positive_only": config.aggregate_positive_only,
         "compute_loo": config.compute_loo,
         "fingerprint_rounds": config.fingerprint_rounds,
-    } | ({} if config.dp is None else {"dp": config.dp.model_dump(mode="json")})
+    } | ({} if config.dp is None else {"dp": config.dp.model_dump(mode="json")}) | (
+        {} if config.aggregate_resent else {"aggregate_resent": False})  # configs from before keep their bytes
 
 
 def _contribution_to_json(config: ContributionConfig) -> dict[str, Any]:
@@ -174,6 +175,7 @@ def config_from_json(doc: Mapping[str, Any]) -> PipelineConfig:
             slash_bps=int(doc["slash_bps"]),
             slash_reasons=frozenset(RejectReason(r) for r in doc["slash_reasons"]),
             aggregate_positive_only=bool(doc["aggregate_positive_only"]),
+            aggregate_resent=bool(doc.get("aggregate_resent", True)),
             compute_loo=bool(doc["compute_loo"]),
             fingerprint_rounds=int(doc["fingerprint_rounds"]),
             dp=None if "dp" not in doc else DpConfig.model_validate(doc["dp"]),

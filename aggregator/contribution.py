@@ -44,8 +44,9 @@ paid three copycats of one honest update 3/4 of its value between them (9.1 % of
 
 Work resent is paid once too: an update that repeats the same trainer's own update accepted in an earlier round
 (`resent_rounds`: its replay sketch within `filters.FilterConfig.replay_cosine` or `copy_relative_distance` of
-that trainer's fingerprint; the filters reject only replays of another trainer's work) keeps its place in the
-aggregate but is worth 0. Paid at its marginal value, a stale free-rider that resent its round-1 update every
+that trainer's fingerprint; the filters reject only replays of another trainer's work) is worth 0, and it is left
+out of the aggregate too unless the config says `aggregate_resent` (configs made before that option). Paid at its
+marginal value, a stale free-rider that resent its round-1 update every
 round took 18.5 % of the payouts at 30 % attackers: early on the old direction still lowers the loss.
 
 Cost: the Shapley estimate evaluates at most `value.budget(n_groups)` coalitions, one forward pass each

@@ -10,9 +10,11 @@ No I/O: the forward passes are the caller's `loss_fn(flat_params) -> float` (the
 evaluation batch in the service, a tiny quadratic in unit tests). Deterministic: the same inputs give identical
 outputs (numpy, and the value estimate's permutations are seeded from the round's public data).
 
-Who is aggregated: every update the filters accept (one the norm filter scaled down only if its LossScore is positive),
-by the robust rule (centered clipping by default bounds what any one update can move the aggregate; weights reach only
-FedAvg), and `contribution.group_weights` weigh the coalitions of the
+Who is aggregated: every update the filters accept (one the norm filter scaled down only if its LossScore is positive;
+not one that resends the same trainer's own earlier accepted update, unless `aggregate_resent`, as in configs written
+before that option: a stale free-rider's old direction, aggregated every round, cost MNIST-1D 8 % of the accuracy its
+honest trainers reach alone at 30 % attackers), by the robust rule (centered clipping by default bounds what any one
+update can move the aggregate; weights reach only FedAvg), and `contribution.group_weights` weigh the coalitions of the
 value game: without a sample bond (`RoundInputs.stake_per_sample == 0`) numSamples weighs nothing, each same-work group
 weighs 1; with one, a group weighs its largest revealed numSamples, claims the chain checked against stakes. Who is
 paid: in proportion to `max(0, value) * w(rating)`, the value being the update's Shapley value in "loss reduction of the
@@ -295,8 +297,9 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
     gates = np.array([v.accepted for v in verdicts], dtype=bool)
     finals = final_scores(gates, scores.values, [ratings[s.account] for s in ordered], config.ratings)
     leaves = compute_payouts([s.account for s in ordered], finals, inputs.budget_wei) if ordered else []
-    chosen = [i for i in accepted if (not config.aggregate_positive_only and i not in scaled)
-              or scores.loss_scores[i] > 0]  # a scaled-down update goes in only if it lowers the loss on its own
+    chosen = [i for i in accepted if ((not config.aggregate_positive_only and i not in scaled)
+              or scores.loss_scores[i] > 0)  # a scaled-down update goes in only if it lowers the loss on its own
+              and (config.aggregate_resent or i not in scores.resent)]
     new_params, state = _step_model(base, ordered, chosen, scores.weights, inputs, config)
     slashes = _slashes(ordered, verdicts, config)
     by_account = {leaf.account: leaf for leaf in leaves}

@@ -44,6 +44,9 @@ class PipelineConfig:
     slash_bps: int = 1000
     slash_reasons: frozenset[RejectReason] = DEFAULT_SLASH_REASONS
     aggregate_positive_only: bool = False
+    aggregate_resent: bool = False
+    """Whether an update that resends the same trainer's own earlier accepted update (`contribution.resent_rounds`)
+    is aggregated (it is paid 0 either way). Configs written before this option have it on: they keep their rounds."""
     compute_loo: bool = False
     fingerprint_rounds: int = 20
     dp: DpConfig | None = None  # central DP (DP-FedAvg) replaces the robust rule; docs/privacy.md

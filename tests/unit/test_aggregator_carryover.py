@@ -165,7 +165,8 @@ def _v1_round() -> tuple[PipelineConfig, CarryState]:
     old = RatingConfig(reliability_power=0.0)  # rounds of then had no reliability weight
     config = PipelineConfig(rule_params=RuleParams(clip_version=1),
                             filters=FilterConfig(sketch_dim=16, sketch_seed=99, sketch_version=1), ratings=old,
-                            contribution=ContributionConfig(game_version=1))  # rounds of then: versions 1
+                            contribution=ContributionConfig(game_version=1),  # rounds of then: versions 1
+                            aggregate_resent=True)  # and resent updates aggregated
     return config, carry
 
 
@@ -245,3 +246,14 @@ def test_a_record_round_trips_and_a_config_without_reliability_reads_as_off() ->
     assert old.config.ratings.reliability_power == 0.0
     assert "reliability_power" not in json.loads(load_metadata(encode_state(4, 7, config, carry, None))[
         METADATA_KEY])["config"]["ratings"]
+
+
+def test_a_config_from_before_aggregate_resent_keeps_its_bytes_and_aggregates_resent_updates() -> None:
+    new = PipelineConfig()
+    old = replace(new, aggregate_resent=True)
+
+    assert new.aggregate_resent is False  # new tasks leave a resent update out of the aggregate
+    assert config_to_json(new)["aggregate_resent"] is False
+    assert "aggregate_resent" not in config_to_json(old)  # the form configs had before the option
+    assert config_from_json(config_to_json(old)).aggregate_resent is True
+    assert config_from_json(config_to_json(new)) == new

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from numpy.typing import NDArray
 
-from aggregator.pipeline import RoundInputs, RoundOutcome, Submission, run_round
+from aggregator.pipeline import PipelineConfig, RoundInputs, RoundOutcome, Submission, run_round
 
 DIM = 64
 OPTIMUM = np.linspace(-1.0, 1.0, DIM)
@@ -93,23 +94,32 @@ def test_two_accounts_doing_the_same_work_are_one_group_paid_once() -> None:
     assert _paid(doubled, range(2)) <= 1.05 * _paid(single, range(1))
 
 
-def test_an_update_resent_from_an_earlier_round_keeps_its_place_in_the_aggregate_and_earns_nothing() -> None:
-    """A stale free-rider resends its round-3 update in round 4: not another trainer's work, so not rejected."""
+@pytest.mark.parametrize("aggregate_resent", [False, True])
+def test_an_update_resent_from_an_earlier_round_earns_nothing_and_is_left_out_of_the_aggregate(
+        aggregate_resent: bool) -> None:
+    """A stale free-rider resends its round-3 update in round 4: not another trainer's work, so not rejected, but
+    paid 0 and (unless the config keeps the behaviour of configs made before the option) not aggregated."""
     stale = _honest(0)
     first = _run([_sub(0, stale), *_others()])
     later = [_sub(i, _honest(50 + i)) for i in range(10, 15)]
-    inputs = RoundInputs(task_id=1, round_id=4, base=np.asarray(first.new_params), budget_wei=BUDGET_WEI,
-                         submissions=(_sub(0, stale), *later), history=first.fingerprints, ratings=first.ratings,
-                         state=first.state)
 
-    second = run_round(inputs, quadratic_loss)
+    def round_four(subs: list[Submission]) -> RoundOutcome:
+        inputs = RoundInputs(task_id=1, round_id=4, base=np.asarray(first.new_params), budget_wei=BUDGET_WEI,
+                             submissions=tuple(subs), history=first.fingerprints, ratings=first.ratings,
+                             state=first.state)
+        return run_round(inputs, quadratic_loss, PipelineConfig(aggregate_resent=aggregate_resent))
+
+    second = round_four([_sub(0, stale), *later])
 
     rows = {row.account.lower(): row for row in second.trainers}
     resent = rows[f"0x{1:040x}"]
-    assert resent.status == "accepted" and resent.aggregated and resent.resends_round == 3
+    assert resent.status == "accepted" and resent.aggregated is aggregate_resent and resent.resends_round == 3
     assert resent.value_score == 0.0 and resent.payout_wei == 0
     assert all(row.resends_round is None and row.payout_wei > 0 for row in second.trainers if row is not resent)
     assert second.payout_total_wei > 0.99 * BUDGET_WEI
+    assert second.aggregated_count == len(later) + aggregate_resent
+    without = round_four(later)  # the same round without the stale account
+    assert np.array_equal(second.new_params, without.new_params) is not aggregate_resent
 
 
 def test_a_harmful_update_has_negative_value_and_gets_nothing_within_the_evaluation_budget() -> None:
