@@ -72,7 +72,10 @@ def test_robustness_cells_hold_fractions_and_an_aim_per_attack_for_the_default(o
     cells = doc["results"]["cells"]
 
     attacks = doc["results"]["attacks"]
-    assert {c["attack"] for c in cells} == {"honest", *attacks}
+    assert {c["attack"] for c in cells} == {"honest", "attackers_absent", *attacks}  # clean, baselines, attacks
+    fractions = {c["fraction"] for c in cells if c["attack"] in attacks}
+    assert {c["fraction"] for c in cells if c["attack"] == "attackers_absent"} == fractions
+    assert {float(f) for f in doc["results"]["honest_alone_accuracy"]} == fractions
     for cell in cells:
         assert _in_unit_interval(cell["final_accuracy"]) and _in_unit_interval(cell["payout_share"])
     assert len(doc["aims"]) == 2 * len(attacks)
