@@ -76,9 +76,8 @@ def require_reader(runtime: ModelRuntime, task_id: int, env_prefix: str) -> None
 def card_validation(dataset: str | None) -> ValidationSource:
     """The public validation source a task card's dataset names; digits for any other (or no) dataset. A sponsor's
     secret or file-based validation data is never implied: it has to be named."""
-    public = {ValidationSource.DIGITS, ValidationSource.MNIST1D, ValidationSource.SHAKESPEARE}
-    return next((source for source in public if source.value == (dataset or "").strip().lower()),
-                ValidationSource.DIGITS)
+    public = {s.value: s for s in (ValidationSource.DIGITS, ValidationSource.MNIST1D, ValidationSource.SHAKESPEARE)}
+    return public.get((dataset or "").strip().lower(), ValidationSource.DIGITS)
 
 
 def model_runtime(
