@@ -43,16 +43,16 @@ bench_app = typer.Typer(
 
 def run_one(name: str, settings: BenchSettings, out: Path, jobs: int = 1) -> ExperimentReport:
     """Run experiment `name` with its settings from `settings`; its figures go to `out`. `jobs`: the worker
-    processes of the accuracy, robustness and fairness experiments (`bench.parallel`)."""
+    processes of the accuracy, robustness, fairness and Sybil experiments (`bench.parallel`)."""
     mode = settings.mode
     if name == "accuracy":
         return accuracy.run(settings.accuracy, mode, out, jobs)
     if name == "robustness":
-        return robustness.run(settings.robustness, mode, out, jobs)
+        return robustness.run(settings.robustness, mode, out, jobs=jobs)
     if name == "fairness":
-        return fairness.run(settings.fairness, mode, out, jobs)
+        return fairness.run(settings.fairness, mode, out, jobs=jobs)
     if name == "sybil":
-        return sybil.run(mode, out, settings.fairness.data)
+        return sybil.run(mode, out, settings.fairness.data, jobs=jobs)
     if name == "gas":
         return gas.run(settings.gas, mode, out)
     if name == "overhead":
@@ -171,8 +171,8 @@ def _command(names: tuple[str, ...]) -> Callable[..., None]:
             "--fresh-eval", help="MNIST-1D: judge every round on newly generated signals, never on a revealed one.")
         ] = False,
         jobs: Annotated[int, typer.Option(
-            min=1, help="Accuracy, robustness, fairness: make their federations in this many processes (torch on one "
-            "thread each); the same figures.")
+            min=1, help="Accuracy, robustness, fairness, Sybil: make their federations in this many processes (torch "
+            "on one thread each); the same figures.")
         ] = 1,
     ) -> None:
         run_experiments(names, _mode(full, tiny), out, _data(mnist_images, mnist_labels, workload, fresh_eval),

@@ -241,16 +241,21 @@ def overhead_figure(rows: Sequence[Any], path: Path) -> Path:
     return _save(fig, path)
 
 
-def sybil_figure(labels: Sequence[str], gains: Sequence[float], aim: float, path: Path) -> Path:
-    """One bar per Sybil case: paid to k accounts / paid to one account, with the aim as a line."""
+def sybil_figure(labels: Sequence[str], gains: Sequence[Sequence[float]], aim: float, path: Path) -> Path:
+    """One bar per Sybil case, its mean gain over seeds (paid to k accounts / paid to one account), a dot per
+    seed, with the aim as a line."""
     fig, ax = plt.subplots(figsize=(max(8.0, 0.45 * len(labels)), 4.2))
-    colors = ["#c44e52" if g > aim else COLORS["flchain"] for g in gains]
-    ax.bar(range(len(gains)), gains, color=colors)
+    means = [float(np.mean(g)) for g in gains]
+    colors = ["#c44e52" if max(g) > aim else COLORS["flchain"] for g in gains]
+    ax.bar(range(len(means)), means, color=colors, alpha=0.8)
+    for x, seeds in enumerate(gains):
+        ax.plot([x] * len(seeds), seeds, "o", color="black", markersize=2.5)
     ax.axhline(aim, color="black", linestyle="--", linewidth=1, label=f"aim <= {aim:g}")
     ax.axhline(1.0, color="grey", linewidth=0.8)
     ax.set_xticks(range(len(labels)), labels, rotation=70, ha="right", fontsize=7)
     ax.set_ylabel("payout of k accounts / payout of one account")
-    ax.set_title("Sybil gain by case (trainers, k, partition, mode)")
+    ax.set_title("Sybil gain by case (trainers, k, partition, mode): mean over seeds, a dot per seed; red: a seed "
+                 "above the aim", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)

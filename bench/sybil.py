@@ -20,6 +20,10 @@ the one account did (equal data, equal capital). Without it, numSamples weighs n
 gain = (total paid to trainer 0's k accounts) / (total paid to trainer 0's one account). Sybil-proof means gain
 <= 1 (the aim allows 1.05). The round budget is fixed, so any gain comes out of the honest trainers' pay.
 The workload is `BenchData` (digits by default), so the table can be rerun on any data set the bench loads.
+
+Every case runs with several seeds (the partition, the model's initial weights and every trainer's SGD seed
+change with it): one seed's gain moves by about 0.1 from seed to seed, so the aim is met only when the worst seed
+meets it. The runs go to `jobs` worker processes (`bench.parallel`).
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ from bench import plots
 from bench.behaviours import Behaviour, LocalTraining, SimTrainer
 from bench.data import BenchData, load_bench_data
 from bench.federation import FederationConfig, account, run_federation, workload_pipeline
-from bench.report import ExperimentReport, aim_at_most
+from bench.parallel import runs_in
+from bench.report import ExperimentReport, aim_at_most, fmt_mean_std
 from bench.settings import DataSettings, Mode
 from flchain.ml.partition import partition_dirichlet, partition_iid
 
@@ -74,9 +79,13 @@ class SybilCase:
     bonded: bool = True
 
 
+SEEDS = {Mode.TINY: (0,), Mode.QUICK: (0, 1, 2), Mode.FULL: (0, 1, 2, 3, 4)}
+
+
 @dataclass(frozen=True)
 class SybilResult:
     case: SybilCase
+    seed: int
     honest_paid_wei: int
     sybil_paid_wei: int
     honest_accuracy: float
@@ -125,6 +134,7 @@ class OverClaimer(SimTrainer):
 def measure_case(data: BenchData, case: SybilCase, rounds: int, training: LocalTraining,
                  pipeline: PipelineConfig | None = None, seed: int = 0) -> SybilResult:
     """Both federations of `case` for `rounds` rounds; see the module docstring."""
+    data = dataclasses.replace(data, spec=dataclasses.replace(data.spec, seed=seed))  # the initial weights too
     honest, sybil = _federations(data, case, seed)
     chosen = workload_pipeline(data.dataset_name) if pipeline is None else pipeline
     config = FederationConfig(chosen, rounds, training, stake_per_sample=STAKE_PER_SAMPLE if case.bonded else 0)
@@ -133,6 +143,7 @@ def measure_case(data: BenchData, case: SybilCase, rounds: int, training: LocalT
     clones = {t.account for t in sybil[: len(sybil) - len(honest) + 1]}
     return SybilResult(
         case=case,
+        seed=seed,
         honest_paid_wei=run_honest.payouts_by_account().get(honest[0].account, 0),
         sybil_paid_wei=sum(v for a, v in run_sybil.payouts_by_account().items() if a in clones),
         honest_accuracy=run_honest.final_accuracy,
@@ -148,32 +159,51 @@ def all_cases(
     return [SybilCase(n, k, p, m, bonded) for n in trainer_counts for k in ks for p in partitions for m in modes]
 
 
+def _by_case(results: Sequence[SybilResult]) -> dict[SybilCase, list[SybilResult]]:
+    """The results of each case (in the order first measured), their seeds in order."""
+    grouped: dict[SybilCase, list[SybilResult]] = {}
+    for result in results:
+        grouped.setdefault(result.case, []).append(result)
+    return {case: sorted(runs, key=lambda r: r.seed) for case, runs in grouped.items()}
+
+
 def _markdown(results: Sequence[SybilResult], rounds: int) -> list[str]:
-    lines = [f"Sybil gain after {rounds} rounds: paid to trainer 0's k accounts / paid to its one account.", "",
-             "| trainers | k | partition | mode | claims | one account (tokens) | k accounts (tokens) | gain |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        c = r.case
+    grouped = _by_case(results)
+    seeds = sorted({r.seed for r in results})
+    lines = [f"Sybil gain after {rounds} rounds: paid to trainer 0's k accounts / paid to its one account, seeds "
+             f"{', '.join(map(str, seeds))} (tokens: the mean over seeds).", "",
+             "| trainers | k | partition | mode | claims | one account (tokens) | k accounts (tokens) | gain by seed | "
+             "gain | worst |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for c, runs in grouped.items():
+        gains = [r.gain for r in runs]
         lines.append(f"| {c.n_trainers} | {c.k} | {c.partition} | {c.mode} | "
-                     f"{'bonded' if c.bonded else 'unbonded'} | {r.honest_paid_wei / 1e18:.2f} | "
-                     f"{r.sybil_paid_wei / 1e18:.2f} | {r.gain:.3f} |")
+                     f"{'bonded' if c.bonded else 'unbonded'} | "
+                     f"{np.mean([r.honest_paid_wei for r in runs]) / 1e18:.2f} | "
+                     f"{np.mean([r.sybil_paid_wei for r in runs]) / 1e18:.2f} | "
+                     f"{' / '.join(f'{g:.3f}' for g in gains)} | {fmt_mean_std(gains)} | {max(gains):.3f} |")
     return lines
 
 
 def run(mode: Mode, out_dir: Path, data_settings: DataSettings | None = None,
-        cases: Sequence[SybilCase] | None = None) -> ExperimentReport:
+        cases: Sequence[SybilCase] | None = None, seeds: Sequence[int] | None = None,
+        jobs: int = 1) -> ExperimentReport:
     """`cases` (default: every case of `all_cases`; tiny: 6 trainers, k = 2, 2 rounds; else 8 rounds of 20 local
-    steps)."""
+    steps), each with every one of `seeds` (default: the mode's `SEEDS`), in `jobs` worker processes."""
     start = time.perf_counter()
     data = load_bench_data(data_settings or DataSettings())
     rounds, steps = (2, 5) if mode is Mode.TINY else (8, 20)
     training = LocalTraining(local_steps=steps)
     if cases is None:
         cases = all_cases() if mode is not Mode.TINY else all_cases((6,), (2,))
-    results = []
-    for case in cases:
-        logger.info("sybil: %s", case)
-        results.append(measure_case(data, case, rounds, training))
+    chosen = SEEDS[mode] if seeds is None else tuple(seeds)
+    with runs_in(jobs) as pool:
+        futures = [pool.submit(measure_case, data, case, rounds, training, None, seed)
+                   for case in cases for seed in chosen]
+        results = []
+        for future in futures:
+            results.append(future.result())
+            logger.info("sybil: %s seed %d: gain %.3f", results[-1].case, results[-1].seed, results[-1].gain)
     return build_report(mode, results, data, (rounds, steps), time.perf_counter() - start, out_dir)
 
 
@@ -181,20 +211,26 @@ def build_report(mode: Mode, results: Sequence[SybilResult], data: BenchData, sc
                  wall_time_s: float, out_dir: Path) -> ExperimentReport:
     """The report (and plot, in `out_dir`) of measured cases; `schedule` is (rounds, local steps)."""
     rounds, steps = schedule
+    grouped = _by_case(results)
     sybil_gains = [r.gain for r in results if r.case.bonded and r.case.mode != "overclaim"]
     worst = max(sybil_gains) if sybil_gains else float("nan")
-    aims = [aim_at_most("worst Sybil gain (k = 2, 3; 6/10/20 trainers; IID and Dirichlet)", worst, AIM_GAIN)]
-    rows = [{**dataclasses.asdict(r.case), "gain": r.gain, "honest_paid_wei": r.honest_paid_wei,
+    mean_gains = {case: float(np.mean([r.gain for r in runs])) for case, runs in grouped.items()}
+    worst_mean = max((g for c, g in mean_gains.items() if c.bonded and c.mode != "overclaim"), default=float("nan"))
+    aims = [aim_at_most("worst Sybil gain (k = 2, 3; 6/10/20 trainers; IID and Dirichlet; worst seed)", worst,
+                        AIM_GAIN),
+            aim_at_most("worst mean Sybil gain over seeds (same cases)", worst_mean, AIM_GAIN)]
+    rows = [{**dataclasses.asdict(r.case), "seed": r.seed, "gain": r.gain, "honest_paid_wei": r.honest_paid_wei,
              "sybil_paid_wei": r.sybil_paid_wei, "honest_accuracy": r.honest_accuracy,
              "sybil_accuracy": r.sybil_accuracy} for r in results]
-    over = [r for r in results if r.gain > AIM_GAIN]
-    labels = [f"{r.case.n_trainers} k{r.case.k} {r.case.partition} {r.case.mode}"
-              f"{'' if r.case.bonded else ' unbonded'}" for r in results]
-    figure = plots.sybil_figure(labels, [r.gain for r in results], AIM_GAIN, out_dir / "sybil.png")
+    over = [c for c, runs in grouped.items() if max(r.gain for r in runs) > AIM_GAIN]
+    labels = [f"{c.n_trainers} k{c.k} {c.partition} {c.mode}{'' if c.bonded else ' unbonded'}" for c in grouped]
+    figure = plots.sybil_figure(labels, [[r.gain for r in runs] for runs in grouped.values()], AIM_GAIN,
+                                out_dir / "sybil.png")
     return ExperimentReport(
         "sybil", mode.value, {"rounds": rounds, "local_steps": steps, "dirichlet_alpha": DIRICHLET_ALPHA,
-                              "stake_per_sample": STAKE_PER_SAMPLE},
+                              "stake_per_sample": STAKE_PER_SAMPLE, "seeds": sorted({r.seed for r in results})},
         {"data": data.describe(), "cases": rows}, ["# Sybil gain", "", *_markdown(results, rounds)], tuple(aims),
         wall_time_s, NOTES, (figure.name,),
-        f"worst Sybil gain {worst:.3f}; {len(over)} of {len(results)} cases above {AIM_GAIN}",
+        f"worst Sybil gain {worst:.3f} (worst seed), {worst_mean:.3f} (mean over seeds); {len(over)} of "
+        f"{len(grouped)} cases above {AIM_GAIN} in some seed",
     )

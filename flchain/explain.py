@@ -72,7 +72,7 @@ def explain(
     if share is not None:
         parts.append(f"your update accounted for {share:.1%} of this round's loss reduction")
     if rating_weight is not None:
-        parts.append(f"rating weight {rating_weight:.2f} (1/2 for a newcomer, towards 1 with every round played)")
+        parts.append(f"rating weight {rating_weight:.2f} (your record of rounds accepted; lower for a new account)")
     if budget_wei > 0:
         parts.append(f"{payout_wei / budget_wei:.1%} of the round's budget")
     return ": ".join(parts[:2]) + "".join(f"; {p}" for p in parts[2:]) + slashed

@@ -48,7 +48,7 @@ class TrainerScore(_Frozen):
     value_score: float | None = None  # Shapley value in the round's game (share of the relative loss reduction)
     same_work_as: str | None = None  # earlier account whose update does the same work (paid once, to it)
     resends_round: int | None = None  # earlier round whose own accepted update this one repeats (worth 0)
-    rating_weight: float | None = None  # in (0, 1): the rating's confidence, 1/2 for a newcomer
+    rating_weight: float | None = None  # in (0, 1]: from the account's record (aggregator.ratings), 1/8 for a newcomer
     budget_share: float | None = None  # payout / round budget
     explanation: str | None = None  # the above in plain words (flchain.explain)
 

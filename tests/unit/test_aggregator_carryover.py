@@ -162,7 +162,7 @@ def _v1_round() -> tuple[PipelineConfig, CarryState]:
     )
     aggregation = AggregationState(CenteredClipState(np.arange(5) / 7), OuterState(None))
     carry = CarryState({"0x" + "a" * 40: Rating(25.5, 8.25)}, fingerprints, aggregation)
-    old = RatingConfig(reliability_power=0.0)  # rounds of then had no reliability weight
+    old = RatingConfig(weight="confidence", reliability_power=0.0)  # rounds of then: no reliability weight
     config = PipelineConfig(rule_params=RuleParams(clip_version=1),
                             filters=FilterConfig(sketch_dim=16, sketch_seed=99, sketch_version=1), ratings=old,
                             contribution=ContributionConfig(game_version=1),  # rounds of then: versions 1

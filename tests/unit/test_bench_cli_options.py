@@ -79,12 +79,12 @@ def test_the_accuracy_job_count_reaches_the_experiment_and_below_one_is_refused(
     assert refused.exit_code == 2 and "--jobs" in refused.output
 
 
-@pytest.mark.parametrize("name", ["robustness", "fairness"])
-def test_the_job_count_reaches_robustness_and_fairness(name: str, monkeypatch: pytest.MonkeyPatch,
-                                                      tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["robustness", "fairness", "sybil"])
+def test_the_job_count_reaches_robustness_fairness_and_sybil(name: str, monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
     seen: list[int] = []
 
-    def fake_experiment(settings: object, mode: object, out: Path, jobs: int) -> ExperimentReport:
+    def fake_experiment(*args: object, jobs: int, **kwargs: object) -> ExperimentReport:
         seen.append(jobs)
         raise RuntimeError("stop before the runs")
 

@@ -7,6 +7,7 @@ import pytest
 from numpy.typing import NDArray
 
 from aggregator.pipeline import PipelineConfig, RoundInputs, RoundOutcome, Submission, run_round
+from aggregator.ratings import RatingConfig
 
 DIM = 64
 OPTIMUM = np.linspace(-1.0, 1.0, DIM)
@@ -76,6 +77,49 @@ def test_k_accounts_each_doing_a_full_accounts_work_are_paid_for_k_updates_not_f
 
         fair = k * (6 / (5 + k)) * alone  # k of the 5 + k equal shares, against 1 of 6
         assert 0.8 * fair <= split <= 1.2 * fair, (k, split / fair)
+
+
+def _split_rounds(parts_of_a: int, ratings: RatingConfig, rounds: int = 8) -> list[float]:
+    """Over `rounds` rounds (ratings, fingerprints and the clipping state carried), trainer A's share of the pay
+    divided by its share of the positive value, each round. A's work, a step from the current base, is split
+    across `parts_of_a` accounts whose parts sum to it; five other trainers beside it; a task with a sample bond
+    (A's parts claim A's samples between them)."""
+    config, base, carry = PipelineConfig(ratings=ratings), np.zeros(DIM, dtype=np.float32), None
+    over_value = []
+    for round_id in range(1, rounds + 1):
+        gap = OPTIMUM - base
+        scale = float(np.sqrt(np.mean(gap**2)))  # the noise shrinks with the distance left: every round alike
+        noises = [np.random.default_rng(1000 * round_id + seed).normal(0.0, 0.15 * scale, DIM) for seed in range(15)]
+
+        def step(seed: int, gap: NDArray[np.float64] = gap, noises: list[NDArray[np.float64]] = noises
+                 ) -> NDArray[np.float32]:  # delta = base - local, local 0.5 of the way to the optimum
+            return (-(0.5 * gap + noises[seed])).astype(np.float32)
+
+        whole = step(0)
+        spread = np.random.default_rng(round_id).normal(0.0, 0.08 * scale, (parts_of_a, DIM))
+        parts = whole / parts_of_a + (spread - spread.mean(axis=0)).astype(np.float32)
+        subs = [_sub(j, parts[j], 120 // parts_of_a) for j in range(parts_of_a)]
+        subs += [_sub(i, step(i), 120) for i in range(10, 15)]
+        inputs = RoundInputs(task_id=1, round_id=round_id, base=base, submissions=tuple(subs), budget_wei=BUDGET_WEI,
+                             stake_per_sample=1, **({} if carry is None else carry))
+        outcome = run_round(inputs, quadratic_loss, config)
+        values = {row.account.lower(): max(0.0, row.value_score or 0.0) for row in outcome.trainers}
+        mine = sum(values[f"0x{j + 1:040x}"] for j in range(parts_of_a)) / sum(values.values())
+        over_value.append(_paid(outcome, range(parts_of_a)) / BUDGET_WEI / mine)
+        base = outcome.new_params
+        carry = {"ratings": outcome.ratings, "history": outcome.fingerprints, "state": outcome.state}
+    return over_value
+
+
+def test_over_many_rounds_a_split_account_gains_nothing_from_its_record_weight() -> None:
+    """Each half carries half the value, so it ranks lower every round. The record weight (the default) does not
+    read ranks: every account with a clean record is paid its share of the value, split or not. The confidence
+    weight (tasks made before the record weight) reads OpenSkill's sigma, which shrinks faster for low ranks: the
+    split's pay drifts above its share of the value, round after round."""
+    for parts in (1, 2):
+        assert _split_rounds(parts, RatingConfig()) == pytest.approx([1.0] * 8, rel=1e-9)
+    drift = _split_rounds(2, RatingConfig(weight="confidence"))
+    assert 1.0 < drift[0] < drift[-1] and drift[-1] > 1.05, drift  # the round's own match already moves sigma
 
 
 def test_two_accounts_doing_the_same_work_are_one_group_paid_once() -> None:

@@ -33,7 +33,7 @@ def test_update_ratings_orders_mu_by_score() -> None:
     assert all(r.sigma < 25.0 / 3.0 for r in ratings.values())
 
 
-OFF = RatingConfig(reliability_power=0.0)  # OpenSkill and the confidence weight alone
+OFF = RatingConfig(weight="confidence", reliability_power=0.0)  # OpenSkill and the confidence weight alone
 
 
 def test_update_ratings_matches_openskill_directly() -> None:
@@ -87,7 +87,7 @@ def test_ordinal_weight_is_one_half_for_a_newcomer_and_grows_with_the_ordinal() 
     assert weights == sorted(weights) and weights[0] > 0.0 and weights[-1] < 1.0 and weights[0] < weights[-1]
 
 
-def test_confidence_weight_ignores_rank_and_grows_as_uncertainty_shrinks() -> None:
+def test_confidence_weight_ignores_mu_and_grows_as_uncertainty_shrinks() -> None:
     by_mu = {rating_weight(Rating(mu, 4.0), OFF) for mu in (-10.0, 0.0, 25.0, 40.0)}
     by_sigma = [rating_weight(Rating(10.0, sigma), OFF) for sigma in (25.0 / 3.0, 6.0, 3.0, 1.0)]
 
@@ -159,5 +159,39 @@ def test_the_weight_of_a_record_of_rejections_falls_and_a_fresh_account_never_be
     assert honest["0xn"].mu < honest["0xh"].mu
     w_honest, w_noisy = rating_weight(honest["0xh"], config), rating_weight(honest["0xn"], config)
     assert reliability(honest["0xn"], config) / reliability(honest["0xh"], config) == pytest.approx((2 / 7) ** 3)
-    assert w_noisy < 0.03 * w_honest  # (2/7)^3 = 0.023, and the confidence parts differ by under 10 %
+    assert w_noisy / w_honest == pytest.approx((2 / 7) ** 3)  # the record weight: the reliability alone
     assert rating_weight(fresh, config) < w_honest
+    confidence = RatingConfig(weight="confidence", reliability_power=3.0)
+    w_confident = rating_weight(honest["0xn"], confidence) / rating_weight(honest["0xh"], confidence)
+    assert w_confident < 0.03  # (2/7)^3 = 0.023, and the confidence parts differ by under 10 %
+
+
+def _ranked_rounds(config: RatingConfig, rounds: int) -> dict[str, Rating]:
+    """`rounds` rounds of four accounts that finish in the same order every round, all accepted."""
+    ratings: dict[str, Rating] = {}
+    for _ in range(rounds):
+        ratings = update_ratings(ratings, {"0xfirst": 0.4, "0xsecond": 0.3, "0xthird": 0.2, "0xlast": 0.1}, config)
+    return ratings
+
+
+def test_plackett_luce_shrinks_sigma_faster_for_an_account_that_ranks_low() -> None:
+    # Why pay does not read the rating: ranked last every round, an account ends with less uncertainty, so a
+    # higher confidence weight, than one ranked first; splitting an account in two lowers both halves' ranks.
+    ratings = _ranked_rounds(RatingConfig(weight="confidence"), 15)
+    confidence = RatingConfig(weight="confidence")
+
+    assert ratings["0xlast"].sigma < ratings["0xfirst"].sigma
+    assert rating_weight(ratings["0xlast"], confidence) > 1.1 * rating_weight(ratings["0xfirst"], confidence)
+
+
+def test_record_weight_depends_on_the_record_alone_not_on_rank_or_rating() -> None:
+    config = RatingConfig()
+    ratings = _ranked_rounds(config, 15)
+    weights = {rating_weight(rating, config) for rating in ratings.values()}
+
+    assert config.weight == "record"  # the default for new tasks
+    assert weights == {(16 / 17) ** 3}  # 15 rounds played, 15 accepted, whatever the ranks
+    assert rating_weight(Rating(), config) == (1 / 2) ** 3  # a newcomer
+    assert rating_weight(Rating(mu=40.0, sigma=1.0, played=4, good=3), config) == (4 / 6) ** 3
+    assert rating_weight(Rating(mu=-40.0, sigma=8.0, played=4, good=3), config) == (4 / 6) ** 3
+    assert rating_weight(Rating(mu=3.0, sigma=2.0), RatingConfig(reliability_power=0.0)) == 1.0  # value alone
