@@ -58,7 +58,14 @@ from flchain.chain.tasklog import RevealedUpdate, TaskLog
 from flchain.chain.types import Finalization, RoundStatus, eval_commitment
 from flchain.codec import DEFAULT_LIMITS, content_digest
 from flchain.report import RoundReport, TrainerScore, canonical_json
-from flchain.storage.errors import ContentNotFound, ContentTooLarge, InvalidCid
+from flchain.storage.cid import raw_cid_v1
+from flchain.storage.errors import (
+    ContentDigestMismatch,
+    ContentNotFound,
+    ContentTooLarge,
+    InvalidCid,
+    StorageRequestFailed,
+)
 from flchain.storage.protocol import Storage
 
 logger = logging.getLogger(__name__)
@@ -297,7 +304,7 @@ def verify_result(
     config = state.config if seed is None else replace(state.config, filters=replace(state.config.filters,
                                                                                       sketch_seed=seed))
     data = _round_data(coordinator, log, storage, runtime, claimed, report, disputes, state, previous, config)
-    computed = compute_round(data, runtime, lambda blob: storage.add(blob, only_hash=True))
+    computed = compute_round(data, runtime, published_cids(storage, claimed, report))
     pending: list[str] = []
     if seed is None:
         checks, recomputed_report, pending = _unrevealed_result(claimed, report, state, computed)
@@ -309,6 +316,64 @@ def verify_result(
         task_id, round_id, tuple(checks), _differences(report, recomputed_report), (), tuple(disputes),
         tuple(pending), seed is not None,
     )
+
+
+def published_cids(storage: Storage, claimed: Finalization, report: RoundReport) -> PublishedCids:
+    """`PublishedCids` of a round: the new model and the report by their on-chain digests, the aggregator state by
+    the report's digest, the payout tree (whose digest nothing commits to) by the digest of what its CID serves."""
+    known = {claimed.new_model_digest: claimed.new_model_cid, claimed.report_digest: claimed.report_cid}
+    if report.aggregator_state_digest is not None and report.aggregator_state_cid is not None:
+        known[bytes.fromhex(report.aggregator_state_digest.removeprefix("0x"))] = report.aggregator_state_cid
+    verified = {claimed.report_cid}
+    try:
+        tree = storage.cat(report.payout_tree_cid, max_bytes=MAX_REPORT_BYTES)
+    except (ContentNotFound, ContentTooLarge, InvalidCid) as e:
+        logger.warning("the payout tree %s cannot be read (%s): its CID is hashed again", report.payout_tree_cid, e)
+    else:
+        known[content_digest(tree)] = report.payout_tree_cid
+        verified.add(report.payout_tree_cid)
+    return PublishedCids(storage, known, verified)
+
+
+class PublishedCids:
+    """The recomputation's `cid_of`: the CID the round published for bytes it recomputed identically, else the
+    daemon's `add --only-hash`.
+
+    `known` maps the SHA-256 digests the chain or the report commits to (new model, report, aggregator state) to
+    the CIDs published with them. When the recomputed bytes have one of those digests, the published CID is theirs
+    once the daemon serves those bytes under it (`cat_verified`; a CID in `verified` was already fetched and checked
+    against its digest). So the CIDs of identical artifacts are checked without uploading them: `add --only-hash`
+    sends the whole blob, and an upload-limited endpoint (the compose stack's front) refuses large models and states
+    (HTTP 413). Bytes that differ from every published artifact still get the daemon's CID (or, when the daemon refuses
+    to hash them, their single-block CID `raw_cid_v1`, the daemon's own up to 256 KiB and a different one above:
+    those bytes already fail the check), and a CID that does not serve its digest's bytes is not used, so the
+    report digest then differs from the chain's as before.
+    """
+
+    def __init__(self, storage: Storage, known: dict[bytes, str], verified: set[str] | None = None) -> None:
+        self.storage, self.known = storage, dict(known)
+        self.verified = set() if verified is None else set(verified)
+
+    def __call__(self, blob: bytes) -> str:
+        digest = content_digest(blob)
+        cid = self.known.get(digest)
+        if cid is not None and (cid in self.verified or self._serves(cid, digest, len(blob))):
+            return cid
+        try:
+            return self.storage.add(blob, only_hash=True)
+        except StorageRequestFailed as e:  # e.g. HTTP 413 from an upload-limited front
+            logger.warning("the daemon refused to hash %d recomputed bytes (%s), which match no published artifact: "
+                           "named by their single-block CID instead", len(blob), e)
+            return raw_cid_v1(blob)
+
+    def _serves(self, cid: str, digest: bytes, size: int) -> bool:
+        try:
+            self.storage.cat_verified(cid, digest, max_bytes=size)
+        except (ContentNotFound, ContentTooLarge, ContentDigestMismatch, InvalidCid) as e:
+            logger.warning("the published %s does not serve the recomputed bytes (%s): hashing them instead", cid, e)
+            return False
+        self.verified.add(cid)
+        return True
 
 
 def published_report(

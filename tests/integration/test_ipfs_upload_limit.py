@@ -11,12 +11,14 @@ import pytest
 
 from aggregator.collect import fetch_one, max_update_bytes
 from aggregator.filters import RejectReason
+from aggregator.verify import PublishedCids
 from flchain.chain.tasklog import RevealedUpdate
 from flchain.codec import content_digest
 from flchain.devnet.ipfs import IpfsNode, start_ipfs, upload_limit_bytes
 from flchain.ml.params import ParamLayout
 from flchain.ml.specs import param_count, spec_from_name
 from flchain.storage import ContentNotFound, IpfsClient, StorageRequestFailed
+from flchain.storage.cid import raw_cid_v1
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +96,18 @@ def test_the_limit_is_just_above_the_update_cap_of_the_task_model(name: str) -> 
     cap_bytes = max_update_bytes(layout)
 
     assert cap_bytes < upload_limit_bytes(param_count(spec)) <= cap_bytes + 1024**2
+
+
+def test_verify_names_a_recomputed_model_over_the_limit_by_its_published_cid(node: IpfsNode) -> None:
+    # `flchain verify round` through the front: the recomputed model is never uploaded to learn its CID.
+    model, other = b"\x0b" * (3 * LIMIT_BYTES), b"\x0c" * (3 * LIMIT_BYTES)
+    with IpfsClient(node.direct_url) as daemon:
+        published_cid = daemon.add(model)  # the aggregator publishes through the daemon itself
+        other_cid = daemon.add(other, only_hash=True)
+
+    with IpfsClient(node.api_url, timeout_s=10.0) as front:
+        cids = PublishedCids(front, {content_digest(model): published_cid})
+        assert cids(model) == published_cid
+        assert cids(other) == raw_cid_v1(other) != other_cid  # refused (413): bytes matching nothing published
+        small = b"\x0d" * 1_000
+        assert cids(small) == raw_cid_v1(small)  # hashed through the front: the daemon's CID for one block
