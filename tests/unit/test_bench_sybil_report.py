@@ -42,3 +42,5 @@ def test_the_report_groups_seeds_by_case_and_judges_the_worst_seed(tmp_path: Pat
     assert [(row["mode"], row["seed"]) for row in json.loads(json.dumps(report.results["cases"]))][:2] == [
         ("split", 1), ("split", 0)]  # every run in the JSON, as measured
     assert (tmp_path / "sybil.png").stat().st_size > 5_000
+    assert report.headline == ("worst Sybil gain 1.080 (worst seed), 1.030 (mean over seeds); 1 of 2 Sybil cases "
+                               "above 1.05 in some seed; overclaiming 2.00-2.20")
