@@ -10,7 +10,8 @@ Format (`flchain-aggregator-state/2`): safetensors bytes, float64 tensors `clip_
 (when set) and `fingerprint_sketches` (one row per fingerprint, when any); one metadata key
 `flchain.aggregator-state` holding canonical JSON of the config, the ratings `[account, mu, sigma]` (sorted by
 account; `[account, mu, sigma, played, good]` once the reliability weight keeps the account's record), the
-fingerprints `[round, trainer, 0x-digest]` in sketch-row order and `sketch_commitment`. JSON floats round-trip exactly,
+fingerprints `[round, trainer, 0x-digest]` in sketch-row order, `sketch_commitment` and, for a config whose round
+budget follows the round's value, `best_round_value` (absent otherwise). JSON floats round-trip exactly,
 and the same state always gives the same bytes.
 
 The replay sketch's seed is secret while the task runs (`aggregator.sketchseed`): a state with a
@@ -27,6 +28,7 @@ states of those rounds keep their exact bytes. The same holds for the rule param
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
@@ -117,7 +119,8 @@ def config_to_json(config: PipelineConfig, *, with_seed: bool = True) -> dict[st
         "compute_loo": config.compute_loo,
         "fingerprint_rounds": config.fingerprint_rounds,
     } | ({} if config.dp is None else {"dp": config.dp.model_dump(mode="json")}) | (
-        {} if config.aggregate_resent else {"aggregate_resent": False})  # configs from before keep their bytes
+        {} if config.aggregate_resent else {"aggregate_resent": False}) | (  # configs from before keep their bytes
+        {} if config.round_budget == "fixed" else {"round_budget": config.round_budget})
 
 
 def _contribution_to_json(config: ContributionConfig) -> dict[str, Any]:
@@ -176,6 +179,7 @@ def config_from_json(doc: Mapping[str, Any]) -> PipelineConfig:
             slash_reasons=frozenset(RejectReason(r) for r in doc["slash_reasons"]),
             aggregate_positive_only=bool(doc["aggregate_positive_only"]),
             aggregate_resent=bool(doc.get("aggregate_resent", True)),
+            round_budget=doc.get("round_budget", "fixed"),
             compute_loo=bool(doc["compute_loo"]),
             fingerprint_rounds=int(doc["fingerprint_rounds"]),
             dp=None if "dp" not in doc else DpConfig.model_validate(doc["dp"]),
@@ -212,7 +216,7 @@ def encode_state(
         "ratings": [[account, r.mu, r.sigma, *((r.played, r.good) if r.played else ())]
                     for account, r in sorted(carry.ratings.items())],
         "fingerprints": [[fp.round_id, fp.trainer, "0x" + fp.digest.hex()] for fp in carry.fingerprints],
-    }
+    } | ({} if (best := carry.aggregation.best_round_value) is None else {"best_round_value": best})
     metadata = {METADATA_KEY: canonical_json(doc).decode()}
     return bytes(save(_tensors(carry), metadata=metadata))
 
@@ -246,6 +250,16 @@ def _optional(tensors: Mapping[str, NDArray[np.float64]], name: str) -> NDArray[
     return read_only(tensors[name]) if name in tensors else None
 
 
+def _best_round_value(doc: Mapping[str, Any]) -> float | None:
+    """The state's best round value ("by_value" budgets): a finite float >= 0, absent in other states."""
+    if "best_round_value" not in doc:
+        return None
+    value = doc["best_round_value"]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise CarryoverError(f"best_round_value must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def decode_state(data: bytes) -> PublishedState:
     """Parse a state file strictly; raise CarryoverError on anything unexpected."""
     doc, tensors = _read(data)
@@ -254,6 +268,7 @@ def decode_state(data: bytes) -> PublishedState:
         aggregation = AggregationState(
             clip=CenteredClipState(center=_optional(tensors, "clip_center")),
             outer=OuterState(momentum_buffer=_optional(tensors, "momentum_buffer")),
+            best_round_value=_best_round_value(doc),
         )
         carry = CarryState(MappingProxyType(ratings), _fingerprints(doc, tensors), aggregation)
         config = config_from_json(doc["config"])

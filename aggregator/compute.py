@@ -244,13 +244,14 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def trainer_score(row: TrainerOutcome, budget_wei: int = 0, loss_reduction: float | None = None) -> TrainerScore:
+def trainer_score(row: TrainerOutcome, budget_wei: int = 0, loss_reduction: float | None = None,
+                  budget_fraction: float | None = None) -> TrainerScore:
     """The report's row of one trainer, with every term of its payout and the sentence that explains it."""
     explanation = explain(
         status=row.status, reason=None if row.reason is None else row.reason.value, reason_detail=row.detail or None,
         value_score=_finite(row.value_score), loss_reduction=loss_reduction, same_work_as=row.same_work_as,
         rating_weight=row.rating_weight, payout_wei=row.payout_wei, budget_wei=budget_wei, slash_bps=row.slash_bps,
-        resends_round=row.resends_round,
+        resends_round=row.resends_round, budget_fraction=budget_fraction,
     )
     return TrainerScore(
         account=row.account, digest="0x" + row.digest.hex(), cid=row.cid, num_samples=row.num_samples,
@@ -275,7 +276,7 @@ def value_info(outcome: RoundOutcome) -> ValueInfo | None:
     return ValueInfo(
         method="exact" if outcome.value_exact else "sampled", evaluations=outcome.value_evaluations,
         permutations=outcome.value_permutations, loss_reduction=_finite(outcome.value_grand),
-        spearman_payout_loo=audit,
+        spearman_payout_loo=audit, budget_fraction=outcome.budget_fraction,
     )
 
 
@@ -313,7 +314,8 @@ def build_artifacts(
         model_spec_hash="0x" + ctx.spec_hash.hex(), budget_wei=str(ctx.budget_wei),
         payout_total_wei=str(outcome.payout_total_wei), payout_root="0x" + root.hex(), payout_tree_cid=tree.cid,
         aggregation=aggregation_info(outcome, config), metrics=metrics,
-        trainers=tuple(trainer_score(row, ctx.budget_wei, _finite(outcome.value_grand)) for row in outcome.trainers),
+        trainers=tuple(trainer_score(row, ctx.budget_wei, _finite(outcome.value_grand), outcome.budget_fraction)
+                       for row in outcome.trainers),
         not_revealed=ctx.not_revealed, privacy=None if ctx.dp is None else privacy_info(ctx.dp, ctx.round_id),
         aggregator_state_cid=state.cid, aggregator_state_digest="0x" + state.digest.hex(), value=value_info(outcome),
     )

@@ -20,10 +20,13 @@ TrainerStatus = Literal["accepted", "rejected"]
 
 @dataclass(frozen=True)
 class AggregationState:
-    """What aggregation carries between rounds: centered clipping's last aggregate and the outer momentum."""
+    """What aggregation carries between rounds: centered clipping's last aggregate, the outer momentum and the
+    task's best round value (what a round's budget is measured against)."""
 
     clip: CenteredClipState = field(default_factory=CenteredClipState)
     outer: OuterState = field(default_factory=OuterState)
+    best_round_value: float | None = None
+    """The largest round value of the task so far (`PipelineConfig.round_budget` "by_value"; None otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class RoundOutcome:
     value_evaluations: int = 0
     value_permutations: int = 0
     value_grand: float | None = None
+    budget_fraction: float | None = None  # the part of the round budget paid out ("by_value" budgets; else None)
 
     @property
     def payout_total_wei(self) -> int:

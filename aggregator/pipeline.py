@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from functools import partial
 from types import MappingProxyType
 
@@ -281,6 +282,37 @@ def _group_leaders(ordered: Sequence[Submission], scores: _Scores) -> dict[int, 
     return {i: ordered[accepted[groups[k]]].account for k, i in enumerate(accepted) if groups[k] != k}
 
 
+def round_budget_fraction(value: float, best_before: float | None) -> tuple[Fraction, float | None]:
+    """The part of the round budget a "by_value" round pays, and the task's best round value after it.
+
+    A round's value is the loss reduction it pays for, in the loss's own units: `|loss(base)|` times the sum of
+    the paid updates' positive values (each a share of the relative loss reduction). The best round of the task
+    so far pays the whole budget; any other round `value / best`, exactly (a `Fraction` of the two floats). A round
+    worth nothing pays nothing and leaves the best as it was; the first round worth something is its own best.
+    """
+    if not (math.isfinite(value) and value >= 0):
+        raise PipelineError(f"a round value must be finite and >= 0, got {value}")
+    if value == 0:
+        return Fraction(0), best_before
+    best = max(value, best_before or 0.0)
+    if value >= best:
+        return Fraction(1), best
+    return Fraction(value) / Fraction(best), best
+
+
+def _round_budget(inputs: RoundInputs, config: PipelineConfig, scores: _Scores, finals: NDArray[np.float64]
+                  ) -> tuple[int, float | None, float | None]:
+    """The round's budget in wei, the fraction of `inputs.budget_wei` it is ("by_value"; None when fixed) and the
+    best round value to carry on (None when fixed)."""
+    if config.round_budget == "fixed":
+        return inputs.budget_wei, None, inputs.state.best_round_value
+    paid = finals > 0
+    shares = float(np.sum(np.maximum(scores.values[paid], 0.0))) if paid.any() else 0.0
+    value = abs(scores.loss_before) * shares if scores.loss_before is not None and paid.any() else 0.0
+    fraction, best = round_budget_fraction(value, inputs.state.best_round_value)
+    return math.floor(inputs.budget_wei * fraction), float(fraction), best
+
+
 def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | None = None) -> RoundOutcome:
     """Filter, score, rate, pay, aggregate and step one round (see the module docstring)."""
     config = PipelineConfig() if config is None else config
@@ -296,11 +328,13 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
     ratings = _rate(ordered, accepted, scores, inputs, config)
     gates = np.array([v.accepted for v in verdicts], dtype=bool)
     finals = final_scores(gates, scores.values, [ratings[s.account] for s in ordered], config.ratings)
-    leaves = compute_payouts([s.account for s in ordered], finals, inputs.budget_wei) if ordered else []
+    budget_wei, fraction, best = _round_budget(inputs, config, scores, finals)
+    leaves = compute_payouts([s.account for s in ordered], finals, budget_wei) if ordered else []
     chosen = [i for i in accepted if ((not config.aggregate_positive_only and i not in scaled)
               or scores.loss_scores[i] > 0)  # a scaled-down update goes in only if it lowers the loss on its own
               and (config.aggregate_resent or i not in scores.resent)]
     new_params, state = _step_model(base, ordered, chosen, scores.weights, inputs, config)
+    state = replace(state, best_round_value=best)
     slashes = _slashes(ordered, verdicts, config)
     by_account = {leaf.account: leaf for leaf in leaves}
     trainers = _rows(ordered, verdicts, norms, scores, set(chosen), ratings, finals, by_account, slashes,
@@ -322,5 +356,6 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
         value_evaluations=0 if estimate is None else estimate.evaluations,
         value_permutations=0 if estimate is None else estimate.permutations,
         value_grand=None if estimate is None else estimate.grand_value,
+        budget_fraction=fraction,
     )
 

@@ -19,9 +19,10 @@ or harmful (value <= 0) update earns exactly 0, whatever its history. The weight
 - "confidence": `w = reliability / (1 + exp(-x / weight_scale))` with `x = mu_0 - 3 sigma`, the ordinal with the
   prior mean. It grows as the rating's uncertainty shrinks, and meant to ignore the ranks, but Plackett-Luce
   shrinks `sigma` faster for an account that ranks low: after 15 rounds of the fairness benchmark the trainers
-  with 50 % wrong labels (ranked last in most rounds) had a confidence of 0.72 against the clean trainers' 0.57. An account
-  split in two ranks lower, as each half carries half the value, so splitting raised the pay: 1.15-1.17x on
-  6 IID trainers (bench/sybil.py, seeds 0 and 1), against 0.97-0.99x with the record weight (seeds 0-2).
+  with 50 % wrong labels (ranked last in most rounds) had a confidence of 0.72 against the clean trainers' 0.57.
+  An account split in two ranks lower, as each half carries half the value, so splitting raised the pay:
+  1.15-1.17x on 6 IID trainers (bench/sybil.py, seeds 0 and 1), against 0.97-0.99x with the record weight
+  (seeds 0-2).
   Kept for the tasks made with it.
 - "ordinal": `x = mu - 3 sigma`, the rank-based skill of Gauntlet (kept for comparison). A trainer could raise
   its own weight by adding accounts that rank last (measured: one account earned 2.1x its single-account pay).

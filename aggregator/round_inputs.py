@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from eth_utils.address import is_address
@@ -47,6 +48,9 @@ class PipelineConfig:
     aggregate_resent: bool = False
     """Whether an update that resends the same trainer's own earlier accepted update (`contribution.resent_rounds`)
     is aggregated (it is paid 0 either way). Configs written before this option have it on: they keep their rounds."""
+    round_budget: Literal["fixed", "by_value"] = "by_value"
+    """How much of the round budget a round pays: all of it ("fixed", configs written before this option), or the
+    part its value is of the task's best round value so far ("by_value", `pipeline.round_budget_fraction`)."""
     compute_loo: bool = False
     fingerprint_rounds: int = 20
     dp: DpConfig | None = None  # central DP (DP-FedAvg) replaces the robust rule; docs/privacy.md
@@ -57,6 +61,8 @@ class PipelineConfig:
             raise PipelineError(f"slash_bps must be in [0, 10000], got {self.slash_bps}")
         if self.fingerprint_rounds < 1:
             raise PipelineError(f"fingerprint_rounds must be >= 1, got {self.fingerprint_rounds}")
+        if self.round_budget not in ("fixed", "by_value"):
+            raise PipelineError(f"round_budget must be 'fixed' or 'by_value', got {self.round_budget!r}")
         unknown = self.slash_reasons - set(SLASH_CODES)
         if unknown:
             raise PipelineError(f"reasons {sorted(unknown)} have no slash code")

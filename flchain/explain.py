@@ -47,6 +47,7 @@ def explain(
     budget_wei: int,
     slash_bps: int = 0,
     resends_round: int | None = None,
+    budget_fraction: float | None = None,
 ) -> str:
     """One sentence: what the trainer was paid (or why not) and the terms that decided it."""
     slashed = f"; slashed {slash_bps / 100:g} % of the stake" if slash_bps else ""
@@ -75,6 +76,9 @@ def explain(
         parts.append(f"rating weight {rating_weight:.2f} (your record of rounds accepted; lower for a new account)")
     if budget_wei > 0:
         parts.append(f"{payout_wei / budget_wei:.1%} of the round's budget")
+    if budget_fraction is not None and budget_fraction < 1:
+        parts.append(f"this round paid {budget_fraction:.0%} of its budget: its loss reduction against the task's "
+                     "best round so far")
     return ": ".join(parts[:2]) + "".join(f"; {p}" for p in parts[2:]) + slashed
 
 

@@ -94,6 +94,9 @@ class ValueInfo(_Frozen):
     permutations: int
     loss_reduction: float | None = None  # v(N): the round's relative loss reduction on the evaluation batch
     spearman_payout_loo: float | None = None  # fairness audit: payouts vs leave-one-out values of this round
+    # The part of the round budget the round paid when the budget follows the round's value (its loss reduction
+    # against the task's best round so far, aggregator.pipeline.round_budget_fraction); absent for fixed budgets.
+    budget_fraction: float | None = None
 
 
 class RoundReport(_Frozen):
@@ -124,12 +127,14 @@ class RoundReport(_Frozen):
 
     def to_bytes(self) -> bytes:
         """Canonical JSON bytes: what is stored on IPFS and hashed on-chain (no `privacy` key when None, no
-        `outer_nesterov` key when False)."""
+        `outer_nesterov` key when False, no `budget_fraction` key when None)."""
         fields = self.model_dump(mode="json")
         if fields["privacy"] is None:
             del fields["privacy"]
         if not fields["aggregation"]["outer_nesterov"]:
             del fields["aggregation"]["outer_nesterov"]
+        if fields["value"] is not None and fields["value"]["budget_fraction"] is None:
+            del fields["value"]["budget_fraction"]
         return canonical_json(fields)
 
     @classmethod

@@ -166,7 +166,8 @@ def _v1_round() -> tuple[PipelineConfig, CarryState]:
     config = PipelineConfig(rule_params=RuleParams(clip_version=1),
                             filters=FilterConfig(sketch_dim=16, sketch_seed=99, sketch_version=1), ratings=old,
                             contribution=ContributionConfig(game_version=1),  # rounds of then: versions 1
-                            aggregate_resent=True)  # and resent updates aggregated
+                            aggregate_resent=True,  # and resent updates aggregated
+                            round_budget="fixed")  # and every round paid its whole budget
     return config, carry
 
 

@@ -52,3 +52,9 @@ def test_rank_correlation_by_hand() -> None:
     assert rank_correlation([1, 2], [1, 2]) is None and rank_correlation([1, 1, 1], [1, 2, 3]) is None
     with pytest.raises(ValueError, match="cannot be correlated"):
         rank_correlation([1, 2, 3], [1, 2])
+
+
+def test_a_round_that_paid_part_of_its_budget_says_why() -> None:
+    assert "this round paid" not in _accepted(budget_fraction=1.0)
+    assert "this round paid 27% of its budget: its loss reduction against the task's best round so far" in _accepted(
+        budget_fraction=0.27)

@@ -105,7 +105,7 @@ def _split_rounds(parts_of_a: int, ratings: RatingConfig, rounds: int = 8) -> li
         outcome = run_round(inputs, quadratic_loss, config)
         values = {row.account.lower(): max(0.0, row.value_score or 0.0) for row in outcome.trainers}
         mine = sum(values[f"0x{j + 1:040x}"] for j in range(parts_of_a)) / sum(values.values())
-        over_value.append(_paid(outcome, range(parts_of_a)) / BUDGET_WEI / mine)
+        over_value.append(_paid(outcome, range(parts_of_a)) / outcome.payout_total_wei / mine)
         base = outcome.new_params
         carry = {"ratings": outcome.ratings, "history": outcome.fingerprints, "state": outcome.state}
     return over_value
@@ -160,7 +160,7 @@ def test_an_update_resent_from_an_earlier_round_earns_nothing_and_is_left_out_of
     assert resent.status == "accepted" and resent.aggregated is aggregate_resent and resent.resends_round == 3
     assert resent.value_score == 0.0 and resent.payout_wei == 0
     assert all(row.resends_round is None and row.payout_wei > 0 for row in second.trainers if row is not resent)
-    assert second.payout_total_wei > 0.99 * BUDGET_WEI
+    assert second.budget_fraction is not None and second.payout_total_wei > 0.99 * BUDGET_WEI * second.budget_fraction
     assert second.aggregated_count == len(later) + aggregate_resent
     without = round_four(later)  # the same round without the stale account
     assert np.array_equal(second.new_params, without.new_params) is not aggregate_resent
