@@ -20,8 +20,10 @@ weighs 1; with one, a group weighs its largest revealed numSamples, claims the c
 paid: in proportion to `max(0, value) * w(rating)`, the value being the update's Shapley value in "loss reduction of the
 model stepped by the robust aggregate of a coalition" (Gauntlet's order, Incentivizing Permissionless Distributed
 Learning of LLMs, 2025, with its per-update LossScore replaced by the marginal value inside the aggregate). A harmful or
-useless update earns 0; the round budget is fixed. Scores decide pay, not membership (`aggregate_positive_only=True` is
-kept as an option: it froze the model whenever no single update improved the loss alone). Who is slashed: a rejection
+useless update earns 0; the round's budget is the part of the task's reward per round its value is of the task's best
+round so far (`round_budget` "by_value"; "fixed": all of it). Scores decide pay, not membership
+(`aggregate_positive_only=True` is kept as an option: it froze the model whenever no single update improved the loss
+alone). Who is slashed: a rejection
 whose reason proves misbehaviour (`slash_reasons`: digest mismatch, copying, non-finite values, malformed (undecodable,
 over the cap, wrong shape) by default), with the reason code of `filters.SLASH_CODES`.
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -71,6 +72,11 @@ class AggregatorSettings(RecomputeSettings):
     compute_loo: bool = Field(
         True, description="Also compute leave-one-out marginal scores (the report's per-round fairness audit)."
     )
+    round_budget: Literal["fixed", "by_value"] = Field(
+        "by_value", description="How much of the task's reward per round a round pays: by_value, the part its loss "
+        "reduction is of the task's best round so far (the best pays all; the rest stays in the pool); fixed, all "
+        "of it every round. Recorded in each round's published configuration."
+    )
     sketch_version: int = Field(
         DEFAULT_SKETCH_VERSION, ge=1, le=2, description="Replay sketch version of a task's first round "
         "(aggregator.sketch); a task's later rounds keep the version of its latest published state."
@@ -112,5 +118,6 @@ class AggregatorSettings(RecomputeSettings):
                                  norm_k=self.norm_k, norm_clip=self.norm_clip),
             slash_bps=min(self.slash_bps, max_slash_bps),
             compute_loo=self.compute_loo,
+            round_budget=self.round_budget,
             dp=dp if dp is not None and dp.mode == "central" else None,
         )
