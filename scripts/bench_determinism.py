@@ -39,9 +39,9 @@ CHECKS = ("new model digest", "report digest", "payout root", "payout total (wei
 def recompute(stack: dict[str, str], task_id: int, round_id: int, threads: int, extra: list[str]
               ) -> dict[str, object]:
     """One `flchain verify round --json` in its own process with `threads` threads everywhere."""
-    # The daemon itself, not the upload-limited front trainers use: a recomputation hashes the new model with
-    # `add --only-hash`, which the front refuses above its limit (models over ~1.5 MB, e.g. Shakespeare's).
-    ipfs_url = stack.get("ipfs_direct_url") or stack["ipfs_url"]
+    # Through the upload-limited front, as a verifier outside the stack reads: artifacts recomputed identically
+    # are named by their published CIDs (`aggregator.verify.PublishedCids`), never uploaded to be hashed.
+    ipfs_url = stack["ipfs_url"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
            "MKL_NUM_THREADS": str(threads)}
     args = ["verify", "round", "--task", str(task_id), "--round", str(round_id), "--rpc-url", stack["rpc_url"],
