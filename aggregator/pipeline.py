@@ -23,9 +23,9 @@ Learning of LLMs, 2025, with its per-update LossScore replaced by the marginal v
 useless update earns 0; the round's budget is the part of the task's reward per round its value is of the task's best
 round so far (`round_budget` "by_value"; "fixed": all of it). Scores decide pay, not membership
 (`aggregate_positive_only=True` is kept as an option: it froze the model whenever no single update improved the loss
-alone). Who is slashed: a rejection
-whose reason proves misbehaviour (`slash_reasons`: digest mismatch, copying, non-finite values, malformed (undecodable,
-over the cap, wrong shape) by default), with the reason code of `filters.SLASH_CODES`.
+alone). Who is slashed: a rejection whose reason proves misbehaviour (`slash_reasons`: digest mismatch, copying,
+non-finite values, malformed (undecodable, over the cap, wrong shape) by default), with the reason code of
+`filters.SLASH_CODES`.
 """
 
 from __future__ import annotations
