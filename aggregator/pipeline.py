@@ -308,9 +308,8 @@ def _round_budget(inputs: RoundInputs, config: PipelineConfig, scores: _Scores, 
     best round value to carry on (None when fixed)."""
     if config.round_budget == "fixed":
         return inputs.budget_wei, None, inputs.state.best_round_value
-    paid = finals > 0
-    shares = float(np.sum(np.maximum(scores.values[paid], 0.0))) if paid.any() else 0.0
-    value = abs(scores.loss_before) * shares if scores.loss_before is not None and paid.any() else 0.0
+    paid = finals > 0  # a paid update has a positive, finite value
+    value = 0.0 if scores.loss_before is None else abs(scores.loss_before) * float(np.sum(scores.values[paid]))
     fraction, best = round_budget_fraction(value, inputs.state.best_round_value)
     return math.floor(inputs.budget_wei * fraction), float(fraction), best
 

@@ -18,7 +18,8 @@ each update weighs its claim in the aggregate and the value game; the k split ac
 the one account did (equal data, equal capital). Without it, numSamples weighs nothing (each account weighs 1).
 
 gain = (total paid to trainer 0's k accounts) / (total paid to trainer 0's one account). Sybil-proof means gain
-<= 1 (the aim allows 1.05). The round budget is fixed, so any gain comes out of the honest trainers' pay.
+<= 1 (the aim allows 1.05). The honest trainers share what the round pays with the k accounts, so any gain comes
+out of their pay.
 The workload is `BenchData` (digits by default), so the table can be rerun on any data set the bench loads.
 
 Every case runs with several seeds (the partition, the model's initial weights and every trainer's SGD seed
