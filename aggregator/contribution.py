@@ -78,14 +78,17 @@ LossFn = Callable[[NDArray[np.floating]], float]
 AggregateFn = Callable[[NDArray[np.float64], NDArray[np.float64]], NDArray[np.float64]]
 """`aggregate(rows, weights) -> vector`: the round's robust rule on a subset of updates."""
 
-GAME_VERSION = 4
+GAME_VERSION = 5
 """1: the rule re-run on every coalition (rounds of states that name no version); 2: `value_walk` above
 `ContributionConfig.rerun_max_players` groups (O(n d) per permutation instead of O(n^2 d)); 3: as 2, and up to
 `rerun_max_players` groups centered clipping (version 2) is re-run on every coalition from the round's Gram
 matrix (`value_gram`) instead of over the coalition's rows; 4: as 3, with the Gram game's coalitions stepped in
 float32, a permutation's at once (`GramClipGame.steps`), and the same-work cosines from a chunked Gram matrix
 (`same_work`), both the same up to rounding and 2-3x faster on 10 x 10M parameters
-(docs/benchmarks/value_game.md)."""
+(docs/benchmarks/value_game.md); 5: as 4, and centered clipping (version 2) weighs each row `1 / k`, k the number of
+rows of its same-work group, in every coalition of the game and in the round's own aggregate (`work_weights`): a
+group moves the model as one update does, where before its k rows counted k times there while it was paid as one
+player. A round without a group of two or more is the same as version 4's bit for bit."""
 WORST_VALUE = -10.0
 """A coalition whose stepped model has a non-finite loss (or > 11x the base loss) is worth this."""
 _SEED_DOMAIN = b"flchain-round-game/1"
@@ -107,7 +110,7 @@ class ContributionConfig:
     def __post_init__(self) -> None:
         if not 0 < self.same_work_cosine <= 1:
             raise ContributionError(f"same_work_cosine must be in (0, 1], got {self.same_work_cosine}")
-        if self.game_version not in (1, 2, 3, 4) or self.rerun_max_players < 0:
+        if self.game_version not in (1, 2, 3, 4, 5) or self.rerun_max_players < 0:
             raise ContributionError(f"unknown game version {self.game_version} or rerun_max_players < 0")
 
     def walks(self, players: int) -> bool:
@@ -138,6 +141,15 @@ def group_weights(groups: Sequence[int], samples: Sequence[int] | None = None) -
         whole = 1.0 if samples is None else float(max(int(samples[i]) for i in members))
         out[members] = whole / len(members)
     return out
+
+
+def work_weights(groups: Sequence[int]) -> NDArray[np.float64]:
+    """Per row, `1 / k` with k the number of rows of its group (`groups[i]`: its group's label): the rows' weights
+    inside centered clipping from game version 5, so that one work counts once whoever submitted it."""
+    sizes: dict[int, int] = {}
+    for g in groups:
+        sizes[g] = sizes.get(g, 0) + 1
+    return np.array([1.0 / sizes[g] for g in groups])
 
 
 def resent_rounds(
@@ -223,7 +235,8 @@ def compute_contributions(
         # own threads), and a second BLAS thread would take the forward pass's core (10 x 10M: 3.4 s, not 4.5 s).
         with threadpool_limits(limits=1, user_api="blas"), GramClipGame(
                 base, rows, weights, members, loss_fn, clip=clip, outer_lr=outer_lr, loss_before=loss_before,
-                worst_value=WORST_VALUE, single_precision=config.game_version >= 4) as gram_game:
+                worst_value=WORST_VALUE, single_precision=config.game_version >= 4,
+                clip_weights=work_weights(groups) if config.game_version >= 5 else None) as gram_game:
             estimate = estimate_shapley(len(leaders), gram_game, seed, config.value)
     else:
         game = _game(base, np.asarray(rows, dtype=np.float64), weights, members, loss_fn, aggregate_fn, outer_lr,

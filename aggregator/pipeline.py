@@ -14,11 +14,12 @@ Who is aggregated: every update the filters accept (one the norm filter scaled d
 not one that resends the same trainer's own earlier accepted update, unless `aggregate_resent`, as in configs written
 before that option: a stale free-rider's old direction, aggregated every round, cost MNIST-1D 8 % of the accuracy its
 honest trainers reach alone at 30 % attackers), by the robust rule (centered clipping by default bounds what any one
-update can move the aggregate; weights reach only FedAvg), and `contribution.group_weights` weigh the coalitions of the
-value game: without a sample bond (`RoundInputs.stake_per_sample == 0`) numSamples weighs nothing, each same-work group
-weighs 1; with one, a group weighs its largest revealed numSamples, claims the chain checked against stakes. Who is
-paid: in proportion to `max(0, value) * w(rating)`, the value being the update's Shapley value in "loss reduction of the
-model stepped by the robust aggregate of a coalition" (Gauntlet's order, Incentivizing Permissionless Distributed
+update can move the aggregate; the claim weights reach only FedAvg, and from game version 5 centered clipping counts a
+same-work group's k rows 1 / k each, `contribution.work_weights`), and `contribution.group_weights` weigh the coalitions
+of the value game: without a sample bond (`RoundInputs.stake_per_sample == 0`) numSamples weighs nothing, each same-work
+group weighs 1; with one, a group weighs its largest revealed numSamples, claims the chain checked against stakes. Who
+is paid: in proportion to `max(0, value) * w(rating)`, the value being the update's Shapley value in "loss reduction of
+the model stepped by the robust aggregate of a coalition" (Gauntlet's order, Incentivizing Permissionless Distributed
 Learning of LLMs, 2025, with its per-update LossScore replaced by the marginal value inside the aggregate). A harmful or
 useless update earns 0; the round's budget is the part of the task's reward per round its value is of the task's best
 round so far (`round_budget` "by_value"; "fixed": all of it). Scores decide pay, not membership
@@ -42,7 +43,7 @@ from eth_utils.address import to_checksum_address
 from numpy.typing import NDArray
 
 from aggregator.collusion import colluded_submissions
-from aggregator.contribution import Contributions, compute_contributions, resent_rounds, round_seed
+from aggregator.contribution import Contributions, compute_contributions, resent_rounds, round_seed, work_weights
 from aggregator.dp_step import dp_aggregate
 from aggregator.filters import (
     SLASH_CODES,
@@ -192,19 +193,35 @@ def _rate(
     return update_ratings(inputs.ratings, round_scores, config.ratings, good)
 
 
+def _clip_weights(accepted: Sequence[int], chosen: Sequence[int], scores: _Scores, config: PipelineConfig
+                  ) -> NDArray[np.float64] | None:
+    """The chosen rows' weights inside centered clipping (`contribution.work_weights` over the chosen rows: a
+    same-work group's k chosen rows count as one), from game version 5 with centered clipping version 2; None
+    otherwise or when every group has one chosen row."""
+    params = config.rule_params
+    if (scores.contributions is None or config.contribution.game_version < 5 or config.dp is not None
+            or AggregationRule(config.rule) is not AggregationRule.CENTERED_CLIP or params.clip_version != 2):
+        return None
+    group_of = dict(zip(accepted, scores.contributions.groups, strict=True))
+    weights = work_weights([group_of[i] for i in chosen])
+    return None if (weights == 1.0).all() else weights
+
+
 def _step_model(
     base: NDArray[np.float64], ordered: Sequence[Submission], chosen: Sequence[int], group_weights: NDArray[np.float64],
-    inputs: RoundInputs, config: PipelineConfig,
+    inputs: RoundInputs, config: PipelineConfig, clip_weights: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.float32], AggregationState]:
     """Robust aggregation (DP-FedAvg with `config.dp`) of the chosen updates, weighted as in the value game
-    (`contribution.group_weights`), and the outer step; none: no change."""
+    (`contribution.group_weights` for FedAvg, `clip_weights` for centered clipping), and the outer step; none: no
+    change."""
     state = inputs.state
     if not chosen:
         return base.astype(np.float32), state
     rows = np.stack([np.asarray(ordered[i].delta) for i in chosen])  # float32 as decoded: no float64 copy
     weights = np.array([float(group_weights[i]) for i in chosen])
     use_weights = weights if weights.sum() > 0 else None
-    result = (aggregate(config.rule, rows, weights=use_weights, state=state.clip, params=config.rule_params)
+    result = (aggregate(config.rule, rows, weights=use_weights, state=state.clip, params=config.rule_params,
+                        clip_weights=clip_weights)
               if config.dp is None else dp_aggregate(rows, [ordered[i].content_key for i in chosen], config.dp, inputs))
     stepped = outer_step(base, result.vector, state.outer, config.outer)
     (new_params := np.asarray(stepped.params, dtype=np.float32).copy()).setflags(write=False)
@@ -334,7 +351,8 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
     chosen = [i for i in accepted if ((not config.aggregate_positive_only and i not in scaled)
               or scores.loss_scores[i] > 0)  # a scaled-down update goes in only if it lowers the loss on its own
               and (config.aggregate_resent or i not in scores.resent)]
-    new_params, state = _step_model(base, ordered, chosen, scores.weights, inputs, config)
+    new_params, state = _step_model(base, ordered, chosen, scores.weights, inputs, config,
+                                    _clip_weights(accepted, chosen, scores, config))
     state = replace(state, best_round_value=best)
     slashes = _slashes(ordered, verdicts, config)
     by_account = {leaf.account: leaf for leaf in leaves}

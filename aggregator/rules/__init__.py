@@ -111,9 +111,15 @@ def aggregate(
     weights: Vector | None = None,
     state: CenteredClipState | None = None,
     params: RuleParams | None = None,
+    clip_weights: Vector | None = None,
 ) -> AggregationResult:
-    """Aggregate `updates` with `rule`; `state` is the previous round's (`None` for the first round)."""
+    """Aggregate `updates` with `rule`; `state` is the previous round's (`None` for the first round). `weights` reach
+    FedAvg; `clip_weights` reach centered clipping version 2 (`centered_clip_v2`'s row weights) and no other rule."""
     params = RuleParams() if params is None else params
+    if clip_weights is not None and (AggregationRule(rule) is not AggregationRule.CENTERED_CLIP
+                                     or params.clip_version != 2):
+        raise AggregationError(f"row weights for clipping need centered clipping version 2, not {rule} "
+                               f"(clip version {params.clip_version})")
     state = CenteredClipState() if state is None else state
     match AggregationRule(rule):
         case AggregationRule.FEDAVG:
@@ -127,8 +133,11 @@ def aggregate(
         case AggregationRule.MULTI_KRUM:
             vector = _krum_vector(updates, params, multi=True)
         case AggregationRule.CENTERED_CLIP:
-            clip = centered_clip if params.clip_version == 1 else centered_clip_v2
-            clipped, next_state = clip(updates, state, params.clip_tau, params.clip_iterations)
+            if params.clip_version == 1:
+                clipped, next_state = centered_clip(updates, state, params.clip_tau, params.clip_iterations)
+            else:
+                clipped, next_state = centered_clip_v2(updates, state, params.clip_tau, params.clip_iterations,
+                                                       clip_weights)
             return AggregationResult(vector=clipped, state=next_state)
     frozen = read_only(vector)
     return AggregationResult(vector=frozen, state=CenteredClipState(center=frozen))

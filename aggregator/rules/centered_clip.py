@@ -26,6 +26,7 @@ state from public data and compares their digests.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from numpy.typing import NDArray
@@ -57,9 +58,33 @@ def _start(state: CenteredClipState, n_params: int) -> NDArray[np.float64]:
     return center.copy()
 
 
-def clip_scale(distances: NDArray[np.float64], tau: float | None) -> NDArray[np.float64]:
-    """`min(1, radius / distance_i)` per update, the radius `tau` or, when `None`, the median distance."""
-    radius = float(np.median(distances)) if tau is None else tau
+def weighted_median(values: NDArray[np.float64], weights: NDArray[np.float64]) -> float:
+    """The median of `values` with value `i` counted `weights[i]` times (positive weights): the mean of the lower and
+    the upper weighted median, so equal weights give `np.median`'s value and integer weights the median of the values
+    repeated that many times. The cumulative weights are summed exactly (as fractions of the floats), so where the
+    halfway point falls does not depend on rounding."""
+    order = np.argsort(values, kind="stable")
+    half = sum(Fraction(float(w)) for w in weights) / 2
+    cumulative, low = Fraction(0), None
+    for position, index in enumerate(order):
+        cumulative += Fraction(float(weights[index]))
+        if low is None and cumulative >= half:
+            low = position
+        if cumulative > half:
+            return float((values[order[low]] + values[index]) / 2.0)
+    raise ValueError("weighted median of an empty or non-positive weighting")
+
+
+def clip_scale(distances: NDArray[np.float64], tau: float | None, weights: NDArray[np.float64] | None = None
+               ) -> NDArray[np.float64]:
+    """`min(1, radius / distance_i)` per update, the radius `tau` or, when `None`, the median distance (weighted by
+    `weights` when given, see `rules.centered_clip_v2`)."""
+    if tau is not None:
+        radius = tau
+    elif weights is None:
+        radius = float(np.median(distances))
+    else:
+        radius = weighted_median(distances, weights)
     scale = np.ones_like(distances)
     far = distances > radius
     scale[far] = radius / distances[far]

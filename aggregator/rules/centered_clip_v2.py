@@ -39,7 +39,30 @@ def column_ranges(n_rows: int, n_cols: int) -> list[tuple[int, int]]:
     return [(start, min(n_cols, start + width)) for start in range(0, n_cols, width)]
 
 
-def _clip(rows: Matrix, center: NDArray[np.float64], tau: float | None, iterations: int) -> NDArray[np.float64]:
+def row_weights(weights: Vector | None, n_rows: int) -> NDArray[np.float64] | None:
+    """The rows' weights checked, or None when there are none or all are equal (then the iteration is the
+    unweighted one, bit for bit)."""
+    if weights is None:
+        return None
+    given = np.asarray(weights, dtype=np.float64)
+    if given.shape != (n_rows,) or not np.isfinite(given).all() or (given <= 0).any():
+        raise AggregationError(f"centered clipping needs one positive finite weight per update ({n_rows}), "
+                               f"got shape {given.shape}")
+    if (given == given[0]).all():
+        return None
+    return given
+
+
+def _moved(distances: NDArray[np.float64], tau: float | None, weights: NDArray[np.float64] | None
+           ) -> NDArray[np.float64]:
+    """Each row's weight in the center's move, `s_i / n` (unweighted) or `s_i * weights_i / sum weights`."""
+    moved: NDArray[np.float64] = (clip_scale(distances, tau) / distances.shape[0] if weights is None
+                                  else clip_scale(distances, tau, weights) * (weights / weights.sum()))
+    return moved
+
+
+def _clip(rows: Matrix, center: NDArray[np.float64], tau: float | None, iterations: int,
+          weights: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
     """`iterations` steps on `center` in place; pass 0 takes `|x_i|^2` and `x_i . v`, pass `t` moves the center."""
     n_rows, n_cols = rows.shape
     columns = column_ranges(n_rows, n_cols)
@@ -56,9 +79,8 @@ def _clip(rows: Matrix, center: NDArray[np.float64], tau: float | None, iteratio
     if not np.isfinite(squares).all():
         raise AggregationError("updates contain non-finite values; filter them out first")
     for step in range(iterations):
-        distances = np.sqrt(np.maximum(squares - 2.0 * dots + center_square, 0.0))
-        weights = clip_scale(distances, tau) / n_rows
-        keep = 1.0 - float(weights.sum())
+        moved = _moved(np.sqrt(np.maximum(squares - 2.0 * dots + center_square, 0.0)), tau, weights)
+        keep = 1.0 - float(moved.sum())
         measure = step < iterations - 1
         dots[:], center_square = 0.0, 0.0
         for start, stop in columns:
@@ -66,7 +88,7 @@ def _clip(rows: Matrix, center: NDArray[np.float64], tau: float | None, iteratio
             np.copyto(chunk, rows[:, start:stop])
             part = center[start:stop]
             part *= keep
-            part += weights @ chunk
+            part += moved @ chunk
             if measure:
                 dots += chunk @ part
                 center_square += float(part @ part)
@@ -74,24 +96,27 @@ def _clip(rows: Matrix, center: NDArray[np.float64], tau: float | None, iteratio
 
 
 def clip_coefficients(
-    gram: NDArray[np.float64], dots: NDArray[np.float64], start_square: float, tau: float | None, iterations: int
+    gram: NDArray[np.float64], dots: NDArray[np.float64], start_square: float, tau: float | None, iterations: int,
+    weights: Vector | None = None,
 ) -> tuple[float, NDArray[np.float64]]:
     """The iterations on `n` numbers: `(alpha, beta)` with the center after them `alpha v0 + X^T beta`, from the
-    rows' Gram matrix `X X^T`, their inner products with the start `X v0` and `|v0|^2`."""
+    rows' Gram matrix `X X^T`, their inner products with the start `X v0` and `|v0|^2` (`weights`: the rows'
+    weights, see `centered_clip_v2`)."""
     n_rows = gram.shape[0]
+    checked = row_weights(weights, n_rows)
     alpha, beta = 1.0, np.zeros(n_rows)
     for _ in range(iterations):
         along = gram @ beta
         inner = alpha * dots + along
         square = alpha * alpha * start_square + 2.0 * alpha * float(dots @ beta) + float(beta @ along)
-        weights = clip_scale(np.sqrt(np.maximum(np.diag(gram) - 2.0 * inner + square, 0.0)), tau) / n_rows
-        keep = 1.0 - float(weights.sum())
-        alpha, beta = alpha * keep, keep * beta + weights
+        moved = _moved(np.sqrt(np.maximum(np.diag(gram) - 2.0 * inner + square, 0.0)), tau, checked)
+        keep = 1.0 - float(moved.sum())
+        alpha, beta = alpha * keep, keep * beta + moved
     return alpha, beta
 
 
-def _clip_gram(rows: Matrix, center: NDArray[np.float64], tau: float | None, iterations: int
-               ) -> NDArray[np.float64]:
+def _clip_gram(rows: Matrix, center: NDArray[np.float64], tau: float | None, iterations: int,
+               weights: Vector | None = None) -> NDArray[np.float64]:
     """The same steps for a few updates: one pass takes the Gram matrix of the rows and the start `v0`; the
     iterations then run on `n` numbers (`v = alpha v0 + X^T beta`), and a last pass makes the center."""
     n_rows, n_cols = rows.shape
@@ -107,7 +132,7 @@ def _clip_gram(rows: Matrix, center: NDArray[np.float64], tau: float | None, ite
     gram, dots, start_square = full[:n_rows, :n_rows], full[:n_rows, n_rows], float(full[n_rows, n_rows])
     if not np.isfinite(np.diag(gram)).all():
         raise AggregationError("updates contain non-finite values; filter them out first")
-    alpha, beta = clip_coefficients(gram, dots, start_square, tau, iterations)
+    alpha, beta = clip_coefficients(gram, dots, start_square, tau, iterations, weights)
     chunk = buffer[:n_rows]
     for start, stop in columns:
         np.copyto(chunk[:, : stop - start], rows[:, start:stop])
@@ -118,9 +143,15 @@ def _clip_gram(rows: Matrix, center: NDArray[np.float64], tau: float | None, ite
 
 
 def centered_clip_v2(
-    updates: Matrix, state: CenteredClipState, tau: float | None = None, iterations: int = 3
+    updates: Matrix, state: CenteredClipState, tau: float | None = None, iterations: int = 3,
+    weights: Vector | None = None,
 ) -> tuple[Vector, CenteredClipState]:
-    """Version 2 of `aggregator.rules.centered_clip.centered_clip` (same arguments, same checks, same meaning)."""
+    """Version 2 of `aggregator.rules.centered_clip.centered_clip` (same arguments, same checks, same meaning).
+
+    `weights` (positive, one per update) make the mean a weighted one, `v <- v + sum_i p_i s_i (x_i - v)` with
+    `p_i = weights_i / sum weights`, and the radius the weighted median distance: rows weighted `1 / k` count as one
+    row together, so k copies of one update (one work submitted by k accounts) move the center as that update does
+    once. Equal weights, or None, are the unweighted rule bit for bit."""
     if tau is not None and not (np.isfinite(tau) and tau > 0):
         raise AggregationError(f"clipping radius tau must be positive and finite, got {tau}")
     if iterations < 1:
@@ -135,8 +166,9 @@ def centered_clip_v2(
         if center.shape != (rows.shape[1],):
             raise AggregationError(
                 f"centered clipping state has shape {center.shape}, updates have {rows.shape[1]} params")
+    checked = row_weights(weights, rows.shape[0])
     small = rows.dtype == np.float32 and rows.shape[0] <= GRAM_ROWS_UP_TO
     with threadpool_limits(limits=1, user_api="blas"):
-        center = (_clip_gram if small else _clip)(rows, center, tau, iterations)
+        center = (_clip_gram if small else _clip)(rows, center, tau, iterations, checked)
     center.setflags(write=False)
     return center, CenteredClipState(center=center)
