@@ -252,6 +252,7 @@ def trainer_score(row: TrainerOutcome, budget_wei: int = 0, loss_reduction: floa
         value_score=_finite(row.value_score), loss_reduction=loss_reduction, same_work_as=row.same_work_as,
         rating_weight=row.rating_weight, payout_wei=row.payout_wei, budget_wei=budget_wei, slash_bps=row.slash_bps,
         resends_round=row.resends_round, budget_fraction=budget_fraction,
+        repeats_global_step=row.repeats_global_step,
     )
     return TrainerScore(
         account=row.account, digest="0x" + row.digest.hex(), cid=row.cid, num_samples=row.num_samples,
@@ -264,6 +265,7 @@ def trainer_score(row: TrainerOutcome, budget_wei: int = 0, loss_reduction: floa
         slash_reason=row.slash_reason, aggregated=row.aggregated, value_score=_finite(row.value_score),
         same_work_as=row.same_work_as, resends_round=row.resends_round, rating_weight=row.rating_weight,
         budget_share=row.payout_wei / budget_wei if budget_wei > 0 else None, explanation=explanation,
+        repeats_global_step=row.repeats_global_step,
     )
 
 

@@ -69,7 +69,7 @@ from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
 from aggregator.filters import Fingerprint
-from aggregator.same_work import same_work_groups
+from aggregator.same_work import same_work
 from aggregator.value import Coalition, ShapleyEstimate, ValueConfig, estimate_shapley
 from aggregator.value_gram import ClipSpec, GramClipGame
 from aggregator.value_walk import ClippedGame, estimate_walked
@@ -88,7 +88,15 @@ float32, a permutation's at once (`GramClipGame.steps`), and the same-work cosin
 (docs/benchmarks/value_game.md); 5: as 4, and centered clipping (version 2) weighs each row `1 / k`, k the number of
 rows of its same-work group, in every coalition of the game and in the round's own aggregate (`work_weights`): a
 group moves the model as one update does, where before its k rows counted k times there while it was paid as one
-player. A round without a group of two or more is the same as version 4's bit for bit."""
+player; and a group that repeats the model's last global step (a row's centered cosine with it reaches
+`same_work_cosine`, `same_work.same_work`) is no player: worth 0, out of the aggregate (`pipeline._last_step`). A
+free-rider sending that step, which anyone computes from the two last published models, took 0.8-0.9 of an honest
+trainer's pay per round on digits; honest updates' centered cosines with it stayed below 0.34 (digits IID and
+Dirichlet(0.5), MNIST-1D). A round without a group of two or more and without such a repeat is the same as version
+4's bit for bit."""
+ECHO_PLAIN_COSINE = 0.999
+"""An update whose plain cosine with the last global step reaches this repeats it whatever the center (the filters'
+`replay_cosine`); honest updates measured up to 0.94 (digits)."""
 WORST_VALUE = -10.0
 """A coalition whose stepped model has a non-finite loss (or > 11x the base loss) is worth this."""
 _SEED_DOMAIN = b"flchain-round-game/1"
@@ -121,12 +129,14 @@ class ContributionConfig:
 
 @dataclass(frozen=True)
 class Contributions:
-    """Per accepted update: its group (index of the group's first member), its value and its aggregate weight."""
+    """Per accepted update: its group (index of the group's first member), its value and its aggregate weight,
+    and whether its group repeats the model's last global step (`echoes`, game version 5: worth 0, weight 0)."""
 
     groups: tuple[int, ...]
     values: NDArray[np.float64]
     weights: NDArray[np.float64]
     estimate: ShapleyEstimate
+    echoes: tuple[bool, ...] = ()
 
 
 def group_weights(groups: Sequence[int], samples: Sequence[int] | None = None) -> NDArray[np.float64]:
@@ -210,22 +220,39 @@ def _game(
 def compute_contributions(
     base: NDArray[np.float64], rows: NDArray[np.floating], loss_fn: LossFn,
     aggregate_fn: AggregateFn, *, outer_lr: float, loss_before: float, seed: bytes, config: ContributionConfig,
-    samples: Sequence[int] | None = None, clip: ClipSpec | None = None,
+    samples: Sequence[int] | None = None, clip: ClipSpec | None = None, reference: NDArray[np.floating] | None = None,
 ) -> Contributions:
     """Group the accepted updates, estimate each group's Shapley value and credit it to the group's earliest member
     (rows are in the round's order). `samples`: the rows' bonded sample claims (None: unbonded, see
     `group_weights`). `clip`: the round's rule is centered clipping version 2, with these parameters (game versions
     3 and 4 then take its coalitions from the Gram matrix, `value_gram`); None: `aggregate_fn` is re-run. `rows` may
     be float32 (the updates as decoded): the Gram game reads them as they are, the other games get a float64 copy,
-    so their values do not depend on the dtype."""
+    so their values do not depend on the dtype. `reference` (game version 5; ignored before): the model's last
+    global step; a group with a row whose centered cosine with it reaches `same_work_cosine` (or whose plain cosine
+    reaches `ECHO_PLAIN_COSINE`) is that step's work,
+    public since the last round, not the trainer's: it plays no part in the game, is worth 0 and weighs 0."""
     if rows.ndim != 2 or rows.shape[1] != base.shape[0]:
         raise ContributionError(f"rows {rows.shape} must be (n, {base.shape[0]})")
     if not math.isfinite(loss_before):
         raise ContributionError(f"base loss must be finite, got {loss_before}")
-    groups = same_work_groups(rows, config.same_work_cosine, seed, gram=config.game_version >= 4)
-    leaders = sorted(set(groups))
+    found = same_work(rows, config.same_work_cosine, seed, gram=config.game_version >= 4,
+                      reference=reference if config.game_version >= 5 else None)
+    groups = found.groups
+    echoed = set()
+    if found.reference_cosines is not None and found.reference_plain_cosines is not None:
+        repeats = ((found.reference_cosines >= config.same_work_cosine)
+                   | (found.reference_plain_cosines >= ECHO_PLAIN_COSINE))
+        echoed = {groups[i] for i in np.flatnonzero(repeats)}
+    echoes = tuple(g in echoed for g in groups)
+    leaders = sorted(set(groups) - echoed)
     members = [[i for i, g in enumerate(groups) if g == leader] for leader in leaders]
     weights = group_weights(groups, samples)
+    weights[list(np.flatnonzero(echoes))] = 0.0
+    values = np.zeros(rows.shape[0])
+    if not leaders:  # every update repeats the last step: nothing to value
+        values.setflags(write=False)
+        weights.setflags(write=False)
+        return Contributions(groups, values, weights, ShapleyEstimate(np.zeros(0), True, 0, 0, 0.0, 0.0), echoes)
     if config.walks(len(leaders)):
         walked = ClippedGame(base, rows, weights, members, loss_fn, outer_lr=outer_lr,  # float32 rows as they are
                              loss_before=loss_before, worst_value=WORST_VALUE)
@@ -242,9 +269,8 @@ def compute_contributions(
         game = _game(base, np.asarray(rows, dtype=np.float64), weights, members, loss_fn, aggregate_fn, outer_lr,
                      loss_before)
         estimate = estimate_shapley(len(leaders), game, seed, config.value)
-    values = np.zeros(rows.shape[0])
     for player, group in enumerate(members):
         values[group[0]] = estimate.values[player]  # paid once, to the group's earliest member
     values.setflags(write=False)
     weights.setflags(write=False)
-    return Contributions(groups, values, weights, estimate)
+    return Contributions(groups, values, weights, estimate, echoes)

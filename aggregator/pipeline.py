@@ -84,6 +84,7 @@ class _Scores:
     resent: Mapping[int, int] = field(default_factory=dict)  # index -> the earlier round its update repeats
     colluded: frozenset[int] = frozenset()  # accepted indices another account resubmitted this round (collusion)
     scaled: Mapping[int, float] = field(default_factory=dict)  # accepted index -> the norm filter's scale (unpaid)
+    echoes: frozenset[int] = frozenset()  # accepted indices repeating the model's last global step (game version 5)
 
 
 def _filter(
@@ -132,10 +133,11 @@ def _score(
         loss_before=measured.loss_before, config=config.contribution,
         samples=[ordered[i].num_samples for i in accepted] if inputs.stake_per_sample > 0 else None,
         seed=round_seed(inputs.task_id, inputs.round_id, [ordered[i].digest for i in accepted]),
-        clip=_clip_spec(config, inputs.state.clip),
+        clip=_clip_spec(config, inputs.state.clip), reference=_last_step(inputs.state, config),
     )
     values[list(accepted)] = contributions.values
     weights[list(accepted)] = contributions.weights
+    echoes = frozenset(i for i, echo in zip(accepted, contributions.echoes, strict=False) if echo)
     resent = _resent(ordered, accepted, inputs.history, config, filtered)
     colluded = colluded_submissions([s.delta is not None for s in ordered], [s.digest for s in ordered], filtered)
     values[[*resent, *colluded, *scaled]] = 0.0  # resent work is paid once, collusion and oversized updates not at all
@@ -146,7 +148,8 @@ def _score(
         )
         loo = np.full(n, np.nan)
         loo[list(accepted)] = marginal.scores
-    return _Scores(measured.loss_before, after, scores, loo, values, contributions, weights, resent, colluded, scaled)
+    return _Scores(measured.loss_before, after, scores, loo, values, contributions, weights, resent, colluded, scaled,
+                   echoes)
 
 
 def _resent(
@@ -162,6 +165,24 @@ def _resent(
         cosine=config.filters.replay_cosine, relative_distance=config.filters.copy_relative_distance,
     )
     return {i: r for i, r in zip(accepted, found, strict=True) if r is not None}
+
+
+def _last_step(state: AggregationState, config: PipelineConfig) -> NDArray[np.float64] | None:
+    """The direction of the model's last global step (`theta_before - theta_after`, up to the outer lr), from the
+    carried state: the last aggregate (centered clipping's center, every rule's result) and the outer momentum
+    buffer, as `outer.outer_step` took the step. None in a task's first round, under central DP (whose aggregate
+    the state does not keep) and before game version 5. Anyone can compute it from the two last published models,
+    so an update repeating it is nobody's new work (`contribution.compute_contributions`)."""
+    last = state.clip.center
+    if last is None or config.dp is not None or config.contribution.game_version < 5:
+        return None
+    aggregate = np.asarray(last, dtype=np.float64)
+    buffer = state.outer.momentum_buffer
+    if config.outer.momentum == 0.0 or buffer is None:
+        return aggregate
+    if config.outer.nesterov:
+        return aggregate + config.outer.momentum * np.asarray(buffer, dtype=np.float64)
+    return np.asarray(buffer, dtype=np.float64)
 
 
 def _clip_spec(config: PipelineConfig, state: CenteredClipState) -> ClipSpec | None:
@@ -188,8 +209,8 @@ def _rate(
     scaled down."""
     round_scores = {s.account: -math.inf for s in ordered}
     round_scores.update({ordered[i].account: float(scores.values[i]) for i in accepted})
-    good = {ordered[i].account for i in accepted
-            if i not in scores.resent and i not in scores.colluded and i not in scores.scaled}
+    good = {ordered[i].account for i in accepted if i not in scores.resent and i not in scores.colluded
+            and i not in scores.scaled and i not in scores.echoes}
     return update_ratings(inputs.ratings, round_scores, config.ratings, good)
 
 
@@ -286,7 +307,7 @@ def _rows(
                 rating_weight=rating_weight(ratings[s.account], rating_config), final_score=float(finals[i]),
                 payout_wei=0 if leaf is None else leaf.amount_wei, payout_index=None if leaf is None else leaf.index,
                 slash_bps=0 if slash is None else slash.bps, slash_reason=None if slash is None else slash.reason_code,
-                scaled_by=scores.scaled.get(i),
+                scaled_by=scores.scaled.get(i), repeats_global_step=i in scores.echoes,
             )
         )
     return tuple(rows)
@@ -350,7 +371,7 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
     leaves = compute_payouts([s.account for s in ordered], finals, budget_wei) if ordered else []
     chosen = [i for i in accepted if ((not config.aggregate_positive_only and i not in scaled)
               or scores.loss_scores[i] > 0)  # a scaled-down update goes in only if it lowers the loss on its own
-              and (config.aggregate_resent or i not in scores.resent)]
+              and (config.aggregate_resent or i not in scores.resent) and i not in scores.echoes]
     new_params, state = _step_model(base, ordered, chosen, scores.weights, inputs, config,
                                     _clip_weights(accepted, chosen, scores, config))
     state = replace(state, best_round_value=best)

@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -56,6 +58,17 @@ MEDIAN_NETWORK_ROWS = 16
 _SEED_DOMAIN = b"flchain-same-work-screen/1"
 
 
+@dataclass(frozen=True)
+class SameWork:
+    """The round's same-work groups and, when a reference vector was given, each row's centered cosine with it and
+    its plain cosine with it (which does not depend on the center: a majority of rows along the reference owns the
+    median, and their centered directions vanish)."""
+
+    groups: tuple[int, ...]
+    reference_cosines: NDArray[np.float64] | None = None
+    reference_plain_cosines: NDArray[np.float64] | None = None
+
+
 def same_work_groups(rows: NDArray[np.floating], threshold: float, seed: bytes = b"", *, gram: bool = False
                      ) -> tuple[int, ...]:
     """Group index per row (the lowest row index of its group), joining rows whose centered cosine >= threshold.
@@ -65,18 +78,53 @@ def same_work_groups(rows: NDArray[np.floating], threshold: float, seed: bytes =
     and group exactly as their float64 copy. `gram`: up to `SCREEN_ROWS` rows, the cosines come from the chunked
     Gram matrix (game version 4) instead of the whole product.
     """
+    return same_work(rows, threshold, seed, gram=gram).groups
+
+
+def same_work(rows: NDArray[np.floating], threshold: float, seed: bytes = b"", *, gram: bool = False,
+              reference: NDArray[np.floating] | None = None) -> SameWork:
+    """`same_work_groups`, and with `reference` (game version 5: the model's last global step; needs `gram`) the
+    centered cosine of each row with it, the reference's unit centered by the same median of the rows' units: in
+    the same pass over the rows, without changing the groups. No cosines with fewer than 3 rows (no center) or a
+    zero or non-finite reference."""
     n, d = rows.shape
+    if reference is not None and not gram:
+        raise ValueError("cosines with a reference are computed on the Gram path (gram=True) only")
     if n < 3:
-        return tuple(range(n))
+        return SameWork(tuple(range(n)))
     buffer = np.empty(d)
     scale = np.maximum(_row_norms(rows, buffer), 1e-30)
+    unit = _unit(reference, d)
     if n <= SCREEN_ROWS:
-        pairs = _gram_pairs(rows, scale, threshold) if gram else _all_pairs(rows, scale, threshold, buffer)
-        return _components(n, pairs, None)
-    center, sketched = _sketch(rows, scale, seed)
+        if not gram:
+            return SameWork(_components(n, _all_pairs(rows, scale, threshold, buffer), None))
+        pairs, cosines, plain = _gram_pairs(rows, scale, threshold, unit)
+        return SameWork(_components(n, pairs, None), cosines, plain)
+    center, sketched, cosines, plain = _sketch(rows, scale, seed, unit)
     pairs, exact = _estimated_pairs(sketched, threshold)
-    return _components(n, pairs, lambda i, j: (i, j) not in exact
-                       or _exact_cosine(rows, scale, center, i, j) >= threshold)
+    groups = _components(n, pairs, lambda i, j: (i, j) not in exact
+                         or _exact_cosine(rows, scale, center, i, j) >= threshold)
+    return SameWork(groups, cosines, plain)
+
+
+def _unit(reference: NDArray[np.floating] | None, d: int) -> NDArray[np.float64] | None:
+    """The reference as a float64 unit vector, None without one (or when it is zero or not finite)."""
+    if reference is None:
+        return None
+    if reference.shape != (d,):
+        raise ValueError(f"reference has shape {reference.shape}, rows have {d} columns")
+    vector = np.asarray(reference, dtype=np.float64)
+    length = float(np.sqrt(np.add.reduce(vector * vector)))
+    if not (math.isfinite(length) and length > 0):
+        return None
+    return vector / length
+
+
+def _cosines(dots: NDArray[np.float64], squares: NDArray[np.float64], reference_square: float
+             ) -> NDArray[np.float64]:
+    lengths = np.maximum(np.sqrt(squares), 1e-30) * max(math.sqrt(reference_square), 1e-30)
+    cosines: NDArray[np.float64] = dots / lengths
+    return cosines
 
 
 def _column_width(n: int) -> int:
@@ -100,22 +148,35 @@ def _all_pairs(rows: NDArray[np.floating], scale: NDArray[np.float64], threshold
     return zip(first.tolist(), second.tolist(), strict=True)
 
 
-def _gram_pairs(rows: NDArray[np.floating], scale: NDArray[np.float64], threshold: float
-                ) -> Iterable[tuple[int, int]]:
+def _gram_pairs(rows: NDArray[np.floating], scale: NDArray[np.float64], threshold: float,
+                reference: NDArray[np.float64] | None = None,
+                ) -> tuple[Iterable[tuple[int, int]], NDArray[np.float64] | None, NDArray[np.float64] | None]:
     """The pairs `_all_pairs` finds (up to rounding), from `G = sum over column chunks of C C^T`, `C` a chunk of
-    the centered units: one pass, one chunk in memory."""
+    the centered units: one pass, one chunk in memory; with a `reference` unit, each row's centered cosine with it
+    (its chunk centered by the same medians) and its plain cosine with it, from the same pass."""
     n, d = rows.shape
     width = _column_width(n)
     gram, units = np.zeros((n, n)), np.empty((n, width))
+    dots, plain, reference_square = np.zeros(n), np.zeros(n), 0.0
     for start in range(0, d, width):
         chunk = units[:, : min(d, start + width) - start]
         np.divide(rows[:, start:start + width], scale[:, None], out=chunk)
-        chunk -= _column_medians(chunk)
+        if reference is not None:
+            plain += chunk @ reference[start:start + width]
+        medians = _column_medians(chunk)
+        chunk -= medians
         gram += chunk @ chunk.T
+        if reference is not None:
+            centered = reference[start:start + width] - medians
+            dots += chunk @ centered
+            reference_square += float(centered @ centered)
     lengths = np.maximum(np.sqrt(np.diag(gram)), 1e-30)
     cosines = gram / lengths[:, None] / lengths[None, :]
     first, second = np.nonzero(np.triu(cosines >= threshold, k=1))
-    return zip(first.tolist(), second.tolist(), strict=True)
+    pairs = zip(first.tolist(), second.tolist(), strict=True)
+    if reference is None:
+        return pairs, None, None
+    return pairs, _cosines(dots, np.diag(gram), reference_square), plain
 
 
 def _column_medians(units: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -180,12 +241,15 @@ def _median_network(n: int) -> tuple[tuple[int, int, bool, bool], ...]:
     return tuple(reversed(kept))
 
 
-def _sketch(rows: NDArray[np.floating], scale: NDArray[np.float64],
-            seed: bytes) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
-    """The median center and each row's sketched centered direction (unit length in expectation)."""
+def _sketch(rows: NDArray[np.floating], scale: NDArray[np.float64], seed: bytes,
+            reference: NDArray[np.float64] | None = None,
+            ) -> tuple[NDArray[np.float64], NDArray[np.float32], NDArray[np.float64] | None,
+                       NDArray[np.float64] | None]:
+    """The median center, each row's sketched centered direction (unit length in expectation) and, with a
+    `reference` unit, each row's exact centered and plain cosines with it."""
     n, d = rows.shape
     sketch_seed = int.from_bytes(hashlib.sha256(_SEED_DOMAIN + seed).digest()[:8], "big")
-    center, squares = np.empty(d), np.zeros(n)
+    center, squares, dots, plain, reference_square = np.empty(d), np.zeros(n), np.zeros(n), np.zeros(n), 0.0
     buckets_by_rows = np.zeros((SCREEN_DIM, n))
     width = _column_width(n)
     units_buffer, work_buffer = np.empty((width, n)), np.empty((width, n))  # allocated once: no page faults
@@ -193,12 +257,18 @@ def _sketch(rows: NDArray[np.floating], scale: NDArray[np.float64],
         stop = min(d, start + width)
         by_column = units_buffer[: stop - start]  # the units, one model coordinate per row
         np.divide(rows[:, start:stop].T, scale, out=by_column)
+        if reference is not None:
+            plain += reference[start:stop] @ by_column
         work = work_buffer[: stop - start]
         np.copyto(work, by_column)
         medians = np.median(work, axis=1, overwrite_input=True)
         center[start:stop] = medians
         by_column -= medians[:, None]
         squares += np.einsum("ki,ki->i", by_column, by_column)
+        if reference is not None:
+            centered = reference[start:stop] - medians
+            dots += centered @ by_column
+            reference_square += float(centered @ centered)
         buckets, signs = sketch_v2.buckets_and_signs_uncached(sketch_seed, SCREEN_DIM, start, stop)
         order = np.argsort(buckets, kind="stable")
         np.multiply(by_column[order], signs[order, None], out=work)
@@ -207,7 +277,9 @@ def _sketch(rows: NDArray[np.floating], scale: NDArray[np.float64],
     lengths = np.sqrt(squares)
     with np.errstate(divide="ignore", invalid="ignore"):
         sketched = np.where(lengths[:, None] > 0, buckets_by_rows.T / lengths[:, None], 0.0).astype(np.float32)
-    return center, sketched
+    if reference is None:
+        return center, sketched, None, None
+    return center, sketched, _cosines(dots, squares, reference_square), plain
 
 
 def _estimated_pairs(sketched: NDArray[np.float32], threshold: float

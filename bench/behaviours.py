@@ -13,6 +13,8 @@ Attack parameters (`AttackParams`), fixed for every rule compared:
 - label_flip: honest training on labels mapped y -> 9 - y (all of them).
 - free_rider_zero: an all-zero delta. free_rider_stale: trains honestly once (round 1), then resends that delta
   every round (re-encoded on the current base), as bench.redteam's free-rider-stale does.
+- free_rider_global: never trains; sends the global model's last step (the round's base minus the base before it,
+  both public) rescaled to the median norm of the updates the last round revealed, all zeros in round 1 (no step yet).
 - copycat: the earliest honest submission of the round plus N(0, s^2) noise with `s = 0.1 x` its RMS (a 10 %
   disguise that changes every byte), submitted after it.
 - min_max, min_sum (Shejwalkar & Houmansadr, NDSS 2021) and mimic (Karimireddy, He & Jaggi, ICLR 2022):
@@ -59,6 +61,7 @@ class Behaviour(StrEnum):
     MIN_SUM_REALISTIC = "min_sum_realistic"
     IPM_REALISTIC = "ipm_realistic"
     SCORE_GAMING = "score_gaming"
+    FREE_RIDER_GLOBAL = "free_rider_global"
 
 
 REALISTIC = frozenset({Behaviour.ALIE_REALISTIC, Behaviour.MIN_MAX_REALISTIC, Behaviour.MIN_SUM_REALISTIC,
@@ -111,11 +114,14 @@ class SimTrainer:
 
 @dataclass
 class AttackerMemory:
-    """What stateful attackers remember across rounds: the free rider's one honest delta, and the evaluation
-    batches revealed when earlier rounds were finalized (public data; the federation appends them)."""
+    """What stateful attackers remember across rounds: the free rider's one honest delta, the evaluation
+    batches revealed when earlier rounds were finalized (public data; the federation appends them), and the last
+    round's base model and the median norm of its updates (public once revealed; `round_deltas` keeps them)."""
 
     first_delta: dict[str, Params] = field(default_factory=dict)
     revealed: list[Dataset] = field(default_factory=list)
+    last_base: Params | None = None
+    last_median_norm: float = 0.0
 
 
 def poisoned(dataset: Dataset, behaviour: Behaviour, params: AttackParams, seed: int) -> Dataset:
@@ -159,7 +165,7 @@ def _needs_training(trainer: SimTrainer, memory: AttackerMemory) -> bool:
 
 def _attack(
     trainer: SimTrainer, own: Params | None, honest: Sequence[Params], n_attackers: int, n_total: int,
-    params: AttackParams, memory: AttackerMemory, seed: int,
+    params: AttackParams, memory: AttackerMemory, seed: int, base: Params,
 ) -> Params:
     kind = trainer.behaviour
     if kind is Behaviour.SIGN_FLIP and own is not None:
@@ -179,6 +185,10 @@ def _attack(
             memory.first_delta[trainer.account] = own
             return own
         return attacks.free_rider_stale(memory.first_delta[trainer.account])
+    if kind is Behaviour.FREE_RIDER_GLOBAL:
+        if memory.last_base is None:
+            return attacks.free_rider_zero({name: array.shape for name, array in honest[0].items()})
+        return attacks.free_rider_global(memory.last_base, base, memory.last_median_norm)
     if kind is Behaviour.COPYCAT:
         source = honest[0]
         return attacks.copycat(source, params.copycat_noise_rms_fraction * _rms(source), seed)
@@ -202,7 +212,7 @@ def trainer_delta(
     own = _train(trainer, base, spec, training, round_id)
     if kind is Behaviour.HONEST:
         return own
-    return _attack(trainer, own, [own], 1, 1, params, AttackerMemory(), trainer.seed * 1_000 + round_id)
+    return _attack(trainer, own, [own], 1, 1, params, AttackerMemory(), trainer.seed * 1_000 + round_id, base)
 
 
 def _adaptive(kind: Behaviour, seen: Sequence[Params], n_attackers: int, n_total: int) -> Params | None:
@@ -253,5 +263,7 @@ def round_deltas(
             continue
         seed = t.seed * 1_000 + round_id
         seen = _seen_by_realistic(trainers, own, t.behaviour) if t.behaviour in REALISTIC else honest
-        deltas.append(_attack(t, own.get(i), seen, counts[t.behaviour], len(trainers), params, memory, seed))
+        deltas.append(_attack(t, own.get(i), seen, counts[t.behaviour], len(trainers), params, memory, seed, base))
+    memory.last_base = base
+    memory.last_median_norm = float(np.median([global_norm(delta) for delta in deltas]))
     return deltas

@@ -48,6 +48,7 @@ def explain(
     slash_bps: int = 0,
     resends_round: int | None = None,
     budget_fraction: float | None = None,
+    repeats_global_step: bool = False,
 ) -> str:
     """One sentence: what the trainer was paid (or why not) and the terms that decided it."""
     slashed = f"; slashed {slash_bps / 100:g} % of the stake" if slash_bps else ""
@@ -58,6 +59,9 @@ def explain(
     share = None
     if value_score is not None and loss_reduction is not None and loss_reduction > 0:
         share = value_score / loss_reduction
+    if repeats_global_step:
+        return ("not paid: repeats the global model's last step, which anyone can compute from the published "
+                f"models; it is not new work{slashed}")
     if same_work_as:
         return f"not paid: does the same work as {same_work_as}, revealed earlier; the same work is paid once{slashed}"
     if resends_round is not None:

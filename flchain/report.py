@@ -50,6 +50,9 @@ class TrainerScore(_Frozen):
     resends_round: int | None = None  # earlier round whose own accepted update this one repeats (worth 0)
     rating_weight: float | None = None  # in (0, 1]: from the account's record (aggregator.ratings), 1/8 for a newcomer
     budget_share: float | None = None  # payout / round budget
+    # The update repeats the model's last global step (public: the difference of the last two models), not new work:
+    # worth 0 and not aggregated. Left out of the report's bytes when False (reports made before it keep theirs).
+    repeats_global_step: bool = False
     explanation: str | None = None  # the above in plain words (flchain.explain)
 
 
@@ -127,8 +130,12 @@ class RoundReport(_Frozen):
 
     def to_bytes(self) -> bytes:
         """Canonical JSON bytes: what is stored on IPFS and hashed on-chain (no `privacy` key when None, no
-        `outer_nesterov` key when False, no `budget_fraction` key when None)."""
+        `outer_nesterov` key when False, no `budget_fraction` key when None, no trainer's `repeats_global_step` key
+        when False)."""
         fields = self.model_dump(mode="json")
+        for row in fields["trainers"]:
+            if not row["repeats_global_step"]:
+                del row["repeats_global_step"]
         if fields["privacy"] is None:
             del fields["privacy"]
         if not fields["aggregation"]["outer_nesterov"]:

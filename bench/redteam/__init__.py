@@ -4,7 +4,7 @@ The production trainer exposes one plug-in point for this, `TrainerNode.produce`
 training by default). This package supplies a dishonest producer and the entry that runs a node with it:
 
 - `kinds`: the behaviours (sign-flip, scaled, gaussian-noise, label-flip, free-rider-zero, free-rider-stale,
-  copycat), built on `flchain.ml.attacks`.
+  free-rider-global, copycat), built on `flchain.ml.attacks`.
 - `producer`: `RedTeamProducer`, `attach_red_team(node, config)` and `RedTeamSettings` (FLCHAIN_REDTEAM_*).
 - `python -m bench.redteam run …`: `flchain trainer run` with the trainer's flags and FLCHAIN_TRAINER_* settings,
   producing its updates the way FLCHAIN_REDTEAM_KIND says (announced loudly in the log).

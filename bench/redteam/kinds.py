@@ -2,8 +2,9 @@
 
 They measure the aggregator's filters, scoring and payouts against dishonest trainers, using flchain.ml.attacks:
 sign-flip, scaled and gaussian-noise distort the honest delta; label-flip trains on flipped labels;
-free-rider-zero sends zeros; free-rider-stale resends its previous round's delta; copycat waits until late in
-the window and resends another trainer's update of the round (with a little noise to dodge duplicate checks).
+free-rider-zero sends zeros; free-rider-stale resends its previous round's delta; free-rider-global sends the
+global model's last step (the previous base model it saw minus this round's); copycat waits until late in the window
+and resends another trainer's update of the round (with a little noise to dodge duplicate checks).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class RedTeamKind(StrEnum):
     FREE_RIDER_ZERO = "free-rider-zero"
     FREE_RIDER_STALE = "free-rider-stale"
     COPYCAT = "copycat"
+    FREE_RIDER_GLOBAL = "free-rider-global"
 
 
 DISTORTIONS = frozenset({RedTeamKind.SIGN_FLIP, RedTeamKind.SCALED, RedTeamKind.GAUSSIAN_NOISE})

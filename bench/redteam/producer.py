@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +21,7 @@ from bench.redteam.kinds import (
     warn_loudly,
 )
 from flchain.ml import attacks
+from flchain.ml.params import global_norm
 from trainer.model import GlobalModel, expected_shapes
 from trainer.node import TrainerNode
 from trainer.rounds import RoundInfo
@@ -53,6 +54,7 @@ class RedTeamProducer:
 
     config: RedTeamConfig
     node: TrainerNode
+    seen: dict[str, GlobalModel] = field(default_factory=dict)  # free-rider-global: the last base model it saw
 
     def __call__(self, inputs: UpdateInputs, info: RoundInfo, base: GlobalModel) -> LocalUpdate | None:
         kind = self.config.kind
@@ -60,6 +62,8 @@ class RedTeamProducer:
             return LocalUpdate(attacks.free_rider_zero(expected_shapes(inputs.spec)), len(inputs.dataset))
         if kind is RedTeamKind.COPYCAT:
             return self._copycat(inputs, info, base)
+        if kind is RedTeamKind.FREE_RIDER_GLOBAL:
+            return self._global_step(inputs, base)
         if kind is RedTeamKind.FREE_RIDER_STALE:
             stale = self._stale(inputs)
             if stale is not None:
@@ -80,6 +84,15 @@ class RedTeamProducer:
         base_digest = bytes.fromhex(last.base_digest.removeprefix("0x"))
         delta = fetch_delta(self.node.storage, inputs.spec, last.cid, last.digest_bytes, base_digest)
         return None if delta is None else LocalUpdate(attacks.free_rider_stale(delta), last.num_samples)
+
+    def _global_step(self, inputs: UpdateInputs, base: GlobalModel) -> LocalUpdate:
+        """The last global step (the previous base this node saw minus this one), zeros before it has seen one."""
+        previous = self.seen.get("base")
+        self.seen["base"] = base
+        if previous is None or previous.digest == base.digest:
+            return LocalUpdate(attacks.free_rider_zero(expected_shapes(inputs.spec)), len(inputs.dataset))
+        norm = global_norm({name: previous.params[name] - base.params[name] for name in base.params})
+        return LocalUpdate(attacks.free_rider_global(previous.params, base.params, norm), len(inputs.dataset))
 
     def _copycat(self, inputs: UpdateInputs, info: RoundInfo, base: GlobalModel) -> LocalUpdate | None:
         node = self.node

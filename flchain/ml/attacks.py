@@ -8,6 +8,9 @@ All of them are pure functions over pseudo-gradients (`delta = theta_base - thet
 
 - sign_flip, scaled, gaussian_noise: distort one's own honest delta.
 - free_rider_zero, free_rider_stale, copycat: send nothing useful, an old delta, or someone else's delta.
+- free_rider_global: the global model's last step (the difference of the last two published models) as one's own
+  delta, rescaled to a plausible norm: a free-rider built from the public global models, as studied by Fraboni,
+  Vidal and Lorenzi, "Free-rider Attacks on Model Aggregation in Federated Learning", AISTATS 2021.
 - alie: "A Little Is Enough", Baruch, Baruch and Goldberg, NeurIPS 2019: mean - z * std of the honest deltas,
   per coordinate, with z from the number of clients and attackers (`alie_z`).
 - ipm: inner product manipulation, Xie, Koyejo and Gupta, UAI 2019, "Fall of Empires": -epsilon * mean of
@@ -72,6 +75,19 @@ def free_rider_zero(shapes: Mapping[str, tuple[int, ...]]) -> Params:
 def free_rider_stale(previous_delta: ParamsLike) -> Params:
     """A copy of an earlier round's delta, resubmitted as if new."""
     return to_params(previous_delta)
+
+
+def free_rider_global(previous_global: ParamsLike, current_global: ParamsLike, norm: float) -> Params:
+    """`previous - current` (the last global step, pointing as a delta does, `delta = base - local`) rescaled to
+    global norm `norm`; all zeros when the two models are the same (no step yet)."""
+    if not (math.isfinite(norm) and norm >= 0):
+        raise AttackError(f"target norm must be finite and >= 0, got {norm}")
+    before, after = to_params(previous_global), to_params(current_global)
+    check_same_layout(before, after)
+    step = {name: before[name].astype(np.float64) - after[name] for name in before}
+    size = math.sqrt(sum(float(np.sum(array * array)) for array in step.values()))
+    factor = norm / size if size > 0 else 0.0
+    return {name: (array * factor).astype(np.float32) for name, array in step.items()}
 
 
 def copycat(other_delta: ParamsLike, noise_std: float = 0.0, seed: int = 0) -> Params:
