@@ -238,11 +238,12 @@ def compute_contributions(
     found = same_work(rows, config.same_work_cosine, seed, gram=config.game_version >= 4,
                       reference=reference if config.game_version >= 5 else None)
     groups = found.groups
-    echoed = set()
-    if found.reference_cosines is not None and found.reference_plain_cosines is not None:
-        repeats = ((found.reference_cosines >= config.same_work_cosine)
-                   | (found.reference_plain_cosines >= ECHO_PLAIN_COSINE))
-        echoed = {groups[i] for i in np.flatnonzero(repeats)}
+    repeats = np.zeros(rows.shape[0], dtype=bool)
+    if found.reference_plain_cosines is not None:
+        repeats |= found.reference_plain_cosines >= ECHO_PLAIN_COSINE
+    if found.reference_cosines is not None:
+        repeats |= found.reference_cosines >= config.same_work_cosine
+    echoed = {groups[i] for i in np.flatnonzero(repeats)}
     echoes = tuple(g in echoed for g in groups)
     leaders = sorted(set(groups) - echoed)
     members = [[i for i, g in enumerate(groups) if g == leader] for leader in leaders]

@@ -85,16 +85,20 @@ def same_work(rows: NDArray[np.floating], threshold: float, seed: bytes = b"", *
               reference: NDArray[np.floating] | None = None) -> SameWork:
     """`same_work_groups`, and with `reference` (game version 5: the model's last global step; needs `gram`) the
     centered cosine of each row with it, the reference's unit centered by the same median of the rows' units: in
-    the same pass over the rows, without changing the groups. No cosines with fewer than 3 rows (no center) or a
-    zero or non-finite reference."""
+    the same pass over the rows, without changing the groups. No cosines with a zero or non-finite reference, and
+    only the plain ones with fewer than 3 rows (no center)."""
     n, d = rows.shape
     if reference is not None and not gram:
         raise ValueError("cosines with a reference are computed on the Gram path (gram=True) only")
-    if n < 3:
-        return SameWork(tuple(range(n)))
-    buffer = np.empty(d)
-    scale = np.maximum(_row_norms(rows, buffer), 1e-30)
     unit = _unit(reference, d)
+    buffer = np.empty(d)
+    if n < 3:
+        if unit is None or n == 0:
+            return SameWork(tuple(range(n)))
+        norms = np.maximum(_row_norms(rows, buffer), 1e-30)
+        return SameWork(tuple(range(n)), None,
+                        np.array([float(np.asarray(row, dtype=np.float64) @ unit) for row in rows]) / norms)
+    scale = np.maximum(_row_norms(rows, buffer), 1e-30)
     if n <= SCREEN_ROWS:
         if not gram:
             return SameWork(_components(n, _all_pairs(rows, scale, threshold, buffer), None))

@@ -56,7 +56,9 @@ def test_the_centered_cosine_with_the_reference_marks_its_copy_and_leaves_the_gr
     assert found.reference_plain_cosines is not None and found.reference_plain_cosines[-1] > 0.999
     assert same_work(rows, 0.7, gram=True).reference_cosines is None
     assert same_work(rows, 0.7, gram=True, reference=np.zeros(DIM)).reference_cosines is None
-    assert same_work(rows[:2], 0.7, gram=True, reference=step).reference_cosines is None  # no center
+    pair = same_work(rows[-2:], 0.7, gram=True, reference=step)  # two rows: no center, only the plain cosines
+    assert pair.reference_cosines is None and pair.reference_plain_cosines is not None
+    assert pair.reference_plain_cosines[1] > 0.999 > pair.reference_plain_cosines[0]
     with pytest.raises(ValueError, match="Gram path"):
         same_work(rows, 0.7, reference=step)
 
