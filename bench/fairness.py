@@ -83,6 +83,7 @@ class SeedCorrelations:
     full_accuracy: float
     paid_wei: int
     budget_wei: int
+    global_step_repeats: int = 0  # updates of the full federation taken for a repeat of the last global step
 
 
 def degrade(share: Dataset, group: str, seed: int) -> Dataset:
@@ -152,6 +153,7 @@ def _seed_values(base: BenchData, settings: FairnessSettings, seed: int,
         full_accuracy=full.final_accuracy,
         paid_wei=full.total_paid_wei(),
         budget_wei=config.budget_wei * settings.rounds,
+        global_step_repeats=sum(len(record.repeats) for record in full.rounds),
     )
     return values, correlations
 
@@ -218,7 +220,8 @@ def _markdown(settings: FairnessSettings, data: BenchData, rows: list[GroupRow],
         f"Final test accuracy of the full federation: {fmt_mean_std([c.full_accuracy for c in corr])}. Paid "
         f"{fmt_mean_std([c.paid_wei / c.budget_wei for c in corr])} of the budget. Worst |payout share / "
         f"Shapley share - 1| over trainers with positive Shapley value: "
-        f"{fmt_mean_std([c.worst_share_error for c in corr])}.",
+        f"{fmt_mean_std([c.worst_share_error for c in corr])}. Updates taken for a repeat of the model's last "
+        f"global step (worth 0): {sum(c.global_step_repeats for c in corr)} (every trainer here trains).",
     ]
     return lines
 

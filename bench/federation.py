@@ -89,6 +89,7 @@ class RoundRecord:
     aggregated: tuple[str, ...]
     slashed: tuple[str, ...]
     scaled: tuple[str, ...] = ()  # accounts whose update the norm filter scaled down (FilterConfig.norm_clip)
+    repeats: tuple[str, ...] = ()  # accounts whose update repeats the model's last global step (game version 5)
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,7 @@ def _record(round_id: int, outcome: RoundOutcome, tester: Evaluator) -> RoundRec
         aggregated=tuple(row.account for row in outcome.trainers if row.aggregated),
         slashed=tuple(order.account for order in outcome.slashes),
         scaled=tuple(row.account for row in outcome.trainers if row.scaled_by is not None),
+        repeats=tuple(row.account for row in outcome.trainers if row.repeats_global_step),
     )
 
 

@@ -67,6 +67,7 @@ class Cell:
     attacker_submissions: int
     rejected_honest_submissions: int
     seconds: float
+    honest_repeats: int = 0  # honest updates taken for a repeat of the model's last global step (should be 0)
 
 
 def pipeline_config(rule: RuleConfig, dataset_name: str = "digits") -> PipelineConfig:
@@ -110,8 +111,10 @@ def _cell(data: BenchData, settings: RobustnessSettings, rule: RuleConfig, attac
     share = sum(v for k, v in paid.items() if k in bad) / total if total else 0.0
     rejected = sum(1 for record in result.rounds for who in record.rejected if who in bad)
     rejected_honest = sum(1 for record in result.rounds for who in record.rejected if who not in bad)
+    repeats_honest = sum(1 for record in result.rounds for who in record.repeats if who not in bad)
     return Cell(rule.value, name, fraction, seed, 0 if absent else attackers, result.final_accuracy, share, rejected,
-                0 if absent else attackers * settings.rounds, rejected_honest, time.perf_counter() - start)
+                0 if absent else attackers * settings.rounds, rejected_honest, time.perf_counter() - start,
+                repeats_honest)
 
 
 def _all_cells(data: BenchData, settings: RobustnessSettings, jobs: int = 1) -> list[Cell]:
@@ -179,6 +182,11 @@ def _honest_rejections(cells: list[Cell], settings: RobustnessSettings) -> dict[
     return {r.value: sum(c.rejected_honest_submissions for c in cells if c.rule == r.value) for r in settings.rules}
 
 
+def _honest_repeats(cells: list[Cell], settings: RobustnessSettings) -> dict[str, int]:
+    """Per rule: honest updates taken for a repeat of the model's last global step, over every run (should be 0)."""
+    return {r.value: sum(c.honest_repeats for c in cells if c.rule == r.value) for r in settings.rules}
+
+
 def _table(title: str, matrix: np.ndarray, settings: RobustnessSettings, fmt: str) -> list[str]:
     rules = [r.value for r in settings.rules]
     lines = [f"### {title}", "", "| attack | " + " | ".join(rules) + " |", "|---|" + "---:|" * len(rules)]
@@ -189,7 +197,8 @@ def _table(title: str, matrix: np.ndarray, settings: RobustnessSettings, fmt: st
 
 
 def _markdown(settings: RobustnessSettings, data: BenchData, matrices: Matrices, clean: list[float],
-              alone: dict[float, list[float]], honest_rejected: dict[str, int]) -> list[str]:
+              alone: dict[float, list[float]], honest_rejected: dict[str, int], honest_repeats: dict[str, int]
+              ) -> list[str]:
     rules = [r.value for r in settings.rules]
     lines = [
         "# Robustness: attacks x aggregation rules",
@@ -211,7 +220,9 @@ def _markdown(settings: RobustnessSettings, data: BenchData, matrices: Matrices,
                     for fraction, row in sorted(alone.items())) + ".",
         "",
         "Honest submissions rejected by the filters, over all runs of each rule: "
-        + ", ".join(f"{r} {n}" for r, n in honest_rejected.items()) + ".",
+        + ", ".join(f"{r} {n}" for r, n in honest_rejected.items()) + "; honest updates taken for a repeat of "
+        "the model's last global step (worth 0, left out of the aggregate): "
+        + ", ".join(f"{r} {n}" for r, n in honest_repeats.items()) + ".",
         "",
     ]
     for fraction in sorted(matrices, reverse=True):
@@ -248,6 +259,7 @@ def run(settings: RobustnessSettings, mode: Mode, out_dir: Path, jobs: int = 1) 
     clean = _clean_row(cells, settings)
     alone = _alone_rows(cells, settings)
     honest_rejected = _honest_rejections(cells, settings)
+    honest_repeats = _honest_repeats(cells, settings)
     figures = plots.robustness_figures(matrices, [a.value for a in settings.attacks],
                                        [r.value for r in settings.rules], out_dir)
     results = {
@@ -258,6 +270,7 @@ def run(settings: RobustnessSettings, mode: Mode, out_dir: Path, jobs: int = 1) 
         "honest_alone_accuracy": {f"{f:g}": dict(zip([r.value for r in settings.rules], row, strict=True))
                                   for f, row in alone.items()},
         "honest_submissions_rejected": honest_rejected,
+        "honest_repeats_of_the_global_step": honest_repeats,
         "matrices": {f"{f:g}": {k: v.tolist() for k, v in m.items()} for f, m in matrices.items()},
         "cells": [dataclasses.asdict(c) for c in cells],
     }
@@ -269,7 +282,7 @@ def run(settings: RobustnessSettings, mode: Mode, out_dir: Path, jobs: int = 1) 
         "fedavg-plain's filters are off except the pipeline's zero-update rule.",
         *workload_notes(data.dataset_name),
     )
-    markdown = _markdown(settings, data, matrices, clean, alone, honest_rejected)
+    markdown = _markdown(settings, data, matrices, clean, alone, honest_rejected, honest_repeats)
     return ExperimentReport("robustness", mode.value, settings, results, markdown, _aims(matrices, settings),
                             time.perf_counter() - start, notes, tuple(p.name for p in figures),
                             _headline(matrices, settings))
