@@ -67,8 +67,6 @@ class GramClipGame:
 
     Use it as a context manager (`with GramClipGame(...) as game:`): on models of at least
     `OVERLAP_FROM_PARAMS` parameters `prepare` runs in a worker thread that the block's end stops.
-    `clip_weights` (game version 5): the rows' weights inside each coalition's clipping (`centered_clip_v2`), a
-    same-work group's k rows `1 / k` each, so a group moves a coalition's aggregate as one row does.
     """
 
     PREPARED_BYTES = 1 << 29
@@ -77,14 +75,11 @@ class GramClipGame:
     def __init__(
         self, base: NDArray[np.float64], rows: NDArray[np.floating], weights: NDArray[np.float64],
         members: Sequence[Sequence[int]], loss_fn: LossFn, *, clip: ClipSpec, outer_lr: float, loss_before: float,
-        worst_value: float, single_precision: bool = False, clip_weights: NDArray[np.float64] | None = None,
+        worst_value: float, single_precision: bool = False,
     ) -> None:
         n_rows, n_cols = rows.shape
         if base.shape != (n_cols,) or weights.shape != (n_rows,):
             raise GramGameError(f"base {base.shape}, rows {rows.shape} and weights {weights.shape} do not match")
-        if clip_weights is not None and (clip_weights.shape != (n_rows,) or not np.isfinite(clip_weights).all()
-                                         or (clip_weights <= 0).any()):
-            raise GramGameError(f"clipping weights must be positive and finite, one per row of {rows.shape}")
         if clip.center is not None and clip.center.shape != (n_cols,):
             raise GramGameError(f"clipping center has shape {clip.center.shape}, rows have {n_cols} params")
         if clip.iterations < 1 or (clip.tau is not None and not (math.isfinite(clip.tau) and clip.tau > 0)):
@@ -95,7 +90,7 @@ class GramClipGame:
         self.members = [list(m) for m in members]
         self.loss_fn, self.outer_lr, self.loss_before, self.worst_value = loss_fn, outer_lr, loss_before, worst_value
         self.scale, self.total = max(abs(loss_before), 1e-12), float(weights.sum())
-        self.single_precision, self.clip_weights = single_precision, clip_weights
+        self.single_precision = single_precision
         self.columns = column_ranges(n_rows, n_cols)
         self.gram, self.dots, self.start_square = self._products()
         self._worker: ThreadPoolExecutor | None = None
@@ -202,8 +197,7 @@ class GramClipGame:
         if chosen.size == 0:
             return chosen, 0.0, np.zeros(0), 0.0
         alpha, beta = clip_coefficients(self.gram[np.ix_(chosen, chosen)], self.dots[chosen], self.start_square,
-                                        self.clip.tau, self.clip.iterations,
-                                        None if self.clip_weights is None else self.clip_weights[chosen])
+                                        self.clip.tau, self.clip.iterations)
         return chosen, alpha, beta, self.outer_lr * float(self.weights[chosen].sum()) / self.total
 
     def _steps_single(self, coalitions: Sequence[Coalition]) -> dict[Coalition, NDArray[np.float32] | None]:

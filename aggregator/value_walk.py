@@ -1,4 +1,6 @@
-"""The round's coalition game at scale: each row clipped once per round, coalitions walked one player at a time.
+"""The round's coalition game: each row clipped once per round, coalitions walked one player at a time. Game
+versions 2-4 play it in rounds of more than `ContributionConfig.rerun_max_players` groups; from version 5 every
+round is valued by it (`contribution` says why: a member adds what it carries, not a share of the consensus).
 
 The first version of the game (`contribution`, game version 1) re-runs the robust rule on every coalition's rows:
 with `5 n` coalitions of about `n / 2` rows each that is O(n^2 d) per round (a 1,000-trainer round of 100k

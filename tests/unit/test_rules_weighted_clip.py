@@ -1,6 +1,6 @@
 """Centered clipping with row weights (`centered_clip_v2(weights=...)`, game version 5): a row weighted k counts
-as k copies of it, equal weights are the unweighted rule bit for bit, and a same-work group moves the model, in the
-round and in every coalition of the value game, as one update does."""
+as k copies of it, equal weights are the unweighted rule bit for bit, and a same-work group moves the round's model
+as one update does."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from aggregator.pipeline import PipelineConfig, RoundInputs, Submission, run_rou
 from aggregator.rules import AggregationError, AggregationRule, RuleParams, aggregate
 from aggregator.rules.centered_clip import CenteredClipState, weighted_median
 from aggregator.rules.centered_clip_v2 import centered_clip_v2
-from aggregator.value_gram import ClipSpec, GramClipGame, GramGameError
 
 
 def _rows(n: int, d: int, seed: int, dtype: type[np.floating] = np.float64) -> NDArray[np.floating]:
@@ -92,27 +91,6 @@ def test_bad_row_weights_are_refused(bad: list[float]) -> None:
 def test_row_weights_reach_only_centered_clipping_version_2(rule: AggregationRule, version: int) -> None:
     with pytest.raises(AggregationError, match="version 2"):
         aggregate(rule, _rows(3, 50, 6), params=RuleParams(clip_version=version), clip_weights=np.ones(3))
-
-
-def test_in_the_gram_game_a_groups_rows_step_a_coalition_as_one_row() -> None:
-    base, rows = np.zeros(800), _rows(4, 800, 7, np.float32)
-    doubled = np.concatenate([rows, rows[1:2]])
-    loss_fn = lambda theta: float(np.sum(np.asarray(theta, dtype=np.float64) ** 2))  # noqa: E731
-    clip = ClipSpec(center=None, tau=None, iterations=3)
-    common = {"loss_fn": loss_fn, "clip": clip, "outer_lr": 1.0, "loss_before": 1.0, "worst_value": -10.0,
-              "single_precision": True}
-    single = GramClipGame(base, rows, np.ones(4), [[0], [1], [2], [3]], **common)
-    grouped = GramClipGame(base, doubled, np.array([1, 0.5, 1, 1, 0.5]), [[0], [1, 4], [2], [3]],
-                           clip_weights=work_weights([0, 1, 2, 3, 1]), **common)
-    ungrouped = GramClipGame(base, doubled, np.array([1, 0.5, 1, 1, 0.5]), [[0], [1, 4], [2], [3]], **common)
-    for coalition in [frozenset({1}), frozenset({0, 1}), frozenset({0, 1, 2, 3})]:
-        want = single.parameters(coalition)
-        assert want is not None
-        np.testing.assert_allclose(grouped.parameters(coalition), want, rtol=1e-5, atol=1e-6)
-    assert not np.allclose(ungrouped.parameters(frozenset({0, 1})), single.parameters(frozenset({0, 1})),
-                           rtol=1e-3, atol=1e-4)
-    with pytest.raises(GramGameError, match="clipping weights"):
-        GramClipGame(base, doubled, np.ones(5), [[0], [1, 4], [2], [3]], clip_weights=np.ones(3), **common)
 
 
 DIM = 64

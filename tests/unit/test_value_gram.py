@@ -191,7 +191,7 @@ def test_prepared_steps_in_the_worker_thread_give_the_values_of_unprepared_ones(
             patch.setattr(GramClipGame, "steps", counting)
             out = compute_contributions(base, rows.astype(np.float32), loss, rerun_rule(spec.center, None, 3),
                                         outer_lr=1.0, loss_before=loss(base), seed=SEED,
-                                        config=ContributionConfig(), clip=spec)
+                                        config=ContributionConfig(game_version=4), clip=spec)
         return out, max(prepared)
 
     alone, largest_alone = run()  # 4,000 parameters: below OVERLAP_FROM_PARAMS, no worker, one coalition a call

@@ -179,8 +179,8 @@ def test_version_2_keeps_the_rerun_game_for_small_rounds_and_same_work_is_paid_o
     base, rows, target = quadratic_round(40, 6)
     rows[3] = rows[2]
     loss = quadratic_loss(target)
-    small = ContributionConfig()
-    config = ContributionConfig(rerun_max_players=8)
+    small = ContributionConfig(game_version=4)
+    config = ContributionConfig(game_version=4, rerun_max_players=8)
 
     walked = compute_contributions(base, rows, loss, clip_rule, outer_lr=1.0, loss_before=loss(base), seed=SEED,
                                    config=config)
@@ -192,6 +192,11 @@ def test_version_2_keeps_the_rerun_game_for_small_rounds_and_same_work_is_paid_o
     assert walked.groups[3] == 2 and walked.values[3] == 0.0 and walked.values[2] > 0
     assert walked.estimate.evaluations <= 5 * 39
     np.testing.assert_array_equal(kept.values, rerun.values)
+    current = compute_contributions(base, rows[:8], loss, clip_rule, outer_lr=1.0, loss_before=loss(base),
+                                    seed=SEED, config=ContributionConfig())  # version 5 walks every round
+    walked_small = compute_contributions(base, rows[:8], loss, clip_rule, outer_lr=1.0, loss_before=loss(base),
+                                         seed=SEED, config=ContributionConfig(game_version=4, rerun_max_players=0))
+    np.testing.assert_array_equal(current.values, walked_small.values)
 
 
 def test_bad_inputs_are_refused_with_a_clear_error() -> None:
