@@ -19,14 +19,15 @@ same-work group's k rows 1 / k each, `contribution.work_weights`), and `contribu
 of the value game: without a sample bond (`RoundInputs.stake_per_sample == 0`) numSamples weighs nothing, each same-work
 group weighs 1; with one, a group weighs its largest revealed numSamples, claims the chain checked against stakes. Who
 is paid: in proportion to `max(0, value) * w(rating)`, the value being the update's Shapley value in "loss reduction of
-the model stepped by the robust aggregate of a coalition" (Gauntlet's order, Incentivizing Permissionless Distributed
-Learning of LLMs, 2025, with its per-update LossScore replaced by the marginal value inside the aggregate). A harmful or
-useless update earns 0; the round's budget is the part of the task's reward per round its value is of the task's best
-round so far (`round_budget` "by_value"; "fixed": all of it). Scores decide pay, not membership
-(`aggregate_positive_only=True` is kept as an option: it froze the model whenever no single update improved the loss
-alone). Who is slashed: a rejection whose reason proves misbehaviour (`slash_reasons`: digest mismatch, copying,
-non-finite values, malformed (undecodable, over the cap, wrong shape) by default), with the reason code of
-`filters.SLASH_CODES`.
+the model stepped by a coalition's updates" (Gauntlet's order, Incentivizing Permissionless Distributed Learning of
+LLMs, 2025, with its per-update LossScore replaced by the marginal value in the coalition game: from game version 5 the
+coalition's clipped updates, before it the robust aggregate re-run on the coalition, `contribution`); an update that
+repeats the model's last global step (`_last_step`) is worth 0 and not aggregated. A harmful or useless update earns 0;
+the round's budget is the part of the task's reward per round its value is of the task's best round so far
+(`round_budget` "by_value"; "fixed": all of it). Scores decide pay, not membership (`aggregate_positive_only=True` is
+kept as an option: it froze the model whenever no single update improved the loss alone). Who is slashed: a rejection
+whose reason proves misbehaviour (`slash_reasons`: digest mismatch, copying, non-finite values, malformed (undecodable,
+over the cap, wrong shape) by default), with the reason code of `filters.SLASH_CODES`.
 """
 
 from __future__ import annotations
