@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
 from functools import partial
 from types import MappingProxyType
 
@@ -57,6 +56,7 @@ from aggregator.outcome import AggregationState, RoundOutcome, SlashOrder, Train
 from aggregator.outer import outer_step
 from aggregator.payouts import PayoutLeaf, compute_payouts
 from aggregator.ratings import Rating, RatingConfig, final_scores, rating_weight, update_ratings
+from aggregator.round_budget import round_budget_fraction
 from aggregator.round_inputs import PipelineConfig, PipelineError, RoundInputs, Submission, check_inputs
 from aggregator.rules import AggregationRule, CenteredClipState, aggregate
 from aggregator.rules.common import Vector
@@ -65,7 +65,7 @@ from aggregator.value_gram import ClipSpec
 
 __all__ = [
     "AggregationState", "LossFn", "PipelineConfig", "PipelineError", "RoundInputs", "RoundOutcome", "SlashOrder",
-    "Submission", "TrainerOutcome", "run_round",
+    "Submission", "TrainerOutcome", "round_budget_fraction", "run_round",
 ]
 
 LossFn = Callable[[NDArray[np.floating]], float]
@@ -321,24 +321,6 @@ def _group_leaders(ordered: Sequence[Submission], scores: _Scores) -> dict[int, 
     accepted = [i for i in range(len(ordered)) if not np.isnan(scores.weights[i])]
     groups = scores.contributions.groups
     return {i: ordered[accepted[groups[k]]].account for k, i in enumerate(accepted) if groups[k] != k}
-
-
-def round_budget_fraction(value: float, best_before: float | None) -> tuple[Fraction, float | None]:
-    """The part of the round budget a "by_value" round pays, and the task's best round value after it.
-
-    A round's value is the loss reduction it pays for, in the loss's own units: `|loss(base)|` times the sum of
-    the paid updates' positive values (each a share of the relative loss reduction). The best round of the task
-    so far pays the whole budget; any other round `value / best`, exactly (a `Fraction` of the two floats). A round
-    worth nothing pays nothing and leaves the best as it was; the first round worth something is its own best.
-    """
-    if not (math.isfinite(value) and value >= 0):
-        raise PipelineError(f"a round value must be finite and >= 0, got {value}")
-    if value == 0:
-        return Fraction(0), best_before
-    best = max(value, best_before or 0.0)
-    if value >= best:
-        return Fraction(1), best
-    return Fraction(value) / Fraction(best), best
 
 
 def _round_budget(inputs: RoundInputs, config: PipelineConfig, scores: _Scores, finals: NDArray[np.float64]

@@ -50,7 +50,7 @@ class PipelineConfig:
     is aggregated (it is paid 0 either way). Configs written before this option have it on: they keep their rounds."""
     round_budget: Literal["fixed", "by_value"] = "by_value"
     """How much of the round budget a round pays: all of it ("fixed", configs written before this option), or the
-    part its value is of the task's best round value so far ("by_value", `pipeline.round_budget_fraction`)."""
+    part its value is of the task's best round value so far ("by_value", `round_budget.round_budget_fraction`)."""
     compute_loo: bool = False
     fingerprint_rounds: int = 20
     dp: DpConfig | None = None  # central DP (DP-FedAvg) replaces the robust rule; docs/privacy.md

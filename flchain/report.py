@@ -98,7 +98,7 @@ class ValueInfo(_Frozen):
     loss_reduction: float | None = None  # v(N): the round's relative loss reduction on the evaluation batch
     spearman_payout_loo: float | None = None  # fairness audit: payouts vs leave-one-out values of this round
     # The part of the round budget the round paid when the budget follows the round's value (its loss reduction
-    # against the task's best round so far, aggregator.pipeline.round_budget_fraction); absent for fixed budgets.
+    # against the task's best round so far, aggregator.round_budget.round_budget_fraction); absent for fixed budgets.
     budget_fraction: float | None = None
 
 

@@ -21,7 +21,6 @@ from bench.redteam.kinds import (
     warn_loudly,
 )
 from flchain.ml import attacks
-from flchain.ml.params import global_norm
 from trainer.model import GlobalModel, expected_shapes
 from trainer.node import TrainerNode
 from trainer.rounds import RoundInfo
@@ -91,8 +90,7 @@ class RedTeamProducer:
         self.seen["base"] = base
         if previous is None or previous.digest == base.digest:
             return LocalUpdate(attacks.free_rider_zero(expected_shapes(inputs.spec)), len(inputs.dataset))
-        norm = global_norm({name: previous.params[name] - base.params[name] for name in base.params})
-        return LocalUpdate(attacks.free_rider_global(previous.params, base.params, norm), len(inputs.dataset))
+        return LocalUpdate(attacks.free_rider_global(previous.params, base.params), len(inputs.dataset))
 
     def _copycat(self, inputs: UpdateInputs, info: RoundInfo, base: GlobalModel) -> LocalUpdate | None:
         node = self.node

@@ -77,16 +77,16 @@ def free_rider_stale(previous_delta: ParamsLike) -> Params:
     return to_params(previous_delta)
 
 
-def free_rider_global(previous_global: ParamsLike, current_global: ParamsLike, norm: float) -> Params:
-    """`previous - current` (the last global step, pointing as a delta does, `delta = base - local`) rescaled to
-    global norm `norm`; all zeros when the two models are the same (no step yet)."""
-    if not (math.isfinite(norm) and norm >= 0):
+def free_rider_global(previous_global: ParamsLike, current_global: ParamsLike, norm: float | None = None) -> Params:
+    """`previous - current` (the last global step, pointing as a delta does, `delta = base - local`), rescaled to
+    global norm `norm` (None: as it is); all zeros when the two models are the same (no step yet)."""
+    if norm is not None and not (math.isfinite(norm) and norm >= 0):
         raise AttackError(f"target norm must be finite and >= 0, got {norm}")
     before, after = to_params(previous_global), to_params(current_global)
     check_same_layout(before, after)
     step = {name: before[name].astype(np.float64) - after[name] for name in before}
     size = math.sqrt(sum(float(np.sum(array * array)) for array in step.values()))
-    factor = norm / size if size > 0 else 0.0
+    factor = 1.0 if norm is None else norm / size if size > 0 else 0.0
     return {name: (array * factor).astype(np.float32) for name, array in step.items()}
 
 
