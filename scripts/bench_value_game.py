@@ -1,16 +1,17 @@
-"""The round's value game (`aggregator.contribution.compute_contributions`) with game versions 2, 3 and 4 on the
+"""The round's value game (`aggregator.contribution.compute_contributions`) with game versions 2 to 5 on the
 same rounds, as the model grows.
 
 For each model size: a two-hidden-layer MLP for 8x8 digits (`mlp_for_param_count`), `--trainers` updates made of
 one shared descent direction (the base's gradient on the evaluation batch) plus per-trainer noise, one of them
 pointing the other way, and the evaluation batch of digits the overhead benchmark uses. The updates are float32,
-as decoded (version 2 copies them to float64 inside the game, versions 3 and 4 read them as they are). Every
-version values the same round with centered clipping version 2 (the default rule), the previous round's aggregate
-as the clipping start, the same seed and budget; each is timed `--repeats` times and the fastest run kept.
-Reported with them: the forward passes the game made, the same number of bare forward passes (parameters
-preloaded as tensors, as in `bench.round_timing.bare_forward_s`), the ratio of the two, and each version's
-largest difference from version 2's values (they agree up to rounding, `aggregator.value_gram`). Saves JSON, a
-Markdown table and a PNG:
+as decoded (version 2 copies them to float64 inside the game, versions 3 to 5 read them as they are). Versions 2
+to 4 value the same round with centered clipping version 2 (the default rule), the previous round's aggregate as
+the clipping start, the same seed and budget; version 5 (the default for new tasks) plays another game on it, each
+update clipped once to the median norm and coalitions walked with a running sum (`aggregator.value_walk`), so its
+values are not compared. Each version is timed `--repeats` times and the fastest run kept. Reported with them: the
+forward passes the game made, the same number of bare forward passes (parameters preloaded as tensors, as in
+`bench.round_timing.bare_forward_s`), the ratio of the two, and versions 3 and 4's largest difference from version
+2's values (they agree up to rounding, `aggregator.value_gram`). Saves JSON, a Markdown table and a PNG:
 
     PYTHONPATH=. .venv/bin/python scripts/bench_value_game.py [--out docs/benchmarks]
 """
@@ -44,7 +45,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 SIZES = (100_000, 1_000_000, 10_000_000)
-VERSIONS = (2, 3, 4)
+VERSIONS = (2, 3, 4, 5)
+COMPARED = (3, 4)
+"""Versions whose values are version 2's up to rounding (version 5 is another game)."""
 SEED = b"bench-value-game"
 
 
@@ -96,7 +99,7 @@ def _measure(params: int, trainers: int, repeats: int, data_settings: DataSettin
         bare = bare_forward_s(spec, base_params, data.eval, calls)
         result[f"v{version}"] = {"seconds": best, "forward_passes": calls, "bare_forward_s": bare,
                                  "ratio": best / bare if bare > 0 else float("nan")}
-    for version in VERSIONS[1:]:
+    for version in COMPARED:
         result[f"v{version}"]["max_value_difference"] = float(np.max(np.abs(values[version] - values[2])))
     result["max_abs_value"] = float(np.max(np.abs(values[2])))
     return result
@@ -104,27 +107,26 @@ def _measure(params: int, trainers: int, repeats: int, data_settings: DataSettin
 
 def _markdown(results: list[dict[str, Any]], trainers: int, load: list[float]) -> str:
     lines = [
-        "# The value game: version 2 (centered clipping re-run on each coalition's rows), 3 (Gram matrix) and 4 "
-        "(Gram matrix, float32 steps a permutation at a time beside the forward passes, chunked same-work cosines)",
+        "# The value game: version 2 (centered clipping re-run on each coalition's rows), 3 (Gram matrix), 4 "
+        "(Gram matrix, float32 steps a permutation at a time beside the forward passes, chunked same-work cosines) "
+        "and 5 (each update clipped once, coalitions walked with a running sum, the next coalition's model made "
+        "beside the forward pass; another game, so its values are not compared)",
         "",
         f"{trainers} trainers, centered clipping version 2 (3 iterations, started at a previous aggregate), default "
         "budget (5 coalitions per player, truncation 0.01); fastest of the repeats; ratio = game seconds / the same "
         "number of bare forward passes; difference = the largest difference from version 2's values (the largest "
         "value in brackets). `scripts/bench_value_game.py`.",
         "",
-        "| params | forward passes | bare passes (s) | " + " | ".join(f"v{v} seconds" for v in VERSIONS) + " | "
-        + " | ".join(f"v{v} ratio" for v in VERSIONS) + " | "
-        + " | ".join(f"v{v} difference" for v in VERSIONS[1:]) + " |",
-        "|" + "---:|" * (3 + 2 * len(VERSIONS) + len(VERSIONS) - 1),
+        "| params | version | seconds | forward passes | bare passes (s) | ratio | difference from version 2 |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        runs = [r[f"v{v}"] for v in VERSIONS]
-        lines.append(
-            f"| {r['params']:,} | {runs[-1]['forward_passes']} | {runs[-1]['bare_forward_s']:.3f} | "
-            + " | ".join(f"{run['seconds']:.3f}" for run in runs) + " | "
-            + " | ".join(f"{run['ratio']:.2f}" for run in runs) + " | "
-            + " | ".join(f"{run['max_value_difference']:.1e} ({r['max_abs_value']:.1e})" for run in runs[1:]) + " |"
-        )
+        for v in VERSIONS:
+            run = r[f"v{v}"]
+            difference = (f"{run['max_value_difference']:.1e} ({r['max_abs_value']:.1e})" if v in COMPARED
+                          else "—")
+            lines.append(f"| {r['params']:,} | {v} | {run['seconds']:.3f} | {run['forward_passes']} | "
+                         f"{run['bare_forward_s']:.3f} | {run['ratio']:.2f} | {difference} |")
     lines += ["", f"Load average at the end: {load[0]}, {load[1]}, {load[2]} on {os.cpu_count()} cores.", "",
               "![value_game.png](value_game.png)", ""]
     return "\n".join(lines)
@@ -133,10 +135,11 @@ def _markdown(results: list[dict[str, Any]], trainers: int, load: list[float]) -
 def _plot(results: list[dict[str, Any]], path: Path) -> None:
     sizes = [float(r["params"]) for r in results]
     figure, axis = plt.subplots(figsize=(6, 4))
-    for version, label in ((2, "version 2 (re-run)"), (3, "version 3 (Gram)"), (4, "version 4 (Gram, float32)")):
+    for version, label in ((2, "version 2 (re-run)"), (3, "version 3 (Gram)"), (4, "version 4 (Gram, float32)"),
+                           (5, "version 5 (clipped walk)")):
         axis.plot(sizes, [r[f"v{version}"]["seconds"] for r in results], marker="o", label=label)
-    axis.plot(sizes, [r["v4"]["bare_forward_s"] for r in results], marker="x", linestyle="--",
-              label="bare forward passes")
+    axis.plot(sizes, [r["v5"]["bare_forward_s"] for r in results], marker="x", linestyle="--",
+              label="bare forward passes (version 5's count)")
     axis.set(xscale="log", yscale="log", xlabel="model parameters", ylabel="seconds per round",
              title="Value game of one round")
     axis.legend()
@@ -157,7 +160,7 @@ def main() -> None:
         results.append(_measure(size, args.trainers, args.repeats, DataSettings()))
         r = results[-1]
         print(f"{r['params']:>12,} params: " + ", ".join(f"v{v} {r[f'v{v}']['seconds']:.3f} s" for v in VERSIONS)
-              + f" ({r['v4']['forward_passes']} passes)", flush=True)
+              + f" ({r['v5']['forward_passes']} passes in version 5)", flush=True)
     env = machine()
     args.out.mkdir(parents=True, exist_ok=True)
     doc = {"experiment": "value_game", "machine": env, "settings": {"trainers": args.trainers, "repeats": args.repeats},
