@@ -33,8 +33,9 @@ from flchain.ml.specs import ModelSpec
 logger = logging.getLogger(__name__)
 
 DEFAULT_EVAL_BATCH_SIZE = 4096
-VIEW_CACHE = 2
-"""Buffers whose tensor views an `Evaluator` keeps (`aggregator.scoring` fills one while the other is evaluated)."""
+VIEW_CACHE = 3
+"""Buffers whose tensor views an `Evaluator` keeps (`aggregator.scoring` fills one while the other is evaluated; the
+value walk rotates three)."""
 
 
 @dataclass(frozen=True, eq=False)
