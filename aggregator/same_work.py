@@ -33,6 +33,7 @@ the all-pairs product's on rounds with planted copies. Memory: the sketches and 
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import math
@@ -50,6 +51,8 @@ SCREEN_ROWS = 256
 SCREEN_DIM = 4096
 BAND = 0.1
 EXACT_PAIRS_PER_ROW = 8
+EXACT_CACHE_BYTES = 1 << 28
+"""Centered directions kept for the exact checks (`_Directions`): 256 MiB, 335 rows of 100k parameters."""
 PAIR_BLOCK_ENTRIES = 1 << 21
 """Estimated pair cosines held at a time (8 MB of float32)."""
 MEDIAN_NETWORK_ROWS = 16
@@ -106,8 +109,8 @@ def same_work(rows: NDArray[np.floating], threshold: float, seed: bytes = b"", *
         return SameWork(_components(n, pairs, None), cosines, plain)
     center, sketched, cosines, plain = _sketch(rows, scale, seed, unit)
     pairs, exact = _estimated_pairs(sketched, threshold)
-    groups = _components(n, pairs, lambda i, j: (i, j) not in exact
-                         or _exact_cosine(rows, scale, center, i, j) >= threshold)
+    directions = _Directions(rows, scale, center)
+    groups = _components(n, pairs, lambda i, j: (i, j) not in exact or _exact_cosine(directions, i, j) >= threshold)
     return SameWork(groups, cosines, plain)
 
 
@@ -324,14 +327,33 @@ def _estimated_pairs(sketched: NDArray[np.float32], threshold: float
     return pairs, exact
 
 
-def _exact_cosine(rows: NDArray[np.floating], scale: NDArray[np.float64], center: NDArray[np.float64], i: int,
-                  j: int) -> float:
+class _Directions:
+    """Rows' centered unit directions `(u_k - c) / |u_k - c|` for the exact checks, each made once and kept while
+    they fit in `EXACT_CACHE_BYTES`, least recently used dropped first (pairs come row by row, so a row is asked
+    for many times in a row). Kept or remade, a direction has the same bits."""
+
+    def __init__(self, rows: NDArray[np.floating], scale: NDArray[np.float64], center: NDArray[np.float64]) -> None:
+        self._rows, self._scale, self._center = rows, scale, center
+        self._kept: collections.OrderedDict[int, NDArray[np.float64]] = collections.OrderedDict()
+        self._room = max(1, EXACT_CACHE_BYTES // (8 * max(1, center.shape[0])))
+
+    def __call__(self, k: int) -> NDArray[np.float64]:
+        found = self._kept.get(k)
+        if found is not None:
+            self._kept.move_to_end(k)
+            return found
+        direction: NDArray[np.float64] = np.asarray(self._rows[k], dtype=np.float64) / self._scale[k] - self._center
+        direction /= max(float(np.sqrt(np.add.reduce(direction * direction))), 1e-30)
+        self._kept[k] = direction
+        if len(self._kept) > self._room:
+            self._kept.popitem(last=False)
+        return direction
+
+
+def _exact_cosine(directions: _Directions, i: int, j: int) -> float:
     """The centered cosine of rows `i` and `j`, from those two rows (pairwise sums: no BLAS, the same bits at any
     thread count)."""
-    a, b = (np.asarray(rows[k], dtype=np.float64) / scale[k] - center for k in (i, j))
-    a /= max(float(np.sqrt(np.add.reduce(a * a))), 1e-30)
-    b /= max(float(np.sqrt(np.add.reduce(b * b))), 1e-30)
-    return float(np.add.reduce(a * b))
+    return float(np.add.reduce(directions(i) * directions(j)))
 
 
 def _components(n: int, pairs: Iterable[tuple[int, int]], same: Callable[[int, int], bool] | None

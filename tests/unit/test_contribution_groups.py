@@ -167,10 +167,9 @@ def test_screening_checks_only_pairs_near_the_threshold_exactly(monkeypatch: pyt
     checked: list[tuple[int, int]] = []
     exact = same_work._exact_cosine
 
-    def counting(rows: NDArray[np.floating], scale: NDArray[np.float64], center: NDArray[np.float64], i: int,
-                 j: int) -> float:
+    def counting(directions: same_work._Directions, i: int, j: int) -> float:
         checked.append((i, j))
-        return exact(rows, scale, center, i, j)
+        return exact(directions, i, j)
 
     monkeypatch.setattr(same_work, "_exact_cosine", counting)
     groups = same_work_groups(rows, 0.7, b"round")
@@ -185,7 +184,7 @@ def test_with_no_exact_budget_the_estimates_decide(monkeypatch: pytest.MonkeyPat
     rows = planted_round(300, 4000, 4)
     checked: list[tuple[int, int]] = []
     exact = same_work._exact_cosine
-    monkeypatch.setattr(same_work, "_exact_cosine", lambda *args: checked.append(args[3:]) or exact(*args))
+    monkeypatch.setattr(same_work, "_exact_cosine", lambda *args: checked.append(args[1:]) or exact(*args))
     monkeypatch.setattr(same_work, "EXACT_PAIRS_PER_ROW", 0)
     assert same_work_groups(rows, 0.7, b"round") == whole_array_groups(rows, 0.7)  # decided by the estimates alone
     assert checked == []
@@ -207,8 +206,25 @@ def test_exact_checks_are_capped_in_a_round_of_many_pairs_near_the_threshold(mon
     rows = np.repeat(clusters, 10, axis=0) + rng.normal(scale=0.55, size=(300, 3000))  # 1,350 pairs near 0.77
     checked: list[tuple[int, int]] = []
     exact = same_work._exact_cosine
-    monkeypatch.setattr(same_work, "_exact_cosine", lambda *args: checked.append(args[3:]) or exact(*args))
+    monkeypatch.setattr(same_work, "_exact_cosine", lambda *args: checked.append(args[1:]) or exact(*args))
     monkeypatch.setattr(same_work, "EXACT_PAIRS_PER_ROW", 1)
     groups = same_work_groups(rows, 0.7, b"round")
     assert 0 < len(checked) <= 300  # at most 1 per row; fewer, as pairs already joined are not checked
     assert groups == whole_array_groups(rows, 0.7) == tuple(np.repeat(np.arange(0, 300, 10), 10).tolist())
+
+
+@pytest.mark.parametrize("room_bytes", [1, 1 << 28])
+def test_exact_cosines_have_the_two_row_formulas_bits_whether_directions_are_kept_or_remade(
+        monkeypatch: pytest.MonkeyPatch, room_bytes: int) -> None:
+    monkeypatch.setattr(same_work, "EXACT_CACHE_BYTES", room_bytes)  # 1 byte: room for one direction
+    rng = np.random.default_rng(8)
+    rows = rng.normal(size=(12, 3000)).astype(np.float32)
+    scale = np.maximum(np.linalg.norm(rows.astype(np.float64), axis=1), 1e-30)
+    center = np.median(rows / scale[:, None], axis=0)
+    directions = same_work._Directions(rows, scale, center)
+
+    for i, j in [(0, 1), (0, 2), (0, 1), (3, 0), (5, 11), (11, 5), (2, 2)]:
+        a, b = (np.asarray(rows[k], dtype=np.float64) / scale[k] - center for k in (i, j))
+        a /= max(float(np.sqrt(np.add.reduce(a * a))), 1e-30)
+        b /= max(float(np.sqrt(np.add.reduce(b * b))), 1e-30)
+        assert same_work._exact_cosine(directions, i, j) == float(np.add.reduce(a * b))
