@@ -330,30 +330,41 @@ def _estimated_pairs(sketched: NDArray[np.float32], threshold: float
 class _Directions:
     """Rows' centered unit directions `(u_k - c) / |u_k - c|` for the exact checks, each made once and kept while
     they fit in `EXACT_CACHE_BYTES`, least recently used dropped first (pairs come row by row, so a row is asked
-    for many times in a row). Kept or remade, a direction has the same bits."""
+    for many times in a row). They are made in preallocated slots, reused when one is dropped: a fresh array per
+    direction cost more in page faults than the arithmetic. Kept or remade, a direction has the same bits."""
 
     def __init__(self, rows: NDArray[np.floating], scale: NDArray[np.float64], center: NDArray[np.float64]) -> None:
         self._rows, self._scale, self._center = rows, scale, center
-        self._kept: collections.OrderedDict[int, NDArray[np.float64]] = collections.OrderedDict()
-        self._room = max(1, EXACT_CACHE_BYTES // (8 * max(1, center.shape[0])))
+        d = max(1, center.shape[0])
+        self._slots = np.empty((max(2, min(rows.shape[0], EXACT_CACHE_BYTES // (8 * d))), d))
+        self._kept: collections.OrderedDict[int, int] = collections.OrderedDict()  # row -> slot
+        self._scratch = np.empty(d)
 
     def __call__(self, k: int) -> NDArray[np.float64]:
-        found = self._kept.get(k)
-        if found is not None:
+        slot = self._kept.get(k)
+        if slot is not None:
             self._kept.move_to_end(k)
-            return found
-        direction: NDArray[np.float64] = np.asarray(self._rows[k], dtype=np.float64) / self._scale[k] - self._center
-        direction /= max(float(np.sqrt(np.add.reduce(direction * direction))), 1e-30)
-        self._kept[k] = direction
-        if len(self._kept) > self._room:
-            self._kept.popitem(last=False)
+            kept: NDArray[np.float64] = self._slots[slot]
+            return kept
+        slot = len(self._kept) if len(self._kept) < self._slots.shape[0] else self._kept.popitem(last=False)[1]
+        direction: NDArray[np.float64] = self._slots[slot]
+        np.divide(self._rows[k], self._scale[k], out=direction)  # the row read in float64, as np.asarray does
+        direction -= self._center
+        direction /= max(float(np.sqrt(self.sum_of_products(direction, direction))), 1e-30)
+        self._kept[k] = slot
         return direction
+
+    def sum_of_products(self, a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
+        """`np.add.reduce(a * b)`, the product made in a reused buffer."""
+        np.multiply(a, b, out=self._scratch)
+        return float(np.add.reduce(self._scratch))
 
 
 def _exact_cosine(directions: _Directions, i: int, j: int) -> float:
     """The centered cosine of rows `i` and `j`, from those two rows (pairwise sums: no BLAS, the same bits at any
     thread count)."""
-    return float(np.add.reduce(directions(i) * directions(j)))
+    first = directions(i)  # now the most recently used: with two slots or more, asking for j never reuses its slot
+    return directions.sum_of_products(first, directions(j))
 
 
 def _components(n: int, pairs: Iterable[tuple[int, int]], same: Callable[[int, int], bool] | None
