@@ -293,7 +293,8 @@ def _sketch(rows: NDArray[np.floating], scale: NDArray[np.float64], seed: bytes,
         order = np.argsort(buckets, kind="stable")
         np.multiply(by_column[order], signs[order, None], out=work)
         present, firsts = np.unique(buckets[order], return_index=True)
-        buckets_by_rows[present] += np.add.reduceat(work, firsts, axis=0)
+        for bucket, total in zip(present.tolist(), np.add.reduceat(work, firsts, axis=0), strict=True):
+            buckets_by_rows[bucket] += total  # in place, row by row: no gather and scatter of the rows
     lengths = np.sqrt(squares)
     with np.errstate(divide="ignore", invalid="ignore"):
         sketched = np.where(lengths[:, None] > 0, buckets_by_rows.T / lengths[:, None], 0.0).astype(np.float32)
