@@ -50,6 +50,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 from numpy.typing import NDArray
 
+from aggregator.rules.common import row_distances
 from aggregator.scoring import OVERLAP_FROM_PARAMS
 from aggregator.value import ShapleyError, ShapleyEstimate, ValueConfig, exact_shapley, permutation_orders
 
@@ -64,7 +65,7 @@ STEP_CHUNK = 1 << 15
 """Parameters per chunk of the game's elementwise passes (256 KiB of float64): a chunk's terms stay in cache
 between the operations of one formula, which then reads and writes each vector once instead of once per operation.
 Elementwise results do not depend on the chunking; the one reduction (`clip_scales`) follows numpy's pairwise tree
-(`pairwise_sum`), so the values are bit for bit those of whole-vector operations."""
+(`rules.common.pairwise_sum`), so the values are bit for bit those of whole-vector operations."""
 
 
 class ClippedGame:
@@ -98,7 +99,7 @@ class ClippedGame:
         if self._center is not None and self._center.shape != (rows.shape[1],):
             raise WalkError(f"origin {self._center.shape} does not fit {rows.shape[1]} parameters")
         self._buffer = np.empty(min(STEP_CHUNK, rows.shape[1]))
-        scales = clip_scales(rows, self._center, self._buffer)
+        scales = clip_scales(rows, self._center)
         self._row_coefs = weights * scales  # w_i s_i, on x_i
         self._center_coefs = weights * (1.0 - scales)  # w_i (1 - s_i), on o
         self._sum = np.zeros(rows.shape[1])
@@ -158,38 +159,10 @@ def _chunks(size: int) -> Iterator[tuple[int, int]]:
         yield lo, min(lo + STEP_CHUNK, size)
 
 
-def pairwise_sum(terms: Callable[[int, int], NDArray[np.float64]], size: int) -> float:
-    """`np.add.reduce` of a float64 vector of `size` given by parts, `terms(lo, hi)` its slice: numpy's pairwise
-    summation (halves rounded down to a multiple of 8 until a block fits) with its blocks up to `STEP_CHUNK` summed
-    by numpy itself, so the result has the bits of the whole vector's reduction (tests check it against numpy)."""
-    def part(lo: int, length: int) -> float:
-        if length <= STEP_CHUNK:
-            return float(np.add.reduce(terms(lo, lo + length)))
-        half = length // 2
-        half -= half % 8
-        return part(lo, half) + part(lo + half, length - half)
-
-    return part(0, size) if size > 0 else 0.0
-
-
-def clip_scales(rows: NDArray[np.floating], center: NDArray[np.float64] | None, buffer: NDArray[np.float64]
-                ) -> NDArray[np.float64]:
-    """`min(1, r / ||x_i - c||)` per row, `r` the median distance (`c` None: the origin); a chunk at a time in
-    `buffer` (no (n, d) copy, nor a d-vector)."""
-    distances = np.empty(rows.shape[0])
-    for i in range(rows.shape[0]):
-        row = rows[i]
-
-        def squares(lo: int, hi: int, row: NDArray[np.floating] = row) -> NDArray[np.float64]:
-            part = buffer[: hi - lo]
-            if center is None:
-                part[...] = row[lo:hi]  # x - 0.0 is x, and only its square is kept
-            else:
-                np.subtract(row[lo:hi], center[lo:hi], out=part)
-            part *= part
-            return part
-
-        distances[i] = math.sqrt(pairwise_sum(squares, rows.shape[1]))
+def clip_scales(rows: NDArray[np.floating], center: NDArray[np.float64] | None) -> NDArray[np.float64]:
+    """`min(1, r / ||x_i - c||)` per row, `r` the median distance (`c` None: the origin), a block at a time
+    (`row_distances`: no (n, d) copy, nor a d-vector)."""
+    distances = row_distances(rows, center)
     if not np.all(np.isfinite(distances)):
         raise WalkError("an update or the origin is not finite")
     radius = float(np.median(distances))

@@ -9,7 +9,8 @@ returns the float64 copy the other rules work on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from typing import TypeAlias, cast
 
 import numpy as np
@@ -24,6 +25,8 @@ Matrix: TypeAlias = NDArray[np.float32] | NDArray[np.float64]
 CHUNK_ELEMENTS = 1 << 18
 """Entries per column chunk of a pass over the round (1 MB of float32): the chunk stays in the CPU cache."""
 MIN_CHUNK_COLUMNS = 256
+SUM_BLOCK = 1 << 15
+"""Elements per block of `pairwise_sum` (256 KiB of float64)."""
 
 
 class AggregationError(ValueError):
@@ -88,3 +91,39 @@ def read_only(vector: NDArray[np.float64]) -> NDArray[np.float64]:
     copy = np.array(vector, dtype=np.float64, copy=True)
     copy.setflags(write=False)
     return copy
+
+
+def pairwise_sum(terms: Callable[[int, int], NDArray[np.float64]], size: int) -> float:
+    """`np.add.reduce` of a float64 vector of `size` given by parts, `terms(lo, hi)` its slice: numpy's pairwise
+    summation (halves rounded down to a multiple of 8 until a block fits) with its blocks up to `SUM_BLOCK` summed
+    by numpy itself, so the result has the bits of the whole vector's reduction (tests check it against numpy)."""
+    def part(lo: int, length: int) -> float:
+        if length <= SUM_BLOCK:
+            return float(np.add.reduce(terms(lo, lo + length)))
+        half = length // 2
+        half -= half % 8
+        return part(lo, half) + part(lo + half, length - half)
+
+    return part(0, size) if size > 0 else 0.0
+
+
+def row_distances(rows: NDArray[np.floating], center: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+    """`||x_i - c||` per row in float64 (`c` None: `||x_i||`), bit for bit `np.linalg.norm` of the float64 rows (less
+    `c`) along axis 1, a block at a time (`pairwise_sum`): no copy of the rows, nor a vector of their length."""
+    d = rows.shape[1]
+    buffer = np.empty(min(SUM_BLOCK, d))
+    distances = np.empty(rows.shape[0])
+    for i in range(rows.shape[0]):
+        row = rows[i]
+
+        def squares(lo: int, hi: int, row: NDArray[np.floating] = row) -> NDArray[np.float64]:
+            part = buffer[: hi - lo]
+            if center is None:
+                part[...] = row[lo:hi]
+            else:
+                np.subtract(row[lo:hi], center[lo:hi], out=part)
+            part *= part
+            return part
+
+        distances[i] = math.sqrt(pairwise_sum(squares, d))
+    return distances

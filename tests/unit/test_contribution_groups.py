@@ -8,7 +8,8 @@ import pytest
 from numpy.typing import NDArray
 
 from aggregator import same_work
-from aggregator.same_work import _row_norms, same_work_groups
+from aggregator.rules.common import row_distances
+from aggregator.same_work import same_work_groups
 
 
 def whole_array_cosines(rows: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -38,7 +39,7 @@ def whole_array_groups(rows: NDArray[np.float64], threshold: float) -> tuple[int
 def test_row_norms_are_numpys_bit_for_bit(n: int, d: int) -> None:
     rows = np.random.default_rng(n).normal(size=(n, d)) * np.linspace(0.1, 3.0, n)[:, None]
 
-    np.testing.assert_array_equal(_row_norms(rows, np.empty(d)), np.linalg.norm(rows, axis=1))
+    np.testing.assert_array_equal(row_distances(rows), np.linalg.norm(rows, axis=1))
 
 
 @pytest.mark.parametrize("n", range(1, 25))
@@ -129,7 +130,7 @@ def test_float32_rows_group_exactly_as_their_float64_copy() -> None:
     rows = rng.normal(size=(12, 30_001)).astype(np.float32)
     rows[5] = rows[4] + rng.normal(scale=0.05, size=30_001).astype(np.float32)
 
-    np.testing.assert_array_equal(_row_norms(rows, np.empty(30_001)), np.linalg.norm(rows.astype(np.float64), axis=1))
+    np.testing.assert_array_equal(row_distances(rows), np.linalg.norm(rows.astype(np.float64), axis=1))
     assert same_work_groups(rows, 0.7) == same_work_groups(rows.astype(np.float64), 0.7)
     assert same_work_groups(rows, 0.7)[5] == 4
 

@@ -11,14 +11,15 @@ import pytest
 from numpy.typing import NDArray
 
 from aggregator import value_walk
+from aggregator.rules.common import SUM_BLOCK, pairwise_sum
 from aggregator.value import ShapleyEstimate, ValueConfig
-from aggregator.value_walk import STEP_CHUNK, ClippedGame, estimate_walked, pairwise_sum
+from aggregator.value_walk import STEP_CHUNK, ClippedGame, estimate_walked
 
 SEED = b"chunked-walk"
 D = 2 * STEP_CHUNK + 2_345  # three chunks, the last one short
 
 
-@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 127, 128, 129, STEP_CHUNK, STEP_CHUNK + 1, 3 * STEP_CHUNK + 17,
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 127, 128, 129, SUM_BLOCK, SUM_BLOCK + 1, 3 * SUM_BLOCK + 17,
                                   1_000_003])
 def test_the_pairwise_sum_given_by_parts_has_the_bits_of_numpys_reduction(size: int) -> None:
     """The norms behind the clipping radius are summed a chunk at a time; numpy's pairwise tree is followed, so a
