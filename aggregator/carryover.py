@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 from safetensors import SafetensorError
 from safetensors.numpy import load, save
 
-from aggregator.contribution import ContributionConfig
+from aggregator.contribution import ContributionConfig, PublicWorkConfig
 from aggregator.filters import FilterConfig, Fingerprint, RejectReason
 from aggregator.outer import OuterConfig, OuterState
 from aggregator.pipeline import AggregationState, PipelineConfig
@@ -128,6 +128,8 @@ def _contribution_to_json(config: ContributionConfig) -> dict[str, Any]:
     doc: dict[str, Any] = {"value": asdict(config.value), "same_work_cosine": config.same_work_cosine}
     if config.game_version != 1:
         doc |= {"game_version": config.game_version, "rerun_max_players": config.rerun_max_players}
+    if config.game_version >= 6:
+        doc["public_work"] = asdict(config.public_work) | {"checkpoints": list(config.public_work.checkpoints)}
     return doc
 
 
@@ -154,13 +156,16 @@ def _contribution_from_json(doc: Mapping[str, Any] | None) -> ContributionConfig
     contribution part without a game version was made with version 1 (`contribution.GAME_VERSION`)."""
     if doc is None:
         return ContributionConfig()
-    unknown = set(doc) - {"value", "same_work_cosine", "game_version", "rerun_max_players"}
+    unknown = set(doc) - {"value", "same_work_cosine", "game_version", "rerun_max_players", "public_work"}
     if unknown:
         raise ValueError(f"unknown contribution fields {sorted(unknown)}")
+    public = doc.get("public_work")
     return ContributionConfig(
         value=ValueConfig(**doc["value"]), same_work_cosine=float(doc["same_work_cosine"]),
         game_version=int(doc.get("game_version", 1)),
         rerun_max_players=int(doc.get("rerun_max_players", ContributionConfig.rerun_max_players)),
+        public_work=PublicWorkConfig() if public is None else PublicWorkConfig(
+            **(dict(public) | {"checkpoints": tuple(int(k) for k in public["checkpoints"])})),
     )
 
 

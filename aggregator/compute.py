@@ -25,9 +25,11 @@ from aggregator.evaldata import EvalPool, batch_loss_fn, decode_eval_batch, fixe
 from aggregator.filters import RejectReason
 from aggregator.payouts import payout_values
 from aggregator.pipeline import LossFn, PipelineConfig, RoundInputs, RoundOutcome, Submission, TrainerOutcome, run_round
+from aggregator.public_work import public_steps, revealed_samples
 from aggregator.publish import ZERO_ROOT, Blob, CidOf, RoundArtifacts, RoundContext
 from flchain.chain.tasklog import TaskLog
 from flchain.codec import (
+    DEFAULT_LIMITS,
     CodecError,
     CodecLimits,
     NonFiniteValues,
@@ -119,6 +121,34 @@ class RoundData:
     fetched: tuple[Fetched, ...]
     prior: CarryState
     config: PipelineConfig
+    revealed: tuple[bytes, ...] = ()  # earlier rounds' evaluation batches, newest first (`revealed_eval_batches`)
+
+
+def revealed_eval_batches(log: TaskLog, storage: Storage, round_id: int, spec: ModelSpec, max_samples: int
+                          ) -> tuple[bytes, ...]:
+    """The evaluation batches revealed by the task's rounds finalized before `round_id`, newest first, until they
+    hold `max_samples` samples (counting repeats): the public data of game version 6 (`aggregator.public_work`).
+    The service and `flchain verify round` read the same ones. A batch that cannot be fetched or decoded is an error
+    (`EvalDataError`, `StorageError`): it is public, so a round must not be valued without it."""
+    batches, held = [], 0
+    for earlier in sorted((r for r in log.finalizations if r < round_id), reverse=True):
+        if held >= max_samples:
+            break
+        data = storage.cat(log.finalizations[earlier].eval_cid, max_bytes=DEFAULT_LIMITS.max_payload_bytes)
+        held += len(decode_eval_batch(data, spec))
+        batches.append(data)
+    return tuple(batches)
+
+
+def public_steps_of(data: RoundData, runtime: ModelRuntime, base: NDArray[np.float32]
+                    ) -> tuple[NDArray[np.float32], ...]:
+    """The round's public updates (game version 6) from the revealed batches; none before that version."""
+    contribution = data.config.contribution
+    if contribution.game_version < 6 or not data.revealed:
+        return ()
+    batches = [decode_eval_batch(blob, runtime.spec) for blob in reversed(data.revealed)]  # oldest first
+    samples = revealed_samples(batches, contribution.public_work.max_samples)
+    return public_steps(base, runtime.spec, runtime.layout, samples, contribution.public_work)
 
 
 @dataclass(frozen=True)
@@ -154,7 +184,7 @@ def compute_round(
     inputs = RoundInputs(
         task_id=ctx.task_id, round_id=ctx.round_id, base=base, submissions=submissions, budget_wei=ctx.budget_wei,
         history=data.prior.fingerprints, ratings=data.prior.ratings, state=data.prior.aggregation,
-        stake_per_sample=ctx.stake_per_sample,
+        stake_per_sample=ctx.stake_per_sample, public_steps=public_steps_of(data, runtime, base),
     )
     loss_fn = cast(LossFn, batch_loss_fn(evaluator))  # the evaluator takes float32 and float64 vectors alike
     outcome = run_round(inputs, counting(loss_fn, on_forward_pass), data.config)
@@ -252,7 +282,7 @@ def trainer_score(row: TrainerOutcome, budget_wei: int = 0, loss_reduction: floa
         value_score=_finite(row.value_score), loss_reduction=loss_reduction, same_work_as=row.same_work_as,
         rating_weight=row.rating_weight, payout_wei=row.payout_wei, budget_wei=budget_wei, slash_bps=row.slash_bps,
         resends_round=row.resends_round, budget_fraction=budget_fraction,
-        repeats_global_step=row.repeats_global_step,
+        repeats_global_step=row.repeats_global_step, public_work=row.public_work,
     )
     return TrainerScore(
         account=row.account, digest="0x" + row.digest.hex(), cid=row.cid, num_samples=row.num_samples,
@@ -265,7 +295,7 @@ def trainer_score(row: TrainerOutcome, budget_wei: int = 0, loss_reduction: floa
         slash_reason=row.slash_reason, aggregated=row.aggregated, value_score=_finite(row.value_score),
         same_work_as=row.same_work_as, resends_round=row.resends_round, rating_weight=row.rating_weight,
         budget_share=row.payout_wei / budget_wei if budget_wei > 0 else None, explanation=explanation,
-        repeats_global_step=row.repeats_global_step,
+        repeats_global_step=row.repeats_global_step, public_work=row.public_work,
     )
 
 

@@ -94,7 +94,7 @@ LossFn = Callable[[NDArray[np.floating]], float]
 AggregateFn = Callable[[NDArray[np.float64], NDArray[np.float64]], NDArray[np.float64]]
 """`aggregate(rows, weights) -> vector`: the round's robust rule on a subset of updates."""
 
-GAME_VERSION = 5
+GAME_VERSION = 6
 """1: the rule re-run on every coalition (rounds of states that name no version); 2: `value_walk` above
 `ContributionConfig.rerun_max_players` groups (O(n d) per permutation instead of O(n^2 d)); 3: as 2, and up to
 `rerun_max_players` groups centered clipping (version 2) is re-run on every coalition from the round's Gram
@@ -109,7 +109,13 @@ its k rows counted k times while it was paid as one player; and a group that rep
 `same_work.same_work`) is no player: worth 0, out of the aggregate (`pipeline._last_step`). A free-rider sending
 that step, which anyone computes from the two last published models, took 0.8-0.9 of an honest trainer's pay per
 round on digits; honest updates' centered cosines with it stayed below 0.34 (digits IID and Dirichlet(0.5),
-MNIST-1D)."""
+MNIST-1D); 6: as 5, and a group with a row whose centered cosine with one of the round's public-data updates
+(`aggregator.public_work`: the base trained on the evaluation batches revealed in earlier rounds) reaches
+`public_work.cosine` is no player either (`Contributions.public`): its update is work anyone can do from public
+data. A trainer that trained on the revealed batches instead of its own data took 21.2 % of the payouts at 30 % of
+the trainers on digits with version 5, whose benchmark rounds reuse one batch (the test, learned), and 4.4 % with
+version 6, all of it for round 1, when it trained honestly (docs/benchmarks/robustness.md). With no public-data
+update (a task's first round, or no batch revealed yet) version 6 is version 5."""
 ECHO_PLAIN_COSINE = 0.999
 """An update whose plain cosine with the last global step reaches this repeats it whatever the center (the filters'
 `replay_cosine`); honest updates measured up to 0.94 (digits)."""
@@ -123,6 +129,29 @@ class ContributionError(ValueError):
 
 
 @dataclass(frozen=True)
+class PublicWorkConfig:
+    """Game version 6's public-data updates (`aggregator.public_work`): the round's base trained by full-batch
+    gradient descent at `lr` on the last `max_samples` distinct samples of the evaluation batches revealed in earlier
+    rounds, one update per step count of `checkpoints` (a trainer's recipe, steps times lr, lands near one of them);
+    a row whose centered cosine with one of them reaches `cosine` is public work. The default is the same-work
+    threshold: public work is the same work as one of the public updates. (At 0.5, an honest trainer of a 212-parameter
+    model was taken for public work in a round of 6 honest trainers, cosine 0.53: tests/unit/test_public_work.py.)"""
+
+    cosine: float = 0.7
+    checkpoints: tuple[int, ...] = (5, 10, 20, 50)
+    lr: float = 0.05  # the trainers' local lr (`AggregatorSettings.public_work_lr`; the trainer's default)
+    max_samples: int = 512
+
+    def __post_init__(self) -> None:
+        if not 0 < self.cosine <= 1 or not self.lr > 0 or self.max_samples < 1:
+            raise ContributionError(f"public work: cosine must be in (0, 1], lr > 0 and max_samples >= 1, got "
+                                    f"{self.cosine}, {self.lr}, {self.max_samples}")
+        if list(self.checkpoints) != sorted(set(self.checkpoints)) or not all(k >= 1 for k in self.checkpoints):
+            raise ContributionError(f"public work checkpoints must be increasing step counts >= 1, got "
+                                    f"{self.checkpoints}")
+
+
+@dataclass(frozen=True)
 class ContributionConfig:
     """The Shapley estimator's budget and truncation, and the centered cosine that makes two updates one work."""
 
@@ -130,11 +159,12 @@ class ContributionConfig:
     same_work_cosine: float = 0.7
     game_version: int = GAME_VERSION
     rerun_max_players: int = 32
+    public_work: PublicWorkConfig = field(default_factory=PublicWorkConfig)  # game version 6
 
     def __post_init__(self) -> None:
         if not 0 < self.same_work_cosine <= 1:
             raise ContributionError(f"same_work_cosine must be in (0, 1], got {self.same_work_cosine}")
-        if self.game_version not in (1, 2, 3, 4, 5) or self.rerun_max_players < 0:
+        if self.game_version not in (1, 2, 3, 4, 5, 6) or self.rerun_max_players < 0:
             raise ContributionError(f"unknown game version {self.game_version} or rerun_max_players < 0")
 
     def walks(self, players: int) -> bool:
@@ -147,13 +177,15 @@ class ContributionConfig:
 @dataclass(frozen=True)
 class Contributions:
     """Per accepted update: its group (index of the group's first member), its value and its aggregate weight,
-    and whether its group repeats the model's last global step (`echoes`, game version 5: worth 0, weight 0)."""
+    whether its group repeats the model's last global step (`echoes`, game version 5: worth 0, weight 0) and
+    whether it is public work, made from public data (`public`, game version 6: worth 0, weight 0)."""
 
     groups: tuple[int, ...]
     values: NDArray[np.float64]
     weights: NDArray[np.float64]
     estimate: ShapleyEstimate
     echoes: tuple[bool, ...] = ()
+    public: tuple[bool, ...] = ()
 
 
 def group_weights(groups: Sequence[int], samples: Sequence[int] | None = None) -> NDArray[np.float64]:
@@ -238,6 +270,7 @@ def compute_contributions(
     base: NDArray[np.float64], rows: NDArray[np.floating], loss_fn: LossFn,
     aggregate_fn: AggregateFn, *, outer_lr: float, loss_before: float, seed: bytes, config: ContributionConfig,
     samples: Sequence[int] | None = None, clip: ClipSpec | None = None, reference: NDArray[np.floating] | None = None,
+    public: Sequence[NDArray[np.floating]] = (),
 ) -> Contributions:
     """Group the accepted updates, estimate each group's Shapley value and credit it to the group's earliest member
     (rows are in the round's order). `samples`: the rows' bonded sample claims (None: unbonded, see
@@ -247,13 +280,16 @@ def compute_contributions(
     so their values do not depend on the dtype. `reference` (game version 5; ignored before): the model's last
     global step; a group with a row whose centered cosine with it reaches `same_work_cosine` (or whose plain cosine
     reaches `ECHO_PLAIN_COSINE`) is that step's work,
-    public since the last round, not the trainer's: it plays no part in the game, is worth 0 and weighs 0."""
+    public since the last round, not the trainer's: it plays no part in the game, is worth 0 and weighs 0.
+    `public` (game version 6; ignored before): updates made from public data (`aggregator.public_work`); a group
+    with a row whose centered cosine with one of them reaches `public_work.cosine` is public work, treated alike."""
     if rows.ndim != 2 or rows.shape[1] != base.shape[0]:
         raise ContributionError(f"rows {rows.shape} must be (n, {base.shape[0]})")
     if not math.isfinite(loss_before):
         raise ContributionError(f"base loss must be finite, got {loss_before}")
     found = same_work(rows, config.same_work_cosine, seed, gram=config.game_version >= 4,
-                      reference=reference if config.game_version >= 5 else None)
+                      reference=reference if config.game_version >= 5 else None,
+                      public=public if config.game_version >= 6 else ())
     groups = found.groups
     repeats = np.zeros(rows.shape[0], dtype=bool)
     if found.reference_plain_cosines is not None:
@@ -262,15 +298,20 @@ def compute_contributions(
         repeats |= found.reference_cosines >= config.same_work_cosine
     echoed = {groups[i] for i in np.flatnonzero(repeats)}
     echoes = tuple(g in echoed for g in groups)
-    leaders = sorted(set(groups) - echoed)
+    from_public = set() if found.public_cosines is None else {
+        groups[i] for i in np.flatnonzero(found.public_cosines >= config.public_work.cosine)} - echoed
+    public_work = tuple(g in from_public for g in groups)
+    left_out = [echo or made for echo, made in zip(echoes, public_work, strict=True)]
+    leaders = sorted(set(groups) - echoed - from_public)
     weights = group_weights(groups, samples)
-    weights[list(np.flatnonzero(echoes))] = 0.0
+    weights[list(np.flatnonzero(left_out))] = 0.0
     values = np.zeros(rows.shape[0])
-    if not leaders:  # every update repeats the last step: nothing to value
+    if not leaders:  # every update repeats the last step or public work: nothing to value
         values.setflags(write=False)
         weights.setflags(write=False)
-        return Contributions(groups, values, weights, ShapleyEstimate(np.zeros(0), True, 0, 0, 0.0, 0.0), echoes)
-    playing = [i for i, echo in enumerate(echoes) if not echo]  # the game's rows: a repeat is not one of them
+        return Contributions(groups, values, weights, ShapleyEstimate(np.zeros(0), True, 0, 0, 0.0, 0.0), echoes,
+                             public_work)
+    playing = [i for i, out in enumerate(left_out) if not out]  # the game's rows: a repeat is not one of them
     position = {row: k for k, row in enumerate(playing)}
     members = [[position[i] for i, g in enumerate(groups) if g == leader] for leader in leaders]
     if len(playing) < rows.shape[0]:
@@ -296,4 +337,4 @@ def compute_contributions(
         values[playing[group[0]]] = estimate.values[player]  # paid once, to the group's earliest member
     values.setflags(write=False)
     weights.setflags(write=False)
-    return Contributions(groups, values, weights, estimate, echoes)
+    return Contributions(groups, values, weights, estimate, echoes, public_work)

@@ -60,6 +60,7 @@ class TrainerOutcome:
     slash_reason: int | None
     scaled_by: float | None = None  # the factor the norm filter scaled the update down by (`FilterConfig.norm_clip`)
     repeats_global_step: bool = False  # the update repeats the model's last global step (worth 0, not aggregated)
+    public_work: bool = False  # the update is work anyone can do from public data (worth 0, not aggregated)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ is paid: in proportion to `max(0, value) * w(rating)`, the value being the updat
 the model stepped by a coalition's updates" (Gauntlet's order, Incentivizing Permissionless Distributed Learning of
 LLMs, 2025, with its per-update LossScore replaced by the marginal value in the coalition game: from game version 5 the
 coalition's clipped updates, before it the robust aggregate re-run on the coalition, `contribution`); an update that
-repeats the model's last global step (`_last_step`) is worth 0 and not aggregated. A harmful or useless update earns 0;
+repeats the model's last global step (`_last_step`) is worth 0 and not aggregated, and so is one close to an update
+anyone can make from public data (`RoundInputs.public_steps`, game version 6). A harmful or useless update earns 0;
 the round's budget is the part of the task's reward per round its value is of the task's best round so far
 (`round_budget` "by_value"; "fixed": all of it). Scores decide pay, not membership (`aggregate_positive_only=True` is
 kept as an option: it froze the model whenever no single update improved the loss alone). Who is slashed: a rejection
@@ -86,6 +87,7 @@ class _Scores:
     colluded: frozenset[int] = frozenset()  # accepted indices another account resubmitted this round (collusion)
     scaled: Mapping[int, float] = field(default_factory=dict)  # accepted index -> the norm filter's scale (unpaid)
     echoes: frozenset[int] = frozenset()  # accepted indices repeating the model's last global step (game version 5)
+    public: frozenset[int] = frozenset()  # accepted indices of public work, made from public data (game version 6)
 
 
 def _filter(
@@ -135,10 +137,12 @@ def _score(
         samples=[ordered[i].num_samples for i in accepted] if inputs.stake_per_sample > 0 else None,
         seed=round_seed(inputs.task_id, inputs.round_id, [ordered[i].digest for i in accepted]),
         clip=_clip_spec(config, inputs.state.clip), reference=_last_step(inputs.state, config),
+        public=inputs.public_steps,
     )
     values[list(accepted)] = contributions.values
     weights[list(accepted)] = contributions.weights
     echoes = frozenset(i for i, echo in zip(accepted, contributions.echoes, strict=False) if echo)
+    public = frozenset(i for i, made in zip(accepted, contributions.public, strict=False) if made)
     resent = _resent(ordered, accepted, inputs.history, config, filtered)
     colluded = colluded_submissions([s.delta is not None for s in ordered], [s.digest for s in ordered], filtered)
     values[[*resent, *colluded, *scaled]] = 0.0  # resent work is paid once, collusion and oversized updates not at all
@@ -150,7 +154,7 @@ def _score(
         loo = np.full(n, np.nan)
         loo[list(accepted)] = marginal.scores
     return _Scores(measured.loss_before, after, scores, loo, values, contributions, weights, resent, colluded, scaled,
-                   echoes)
+                   echoes, public)
 
 
 def _resent(
@@ -211,7 +215,7 @@ def _rate(
     round_scores = {s.account: -math.inf for s in ordered}
     round_scores.update({ordered[i].account: float(scores.values[i]) for i in accepted})
     good = {ordered[i].account for i in accepted if i not in scores.resent and i not in scores.colluded
-            and i not in scores.scaled and i not in scores.echoes}
+            and i not in scores.scaled and i not in scores.echoes and i not in scores.public}
     return update_ratings(inputs.ratings, round_scores, config.ratings, good)
 
 
@@ -309,6 +313,7 @@ def _rows(
                 payout_wei=0 if leaf is None else leaf.amount_wei, payout_index=None if leaf is None else leaf.index,
                 slash_bps=0 if slash is None else slash.bps, slash_reason=None if slash is None else slash.reason_code,
                 scaled_by=scores.scaled.get(i), repeats_global_step=i in scores.echoes,
+                public_work=i in scores.public,
             )
         )
     return tuple(rows)
@@ -354,7 +359,8 @@ def run_round(inputs: RoundInputs, loss_fn: LossFn, config: PipelineConfig | Non
     leaves = compute_payouts([s.account for s in ordered], finals, budget_wei) if ordered else []
     chosen = [i for i in accepted if ((not config.aggregate_positive_only and i not in scaled)
               or scores.loss_scores[i] > 0)  # a scaled-down update goes in only if it lowers the loss on its own
-              and (config.aggregate_resent or i not in scores.resent) and i not in scores.echoes]
+              and (config.aggregate_resent or i not in scores.resent) and i not in scores.echoes
+              and i not in scores.public]
     new_params, state = _step_model(base, ordered, chosen, scores.weights, inputs, config,
                                     _clip_weights(accepted, chosen, scores, config))
     state = replace(state, best_round_value=best)

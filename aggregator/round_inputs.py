@@ -104,6 +104,9 @@ class RoundInputs:
     ratings: Mapping[str, Rating] = field(default_factory=dict)
     state: AggregationState = field(default_factory=AggregationState)
     stake_per_sample: int = 0  # the task's `stakePerSample` (stake per claimed sample); > 0: updates weigh numSamples
+    public_steps: tuple[NDArray[np.float32], ...] = ()
+    """Updates anyone can make from public data (`aggregator.public_work`: the base trained on the evaluation batches
+    revealed in earlier rounds), flat like `base`; an update as close to one as game version 6 says earns nothing."""
 
 
 
@@ -127,4 +130,7 @@ def check_inputs(inputs: RoundInputs) -> NDArray[np.float64]:
             raise PipelineError(f"submission of {s.account}: {s.failure} is not a fetch-time reason")
         if s.delta is not None and np.shape(s.delta) != base.shape:
             raise PipelineError(f"delta of {s.account} has shape {np.shape(s.delta)}, base {base.shape}")
+    for step in inputs.public_steps:
+        if np.shape(step) != base.shape or not np.all(np.isfinite(step)):
+            raise PipelineError(f"a public-data step must be a finite vector of the base's shape, got {np.shape(step)}")
     return base

@@ -37,7 +37,7 @@ import collections
 import functools
 import hashlib
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +70,8 @@ class SameWork:
     groups: tuple[int, ...]
     reference_cosines: NDArray[np.float64] | None = None
     reference_plain_cosines: NDArray[np.float64] | None = None
+    public_cosines: NDArray[np.float64] | None = None
+    """With `public` references (game version 6), each row's largest centered cosine with one of them."""
 
 
 def same_work_groups(rows: NDArray[np.floating], threshold: float, seed: bytes = b"", *, gram: bool = False
@@ -85,15 +87,20 @@ def same_work_groups(rows: NDArray[np.floating], threshold: float, seed: bytes =
 
 
 def same_work(rows: NDArray[np.floating], threshold: float, seed: bytes = b"", *, gram: bool = False,
-              reference: NDArray[np.floating] | None = None) -> SameWork:
+              reference: NDArray[np.floating] | None = None, public: Sequence[NDArray[np.floating]] = ()
+              ) -> SameWork:
     """`same_work_groups`, and with `reference` (game version 5: the model's last global step; needs `gram`) the
     centered cosine of each row with it, the reference's unit centered by the same median of the rows' units: in
     the same pass over the rows, without changing the groups. No cosines with a zero or non-finite reference, and
-    only the plain ones with fewer than 3 rows (no center)."""
+    only the plain ones with fewer than 3 rows (no center). `public` (game version 6: updates made from public
+    data, `aggregator.public_work`): each row's largest centered cosine with one of them, from the same pass; the
+    last step's cosines keep their bits (each reference is its own product)."""
     n, d = rows.shape
-    if reference is not None and not gram:
+    if (reference is not None or public) and not gram:
         raise ValueError("cosines with a reference are computed on the Gram path (gram=True) only")
     unit = _unit(reference, d)
+    public_units = [u for u in (_unit(p, d) for p in public) if u is not None]
+    units = ([] if unit is None else [unit]) + public_units
     if n < 3:
         if unit is None or n == 0:
             return SameWork(tuple(range(n)))
@@ -104,13 +111,23 @@ def same_work(rows: NDArray[np.floating], threshold: float, seed: bytes = b"", *
     if n <= SCREEN_ROWS:
         if not gram:
             return SameWork(_components(n, _all_pairs(rows, scale, threshold), None))
-        pairs, cosines, plain = _gram_pairs(rows, scale, threshold, unit)
-        return SameWork(_components(n, pairs, None), cosines, plain)
-    center, sketched, cosines, plain = _sketch(rows, scale, seed, unit)
+        pairs, cosines, plain = _gram_pairs(rows, scale, threshold, units)
+        return _found(_components(n, pairs, None), cosines, plain, unit is not None)
+    center, sketched, cosines, plain = _sketch(rows, scale, seed, units)
     pairs, exact = _estimated_pairs(sketched, threshold)
     directions = _Directions(rows, scale, center)
     groups = _components(n, pairs, lambda i, j: (i, j) not in exact or _exact_cosine(directions, i, j) >= threshold)
-    return SameWork(groups, cosines, plain)
+    return _found(groups, cosines, plain, unit is not None)
+
+
+def _found(groups: tuple[int, ...], cosines: list[NDArray[np.float64]], plain: list[NDArray[np.float64]],
+           has_reference: bool) -> SameWork:
+    """The `SameWork` of the per-reference cosines (the last step's first when `has_reference`)."""
+    first = 1 if has_reference else 0
+    public = np.max(np.stack(cosines[first:]), axis=0) if len(cosines) > first else None
+    if not has_reference:
+        return SameWork(groups, None, None, public)
+    return SameWork(groups, cosines[0], plain[0], public)
 
 
 def _unit(reference: NDArray[np.floating] | None, d: int) -> NDArray[np.float64] | None:
@@ -155,34 +172,34 @@ def _all_pairs(rows: NDArray[np.floating], scale: NDArray[np.float64], threshold
 
 
 def _gram_pairs(rows: NDArray[np.floating], scale: NDArray[np.float64], threshold: float,
-                reference: NDArray[np.float64] | None = None,
-                ) -> tuple[Iterable[tuple[int, int]], NDArray[np.float64] | None, NDArray[np.float64] | None]:
+                references: Sequence[NDArray[np.float64]] = (),
+                ) -> tuple[Iterable[tuple[int, int]], list[NDArray[np.float64]], list[NDArray[np.float64]]]:
     """The pairs `_all_pairs` finds (up to rounding), from `G = sum over column chunks of C C^T`, `C` a chunk of
-    the centered units: one pass, one chunk in memory; with a `reference` unit, each row's centered cosine with it
-    (its chunk centered by the same medians) and its plain cosine with it, from the same pass."""
+    the centered units: one pass, one chunk in memory; for each `references` unit, each row's centered cosine with
+    it (its chunk centered by the same medians) and its plain cosine with it, from the same pass."""
     n, d = rows.shape
     width = _column_width(n)
     gram, units = np.zeros((n, n)), np.empty((n, width))
-    dots, plain, reference_square = np.zeros(n), np.zeros(n), 0.0
+    dots, plain = [np.zeros(n) for _ in references], [np.zeros(n) for _ in references]
+    reference_squares = [0.0 for _ in references]
     for start in range(0, d, width):
         chunk = units[:, : min(d, start + width) - start]
         np.divide(rows[:, start:start + width], scale[:, None], out=chunk)
-        if reference is not None:
-            plain += chunk @ reference[start:start + width]
+        for k, reference in enumerate(references):
+            plain[k] += chunk @ reference[start:start + width]
         medians = _column_medians(chunk)
         chunk -= medians
         gram += chunk @ chunk.T
-        if reference is not None:
+        for k, reference in enumerate(references):
             centered = reference[start:start + width] - medians
-            dots += chunk @ centered
-            reference_square += float(centered @ centered)
+            dots[k] += chunk @ centered
+            reference_squares[k] += float(centered @ centered)
     lengths = np.maximum(np.sqrt(np.diag(gram)), 1e-30)
     cosines = gram / lengths[:, None] / lengths[None, :]
     first, second = np.nonzero(np.triu(cosines >= threshold, k=1))
     pairs = zip(first.tolist(), second.tolist(), strict=True)
-    if reference is None:
-        return pairs, None, None
-    return pairs, _cosines(dots, np.diag(gram), reference_square), plain
+    squares = np.diag(gram)
+    return pairs, [_cosines(dot, squares, square) for dot, square in zip(dots, reference_squares, strict=True)], plain
 
 
 def _column_medians(units: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -261,14 +278,15 @@ def _median_network(n: int) -> tuple[tuple[int, int, bool, bool], ...]:
 
 
 def _sketch(rows: NDArray[np.floating], scale: NDArray[np.float64], seed: bytes,
-            reference: NDArray[np.float64] | None = None,
-            ) -> tuple[NDArray[np.float64], NDArray[np.float32], NDArray[np.float64] | None,
-                       NDArray[np.float64] | None]:
-    """The median center, each row's sketched centered direction (unit length in expectation) and, with a
-    `reference` unit, each row's exact centered and plain cosines with it."""
+            references: Sequence[NDArray[np.float64]] = (),
+            ) -> tuple[NDArray[np.float64], NDArray[np.float32], list[NDArray[np.float64]], list[NDArray[np.float64]]]:
+    """The median center, each row's sketched centered direction (unit length in expectation) and, for each
+    `references` unit, each row's exact centered and plain cosines with it."""
     n, d = rows.shape
     sketch_seed = int.from_bytes(hashlib.sha256(_SEED_DOMAIN + seed).digest()[:8], "big")
-    center, squares, dots, plain, reference_square = np.empty(d), np.zeros(n), np.zeros(n), np.zeros(n), 0.0
+    center, squares = np.empty(d), np.zeros(n)
+    dots, plain = [np.zeros(n) for _ in references], [np.zeros(n) for _ in references]
+    reference_squares = [0.0 for _ in references]
     buckets_by_rows = np.zeros((SCREEN_DIM, n))
     width = _column_width(n)
     units_buffer, work_buffer = np.empty((width, n)), np.empty((width, n))  # allocated once: no page faults
@@ -276,18 +294,18 @@ def _sketch(rows: NDArray[np.floating], scale: NDArray[np.float64], seed: bytes,
         stop = min(d, start + width)
         by_column = units_buffer[: stop - start]  # the units, one model coordinate per row
         np.divide(rows[:, start:stop].T, scale, out=by_column)
-        if reference is not None:
-            plain += reference[start:stop] @ by_column
+        for k, reference in enumerate(references):
+            plain[k] += reference[start:stop] @ by_column
         work = work_buffer[: stop - start]
         np.copyto(work, by_column)
         medians = _row_medians(work)
         center[start:stop] = medians
         by_column -= medians[:, None]
         squares += np.einsum("ki,ki->i", by_column, by_column)
-        if reference is not None:
+        for k, reference in enumerate(references):
             centered = reference[start:stop] - medians
-            dots += centered @ by_column
-            reference_square += float(centered @ centered)
+            dots[k] += centered @ by_column
+            reference_squares[k] += float(centered @ centered)
         buckets, signs = sketch_v2.buckets_and_signs_uncached(sketch_seed, SCREEN_DIM, start, stop)
         order = np.argsort(buckets, kind="stable")
         np.multiply(by_column[order], signs[order, None], out=work)
@@ -297,9 +315,8 @@ def _sketch(rows: NDArray[np.floating], scale: NDArray[np.float64], seed: bytes,
     lengths = np.sqrt(squares)
     with np.errstate(divide="ignore", invalid="ignore"):
         sketched = np.where(lengths[:, None] > 0, buckets_by_rows.T / lengths[:, None], 0.0).astype(np.float32)
-    if reference is None:
-        return center, sketched, None, None
-    return center, sketched, _cosines(dots, squares, reference_square), plain
+    cosines = [_cosines(dot, squares, square) for dot, square in zip(dots, reference_squares, strict=True)]
+    return center, sketched, cosines, plain
 
 
 def _estimated_pairs(sketched: NDArray[np.float32], threshold: float

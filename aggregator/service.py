@@ -36,8 +36,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from aggregator.carryover import INITIAL_STATE
 from aggregator.collect import Fetched, fetch_updates
-from aggregator.compute import MAX_REPORT_BYTES, ModelRuntime, RoundData, compute_round, prior_published
+from aggregator.compute import (
+    MAX_REPORT_BYTES,
+    ModelRuntime,
+    RoundData,
+    compute_round,
+    prior_published,
+    revealed_eval_batches,
+)
 from aggregator.evaldata import draw_eval_batch, encode_eval_batch, eval_salt
+from aggregator.pipeline import PipelineConfig
 from aggregator.publish import RoundArtifacts, RoundContext, publish_artifacts
 from aggregator.settings import AggregatorSettings, Step
 from aggregator.settle import Coordinator, finalize, record_reputations, slash_dishonest
@@ -313,13 +321,14 @@ class Aggregator:
             stake_per_sample=task.stake_per_sample_wei,
         )
         previous = prior_published(self.deps.log, self.cache, round_id)
+        config = self.settings.pipeline_config(
+            task.max_slash_bps, self.deps.sketch.seed, self.runtime.dp,
+            None if previous is None else previous.config.filters.sketch_version,
+            None if previous is None else previous.config.rule_params.clip_version)
         data = RoundData(
             ctx=ctx, base_model=self.cache.get(opening.base_cid, opening.base_digest, DEFAULT_LIMITS.max_payload_bytes),
-            fetched=tuple(fetched), prior=INITIAL_STATE if previous is None else previous.carry,
-            config=self.settings.pipeline_config(
-                task.max_slash_bps, self.deps.sketch.seed, self.runtime.dp,
-                None if previous is None else previous.config.filters.sketch_version,
-                None if previous is None else previous.config.rule_params.clip_version),
+            fetched=tuple(fetched), prior=INITIAL_STATE if previous is None else previous.carry, config=config,
+            revealed=self._revealed(round_id, config),
         )
         n = len(fetched)  # an upper bound: LossScore, the value estimate's budget and leave-one-out
         passes = 1 + n + data.config.contribution.value.budget(n) + (n + 1 if data.config.compute_loo else 0)
@@ -336,6 +345,13 @@ class Aggregator:
 
     def _cid_of(self, data: bytes) -> str:
         return self.deps.storage.add(data, only_hash=True)
+
+    def _revealed(self, round_id: int, config: PipelineConfig) -> tuple[bytes, ...]:
+        """The earlier rounds' evaluation batches game version 6 makes its public updates from."""
+        if config.contribution.game_version < 6:
+            return ()
+        return revealed_eval_batches(self.deps.log, self.deps.storage, round_id, self.runtime.spec,
+                                     config.contribution.public_work.max_samples)
 
     def publish(self, round_id: int, artifacts: RoundArtifacts, fetched: list[Fetched]) -> None:
         publish_artifacts(self.deps.storage, artifacts)

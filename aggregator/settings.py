@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from aggregator.contribution import ContributionConfig, PublicWorkConfig
 from aggregator.filters import FilterConfig
 from aggregator.outer import OuterConfig
 from aggregator.pipeline import PipelineConfig
@@ -77,6 +78,11 @@ class AggregatorSettings(RecomputeSettings):
         "reduction is of the task's best round so far (the best pays all; the rest stays in the pool); fixed, all "
         "of it every round. Recorded in each round's published configuration."
     )
+    public_work_lr: float = Field(
+        0.05, gt=0, description="Game version 6: the learning rate of the public-data updates (aggregator.public_work: "
+        "the base trained on the revealed evaluation batches); set it to the trainers' local lr. Recorded in each "
+        "round's published configuration."
+    )
     sketch_version: int = Field(
         DEFAULT_SKETCH_VERSION, ge=1, le=2, description="Replay sketch version of a task's first round "
         "(aggregator.sketch); a task's later rounds keep the version of its latest published state."
@@ -120,4 +126,5 @@ class AggregatorSettings(RecomputeSettings):
             compute_loo=self.compute_loo,
             round_budget=self.round_budget,
             dp=dp if dp is not None and dp.mode == "central" else None,
+            contribution=ContributionConfig(public_work=PublicWorkConfig(lr=self.public_work_lr)),
         )

@@ -47,6 +47,7 @@ from aggregator.compute import (
     compute_round,
     finalized_report,
     published_state,
+    revealed_eval_batches,
 )
 from aggregator.evaldata import EvalDataError, redraw_eval_batch
 from aggregator.filters import RejectReason
@@ -164,7 +165,9 @@ def _round_data(
     )
     base = fetcher.get(opening.base_model_cid, opening.base_model_digest, DEFAULT_LIMITS.max_payload_bytes)
     prior = INITIAL_STATE if previous is None else previous.carry
-    return RoundData(ctx, base, fetched, prior, config)
+    revealed = () if config.contribution.game_version < 6 else revealed_eval_batches(
+        log, storage, round_id, runtime.spec, config.contribution.public_work.max_samples)
+    return RoundData(ctx, base, fetched, prior, config, revealed)
 
 
 def _previous_state(log: TaskLog, storage: Storage, round_id: int) -> PublishedState | None:

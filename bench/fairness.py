@@ -84,6 +84,7 @@ class SeedCorrelations:
     paid_wei: int
     budget_wei: int
     global_step_repeats: int = 0  # updates of the full federation taken for a repeat of the last global step
+    public_work: int = 0  # updates of the full federation taken for public work (made from revealed batches)
 
 
 def degrade(share: Dataset, group: str, seed: int) -> Dataset:
@@ -154,6 +155,7 @@ def _seed_values(base: BenchData, settings: FairnessSettings, seed: int,
         paid_wei=full.total_paid_wei(),
         budget_wei=config.budget_wei * settings.rounds,
         global_step_repeats=sum(len(record.repeats) for record in full.rounds),
+        public_work=sum(len(record.public_work) for record in full.rounds),
     )
     return values, correlations
 
@@ -221,7 +223,8 @@ def _markdown(settings: FairnessSettings, data: BenchData, rows: list[GroupRow],
         f"{fmt_mean_std([c.paid_wei / c.budget_wei for c in corr])} of the budget. Worst |payout share / "
         f"Shapley share - 1| over trainers with positive Shapley value: "
         f"{fmt_mean_std([c.worst_share_error for c in corr])}. Updates taken for a repeat of the model's last "
-        f"global step (worth 0): {sum(c.global_step_repeats for c in corr)} (every trainer here trains).",
+        f"global step (worth 0): {sum(c.global_step_repeats for c in corr)}, for public work made from the revealed "
+        f"evaluation batches (worth 0): {sum(c.public_work for c in corr)} (every trainer here trains on its own).",
     ]
     return lines
 

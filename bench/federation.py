@@ -26,6 +26,7 @@ import numpy as np
 from eth_utils.address import to_checksum_address
 from numpy.typing import NDArray
 
+from aggregator.contribution import ContributionConfig, PublicWorkConfig
 from aggregator.filters import FilterConfig, Fingerprint, RejectReason
 from aggregator.outer import OuterConfig
 from aggregator.pipeline import (
@@ -36,12 +37,14 @@ from aggregator.pipeline import (
     Submission,
     run_round,
 )
+from aggregator.public_work import public_steps, revealed_samples
 from aggregator.ratings import Rating
 from aggregator.rules import AggregationRule
 from bench.behaviours import AttackerMemory, AttackParams, LocalTraining, SimTrainer, round_deltas
 from bench.data import BenchData
 from flchain.codec import CodecError, NonFiniteValues, content_digest, decode_update, encode_model, encode_update
 from flchain.devnet.workloads import WORKLOADS, WorkloadName
+from flchain.ml.data import Dataset
 from flchain.ml.params import ParamLayout, Params, module_to_params
 from flchain.ml.specs import ModelSpec
 from flchain.ml.train import Evaluator
@@ -90,6 +93,7 @@ class RoundRecord:
     slashed: tuple[str, ...]
     scaled: tuple[str, ...] = ()  # accounts whose update the norm filter scaled down (FilterConfig.norm_clip)
     repeats: tuple[str, ...] = ()  # accounts whose update repeats the model's last global step (game version 5)
+    public_work: tuple[str, ...] = ()  # accounts whose update is public work (game version 6, aggregator.public_work)
 
 
 @dataclass(frozen=True)
@@ -227,7 +231,8 @@ def workload_pipeline(dataset_name: str, **changes: object) -> PipelineConfig:
         return dataclasses.replace(PipelineConfig(), **changes)  # type: ignore[arg-type]
     config = PipelineConfig(filters=FilterConfig(norm_k=workload.norm_k, norm_clip=workload.norm_clip),
                             outer=OuterConfig(lr=workload.outer_lr, momentum=workload.outer_momentum,
-                                              nesterov=workload.outer_nesterov))
+                                              nesterov=workload.outer_nesterov),
+                            contribution=ContributionConfig(public_work=PublicWorkConfig(lr=workload.public_work_lr)))
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 
@@ -262,7 +267,17 @@ def _record(round_id: int, outcome: RoundOutcome, tester: Evaluator) -> RoundRec
         slashed=tuple(order.account for order in outcome.slashes),
         scaled=tuple(row.account for row in outcome.trainers if row.scaled_by is not None),
         repeats=tuple(row.account for row in outcome.trainers if row.repeats_global_step),
+        public_work=tuple(row.account for row in outcome.trainers if row.public_work),
     )
+
+
+def _public_steps(params: NDArray[np.float32], spec: ModelSpec, layout: ParamLayout, revealed: Sequence[Dataset],
+                  config: PipelineConfig) -> tuple[NDArray[np.float32], ...]:
+    """The round's public-data updates (game version 6), as the service makes them from the revealed batches."""
+    public = config.contribution.public_work
+    if config.contribution.game_version < 6:
+        return ()
+    return public_steps(params, spec, layout, revealed_samples(revealed, public.max_samples), public)
 
 
 def initial_params(spec: ModelSpec) -> Params:
@@ -279,6 +294,9 @@ def run_federation(
 
     `source` makes the round's submissions from the codec (default: `LocalTrainers` of `trainers`)."""
     spec = data.spec
+    public = dataclasses.replace(config.pipeline.contribution.public_work, lr=config.training.lr)
+    pipeline = dataclasses.replace(  # the aggregator's public-data updates at the trainers' lr, as a sponsor sets it
+        config.pipeline, contribution=dataclasses.replace(config.pipeline.contribution, public_work=public))
     start = initial_params(spec)
     codec = UpdateCodec(spec.spec_hash(), ParamLayout.of(start))
     uploads = LocalTrainers(trainers, spec, codec, config) if source is None else source(codec)
@@ -290,6 +308,7 @@ def run_federation(
     history: tuple[Fingerprint, ...] = ()
     clock = {"training": 0.0, "codec": 0.0, "pipeline": 0.0, "evaluation": 0.0}
     records = []
+    revealed: list[Dataset] = []  # the evaluation batches of the rounds so far: public once a round is final
     for round_id in range(1, config.rounds + 1):
         base = codec.layout.unflatten(params)
         made = uploads(round_id, base, codec.base_digest(base))
@@ -298,13 +317,15 @@ def run_federation(
             task_id=TASK_ID, round_id=round_id, base=params, submissions=made.submissions,
             budget_wei=config.budget_wei, history=history, ratings=ratings, state=state,
             stake_per_sample=config.stake_per_sample,
+            public_steps=_public_steps(params, spec, codec.layout, revealed, pipeline),
         )
         batch = data.eval_for_round(round_id)
         if batch is not data.eval:
             loss_fn = loss_function(Evaluator(spec, batch))
-        outcome = run_round(inputs, loss_fn, config.pipeline)
+        outcome = run_round(inputs, loss_fn, pipeline)
         t3 = time.perf_counter()
         records.append(_record(round_id, outcome, tester))
+        revealed.append(batch)
         if isinstance(uploads, LocalTrainers):
             uploads.memory.revealed.append(batch)  # the round's evaluation batch is public once it is final
         clock["training"] += made.training_s

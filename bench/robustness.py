@@ -68,6 +68,7 @@ class Cell:
     rejected_honest_submissions: int
     seconds: float
     honest_repeats: int = 0  # honest updates taken for a repeat of the model's last global step (should be 0)
+    honest_public_work: int = 0  # honest updates taken for public work (aggregator.public_work; should be 0)
 
 
 def pipeline_config(rule: RuleConfig, dataset_name: str = "digits") -> PipelineConfig:
@@ -112,9 +113,10 @@ def _cell(data: BenchData, settings: RobustnessSettings, rule: RuleConfig, attac
     rejected = sum(1 for record in result.rounds for who in record.rejected if who in bad)
     rejected_honest = sum(1 for record in result.rounds for who in record.rejected if who not in bad)
     repeats_honest = sum(1 for record in result.rounds for who in record.repeats if who not in bad)
+    public_honest = sum(1 for record in result.rounds for who in record.public_work if who not in bad)
     return Cell(rule.value, name, fraction, seed, 0 if absent else attackers, result.final_accuracy, share, rejected,
                 0 if absent else attackers * settings.rounds, rejected_honest, time.perf_counter() - start,
-                repeats_honest)
+                repeats_honest, public_honest)
 
 
 def _all_cells(data: BenchData, settings: RobustnessSettings, jobs: int = 1) -> list[Cell]:
@@ -187,6 +189,11 @@ def _honest_repeats(cells: list[Cell], settings: RobustnessSettings) -> dict[str
     return {r.value: sum(c.honest_repeats for c in cells if c.rule == r.value) for r in settings.rules}
 
 
+def _honest_public_work(cells: list[Cell], settings: RobustnessSettings) -> dict[str, int]:
+    """Per rule: honest updates taken for public work, made from the revealed batches, over every run (should be 0)."""
+    return {r.value: sum(c.honest_public_work for c in cells if c.rule == r.value) for r in settings.rules}
+
+
 def _table(title: str, matrix: np.ndarray, settings: RobustnessSettings, fmt: str) -> list[str]:
     rules = [r.value for r in settings.rules]
     lines = [f"### {title}", "", "| attack | " + " | ".join(rules) + " |", "|---|" + "---:|" * len(rules)]
@@ -197,8 +204,8 @@ def _table(title: str, matrix: np.ndarray, settings: RobustnessSettings, fmt: st
 
 
 def _markdown(settings: RobustnessSettings, data: BenchData, matrices: Matrices, clean: list[float],
-              alone: dict[float, list[float]], honest_rejected: dict[str, int], honest_repeats: dict[str, int]
-              ) -> list[str]:
+              alone: dict[float, list[float]], honest_rejected: dict[str, int], honest_repeats: dict[str, int],
+              honest_public: dict[str, int]) -> list[str]:
     rules = [r.value for r in settings.rules]
     lines = [
         "# Robustness: attacks x aggregation rules",
@@ -222,7 +229,9 @@ def _markdown(settings: RobustnessSettings, data: BenchData, matrices: Matrices,
         "Honest submissions rejected by the filters, over all runs of each rule: "
         + ", ".join(f"{r} {n}" for r, n in honest_rejected.items()) + "; honest updates taken for a repeat of "
         "the model's last global step (worth 0, left out of the aggregate): "
-        + ", ".join(f"{r} {n}" for r, n in honest_repeats.items()) + ".",
+        + ", ".join(f"{r} {n}" for r, n in honest_repeats.items()) + "; honest updates taken for public work, "
+        "made from the evaluation batches revealed earlier (worth 0, left out of the aggregate): "
+        + ", ".join(f"{r} {n}" for r, n in honest_public.items()) + ".",
         "",
     ]
     for fraction in sorted(matrices, reverse=True):
@@ -260,6 +269,7 @@ def run(settings: RobustnessSettings, mode: Mode, out_dir: Path, jobs: int = 1) 
     alone = _alone_rows(cells, settings)
     honest_rejected = _honest_rejections(cells, settings)
     honest_repeats = _honest_repeats(cells, settings)
+    honest_public = _honest_public_work(cells, settings)
     figures = plots.robustness_figures(matrices, [a.value for a in settings.attacks],
                                        [r.value for r in settings.rules], out_dir)
     results = {
@@ -271,6 +281,7 @@ def run(settings: RobustnessSettings, mode: Mode, out_dir: Path, jobs: int = 1) 
                                   for f, row in alone.items()},
         "honest_submissions_rejected": honest_rejected,
         "honest_repeats_of_the_global_step": honest_repeats,
+        "honest_public_work": honest_public,
         "matrices": {f"{f:g}": {k: v.tolist() for k, v in m.items()} for f, m in matrices.items()},
         "cells": [dataclasses.asdict(c) for c in cells],
     }
@@ -282,7 +293,7 @@ def run(settings: RobustnessSettings, mode: Mode, out_dir: Path, jobs: int = 1) 
         "fedavg-plain's filters are off except the pipeline's zero-update rule.",
         *workload_notes(data.dataset_name),
     )
-    markdown = _markdown(settings, data, matrices, clean, alone, honest_rejected, honest_repeats)
+    markdown = _markdown(settings, data, matrices, clean, alone, honest_rejected, honest_repeats, honest_public)
     return ExperimentReport("robustness", mode.value, settings, results, markdown, _aims(matrices, settings),
                             time.perf_counter() - start, notes, tuple(p.name for p in figures),
                             _headline(matrices, settings))

@@ -49,6 +49,7 @@ def explain(
     resends_round: int | None = None,
     budget_fraction: float | None = None,
     repeats_global_step: bool = False,
+    public_work: bool = False,
 ) -> str:
     """One sentence: what the trainer was paid (or why not) and the terms that decided it."""
     slashed = f"; slashed {slash_bps / 100:g} % of the stake" if slash_bps else ""
@@ -62,6 +63,9 @@ def explain(
     if repeats_global_step:
         return ("not paid: repeats the global model's last step, which anyone can compute from the published "
                 f"models; it is not new work{slashed}")
+    if public_work:
+        return ("not paid: does the work anyone can do from public data (training on the evaluation batches revealed "
+                f"in earlier rounds); it is not new work{slashed}")
     if same_work_as:
         return f"not paid: does the same work as {same_work_as}, revealed earlier; the same work is paid once{slashed}"
     if resends_round is not None:

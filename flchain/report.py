@@ -53,6 +53,9 @@ class TrainerScore(_Frozen):
     # The update repeats the model's last global step (public: the difference of the last two models), not new work:
     # worth 0 and not aggregated. Left out of the report's bytes when False (reports made before it keep theirs).
     repeats_global_step: bool = False
+    # The update is work anyone can do from public data (the evaluation batches revealed in earlier rounds), not new
+    # work: worth 0 and not aggregated. Left out of the report's bytes when False, as above.
+    public_work: bool = False
     explanation: str | None = None  # the above in plain words (flchain.explain)
 
 
@@ -130,12 +133,13 @@ class RoundReport(_Frozen):
 
     def to_bytes(self) -> bytes:
         """Canonical JSON bytes: what is stored on IPFS and hashed on-chain (no `privacy` key when None, no
-        `outer_nesterov` key when False, no `budget_fraction` key when None, no trainer's `repeats_global_step` key
-        when False)."""
+        `outer_nesterov` key when False, no `budget_fraction` key when None, no trainer's `repeats_global_step` or
+        `public_work` key when False)."""
         fields = self.model_dump(mode="json")
         for row in fields["trainers"]:
-            if not row["repeats_global_step"]:
-                del row["repeats_global_step"]
+            for flag in ("repeats_global_step", "public_work"):
+                if not row[flag]:
+                    del row[flag]
         if fields["privacy"] is None:
             del fields["privacy"]
         if not fields["aggregation"]["outer_nesterov"]:

@@ -87,6 +87,7 @@ class Workload:
     outer_nesterov: bool = False  # Nesterov outer momentum (FLCHAIN_AGGREGATOR_OUTER_NESTEROV)
     outer_lr: float = 1.0  # the outer learning rate (FLCHAIN_AGGREGATOR_OUTER_LR)
     norm_clip: bool = False  # scale updates over the norm bound, not reject them (FLCHAIN_AGGREGATOR_NORM_CLIP)
+    public_work_lr: float = 0.05  # the trainers' local lr: public-data updates (FLCHAIN_AGGREGATOR_PUBLIC_WORK_LR)
 
     @property
     def aggregator_settings(self) -> dict[str, str]:
@@ -98,7 +99,8 @@ class Workload:
         if self.outer_lr != 1.0:
             outer["OUTER_LR"] = str(self.outer_lr)
         clip = {"NORM_CLIP": "true"} if self.norm_clip else {}
-        return {**dict(self.aggregator_env), "NORM_K": str(self.norm_k), **outer, **clip}
+        public = {"PUBLIC_WORK_LR": str(self.public_work_lr)} if self.public_work_lr != 0.05 else {}
+        return {**dict(self.aggregator_env), "NORM_K": str(self.norm_k), **outer, **clip, **public}
 
 
 WORKLOADS: dict[WorkloadName, Workload] = {
@@ -107,12 +109,12 @@ WORKLOADS: dict[WorkloadName, Workload] = {
     WorkloadName.MNIST1D: Workload(WorkloadName.MNIST1D, "cnn1d-mnist1d", (("DATA_SOURCE", "mnist1d"), ("LR", "0.2")),
                                    (("VALIDATION", "mnist1d-fresh"),), commit_window_s=20, reveal_window_s=10,
                                    norm_k=MNIST1D_NORM_K, outer_momentum=MNIST1D_OUTER_MOMENTUM,
-                                   norm_clip=MNIST1D_NORM_CLIP),
+                                   norm_clip=MNIST1D_NORM_CLIP, public_work_lr=0.2),
     WorkloadName.SHAKESPEARE: Workload(
         WorkloadName.SHAKESPEARE, "gpt-shakespeare-small",
         (("DATA_SOURCE", "shakespeare"), ("TEXT_STRIDE", "32"), ("LR", "0.5")),
         (("VALIDATION", "shakespeare"), ("TEXT_STRIDE", "256")), language=True, commit_window_s=45,
-        reveal_window_s=15, outer_momentum=SHAKESPEARE_OUTER_MOMENTUM, outer_nesterov=True,
+        reveal_window_s=15, outer_momentum=SHAKESPEARE_OUTER_MOMENTUM, outer_nesterov=True, public_work_lr=0.5,
     ),
 }
 

@@ -146,7 +146,7 @@ def test_version_4_values_are_version_3s_up_to_float32_rounding_and_reproducible
 
     v3, v4, again = run(3), run(4), run(4)
 
-    assert ContributionConfig().game_version == 5 and not v4.estimate.exact  # 8 players: sampled permutations
+    assert ContributionConfig().game_version == 6 and not v4.estimate.exact  # 8 players: sampled permutations
     assert v4.groups == v3.groups and v4.estimate.evaluations == v3.estimate.evaluations
     np.testing.assert_allclose(v4.values, v3.values, rtol=1e-4, atol=1e-6 * float(np.max(np.abs(v3.values))))
     np.testing.assert_array_equal(v4.values, again.values)

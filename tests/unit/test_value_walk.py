@@ -201,7 +201,7 @@ def test_version_2_keeps_the_rerun_game_for_small_rounds_and_same_work_is_paid_o
 
 def test_bad_inputs_are_refused_with_a_clear_error() -> None:
     with pytest.raises(ContributionError, match="game version"):
-        ContributionConfig(game_version=6)
+        ContributionConfig(game_version=7)
     with pytest.raises(WalkError, match="do not fit"):
         ClippedGame(np.zeros(3), np.zeros((2, 4)), np.ones(2), [[0], [1]], quadratic_loss(np.zeros(3)),
                     outer_lr=1.0, loss_before=1.0, worst_value=-10.0)
@@ -221,7 +221,7 @@ def test_the_game_version_travels_in_the_carried_config_and_a_config_without_one
     written_old = config_to_json(old)
     assert "game_version" not in written_old["contribution"]  # the bytes of states made before versions
     assert config_from_json(written_old).contribution.game_version == 1
-    assert config_to_json(current)["contribution"]["game_version"] == 5
+    assert config_to_json(current)["contribution"]["game_version"] == 6
     assert config_from_json(config_to_json(current)) == current
     with pytest.raises(ValueError, match="contribution"):
         config_from_json(config_to_json(current) | {"contribution": {**written_old["contribution"], "x": 1}})

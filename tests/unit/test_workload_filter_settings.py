@@ -14,6 +14,7 @@ from aggregator.outer import OuterConfig
 from aggregator.settings import AggregatorSettings
 from bench.federation import workload_pipeline
 from flchain.devnet.workloads import MNIST1D_NORM_CLIP, MNIST1D_NORM_K, MNIST1D_OUTER_MOMENTUM, WORKLOADS, WorkloadName
+from trainer.settings import TrainerSettings
 
 
 def _settings(**fields: object) -> AggregatorSettings:
@@ -118,3 +119,18 @@ def test_a_workloads_outer_lr_and_nesterov_momentum_reach_the_aggregator(monkeyp
         monkeypatch.setenv(f"FLCHAIN_AGGREGATOR_{key}", value)
 
     assert _settings().pipeline_config(500, 7).outer == OuterConfig(lr=0.7, momentum=0.9, nesterov=True)
+
+
+@pytest.mark.parametrize(("name", "lr"), [(WorkloadName.DIGITS, 0.05), (WorkloadName.MNIST1D, 0.2),
+                                          (WorkloadName.SHAKESPEARE, 0.5)])
+def test_the_public_work_updates_train_at_the_workloads_local_lr(
+    monkeypatch: pytest.MonkeyPatch, name: WorkloadName, lr: float
+) -> None:
+    workload = WORKLOADS[name]
+    trainer_lr = dict(workload.trainer_env).get("LR")
+    default = TrainerSettings.model_fields["lr"].default  # the trainers' local lr, the workload's or the default
+    assert lr == workload.public_work_lr == (default if trainer_lr is None else float(trainer_lr))
+    assert workload_pipeline(name.value).contribution.public_work.lr == lr
+    for key, value in workload.aggregator_settings.items():
+        monkeypatch.setenv(f"FLCHAIN_AGGREGATOR_{key}", value)
+    assert _settings().pipeline_config(500, 7).contribution.public_work.lr == lr

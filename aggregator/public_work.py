@@ -1,0 +1,78 @@
+"""Public work: the updates anyone can make from public data, so that nobody is paid for making one.
+
+A round's evaluation batch is revealed when the round is finalized. From then on it is public: a trainer can train
+on it instead of on its own data. Where rounds reuse evaluation samples (a small validation pool, or one batch for
+every round), such an update fits the test it will be judged on. It lowers the evaluation loss a lot, and the
+value game paid for that: a trainer training on the revealed batch took 21 % of the payouts at 30 % of the trainers
+on digits (docs/benchmarks/robustness.md), honest work of its own or not.
+
+This module makes the public updates of a round: the round's base trained by full-batch gradient descent on the
+distinct samples of the batches revealed before it (`revealed_samples`), taken at a few step counts
+(`contribution.PublicWorkConfig.checkpoints`). Full batch, so there is no seed to choose: the updates are what
+anyone holding the revealed batches computes, and `flchain verify round` makes them again. Game version 6 leaves
+out of the game and the aggregate any update whose centered cosine with one of them reaches the config's threshold
+(`contribution.compute_contributions`), as it leaves out a repeat of the model's last global step.
+
+What it does not catch: an update trained on public data that no trainer's update resembles, such as newly drawn
+evaluation samples that were never reused. Training on fresh, clean samples is honest training; the update is paid
+at its marginal value as any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from aggregator.contribution import PublicWorkConfig
+from flchain.ml.data import Dataset
+from flchain.ml.params import ParamLayout
+from flchain.ml.specs import ModelSpec
+from flchain.ml.train import local_train
+
+_SEED = 0
+"""`local_train`'s seed: with the whole batch in every step it only orders the samples within the step."""
+
+
+def revealed_samples(batches: Sequence[Dataset], max_samples: int) -> Dataset | None:
+    """The public data of a round from the revealed batches (oldest batch first): the newest batches that hold
+    `max_samples` samples (counting repeats; `compute.revealed_eval_batches` fetches no more), their distinct
+    samples, the last `max_samples` of them; None without any. A sample is distinct by its input and label bytes:
+    pools reuse samples across rounds."""
+    if not batches:
+        return None
+    kept, held = 0, 0
+    while kept < len(batches) and held < max_samples:
+        kept += 1
+        held += len(batches[-kept])
+    seen: set[bytes] = set()
+    xs, ys = [], []
+    for batch in batches[-kept:]:
+        for x, y in zip(batch.x, batch.y, strict=True):
+            key = x.tobytes() + int(y).to_bytes(8, "big")
+            if key not in seen:
+                seen.add(key)
+                xs.append(x)
+                ys.append(y)
+    first = batches[0]
+    x_all, y_all = np.stack(xs)[-max_samples:], np.asarray(ys, dtype=np.int64)[-max_samples:]
+    return Dataset(x_all, y_all, "revealed-evaluation-samples", first.input_shape, first.num_classes)
+
+
+def public_steps(base: NDArray[np.floating], spec: ModelSpec, layout: ParamLayout, data: Dataset | None,
+                 config: PublicWorkConfig) -> tuple[NDArray[np.float32], ...]:
+    """The round's public updates (`base - trained`, flat in the layout's order), one per checkpoint; none without
+    revealed data. Gradient descent runs once; each checkpoint continues from the one before."""
+    if data is None or len(data) == 0:
+        return ()
+    current = layout.unflatten(np.asarray(base, dtype=np.float32))
+    origin = layout.flatten(current)
+    steps: list[NDArray[np.float32]] = []
+    done = 0
+    for checkpoint in config.checkpoints:
+        result = local_train(current, spec, data, steps=checkpoint - done, batch_size=len(data), lr=config.lr,
+                             seed=_SEED)
+        current, done = result.params, checkpoint
+        steps.append((origin - layout.flatten(current)).astype(np.float32))
+    return tuple(steps)
