@@ -24,6 +24,9 @@ Attack parameters (`AttackParams`), fixed for every rule compared:
 - score_gaming: trains honestly in round 1; from round 2 on it trains, from the round's base, on the evaluation
   batches revealed at the finalization of earlier rounds (`AttackerMemory.revealed`, public once a round is final)
   instead of its own data, to fit the test it will be judged on. It sees nothing of the current round.
+- score_gaming_disguised: score_gaming plus N(0, s^2) noise, `s = 0.5 x` its update's RMS, from round 2 on: the
+  noise hides the update from the public-work check (`aggregator.public_work`: centered cosines with the
+  aggregator's own updates made from the revealed batches) and from the same-work grouping of the other gamers.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class Behaviour(StrEnum):
     IPM_REALISTIC = "ipm_realistic"
     SCORE_GAMING = "score_gaming"
     FREE_RIDER_GLOBAL = "free_rider_global"
+    SCORE_GAMING_DISGUISED = "score_gaming_disguised"
 
 
 REALISTIC = frozenset({Behaviour.ALIE_REALISTIC, Behaviour.MIN_MAX_REALISTIC, Behaviour.MIN_SUM_REALISTIC,
@@ -70,7 +74,7 @@ REALISTIC = frozenset({Behaviour.ALIE_REALISTIC, Behaviour.MIN_MAX_REALISTIC, Be
 round (as once updates are committed before they are revealed); the others are omniscient."""
 ATTACKS = tuple(b for b in Behaviour if b is not Behaviour.HONEST)
 _TRAINS = frozenset({Behaviour.HONEST, Behaviour.SIGN_FLIP, Behaviour.SCALED, Behaviour.GAUSSIAN_NOISE,
-                     Behaviour.LABEL_FLIP, Behaviour.SCORE_GAMING, *REALISTIC})
+                     Behaviour.LABEL_FLIP, Behaviour.SCORE_GAMING, Behaviour.SCORE_GAMING_DISGUISED, *REALISTIC})
 SELF_CONTAINED = frozenset({Behaviour.HONEST, Behaviour.SIGN_FLIP, Behaviour.SCALED, Behaviour.GAUSSIAN_NOISE,
                             Behaviour.LABEL_FLIP, Behaviour.FREE_RIDER_ZERO})
 """Behaviours whose update depends on the trainer alone (no other trainer's delta, no memory of earlier rounds):
@@ -85,6 +89,7 @@ class AttackParams:
     ipm_epsilon: float = 0.5
     label_flip_fraction: float = 1.0
     copycat_noise_rms_fraction: float = 0.1
+    disguise_noise_rms_fraction: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,9 @@ def _rms(delta: Params) -> float:
     return global_norm(delta) / math.sqrt(max(size, 1))
 
 
+_GAMING = frozenset({Behaviour.SCORE_GAMING, Behaviour.SCORE_GAMING_DISGUISED})
+
+
 def _revealed_union(revealed: Sequence[Dataset]) -> Dataset:
     first = revealed[0]
     x = np.concatenate([d.x for d in revealed])
@@ -147,7 +155,7 @@ def _revealed_union(revealed: Sequence[Dataset]) -> Dataset:
 def _train(trainer: SimTrainer, base: Params, spec: ModelSpec, training: LocalTraining, round_id: int,
            memory: AttackerMemory | None = None) -> Params:
     data = trainer.dataset
-    if trainer.behaviour is Behaviour.SCORE_GAMING and memory is not None and memory.revealed:
+    if trainer.behaviour in _GAMING and memory is not None and memory.revealed:
         data = _revealed_union(memory.revealed)
     result = local_train(
         base, spec, data, steps=max(1, training.local_steps // trainer.compute_share),
@@ -192,6 +200,9 @@ def _attack(
     if kind is Behaviour.COPYCAT:
         source = honest[0]
         return attacks.copycat(source, params.copycat_noise_rms_fraction * _rms(source), seed)
+    if kind is Behaviour.SCORE_GAMING_DISGUISED and own is not None:
+        return attacks.gaussian_noise(own, params.disguise_noise_rms_fraction * _rms(own), seed) if memory.revealed \
+            else own
     if kind in (Behaviour.LABEL_FLIP, Behaviour.SCORE_GAMING) and own is not None:
         return own
     adaptive = _adaptive(kind, honest, n_attackers, n_total)

@@ -116,6 +116,19 @@ def test_score_gaming_trains_honestly_until_a_batch_is_revealed_then_on_the_reve
     assert not np.array_equal(gaming[1], honest[1])
 
 
+def test_the_disguised_score_gamer_adds_half_its_rms_of_noise_once_a_batch_is_revealed() -> None:
+    kinds = [Behaviour.HONEST, Behaviour.SCORE_GAMING_DISGUISED]
+    revealed = _dataset(99, n=20)
+    gaming = _deltas([Behaviour.HONEST, Behaviour.SCORE_GAMING], memory=AttackerMemory(revealed=[revealed]))
+    disguised = _deltas(kinds, memory=AttackerMemory(revealed=[revealed]))
+
+    np.testing.assert_array_equal(_deltas(kinds)[1], _deltas([Behaviour.HONEST] * 2)[1])  # round 1: honest
+    noise = disguised[1] - gaming[1]
+    rms = float(np.sqrt(np.mean(gaming[1].astype(np.float64) ** 2)))
+    assert float(np.sqrt(np.mean(noise.astype(np.float64) ** 2))) == pytest.approx(0.5 * rms, rel=0.15)  # few params
+    assert abs(float(np.corrcoef(noise, gaming[1])[0, 1])) < 0.1  # independent of the update
+
+
 def test_realistic_ipm_and_min_sum_use_only_the_attackers_own_updates() -> None:
     honest_a = _deltas([Behaviour.HONEST, Behaviour.HONEST, Behaviour.HONEST, Behaviour.HONEST])
     ipm = _deltas([Behaviour.HONEST, Behaviour.HONEST, Behaviour.IPM_REALISTIC, Behaviour.IPM_REALISTIC])
