@@ -13,7 +13,9 @@ import pytest
 from numpy.typing import NDArray
 
 from aggregator.carryover import config_from_json, config_to_json
+from aggregator.compute import revealed_eval_batches
 from aggregator.contribution import ContributionConfig, ContributionError, PublicWorkConfig, compute_contributions
+from aggregator.evaldata import encode_eval_batch
 from aggregator.pipeline import PipelineConfig, PipelineError, RoundInputs, Submission, run_round
 from aggregator.public_work import public_steps, revealed_samples
 from aggregator.rules import AggregationRule, RuleParams, aggregate
@@ -25,6 +27,7 @@ from flchain.ml.params import ParamLayout, module_to_params, pseudo_gradient
 from flchain.ml.specs import ModelSpec
 from flchain.ml.train import Evaluator, local_train
 from flchain.report import RoundReport, TrainerScore
+from flchain.storage.errors import ContentNotFound
 
 SPEC = ModelSpec("tiny", "mlp", (8,), 4, hidden=(16,))
 
@@ -204,7 +207,7 @@ def test_the_config_round_trips_and_older_versions_keep_their_bytes() -> None:
     assert config_from_json(config_to_json(v5)) == v5
     for bad in ({"cosine": 0.0}, {"lr": -1.0}, {"max_samples": 0}, {"checkpoints": (5, 2)}, {"checkpoints": (0,)}):
         with pytest.raises(ContributionError):
-            PublicWorkConfig(**bad)  # type: ignore[arg-type]
+            PublicWorkConfig(**bad)
 
 
 def test_the_report_and_the_explanation_say_so() -> None:
@@ -220,3 +223,37 @@ def test_the_report_and_the_explanation_say_so() -> None:
     assert "public_work" not in json.loads(report.to_bytes())["trainers"][0]
     assert json.loads(flagged.to_bytes())["trainers"][0]["public_work"] is True
     assert RoundReport.from_bytes(flagged.to_bytes()) == flagged
+
+
+class _Log:
+    """The finalizations a `TaskLog` holds: round -> (a stand-in with) its revealed evaluation CID."""
+
+    def __init__(self, cids: dict[int, str]) -> None:
+        self.finalizations = {r: type("Fin", (), {"eval_cid": cid})() for r, cid in cids.items()}
+
+
+class _Storage:
+    def __init__(self, blobs: dict[str, bytes]) -> None:
+        self.blobs = blobs
+        self.asked: list[str] = []
+
+    def cat(self, cid: str, *, max_bytes: int | None = None) -> bytes:
+        self.asked.append(cid)
+        if cid not in self.blobs:
+            raise ContentNotFound(cid)
+        return self.blobs[cid]
+
+
+def test_the_service_and_verify_read_the_newest_revealed_batches_until_they_hold_enough_samples() -> None:
+    spec = ModelSpec("tiny", "mlp", (8,), 4, hidden=(4,))
+    blobs = {f"cid{r}": encode_eval_batch(_data(r, 30, f"eval-{r}"), 1, r) for r in range(1, 6)}
+    log, storage = _Log({r: f"cid{r}" for r in (1, 2, 3, 5)}), _Storage(blobs)  # round 4 expired, never finalized
+
+    read = revealed_eval_batches(log, storage, 5, spec, max_samples=50)  # type: ignore[arg-type]
+
+    assert read == (blobs["cid3"], blobs["cid2"])  # before round 5, newest first, until 60 >= 50 samples
+    assert storage.asked == ["cid3", "cid2"]
+    assert revealed_eval_batches(log, storage, 1, spec, max_samples=50) == ()  # type: ignore[arg-type]
+    missing = _Log({1: "cid1", 2: "gone"})
+    with pytest.raises(ContentNotFound):  # public data the round needs: an error, the step is tried again later
+        revealed_eval_batches(missing, storage, 3, spec, max_samples=50)  # type: ignore[arg-type]
