@@ -13,9 +13,15 @@ anyone holding the revealed batches computes, and `flchain verify round` makes t
 out of the game and the aggregate any update whose centered cosine with one of them reaches the config's threshold
 (`contribution.compute_contributions`), as it leaves out a repeat of the model's last global step.
 
-What it does not catch: an update trained on public data that no trainer's update resembles, such as newly drawn
-evaluation samples that were never reused. Training on fresh, clean samples is honest training; the update is paid
-at its marginal value as any other.
+What it does not catch:
+- An update made from public data and disguised: noise of half its RMS added to it hides it (the benchmark's
+  `score_gaming_disguised`: 31 % of the payouts at 30 % of the trainers on digits, paid as honest trainers are).
+  On an evaluation batch that is itself public, no test on the update tells it from honest work: taking the public
+  directions out of honest updates left them nothing that lowered the evaluation loss (a probe on digits). What
+  closes it is evaluation data that is never reused (`evaldata`: `mnist1d-fresh`) or a pool far larger than what
+  the rounds reveal.
+- Training on revealed samples that never judge again (fresh evaluation batches) is honest training on clean data;
+  such an update is paid at its marginal value as any other.
 """
 
 from __future__ import annotations

@@ -71,7 +71,9 @@ class SameWork:
     reference_cosines: NDArray[np.float64] | None = None
     reference_plain_cosines: NDArray[np.float64] | None = None
     public_cosines: NDArray[np.float64] | None = None
-    """With `public` references (game version 6), each row's largest centered cosine with one of them."""
+    """With `public` references (game version 6): `(k, n)`, each row's centered cosine with each of them."""
+    public_plain_cosines: NDArray[np.float64] | None = None
+    """The same, plain cosines."""
 
 
 def same_work_groups(rows: NDArray[np.floating], threshold: float, seed: bytes = b"", *, gram: bool = False
@@ -93,8 +95,8 @@ def same_work(rows: NDArray[np.floating], threshold: float, seed: bytes = b"", *
     centered cosine of each row with it, the reference's unit centered by the same median of the rows' units: in
     the same pass over the rows, without changing the groups. No cosines with a zero or non-finite reference, and
     only the plain ones with fewer than 3 rows (no center). `public` (game version 6: updates made from public
-    data, `aggregator.public_work`): each row's largest centered cosine with one of them, from the same pass; the
-    last step's cosines keep their bits (each reference is its own product)."""
+    data, `aggregator.public_work`): each row's centered and plain cosines with each of them, from the same pass;
+    the last step's cosines keep their bits (each reference is its own product)."""
     n, d = rows.shape
     if (reference is not None or public) and not gram:
         raise ValueError("cosines with a reference are computed on the Gram path (gram=True) only")
@@ -124,10 +126,12 @@ def _found(groups: tuple[int, ...], cosines: list[NDArray[np.float64]], plain: l
            has_reference: bool) -> SameWork:
     """The `SameWork` of the per-reference cosines (the last step's first when `has_reference`)."""
     first = 1 if has_reference else 0
-    public = np.max(np.stack(cosines[first:]), axis=0) if len(cosines) > first else None
+    public, public_plain = None, None
+    if len(cosines) > first:
+        public, public_plain = np.stack(cosines[first:]), np.stack(plain[first:])
     if not has_reference:
-        return SameWork(groups, None, None, public)
-    return SameWork(groups, cosines[0], plain[0], public)
+        return SameWork(groups, None, None, public, public_plain)
+    return SameWork(groups, cosines[0], plain[0], public, public_plain)
 
 
 def _unit(reference: NDArray[np.floating] | None, d: int) -> NDArray[np.float64] | None:

@@ -91,11 +91,13 @@ def test_the_last_steps_cosines_keep_their_bits_and_public_ones_are_the_largest_
     units = rows / np.linalg.norm(rows, axis=1, keepdims=True)
     center = np.median(units, axis=0)
     directions = units - center
-    want = np.max([directions @ (p / np.linalg.norm(p) - center) / np.linalg.norm(directions, axis=1)
-                   / np.linalg.norm(p / np.linalg.norm(p) - center) for p in public], axis=0)
-    assert both.public_cosines is not None
+    want = np.stack([directions @ (p / np.linalg.norm(p) - center) / np.linalg.norm(directions, axis=1)
+                     / np.linalg.norm(p / np.linalg.norm(p) - center) for p in public])
+    want_plain = np.stack([units @ (p / np.linalg.norm(p)) for p in public])
+    assert both.public_cosines is not None and both.public_plain_cosines is not None
     np.testing.assert_allclose(both.public_cosines, want, rtol=1e-9, atol=1e-12)
-    assert int(np.argmax(both.public_cosines)) == 4 and both.public_cosines[4] > 0.9
+    np.testing.assert_allclose(both.public_plain_cosines, want_plain, rtol=1e-9, atol=1e-12)
+    assert int(np.argmax(both.public_cosines[1])) == 4 and both.public_cosines[1, 4] > 0.9
     only_public = same_work(rows, 0.7, gram=True, public=public)
     assert only_public.reference_cosines is None and only_public.public_cosines is not None
     np.testing.assert_allclose(only_public.public_cosines, want, rtol=1e-9, atol=1e-12)
@@ -112,8 +114,10 @@ def test_the_screened_path_gives_the_same_public_cosines() -> None:
     center = np.median(units, axis=0)
     ref = public[0] / np.linalg.norm(public[0]) - center
     want = (units - center) @ ref / np.linalg.norm(units - center, axis=1) / np.linalg.norm(ref)
-    assert screened.public_cosines is not None
-    np.testing.assert_allclose(screened.public_cosines, want, rtol=1e-9, atol=1e-12)
+    assert screened.public_cosines is not None and screened.public_plain_cosines is not None
+    np.testing.assert_allclose(screened.public_cosines[0], want, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(screened.public_plain_cosines[0], units @ (public[0] / np.linalg.norm(public[0])),
+                               rtol=1e-9, atol=1e-12)
 
 
 def _quadratic(theta: NDArray[np.floating]) -> float:
@@ -205,7 +209,9 @@ def test_the_config_round_trips_and_older_versions_keep_their_bytes() -> None:
     v5 = PipelineConfig(contribution=ContributionConfig(game_version=5))
     assert "public_work" not in config_to_json(v5)["contribution"]
     assert config_from_json(config_to_json(v5)) == v5
-    for bad in ({"cosine": 0.0}, {"lr": -1.0}, {"max_samples": 0}, {"checkpoints": (5, 2)}, {"checkpoints": (0,)}):
+    bad_fields = ({"cosine": 0.0}, {"plain_cosine": 1.5}, {"lr": -1.0}, {"max_samples": 0}, {"checkpoints": (5, 2)},
+                  {"checkpoints": (0,)})
+    for bad in bad_fields:
         with pytest.raises(ContributionError):
             PublicWorkConfig(**bad)
 
@@ -257,3 +263,43 @@ def test_the_service_and_verify_read_the_newest_revealed_batches_until_they_hold
     missing = _Log({1: "cid1", 2: "gone"})
     with pytest.raises(ContentNotFound):  # public data the round needs: an error, the step is tried again later
         revealed_eval_batches(missing, storage, 3, spec, max_samples=50)  # type: ignore[arg-type]
+
+
+def test_clean_trainers_among_noisy_label_trainers_are_not_taken_for_public_work() -> None:
+    """Clean trainers point where the clean revealed data points, relative to a median the noisy-label trainers
+    pull away: their centered cosines with the public updates are high. Their plain cosines are not: the plain bound
+    keeps them paid (without it, the centered cosine alone takes a clean trainer for public work)."""
+    params = module_to_params(SPEC.build())
+    layout = ParamLayout.of(params)
+    base = layout.flatten(params)
+    revealed = _data(7, 40, "evaluation")
+    evaluator = Evaluator(SPEC, revealed)
+
+    def delta(data: Dataset, seed: int) -> NDArray[np.float32]:
+        trained = local_train(params, SPEC, data, steps=20, batch_size=16, lr=0.1, seed=seed).params
+        return layout.flatten(pseudo_gradient(params, trained))
+
+    def noisy(seed: int) -> Dataset:
+        data = _data(seed, 80, f"noisy-{seed}")
+        labels = np.where(np.random.default_rng(seed).random(80) < 0.5, (data.y + 1) % 4, data.y)
+        return data.with_labels(labels.astype(np.int64))
+
+    shards = [_data(200, 80, "clean-0"), _data(201, 80, "clean-1"), noisy(202), noisy(203)]
+    submissions = tuple(_submission(i, delta(shard, seed=i)) for i, shard in enumerate(shards))
+    config = PipelineConfig()
+    inputs = RoundInputs(task_id=1, round_id=2, base=base, submissions=submissions, budget_wei=10**18,
+                         public_steps=public_steps(base, SPEC, layout, revealed, config.contribution.public_work))
+
+    def loss_fn(vector: NDArray[np.floating]) -> float:
+        return evaluator.evaluate_vector(np.asarray(vector, dtype=np.float32)).loss
+
+    outcome = run_round(inputs, loss_fn, config)
+    centered_only = replace(config, contribution=ContributionConfig(
+        public_work=PublicWorkConfig(plain_cosine=1e-9)))
+    without_bound = run_round(inputs, loss_fn, centered_only)
+
+    assert not any(row.public_work for row in outcome.trainers)
+    assert all(row.aggregated for row in outcome.trainers)
+    assert outcome.trainers[0].payout_wei > 0  # the clean pair is one same-work group here: paid once, to the first
+    assert any(row.public_work for row in without_bound.trainers[:2])
+    assert sum(row.payout_wei for row in without_bound.trainers[:2]) == 0
