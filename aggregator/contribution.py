@@ -136,9 +136,9 @@ class PublicWorkConfig:
     rounds, one update per step count of `checkpoints` (a trainer's recipe, steps times lr, lands near one of them);
     a row whose plain cosine with one of them reaches `plain_cosine` and whose centered cosine with it reaches
     `cosine` is public work: it points where the public update points, and beyond what the round's consensus
-    explains. Measured on digits (`flchain bench robustness`, game version 6): trainers training on the revealed
-    batch had plain cosines 0.968-0.996 and centered 0.70-0.96 with the nearest public update; honest trainers plain
-    at most 0.923. The plain bound is needed: in the fairness benchmark's coalitions of clean and noisy-label trainers,
+    explains. Measured on digits (`scripts/probe_public_work.py`, 30 % score-gamers): trainers training on the
+    revealed batch had plain cosines 0.968-0.996 and centered 0.70-0.96 with the nearest public update; honest
+    trainers plain at most 0.923. The plain bound is needed: in the fairness benchmark's coalitions of clean and noisy-label trainers,
     the clean ones point where clean public data points, relative to a median the noisy ones pull away (centered
     0.70-0.75, plain 0.81-0.85), and the centered cosine alone took them for public work."""
 
