@@ -138,9 +138,9 @@ class PublicWorkConfig:
     `cosine` is public work: it points where the public update points, and beyond what the round's consensus
     explains. Measured on digits (`scripts/probe_public_work.py`, 30 % score-gamers): trainers training on the
     revealed batch had plain cosines 0.968-0.996 and centered 0.70-0.96 with the nearest public update; honest
-    trainers plain at most 0.923. The plain bound is needed: in the fairness benchmark's coalitions of clean and noisy-label trainers,
-    the clean ones point where clean public data points, relative to a median the noisy ones pull away (centered
-    0.70-0.75, plain 0.81-0.85), and the centered cosine alone took them for public work."""
+    trainers plain at most 0.923. The plain bound is needed: in the fairness benchmark's coalitions of clean and
+    noisy-label trainers, the clean ones point where clean public data points, relative to a median the noisy ones
+    pull away (centered 0.70-0.75, plain 0.81-0.85), and the centered cosine alone took them for public work."""
 
     cosine: float = 0.5
     plain_cosine: float = 0.95
