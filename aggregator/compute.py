@@ -25,7 +25,7 @@ from aggregator.evaldata import EvalPool, batch_loss_fn, decode_eval_batch, fixe
 from aggregator.filters import RejectReason
 from aggregator.payouts import payout_values
 from aggregator.pipeline import LossFn, PipelineConfig, RoundInputs, RoundOutcome, Submission, TrainerOutcome, run_round
-from aggregator.public_work import public_steps, revealed_samples
+from aggregator.public_work import round_public_steps
 from aggregator.publish import ZERO_ROOT, Blob, CidOf, RoundArtifacts, RoundContext
 from flchain.chain.tasklog import TaskLog
 from flchain.codec import (
@@ -143,12 +143,8 @@ def revealed_eval_batches(log: TaskLog, storage: Storage, round_id: int, spec: M
 def public_steps_of(data: RoundData, runtime: ModelRuntime, base: NDArray[np.float32]
                     ) -> tuple[NDArray[np.float32], ...]:
     """The round's public updates (game version 6) from the revealed batches; none before that version."""
-    contribution = data.config.contribution
-    if contribution.game_version < 6 or not data.revealed:
-        return ()
     batches = [decode_eval_batch(blob, runtime.spec) for blob in reversed(data.revealed)]  # oldest first
-    samples = revealed_samples(batches, contribution.public_work.max_samples)
-    return public_steps(base, runtime.spec, runtime.layout, samples, contribution.public_work)
+    return round_public_steps(base, runtime.spec, runtime.layout, batches, data.config.contribution)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from aggregator.contribution import PublicWorkConfig
+from aggregator.contribution import ContributionConfig, PublicWorkConfig
 from flchain.ml.data import Dataset
 from flchain.ml.params import ParamLayout
 from flchain.ml.specs import ModelSpec
@@ -69,6 +69,15 @@ def revealed_samples(batches: Sequence[Dataset], max_samples: int) -> Dataset | 
     first = batches[0]
     x_all, y_all = np.stack(xs)[-max_samples:], np.asarray(ys, dtype=np.int64)[-max_samples:]
     return Dataset(x_all, y_all, "revealed-evaluation-samples", first.input_shape, first.num_classes)
+
+
+def round_public_steps(base: NDArray[np.floating], spec: ModelSpec, layout: ParamLayout, revealed: Sequence[Dataset],
+                       config: ContributionConfig) -> tuple[NDArray[np.float32], ...]:
+    """A round's public updates from the batches revealed before it (oldest first): none before game version 6."""
+    if config.game_version < 6:
+        return ()
+    return public_steps(base, spec, layout, revealed_samples(revealed, config.public_work.max_samples),
+                        config.public_work)
 
 
 def public_steps(base: NDArray[np.floating], spec: ModelSpec, layout: ParamLayout, data: Dataset | None,

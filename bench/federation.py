@@ -37,7 +37,7 @@ from aggregator.pipeline import (
     Submission,
     run_round,
 )
-from aggregator.public_work import public_steps, revealed_samples
+from aggregator.public_work import round_public_steps
 from aggregator.ratings import Rating
 from aggregator.rules import AggregationRule
 from bench.behaviours import AttackerMemory, AttackParams, LocalTraining, SimTrainer, round_deltas
@@ -271,15 +271,6 @@ def _record(round_id: int, outcome: RoundOutcome, tester: Evaluator) -> RoundRec
     )
 
 
-def _public_steps(params: NDArray[np.float32], spec: ModelSpec, layout: ParamLayout, revealed: Sequence[Dataset],
-                  config: PipelineConfig) -> tuple[NDArray[np.float32], ...]:
-    """The round's public-data updates (game version 6), as the service makes them from the revealed batches."""
-    public = config.contribution.public_work
-    if config.contribution.game_version < 6:
-        return ()
-    return public_steps(params, spec, layout, revealed_samples(revealed, public.max_samples), public)
-
-
 def initial_params(spec: ModelSpec) -> Params:
     return module_to_params(spec.build())
 
@@ -317,7 +308,7 @@ def run_federation(
             task_id=TASK_ID, round_id=round_id, base=params, submissions=made.submissions,
             budget_wei=config.budget_wei, history=history, ratings=ratings, state=state,
             stake_per_sample=config.stake_per_sample,
-            public_steps=_public_steps(params, spec, codec.layout, revealed, pipeline),
+            public_steps=round_public_steps(params, spec, codec.layout, revealed, pipeline.contribution),
         )
         batch = data.eval_for_round(round_id)
         if batch is not data.eval:
