@@ -31,6 +31,7 @@ What it does not catch:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -38,9 +39,12 @@ from numpy.typing import NDArray
 
 from aggregator.contribution import ContributionConfig, PublicWorkConfig
 from flchain.ml.data import Dataset
+from flchain.ml.errors import TrainError
 from flchain.ml.params import ParamLayout
 from flchain.ml.specs import ModelSpec
 from flchain.ml.train import local_train
+
+logger = logging.getLogger(__name__)
 
 _SEED = 0
 """`local_train`'s seed: with the whole batch in every step it only orders the samples within the step."""
@@ -83,7 +87,9 @@ def round_public_steps(base: NDArray[np.floating], spec: ModelSpec, layout: Para
 def public_steps(base: NDArray[np.floating], spec: ModelSpec, layout: ParamLayout, data: Dataset | None,
                  config: PublicWorkConfig) -> tuple[NDArray[np.float32], ...]:
     """The round's public updates (`base - trained`, flat in the layout's order), one per checkpoint; none without
-    revealed data. Gradient descent runs once; each checkpoint continues from the one before."""
+    revealed data. Gradient descent runs once; each checkpoint continues from the one before. If it diverges (a
+    non-finite loss or update, e.g. at too large an lr), the checkpoints before are kept and the rest dropped: the
+    round is still valued, with what anyone computes the same way, instead of failing on every retry."""
     if data is None or len(data) == 0:
         return ()
     current = layout.unflatten(np.asarray(base, dtype=np.float32))
@@ -91,8 +97,17 @@ def public_steps(base: NDArray[np.floating], spec: ModelSpec, layout: ParamLayou
     steps: list[NDArray[np.float32]] = []
     done = 0
     for checkpoint in config.checkpoints:
-        result = local_train(current, spec, data, steps=checkpoint - done, batch_size=len(data), lr=config.lr,
-                             seed=_SEED)
+        try:
+            result = local_train(current, spec, data, steps=checkpoint - done, batch_size=len(data), lr=config.lr,
+                                 seed=_SEED)
+        except TrainError as e:
+            logger.warning("public updates: gradient descent diverged after %d steps (%s); %d kept", done, e,
+                           len(steps))
+            break
+        step = (origin - layout.flatten(result.params)).astype(np.float32)
+        if not np.all(np.isfinite(step)):
+            logger.warning("public updates: not finite after %d steps; %d kept", checkpoint, len(steps))
+            break
         current, done = result.params, checkpoint
-        steps.append((origin - layout.flatten(current)).astype(np.float32))
+        steps.append(step)
     return tuple(steps)

@@ -6,6 +6,7 @@ trainers, and every round before version 6, are valued as before."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -15,7 +16,7 @@ from numpy.typing import NDArray
 from aggregator.carryover import config_from_json, config_to_json
 from aggregator.compute import revealed_eval_batches
 from aggregator.contribution import ContributionConfig, ContributionError, PublicWorkConfig, compute_contributions
-from aggregator.evaldata import encode_eval_batch
+from aggregator.evaldata import EvalDataError, encode_eval_batch
 from aggregator.pipeline import PipelineConfig, PipelineError, RoundInputs, Submission, run_round
 from aggregator.public_work import public_steps, revealed_samples
 from aggregator.rules import AggregationRule, RuleParams, aggregate
@@ -303,3 +304,34 @@ def test_clean_trainers_among_noisy_label_trainers_are_not_taken_for_public_work
     assert outcome.trainers[0].payout_wei > 0  # the clean pair is one same-work group here: paid once, to the first
     assert any(row.public_work for row in without_bound.trainers[:2])
     assert sum(row.payout_wei for row in without_bound.trainers[:2]) == 0
+
+
+def test_diverging_gradient_descent_keeps_the_checkpoints_before_and_the_round_is_still_valued() -> None:
+    params = module_to_params(SPEC.build())
+    layout = ParamLayout.of(params)
+    base = layout.flatten(params)
+    data = _data(1, 60, "revealed")
+
+    diverged = public_steps(base, SPEC, layout, data, PublicWorkConfig(checkpoints=(1, 50), lr=1e4))
+    again = public_steps(base, SPEC, layout, data, PublicWorkConfig(checkpoints=(1, 50), lr=1e4))
+
+    assert len(diverged) < 2 and all(np.all(np.isfinite(step)) for step in diverged)
+    assert len(again) == len(diverged) and all(np.array_equal(a, b) for a, b in zip(diverged, again, strict=True))
+    rng = np.random.default_rng(0)
+    subs = tuple(_submission(i, (0.01 * rng.normal(size=base.shape)).astype(np.float32)) for i in range(4))
+    outcome = run_round(RoundInputs(task_id=1, round_id=2, base=base, submissions=subs, budget_wei=10**18,
+                                    public_steps=diverged), _quadratic_of(base), PipelineConfig())
+    assert len(outcome.trainers) == 4
+
+
+def _quadratic_of(base: NDArray[np.floating]) -> Callable[[NDArray[np.floating]], float]:
+    def loss(theta: NDArray[np.floating]) -> float:
+        return float(np.sum((np.asarray(theta, dtype=np.float64) - np.asarray(base, dtype=np.float64) + 0.1) ** 2))
+    return loss
+
+
+def test_a_malformed_revealed_batch_is_an_error_not_a_guess() -> None:
+    spec = ModelSpec("tiny", "mlp", (8,), 4, hidden=(4,))
+    log, storage = _Log({1: "bad"}), _Storage({"bad": b"not a safetensors file"})
+    with pytest.raises(EvalDataError):
+        revealed_eval_batches(log, storage, 2, spec, max_samples=50)  # type: ignore[arg-type]
