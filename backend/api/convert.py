@@ -119,6 +119,10 @@ def trainer_line(info: dict[str, Any]) -> TrainerRoundLine:
         rating_weight=score.rating_weight if score else None,
         budget_share=score.budget_share if score else None,
         explanation=score.explanation if score else None,
+        aggregated=score.aggregated if score else None,
+        resends_round=score.resends_round if score else None,
+        repeats_global_step=score.repeats_global_step if score else None,
+        public_work=score.public_work if score else None,
     )
 
 

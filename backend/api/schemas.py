@@ -170,6 +170,15 @@ class TrainerRoundLine(Out):
     rating_weight: float | None = None
     budget_share: float | None = None
     explanation: str | None = None
+    aggregated: bool | None = None
+    """Whether the update went into the new model (null: not in the report, or indexed before this field)."""
+    resends_round: int | None = None
+    """The earlier round whose own accepted update this one repeats (worth 0)."""
+    repeats_global_step: bool | None = None
+    """The update repeats the model's last global step (public, not new work): worth 0, not aggregated."""
+    public_work: bool | None = None
+    """The update is work anyone can do from the evaluation batches revealed in earlier rounds: worth 0, not
+    aggregated."""
 
 
 class TrainerRoundExplained(TrainerRoundLine):

@@ -286,6 +286,10 @@ class ScoreEntry(Base):
     rating_weight: Mapped[float | None] = mapped_column(Float)
     budget_share: Mapped[float | None] = mapped_column(Float)
     explanation: Mapped[str | None] = mapped_column(TEXT)
+    aggregated: Mapped[bool | None] = mapped_column(Boolean)
+    resends_round: Mapped[int | None] = mapped_column(BigInteger)
+    repeats_global_step: Mapped[bool | None] = mapped_column(Boolean)
+    public_work: Mapped[bool | None] = mapped_column(Boolean)
 
     __table_args__ = (Index("ix_score_entries_account_task_round", "account", "task_id", "round"),)
 

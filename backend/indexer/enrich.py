@@ -185,6 +185,10 @@ def _add_score_entries(session: Session, c: RoundCommitment, docs: RoundDocument
                 rating_weight=finite(line.rating_weight),
                 budget_share=finite(line.budget_share),
                 explanation=line.explanation,
+                aggregated=line.aggregated,
+                resends_round=line.resends_round,
+                repeats_global_step=line.repeats_global_step,
+                public_work=line.public_work,
             )
         )
 

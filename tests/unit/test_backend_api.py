@@ -20,6 +20,8 @@ from backend.serve import SERVER_DB_THREADS, SQLITE_DB_THREADS, db_threads
 from tests.unit.test_backend_indexer import ALICE, ALICE_CS, BOB, SPONSOR, ev, task_created
 
 BOB_CS = "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"
+CAROL = "0x" + "cc" * 20
+CAROL_CS = "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"
 
 CHECKSUMMED = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 
@@ -194,8 +196,13 @@ def test_explain_endpoint_returns_every_payout_term_and_the_sentence(
                                 value_evaluations=4, loss_reduction=0.25, spearman_payout_loo=1.0))
         session.add(ScoreEntry(task_id=1, round=3, account=ALICE_CS, digest="0x" + "44" * 32, cid="cid-u",
                                num_samples=100, status="accepted", payout_wei=12_300_000_000_000_000_000, slash_bps=0,
-                               value_score=0.02, rating_weight=0.5, budget_share=0.123,
+                               value_score=0.02, rating_weight=0.5, budget_share=0.123, aggregated=True,
+                               repeats_global_step=False, public_work=False,
                                explanation="paid 12.3: your update accounted for 8.0% of this round's loss reduction"))
+        session.add(ScoreEntry(task_id=1, round=3, account=CAROL_CS, digest="0x" + "55" * 32, cid="cid-v",
+                               num_samples=100, status="accepted", payout_wei=0, slash_bps=0, value_score=0.0,
+                               aggregated=False, resends_round=2, repeats_global_step=False, public_work=True,
+                               explanation="not paid: does the work anyone can do from public data"))
 
     line = client.get(f"/api/tasks/1/rounds/3/trainers/{ALICE}").json()
     absent = client.get(f"/api/tasks/1/rounds/3/trainers/{BOB}")
@@ -205,6 +212,11 @@ def test_explain_endpoint_returns_every_payout_term_and_the_sentence(
     assert (line["round_loss_reduction"], line["round_spearman_payout_loo"], line["round_value_method"]) == (
         0.25, 1.0, "exact")
     assert line["payout_wei"] == "12300000000000000000" and line["account"] == ALICE_CS
+    assert (line["aggregated"], line["resends_round"], line["repeats_global_step"], line["public_work"]) == (
+        True, None, False, False)
+    carol = client.get(f"/api/tasks/1/rounds/3/trainers/{CAROL}").json()
+    assert (carol["aggregated"], carol["resends_round"], carol["repeats_global_step"], carol["public_work"]) == (
+        False, 2, False, True)
     assert absent.status_code == 404 and "did not take part" in absent.json()["detail"]
 
 

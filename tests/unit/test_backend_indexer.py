@@ -243,9 +243,11 @@ def make_documents(storage: InMemoryStorage) -> tuple[bytes, str, StandardMerkle
             val_loss_before=1.0, val_accuracy_before=0.5, val_loss_after=0.9, val_accuracy_after=0.6, eval_samples=100
         ),
         trainers=(
-            TrainerScore(account=ALICE, status="accepted", final_score=0.6, payout_wei="600", payout_index=0, **line),
+            TrainerScore(account=ALICE, status="accepted", final_score=0.6, payout_wei="600", payout_index=0,
+                         aggregated=True, **line),
             TrainerScore(
-                account=BOB, status="accepted", final_score=float("nan"), payout_wei="100", payout_index=1, **line
+                account=BOB, status="accepted", final_score=float("nan"), payout_wei="100", payout_index=1,
+                aggregated=False, public_work=True, **line
             ),
         ),
     )
@@ -273,6 +275,9 @@ def test_a_verified_report_stores_scores_and_claimable_proofs(sessions: sessionm
         for p in payouts
     )
     assert sorted(line.final_score is None for line in lines) == [False, True]  # NaN is stored as null
+    # the report's flags, as the report says them (a flag the report leaves out is false, not unknown)
+    assert sorted((line.aggregated, line.public_work, line.repeats_global_step, line.resends_round)
+                  for line in lines) == [(False, True, False, None), (True, False, False, None)]
     assert alice is not None and alice.earned_wei == 600
 
 
