@@ -31,7 +31,7 @@ the model, evaluate the batch, return the mean loss), so the math is tested here
 probed vectors are float32 (the model's dtype), built in float32 buffers reused for every update (two
 elementwise passes, no allocation per pass), so a float32 `loss_fn` (the ml `Evaluator`) uses them without another
 copy. On large models the next vector is built in a worker thread while the current one is evaluated
-(`_losses_after`).
+(`_losses`).
 """
 
 from __future__ import annotations
@@ -128,26 +128,33 @@ OVERLAP_FROM_PARAMS = 1 << 18
 evaluated: below, handing work to a thread costs about what the elementwise pass does (~0.1 ms)."""
 
 
-def _losses_after(
+def _losses(
     base32: NDArray[np.float32], rows: NDArray[Any], step: float, loss_fn: LossFn
-) -> list[float]:
-    """`loss_fn(base32 - step * row)` for each row, in order. On large models the vectors are made in a worker
-    thread, one row ahead, into two alternating buffers: the elementwise pass (memory-bound; numpy releases the
-    GIL) overlaps the forward pass instead of adding to it. The buffer being written is never the one `loss_fn`
-    holds, and every vector has the bits of `_stepped` either way."""
+) -> tuple[float, list[float]]:
+    """`loss_fn(base32)`, then `loss_fn(base32 - step * row)` for each row, in order.
+
+    The base is evaluated from a copy in the first buffer, which the rows reuse: one allocation less, and a
+    `loss_fn` that keys its work on the buffer, as the `Evaluator` does, sees the same array again. On large models
+    the vectors are made in a worker thread, one row ahead (row 0 while the base is evaluated), into two
+    alternating buffers: the elementwise pass (memory-bound; numpy releases the GIL) overlaps the forward pass
+    instead of adding to it. The buffer being written is never the one `loss_fn` holds, and every vector has the
+    bits of `_stepped` either way."""
     n_rows = rows.shape[0]
     buffers = [np.empty(base32.shape, dtype=np.float32) for _ in range(2 if n_rows > 1 else 1)]
+    np.copyto(buffers[0], base32)
     if n_rows < 2 or base32.shape[0] < OVERLAP_FROM_PARAMS:
-        return [float(loss_fn(_stepped(base32, row, step, buffers[0]))) for row in rows]
+        loss_before = float(loss_fn(buffers[0]))
+        return loss_before, [float(loss_fn(_stepped(base32, row, step, buffers[0]))) for row in rows]
     losses = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="loss-score-step") as worker:
-        pending = worker.submit(_stepped, base32, rows[0], step, buffers[0])
+        pending = worker.submit(_stepped, base32, rows[0], step, buffers[1])  # while the base is evaluated
+        loss_before = float(loss_fn(buffers[0]))
         for i in range(n_rows):
-            vector = pending.result()
+            vector = pending.result()  # row i, in buffers[(i + 1) % 2]
             if i + 1 < n_rows:
-                pending = worker.submit(_stepped, base32, rows[i + 1], step, buffers[(i + 1) % 2])
+                pending = worker.submit(_stepped, base32, rows[i + 1], step, buffers[i % 2])
             losses.append(float(loss_fn(vector)))
-    return losses
+    return loss_before, losses
 
 
 def _apply(base: NDArray[np.float64], delta: NDArray[np.float64], outer_lr: float) -> NDArray[np.float64]:
@@ -185,8 +192,8 @@ def compute_loss_scores(
     if shares < 1:
         raise ScoringError(f"n_aggregated must be >= 1, got {n_aggregated}")
     step = outer_lr / shares
-    loss_before = float(loss_fn(base32.copy()))
-    losses_after = np.array(_losses_after(base32, rows, step, loss_fn), dtype=np.float64)
+    loss_before, after = _losses(base32, rows, step, loss_fn)
+    losses_after = np.array(after, dtype=np.float64)
     return LossScores(
         loss_before=loss_before,
         losses_after=read_only(losses_after),

@@ -83,6 +83,7 @@ class OverheadRow:
     def as_dict(self) -> dict[str, object]:
         return {"sweep": self.sweep, "trainers": self.trainers, "params": self.params,
                 "round": {**dataclasses.asdict(self.round), "scoring_ratio": self.round.scoring_ratio,
+                          "distinct_ratio": self.round.distinct_ratio,
                           "value_ratio": self.round.value_ratio},
                 "chain": {**dataclasses.asdict(self.chain), "aggregator_s": self.chain.aggregator_s},
                 "critical_path_s": self.critical_path_s}
@@ -190,12 +191,15 @@ def _markdown(settings: OverheadSettings, rows: list[OverheadRow], storage_note:
         f"{storage_note} Chain steps on a local Anvil (automining: no block time). Seconds; training, upload and "
         "submit are one trainer's (trainers work in parallel), the rest is the aggregator's. "
         "Scoring ratio = scoring time (LossScore) / the same number of bare forward passes; value game ratio = the "
-        "coalition game's time (payouts rest on it) / as many bare forward passes as it evaluated coalitions.",
+        "coalition game's time (payouts rest on it) / as many bare forward passes as it evaluated coalitions. The bare "
+        "passes evaluate one model again and again (its weights stay in cache); the distinct-model column divides "
+        "the scoring time by as many passes of distinct models made beforehand (LossScore's models; "
+        "`bench.round_timing.bare_distinct_forward_s`): what evaluating a new model each pass costs by itself.",
         "",
         "| sweep | trainers | params | update size | training | upload | submit tx | download + verify | scoring "
         "| aggregation | publish | chain (aggregator) | round total | scoring ratio (passes) "
-        "| value game ratio (passes) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scoring ÷ distinct-model passes | value game ratio (passes) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         r, c = row.round, row.chain
@@ -204,7 +208,7 @@ def _markdown(settings: OverheadSettings, rows: list[OverheadRow], storage_note:
             f"{r.training_per_trainer_s:.3f} | {r.upload_per_trainer_s:.3f} | {c.submit_update_s:.3f} | "
             f"{r.download_verify_s:.3f} | {r.scoring_s:.3f} | {r.aggregation_s:.3f} | {r.publish_s:.3f} | "
             f"{c.aggregator_s:.3f} | {row.critical_path_s:.2f} | {r.scoring_ratio:.2f} ({r.forward_passes}) | "
-            f"{r.value_ratio:.2f} ({r.value_passes}) |")
+            f"{r.distinct_ratio:.2f} | {r.value_ratio:.2f} ({r.value_passes}) |")
     lines += ["", "Inside the round computation (`run_round`), seconds per step function:", "",
               "| trainers | params | " + " | ".join(STEP_NAMES) + " | other |",
               "|---:|---:|" + "---:|" * (len(STEP_NAMES) + 1)]

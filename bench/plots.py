@@ -229,8 +229,12 @@ def overhead_figure(rows: Sequence[Any], path: Path) -> Path:
         ax.grid(alpha=0.3, axis="y")
     axes[0].legend(fontsize=7, loc="upper left")
     labels = [f"{r.trainers:,} x {r.params / 1e6:.2g}M" for r in rows]
-    ratios = [r.round.scoring_ratio for r in rows]
-    axes[2].bar(labels, ratios, color="#8172b2")
+    where = np.arange(len(rows))
+    axes[2].bar(where - 0.2, [r.round.scoring_ratio for r in rows], width=0.4, color="#8172b2",
+                label="over passes of one model")
+    axes[2].bar(where + 0.2, [r.round.distinct_ratio for r in rows], width=0.4, color="#ccb974",
+                label="over passes of distinct models")
+    axes[2].set_xticks(where, labels)
     axes[2].axhline(1.2, color="red", linestyle="--", label="aim 1.2")
     axes[2].set_ylabel("scoring time / bare forward passes")
     axes[2].set_xlabel("trainers x parameters")

@@ -15,8 +15,12 @@ Steps and what each measures (wall-clock, `time.perf_counter`):
 - publish: `encode_model` of the new model + its digest, the payout Merkle tree and the score report JSON
   (+ `IpfsClient.add` of model, report and tree when a daemon is given);
 - scoring ratio: `aggregator.scoring.compute_loss_scores` (what `run_round` calls) on the accepted updates
-  with the service's loss function, over the same number of bare forward passes (+ cross-entropy) with the
-  parameters already loaded as tensors;
+  with the service's loss function, over the same number of bare forward passes (+ cross-entropy): calls of a
+  module whose parameters were loaded beforehand, nothing between the passes;
+- distinct-model ratio: the same scoring time over as many bare passes of *distinct* modules (holding the vectors
+  scoring evaluates, built and loaded before the clock starts, cycled through at most `DISTINCT_BYTES`). The bare passes above run one model again and again, whose weights stay in the core's cache;
+  scoring evaluates a new model each pass, whose weights come from further away. The gap between the two
+  denominators is what evaluating distinct models costs by itself, before any work of the scoring code;
 - value game ratio: `compute_contributions` (the coalition game payouts rest on) inside the fastest `run_round`,
   over as many bare forward passes as it evaluated coalitions (at the bare passes' per-pass time).
 
@@ -39,7 +43,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
-from torch.func import functional_call
 
 from aggregator import pipeline
 from aggregator.payouts import payout_values
@@ -49,13 +52,15 @@ from bench.federation import BUDGET_WEI, TASK_ID, account
 from flchain.codec import content_digest, decode_update, encode_model, encode_update
 from flchain.merkle import PAYOUT_LEAF_ENCODING, StandardMerkleTree
 from flchain.ml.data import Dataset
-from flchain.ml.params import ParamLayout, Params, pseudo_gradient
+from flchain.ml.params import ParamLayout, Params, ParamsLike, load_into_module, pseudo_gradient
 from flchain.ml.specs import ModelSpec
 from flchain.ml.train import Evaluator, local_train
 from flchain.report import canonical_json
 from flchain.storage.protocol import Storage
 
 REPEATS = 2
+DISTINCT_BYTES = 256 * 1024 * 1024
+"""At most this many bytes of distinct parameter sets for the distinct-model passes (they are cycled through)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,12 @@ class RoundTimes:
     update_size_bytes: int
     value_game_s: float = float("nan")
     value_passes: int = 0
+    bare_distinct_s: float = float("nan")
+
+    @property
+    def distinct_ratio(self) -> float:
+        """Scoring over as many bare passes of distinct models (`bare_distinct_s`)."""
+        return self.scoring_best_s / self.bare_distinct_s if self.bare_distinct_s > 0 else float("nan")
 
     @property
     def scoring_ratio(self) -> float:
@@ -143,20 +154,42 @@ def probe_pipeline(seconds: dict[str, float]) -> Iterator[None]:
             setattr(pipeline, name, fn)
 
 
-def bare_forward_s(spec: ModelSpec, params: Params, eval_data: Dataset, passes: int) -> float:
-    """Fastest of `REPEATS` runs of `passes` forward passes + mean cross-entropy, parameters preloaded."""
-    model = spec.build().eval()
-    tensors = {name: torch.from_numpy(np.array(array, dtype=np.float32)) for name, array in params.items()}
+def _passes_s(models: Sequence[torch.nn.Module], eval_data: Dataset, passes: int) -> float:
+    """Fastest of `REPEATS` runs of `passes` forward passes + mean cross-entropy, cycling through `models`."""
     x, y = torch.tensor(eval_data.x), torch.tensor(eval_data.y)
     best = float("inf")
     with torch.no_grad():
-        F.cross_entropy(functional_call(model, tensors, (x,)), y)  # warm-up, not timed
+        F.cross_entropy(models[0](x), y)  # warm-up, not timed
         for _ in range(REPEATS):
             start = time.perf_counter()
-            for _ in range(passes):
-                float(F.cross_entropy(functional_call(model, tensors, (x,)), y))
+            for i in range(passes):
+                float(F.cross_entropy(models[i % len(models)](x), y))
             best = min(best, time.perf_counter() - start)
     return best
+
+
+def _module(spec: ModelSpec, params: ParamsLike) -> torch.nn.Module:
+    model = spec.build().eval()
+    load_into_module(model, params)
+    return model
+
+
+def bare_forward_s(spec: ModelSpec, params: Params, eval_data: Dataset, passes: int) -> float:
+    """Fastest of `REPEATS` runs of `passes` forward passes + mean cross-entropy of one module holding `params`:
+    the plain module call, nothing between the passes."""
+    return _passes_s([_module(spec, params)], eval_data, passes)
+
+
+def bare_distinct_forward_s(spec: ModelSpec, layout: ParamLayout, base: NDArray[np.float32],
+                            rows: NDArray[np.float32], eval_data: Dataset) -> float:
+    """As `bare_forward_s` for `len(rows) + 1` passes, each of a distinct module: the base, then
+    `base - row / len(rows)` for each row (LossScore's models), each built and loaded first. Above `DISTINCT_BYTES`
+    of models, the first that fit are cycled through."""
+    base32 = np.asarray(base, dtype=np.float32)
+    count = min(len(rows) + 1, max(2, DISTINCT_BYTES // max(1, base32.nbytes)))
+    step = np.float32(1.0 / max(1, len(rows)))
+    vectors = [base32] + [base32 - step * rows[i] for i in range(min(count - 1, len(rows)))]
+    return _passes_s([_module(spec, layout.unflatten(v)) for v in vectors], eval_data, len(rows) + 1)
 
 
 def scoring_best_s(base: NDArray[np.float32], rows: NDArray[np.float32], loss_fn: _TimedLoss) -> float:
@@ -286,4 +319,5 @@ def time_round(setup: RoundSetup, config: PipelineConfig | None = None) -> Round
         bare_forward_s=bare_forward_s(setup.spec, setup.base, setup.eval_data, len(rows) + 1),
         forward_passes=passes, accepted=len(accepted), update_size_bytes=len(uploads[0].blob),
         value_game_s=steps.get("compute_contributions", float("nan")), value_passes=outcome.value_evaluations,
+        bare_distinct_s=bare_distinct_forward_s(setup.spec, layout, base_vector, rows, setup.eval_data),
     )

