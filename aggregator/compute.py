@@ -201,9 +201,10 @@ def _codec_reason(error: CodecError) -> RejectReason:
 
 def decode_one(
     fetched: Fetched, *, spec_hash: bytes, base_digest: bytes, layout: ParamLayout, limits: CodecLimits,
-    policy: ReadPolicy = CLEAR_TEXT,
+    policy: ReadPolicy = CLEAR_TEXT, out: NDArray[np.float32] | None = None,
 ) -> Submission:
-    """The pipeline's view of one fetched submission: its flat delta, or the failure reason.
+    """The pipeline's view of one fetched submission: its flat delta (written into `out` when given), or the
+    failure reason.
 
     In a private task the envelope is opened first (`policy`); one that is not addressed to the task's readers, not
     for this reader, tampered or undecryptable is `UNREADABLE` with the envelope's reason in the detail.
@@ -228,7 +229,7 @@ def decode_one(
             frame, expected_spec_hash=spec_hash, expected_base_digest=base_digest, expected_shapes=shapes,
             limits=limits,
         )
-        delta = layout.flatten(decoded.tensors)
+        delta = layout.flatten(decoded.tensors, out=out)
     except CodecError as e:
         return replace(template, failure=_codec_reason(e), detail=f"{type(e).__name__}: {e}")
     except Exception as e:  # isolation boundary: one submission's bytes must never fail the round step
@@ -242,10 +243,19 @@ def decode_submissions(
     fetched: Sequence[Fetched], *, spec_hash: bytes, base_digest: bytes, layout: ParamLayout, limits: CodecLimits,
     policy: ReadPolicy = CLEAR_TEXT,
 ) -> tuple[Submission, ...]:
+    """`decode_one` for each fetched update, each delta a row of one update matrix: the pipeline then takes its
+    subsets as views instead of stacking the round's updates again (`pipeline._Rows`)."""
+    rows = update_matrix(len(fetched), layout)
     return tuple(
-        decode_one(f, spec_hash=spec_hash, base_digest=base_digest, layout=layout, limits=limits, policy=policy)
-        for f in fetched
+        decode_one(f, spec_hash=spec_hash, base_digest=base_digest, layout=layout, limits=limits, policy=policy,
+                   out=rows[k])
+        for k, f in enumerate(fetched)
     )
+
+
+def update_matrix(n: int, layout: ParamLayout) -> NDArray[np.float32]:
+    """An empty float32 matrix of `n` flat updates; a row no update was decoded into is never read."""
+    return np.empty((n, layout.total_size), dtype=np.float32)
 
 
 def privacy_info(dp: DpConfig, round_id: int) -> PrivacyInfo:

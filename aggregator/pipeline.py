@@ -97,20 +97,26 @@ class _Rows:
     of it (the usual round: every update accepted and aggregated). At 10 updates of 10M parameters each stack is a
     400 MB copy (~0.3 s); the round made three.
 
-    The matrix holds the decoded updates in submission order; `rescale` writes an update the norm filter scaled
-    down over its row, as `_scaled` puts it in its submission. With deltas of mixed dtypes (never from the codec,
-    which decodes float32) each call stacks its own rows, so every matrix keeps the dtype its own rows give it."""
+    When the deltas already are the rows of one matrix (`compute.decode_submissions` decodes them so), that matrix
+    is used as it is, not copied. Otherwise the decoded deltas are stacked, in submission order. `rescale` puts an
+    update the norm filter scaled down over its row, as `_scaled` puts it in its submission (into a copy first
+    when the matrix is the caller's). With deltas of mixed dtypes (never from the codec, which decodes float32)
+    each call stacks its own rows, so every matrix keeps the dtype its own rows give it."""
 
     def __init__(self, ordered: Sequence[Submission], decoded: Sequence[int]) -> None:
-        self._position = {i: k for k, i in enumerate(decoded)}
         deltas = [np.asarray(ordered[i].delta) for i in decoded]
-        self._shared = len({d.dtype for d in deltas}) == 1
-        self.matrix = np.stack(deltas)
         self._ordered = ordered
+        self._shared = len({d.dtype for d in deltas}) == 1
+        parent, rows = _rows_of_one_matrix(deltas)
+        self._owned = parent is None
+        self.matrix = np.stack(deltas) if parent is None else parent
+        self._position = dict(zip(decoded, range(len(decoded)) if rows is None else rows, strict=True))
 
     def rescale(self, ordered: Sequence[Submission], scaled: Iterable[int]) -> None:
         self._ordered = ordered
         for i in scaled:
+            if not self._owned:
+                self.matrix, self._owned = self.matrix.copy(), True
             self.matrix[self._position[i]] = np.asarray(ordered[i].delta)
 
     def __call__(self, indices: Sequence[int]) -> NDArray[Any]:
@@ -122,6 +128,23 @@ class _Rows:
             view.flags.writeable = False
             return view
         return self.matrix[positions]
+
+
+def _rows_of_one_matrix(deltas: Sequence[NDArray[Any]]) -> tuple[NDArray[Any] | None, list[int] | None]:
+    """The C-contiguous 2-D matrix every delta is a whole row of, and each delta's row; (None, None) otherwise."""
+    parent = deltas[0].base if deltas else None
+    if not isinstance(parent, np.ndarray) or parent.ndim != 2 or not parent.flags.c_contiguous:
+        return None, None
+    start, stride = parent.__array_interface__["data"][0], parent.strides[0]
+    rows = []
+    for delta in deltas:
+        offset = delta.__array_interface__["data"][0] - start
+        if (delta.base is not parent or delta.dtype != parent.dtype or delta.shape != parent.shape[1:]
+                or delta.strides != parent.strides[1:] or offset % stride
+                or not 0 <= offset // stride < parent.shape[0]):
+            return None, None
+        rows.append(offset // stride)
+    return parent, rows
 
 
 def _filter(

@@ -6,7 +6,7 @@ Steps and what each measures (wall-clock, `time.perf_counter`):
   trainers is the round's figure, the sum is only what the simulation cost);
 - upload: one trainer's `encode_update` + `content_digest` (+ `IpfsClient.add` when a daemon is given);
 - download_verify: the aggregator fetching every update (`cat_verified` when a daemon is given), checking its
-  digest and strictly decoding it (`decode_update`), one after another;
+  digest and strictly decoding it (`decode_update`) into its row of the round's update matrix, one after another;
 - scoring: the LossScore step inside `run_round` (`compute_loss_scores`: its forward passes, with the
   parameter conversion the service pays too);
 - aggregation: the rest of `run_round`, broken down by the pure step functions `aggregator.pipeline` calls
@@ -18,9 +18,10 @@ Steps and what each measures (wall-clock, `time.perf_counter`):
   with the service's loss function, over the same number of bare forward passes (+ cross-entropy): calls of a
   module whose parameters were loaded beforehand, nothing between the passes;
 - distinct-model ratio: the same scoring time over as many bare passes of *distinct* modules (holding the vectors
-  scoring evaluates, built and loaded before the clock starts, cycled through at most `DISTINCT_BYTES`). The bare passes above run one model again and again, whose weights stay in the core's cache;
-  scoring evaluates a new model each pass, whose weights come from further away. The gap between the two
-  denominators is what evaluating distinct models costs by itself, before any work of the scoring code;
+  scoring evaluates, built and loaded before the clock starts, cycled through at most `DISTINCT_BYTES`). The bare
+  passes above run one model again and again, whose weights stay in the core's cache; scoring evaluates a new
+  model each pass, whose weights come from further away. The gap between the two denominators is what evaluating
+  distinct models costs by itself, before any work of the scoring code;
 - value game ratio: `compute_contributions` (the coalition game payouts rest on) inside the fastest `run_round`,
   over as many bare forward passes as it evaluated coalitions (at the bare passes' per-pass time).
 
@@ -45,6 +46,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 
 from aggregator import pipeline
+from aggregator.compute import update_matrix
 from aggregator.payouts import payout_values
 from aggregator.pipeline import PipelineConfig, RoundInputs, RoundOutcome, Submission, run_round
 from aggregator.scoring import compute_loss_scores
@@ -247,6 +249,7 @@ def _download(setup: RoundSetup, layout: ParamLayout, base_digest: bytes,
     spec_hash = setup.spec.spec_hash()
     start = time.perf_counter()
     submissions = []
+    matrix = update_matrix(len(uploads), layout)  # each update decoded into its row, as the service does
     for i, up in enumerate(uploads):
         if setup.storage is not None:
             data = setup.storage.cat_verified(up.cid, up.digest)
@@ -257,7 +260,8 @@ def _download(setup: RoundSetup, layout: ParamLayout, base_digest: bytes,
         decoded = decode_update(data, expected_spec_hash=spec_hash, expected_base_digest=base_digest,
                                 expected_shapes=shapes)
         submissions.append(Submission(account=account(i), digest=up.digest, cid=up.cid, num_samples=up.num_samples,
-                                      block_number=1_000 + i, log_index=0, delta=layout.flatten(decoded.tensors)))
+                                      block_number=1_000 + i, log_index=0,
+                                      delta=layout.flatten(decoded.tensors, out=matrix[i])))
     return submissions, time.perf_counter() - start
 
 

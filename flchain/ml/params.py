@@ -104,12 +104,15 @@ class ParamLayout:
     def total_size(self) -> int:
         return int(sum(self.sizes))
 
-    def flatten(self, params: ParamsLike) -> FloatArray:
-        """One new 1-D float32 vector, tensors concatenated in layout order."""
+    def flatten(self, params: ParamsLike, out: FloatArray | None = None) -> FloatArray:
+        """One 1-D float32 vector, tensors concatenated in layout order: a new one, or `out` (a 1-D float32 array
+        of `total_size` elements, e.g. a row of a round's update matrix) written in place."""
         check_layout(self, params)
+        if out is not None and (out.dtype != np.float32 or out.shape != (self.total_size,)):
+            raise ParamsError(f"out must be float32 of shape ({self.total_size},), got {out.dtype} {out.shape}")
         if not self.names:
-            return np.zeros(0, dtype=np.float32)
-        return np.concatenate([_f32_view(n, params[n]).ravel() for n in self.names])
+            return np.zeros(0, dtype=np.float32) if out is None else out
+        return np.concatenate([_f32_view(n, params[n]).ravel() for n in self.names], out=out)
 
     def unflatten(self, vector: npt.ArrayLike) -> Params:
         """Named float32 arrays (copies) cut from a 1-D vector of exactly `total_size` elements."""

@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from aggregator.pipeline import _Rows
+from aggregator.pipeline import RoundInputs, RoundOutcome, _Rows, run_round
 from aggregator.round_inputs import Submission
+from tests.unit.test_pipeline_value import BUDGET_WEI, DIM, _honest, _others, _sub, quadratic_loss
 
 
 def _subs(dtypes: list[type]) -> list[Submission]:
@@ -52,3 +53,65 @@ def test_deltas_of_mixed_dtypes_keep_the_dtype_each_subset_had() -> None:
 
     assert rows([0, 2]).dtype == np.float32 and rows([0, 2]).tobytes() == _stack(subs, [0, 2]).tobytes()
     assert rows([0, 1]).dtype == np.float64 and rows([0, 1]).tobytes() == _stack(subs, [0, 1]).tobytes()
+
+
+def _rows_of(matrix: np.ndarray, order: list[int]) -> list[Submission]:
+    out = []
+    for k in order:
+        row = matrix[k]
+        row.setflags(write=False)
+        out.append(Submission(account=f"0x{k:040x}", digest=bytes([k]) * 32, cid=f"c{k}", num_samples=1,
+                              block_number=k, log_index=0, delta=row))
+    return out
+
+
+def test_deltas_that_are_rows_of_one_matrix_are_used_in_place_and_never_written() -> None:
+    matrix = np.random.default_rng(1).normal(size=(5, 6)).astype(np.float32)
+    kept = matrix.copy()
+    subs = _rows_of(matrix, [0, 1, 2, 3, 4])
+    rows = _Rows(subs, [0, 1, 2, 3, 4])
+
+    assert rows.matrix is matrix and np.shares_memory(rows([0, 1, 2, 3, 4]), matrix)
+    assert rows([1, 3]).tobytes() == _stack(subs, [1, 3]).tobytes()
+    scaled = list(subs)
+    scaled[3] = replace(subs[3], delta=(np.asarray(subs[3].delta) * 0.5).astype(np.float32))
+    rows.rescale(scaled, [3])
+    assert rows([2, 3, 4]).tobytes() == _stack(scaled, [2, 3, 4]).tobytes()
+    assert matrix.tobytes() == kept.tobytes()  # the caller's matrix: copied before the scaled row was written
+
+
+def test_rows_in_another_order_or_with_gaps_map_to_their_own_rows() -> None:
+    matrix = np.random.default_rng(2).normal(size=(5, 6)).astype(np.float32)
+    subs = _rows_of(matrix, [3, 0, 4, 1])  # submission order is not the matrix's, and row 2 was never decoded
+    rows = _Rows(subs, [0, 1, 2, 3])
+
+    assert rows.matrix is matrix
+    for indices in ([0, 1, 2, 3], [1, 3], [0], [2, 3]):
+        assert rows(indices).tobytes() == _stack(subs, indices).tobytes()
+
+
+def test_a_column_or_a_strided_view_is_not_taken_for_a_row() -> None:
+    square = np.arange(36, dtype=np.float32).reshape(6, 6)
+    subs = _subs([np.float32])
+    columns = [replace(subs[0], delta=square[:, 0]), replace(subs[0], account="0x" + "11" * 20, delta=square[:, 1])]
+    rows = _Rows(columns, [0, 1])
+
+    assert rows.matrix is not square
+    assert rows([0, 1]).tobytes() == _stack(columns, [0, 1]).tobytes()
+
+
+def test_a_round_on_rows_of_one_matrix_is_the_round_on_separate_deltas_bit_for_bit() -> None:
+    """The same submissions as separate arrays (each step stacks them) and as rows of one matrix (views)."""
+    subs = [*_others(), _sub(0, _honest(0), 100)]
+    matrix = np.stack([np.asarray(s.delta, dtype=np.float32) for s in subs])
+    as_rows = [replace(s, delta=row) for s, row in zip(subs, matrix, strict=True)]
+    separate = [replace(s, delta=np.array(row)) for s, row in zip(subs, matrix, strict=True)]
+
+    def run(submissions: list[Submission]) -> RoundOutcome:
+        inputs = RoundInputs(task_id=1, round_id=3, base=np.zeros(DIM, dtype=np.float32),
+                             submissions=tuple(submissions), budget_wei=BUDGET_WEI)
+        return run_round(inputs, quadratic_loss)
+
+    a, b = run(as_rows), run(separate)
+    assert a.new_params.tobytes() == b.new_params.tobytes() and a.trainers == b.trainers
+    assert sum(row.aggregated for row in a.trainers) >= 2
