@@ -249,6 +249,9 @@ def run(settings: OverheadSettings, mode: Mode, out_dir: Path) -> ExperimentRepo
         "Wall-clock timings on a shared 2-core machine: other processes' load (see machine.load_average) inflates "
         "them; compare rows of one run rather than runs.",
         f"Storage: {storage_note}",
+        "Download + verify decodes each update into its row of the round's update matrix, as the aggregator does, "
+        "so it includes first touching that matrix's memory; `run_round` uses the matrix as it is (before "
+        "2026-12-08 it stacked the updates into new matrices, inside the aggregation column).",
     )
     sealed = encryption_rows(settings.model_sizes, settings.model_sweep_trainers)
     results = {"rows": [row.as_dict() for row in rows], "ipfs": settings.use_ipfs,
