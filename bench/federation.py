@@ -26,6 +26,7 @@ import numpy as np
 from eth_utils.address import to_checksum_address
 from numpy.typing import NDArray
 
+from aggregator.compute import update_matrix
 from aggregator.contribution import ContributionConfig, PublicWorkConfig
 from aggregator.filters import FilterConfig, Fingerprint, RejectReason
 from aggregator.outer import OuterConfig
@@ -160,8 +161,10 @@ class UpdateCodec:
             return Upload(trainer.account, trainer.num_samples, bytes(32), None, RejectReason.NON_FINITE, str(e))
         return Upload(trainer.account, trainer.num_samples, content_digest(blob), blob)
 
-    def receive(self, upload: Upload, base_digest: bytes, order: int) -> Submission:
-        """What the aggregator gets for an upload: the decoded flat delta, or why there is none."""
+    def receive(self, upload: Upload, base_digest: bytes, order: int,
+                out: NDArray[np.float32] | None = None) -> Submission:
+        """What the aggregator gets for an upload: the decoded flat delta (into `out`, a row of the round's update
+        matrix, as the aggregator decodes them: `aggregator.compute.decode_submissions`), or why there is none."""
         if upload.blob is None:
             return _submission(upload, order, failure=upload.failure or RejectReason.MISSING, detail=upload.detail)
         shapes = dict(zip(self.layout.names, self.layout.shapes, strict=True))
@@ -172,7 +175,7 @@ class UpdateCodec:
         except CodecError as e:
             reason = RejectReason.NON_FINITE if isinstance(e, NonFiniteValues) else RejectReason.UNDECODABLE
             return _submission(upload, order, failure=reason, detail=str(e))
-        return _submission(upload, order, delta=self.layout.flatten(decoded.tensors))
+        return _submission(upload, order, delta=self.layout.flatten(decoded.tensors, out=out))
 
 
 def _submission(upload: Upload, order: int, *, delta: NDArray[np.float32] | None = None,
@@ -214,8 +217,9 @@ class LocalTrainers:
         deltas = round_deltas(self.trainers, base, self.spec, self.config.training, round_id,
                               self.config.attack_params, self.memory)
         t1 = time.perf_counter()
+        rows = update_matrix(len(self.trainers), self.codec.layout)
         submissions = tuple(
-            self.codec.receive(self.codec.upload(t, d, base_digest), base_digest, block_of(round_id, i))
+            self.codec.receive(self.codec.upload(t, d, base_digest), base_digest, block_of(round_id, i), rows[i])
             for i, (t, d) in enumerate(zip(self.trainers, deltas, strict=True))
         )
         return RoundUploads(submissions, t1 - t0, time.perf_counter() - t1)

@@ -32,6 +32,7 @@ from typing import TypeAlias
 import numpy as np
 import ray
 
+from aggregator.compute import update_matrix
 from aggregator.pipeline import PipelineConfig, Submission
 from bench.behaviours import (
     SELF_CONTAINED,
@@ -198,6 +199,7 @@ class RayTrainers:
         self.batches = [ray.put(tuple(trainers[i : i + size])) for i in self.firsts]
         self.remote = ray.remote(num_cpus=1)(_train_batch)
         self.rounds: list[TaskRound] = []
+        self.trainers = len(trainers)
 
     def __call__(self, round_id: int, base: Params, base_digest: bytes) -> RoundUploads:
         start = time.perf_counter()
@@ -209,6 +211,7 @@ class RayTrainers:
             for k, batch in enumerate(self.batches)
         }
         received: dict[int, list[Submission]] = {}
+        rows = update_matrix(self.trainers, self.codec.layout)  # decoded into, as the aggregator does
         compute_s = decode_s = 0.0
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -216,7 +219,7 @@ class RayTrainers:
             first = self.firsts[k]
             uploads, task_s = _batch_result(done[0], list(pending), first)
             t0 = time.perf_counter()
-            received[k] = [self.codec.receive(u, base_digest, block_of(round_id, first + j))
+            received[k] = [self.codec.receive(u, base_digest, block_of(round_id, first + j), rows[first + j])
                            for j, u in enumerate(uploads)]
             decode_s += time.perf_counter() - t0
             compute_s += task_s
