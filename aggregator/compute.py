@@ -244,11 +244,14 @@ def decode_submissions(
     policy: ReadPolicy = CLEAR_TEXT,
 ) -> tuple[Submission, ...]:
     """`decode_one` for each fetched update, each delta a row of one update matrix: the pipeline then takes its
-    subsets as views instead of stacking the round's updates again (`pipeline._Rows`)."""
-    rows = update_matrix(len(fetched), layout)
+    subsets as views instead of stacking the round's updates again (`pipeline._Rows`). Only updates whose bytes
+    arrived get a row (a row is only touched when one is decoded into it)."""
+    arrived = [k for k, f in enumerate(fetched) if f.data is not None]
+    rows = update_matrix(len(arrived), layout)
+    row_of = {k: rows[j] for j, k in enumerate(arrived)}
     return tuple(
         decode_one(f, spec_hash=spec_hash, base_digest=base_digest, layout=layout, limits=limits, policy=policy,
-                   out=rows[k])
+                   out=row_of.get(k))
         for k, f in enumerate(fetched)
     )
 

@@ -65,6 +65,28 @@ def test_each_kind_of_bad_submission_gets_its_reason_and_good_ones_their_delta()
     assert all(s.detail for s in subs[1:])
 
 
+def test_decoded_updates_are_rows_of_one_matrix_and_a_bad_one_in_between_leaves_the_others_intact() -> None:
+    """Each good update is decoded into its row of the round's matrix (the pipeline takes views of it); a bad one in
+    between, even one that fails half way, has no delta and changes no other row."""
+    storage = InMemoryStorage()
+    updates = [
+        _update(storage, 1, _encode(_delta(1))),
+        _update(storage, 2, _encode({"a": np.zeros((3, 2), np.float32), "b": np.zeros(4, np.float32)})),
+        RevealedUpdate(1, f"0x{3:040x}", b"\x01" * 32, storage.add(b"x", only_hash=True), 10, 3, 0),
+        _update(storage, 4, _encode(_delta(4))),
+        _update(storage, 5, _encode(_delta(5))),
+    ]
+
+    fetched = fetch_updates(storage, updates, max_bytes=5_000, workers=2)
+    subs = decode_submissions(fetched, spec_hash=SPEC_HASH, base_digest=BASE, layout=LAYOUT, limits=CodecLimits())
+
+    assert [s.failure for s in subs] == [None, RejectReason.WRONG_SHAPE, RejectReason.MISSING, None, None]
+    good = [subs[i].delta for i in (0, 3, 4)]
+    assert all(d is not None and d.base is good[0].base and not d.flags.writeable for d in good)
+    for delta, seed in zip(good, (1, 4, 5), strict=True):
+        assert delta.tobytes() == LAYOUT.flatten(_delta(seed)).tobytes()
+
+
 def test_size_cap_fits_an_honest_dense_update() -> None:
     data = _encode(_delta(1))
 
