@@ -92,10 +92,10 @@ class _Scores:
 
 
 class _Rows:
-    """The round's update matrix, stacked once: `rows(indices)` gives the updates of those submission indices (in
-    increasing order) as the stack of their deltas would, a view of the one matrix when they are a contiguous run
-    of it (the usual round: every update accepted and aggregated). At 10 updates of 10M parameters each stack is a
-    400 MB copy (~0.3 s); the round made three.
+    """The round's update matrix, made at most once: `rows(indices)` gives the updates of those submission indices
+    (in increasing order) as the stack of their deltas would, a view of the one matrix when they are a contiguous
+    run of it (the usual round: every update accepted and aggregated). At 10 updates of 10M parameters each stack
+    is a 400 MB copy (~0.3 s); the round made three.
 
     When the deltas already are the rows of one matrix (`compute.decode_submissions` decodes them so), that matrix
     is used as it is, not copied. Otherwise the decoded deltas are stacked, in submission order. `rescale` puts an
