@@ -27,6 +27,15 @@ function tokens(wei, digits = 2) {
 }
 const tokensNumber = (wei) => Number(BigInt(wei || "0") / 10n ** 14n) / 1e4;
 const short = (address) => `${address.slice(0, 6)}…${address.slice(-4)}`;
+
+// An accepted update worth 0 by the report's own terms (no rejection reason): which term, in a few words.
+function unpaidBecause(t) {
+  if (t.public_work) return "public work";
+  if (t.repeats_global_step) return "repeats the last global step";
+  if (t.resends_round !== null && t.resends_round !== undefined) return `resends round ${t.resends_round}`;
+  if (t.same_work_as) return `same work as ${short(t.same_work_as)}`;
+  return null;
+}
 const fixed = (v, d = 3) => (v === null || v === undefined ? "—" : Number(v).toFixed(d));
 
 function card(label, value) {
@@ -168,7 +177,7 @@ async function loadRound() {
   fillRows(document.getElementById("round-table"), r.trainers.map((t) => el("tr", {},
     el("td", { class: "addr", title: t.account }, short(t.account)),
     el("td", { class: t.status ? `status-${t.status}` : "" }, t.status ?? "no report"),
-    el("td", {}, t.reason ?? "—"),
+    el("td", {}, t.reason ?? unpaidBecause(t) ?? "—"),
     el("td", { class: "num" }, `${fixed(t.loss_before)} → ${fixed(t.loss_after)}`),
     el("td", { class: "num" }, fixed(t.loss_score)),
     el("td", { class: "num" }, `${fixed(t.rating_mu, 2)} / ${fixed(t.rating_sigma, 2)}`),
