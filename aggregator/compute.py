@@ -27,6 +27,7 @@ from aggregator.payouts import payout_values
 from aggregator.pipeline import LossFn, PipelineConfig, RoundInputs, RoundOutcome, Submission, TrainerOutcome, run_round
 from aggregator.public_work import round_public_steps
 from aggregator.publish import ZERO_ROOT, Blob, CidOf, RoundArtifacts, RoundContext
+from aggregator.update_matrix import update_matrix
 from flchain.chain.tasklog import TaskLog
 from flchain.codec import (
     DEFAULT_LIMITS,
@@ -244,8 +245,8 @@ def decode_submissions(
     policy: ReadPolicy = CLEAR_TEXT,
 ) -> tuple[Submission, ...]:
     """`decode_one` for each fetched update, each delta a row of one update matrix: the pipeline then takes its
-    subsets as views instead of stacking the round's updates again (`pipeline._Rows`). Only updates whose bytes
-    arrived get a row (a row is only touched when one is decoded into it)."""
+    subsets as views instead of stacking the round's updates again (`update_matrix.UpdateRows`). Only updates whose
+    bytes arrived get a row (a row is only touched when one is decoded into it)."""
     arrived = [k for k, f in enumerate(fetched) if f.data is not None]
     rows = update_matrix(len(arrived), layout)
     row_of = {k: rows[j] for j, k in enumerate(arrived)}
@@ -254,11 +255,6 @@ def decode_submissions(
                    out=row_of.get(k))
         for k, f in enumerate(fetched)
     )
-
-
-def update_matrix(n: int, layout: ParamLayout) -> NDArray[np.float32]:
-    """An empty float32 matrix of `n` flat updates; a row no update was decoded into is never read."""
-    return np.empty((n, layout.total_size), dtype=np.float32)
 
 
 def privacy_info(dp: DpConfig, round_id: int) -> PrivacyInfo:

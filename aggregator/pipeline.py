@@ -34,11 +34,10 @@ over the cap, wrong shape) by default), with the reason code of `filters.SLASH_C
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from types import MappingProxyType
-from typing import Any
 
 import numpy as np
 from eth_utils.address import to_checksum_address
@@ -63,6 +62,7 @@ from aggregator.round_inputs import PipelineConfig, PipelineError, RoundInputs, 
 from aggregator.rules import AggregationRule, CenteredClipState, aggregate
 from aggregator.rules.common import Vector
 from aggregator.scoring import compute_loss_scores, compute_marginal_scores
+from aggregator.update_matrix import UpdateRows
 from aggregator.value_gram import ClipSpec
 
 __all__ = [
@@ -91,65 +91,9 @@ class _Scores:
     public: frozenset[int] = frozenset()  # accepted indices of public work, made from public data (game version 6)
 
 
-class _Rows:
-    """The round's update matrix, made at most once: `rows(indices)` gives the updates of those submission indices
-    (in increasing order) as the stack of their deltas would, a view of the one matrix when they are a contiguous
-    run of it (the usual round: every update accepted and aggregated). At 10 updates of 10M parameters each stack
-    is a 400 MB copy (~0.3 s); the round made three.
-
-    When the deltas already are the rows of one matrix (`compute.decode_submissions` decodes them so), that matrix
-    is used as it is, not copied. Otherwise the decoded deltas are stacked, in submission order. `rescale` puts an
-    update the norm filter scaled down over its row, as `_scaled` puts it in its submission (into a copy first
-    when the matrix is the caller's). With deltas of mixed dtypes (never from the codec, which decodes float32)
-    each call stacks its own rows, so every matrix keeps the dtype its own rows give it."""
-
-    def __init__(self, ordered: Sequence[Submission], decoded: Sequence[int]) -> None:
-        deltas = [np.asarray(ordered[i].delta) for i in decoded]
-        self._ordered = ordered
-        self._shared = len({d.dtype for d in deltas}) == 1
-        parent, rows = _rows_of_one_matrix(deltas)
-        self._owned = parent is None
-        self.matrix = np.stack(deltas) if parent is None else parent
-        self._position = dict(zip(decoded, range(len(decoded)) if rows is None else rows, strict=True))
-
-    def rescale(self, ordered: Sequence[Submission], scaled: Iterable[int]) -> None:
-        self._ordered = ordered
-        for i in scaled:
-            if not self._owned:
-                self.matrix, self._owned = self.matrix.copy(), True
-            self.matrix[self._position[i]] = np.asarray(ordered[i].delta)
-
-    def __call__(self, indices: Sequence[int]) -> NDArray[Any]:
-        positions = [self._position[i] for i in indices]
-        if not self._shared:
-            return np.stack([np.asarray(self._ordered[i].delta) for i in indices])
-        if positions and positions == list(range(positions[0], positions[0] + len(positions))):
-            view = self.matrix[positions[0]:positions[0] + len(positions)]
-            view.flags.writeable = False
-            return view
-        return self.matrix[positions]
-
-
-def _rows_of_one_matrix(deltas: Sequence[NDArray[Any]]) -> tuple[NDArray[Any] | None, list[int] | None]:
-    """The C-contiguous 2-D matrix every delta is a whole row of, and each delta's row; (None, None) otherwise."""
-    parent = deltas[0].base if deltas else None
-    if not isinstance(parent, np.ndarray) or parent.ndim != 2 or not parent.flags.c_contiguous:
-        return None, None
-    start, stride = parent.__array_interface__["data"][0], parent.strides[0]
-    rows = []
-    for delta in deltas:
-        offset = delta.__array_interface__["data"][0] - start
-        if (delta.base is not parent or delta.dtype != parent.dtype or delta.shape != parent.shape[1:]
-                or delta.strides != parent.strides[1:] or offset % stride
-                or not 0 <= offset // stride < parent.shape[0]):
-            return None, None
-        rows.append(offset // stride)
-    return parent, rows
-
-
 def _filter(
     ordered: Sequence[Submission], history: Sequence[Fingerprint], config: PipelineConfig
-) -> tuple[list[FilterVerdict], NDArray[np.float64], RoundFilterResult | None, list[int], _Rows | None]:
+) -> tuple[list[FilterVerdict], NDArray[np.float64], RoundFilterResult | None, list[int], UpdateRows | None]:
     """Verdicts and norms for every submission; the filter result over the decoded ones, their indices and their
     update matrix."""
     verdicts = [FilterVerdict(s.failure, s.detail) if s.failure is not None else FilterVerdict() for s in ordered]
@@ -157,7 +101,7 @@ def _filter(
     decoded = [i for i, s in enumerate(ordered) if s.delta is not None]
     if not decoded:
         return verdicts, norms, None, decoded, None
-    stacked = _Rows(ordered, decoded)
+    stacked = UpdateRows(ordered, decoded)
     rows = stacked(decoded)
     result = filter_round(rows, [ordered[i].meta() for i in decoded], history, config.filters)
     for k, i in enumerate(decoded):
@@ -180,7 +124,7 @@ def _scaled(ordered: Sequence[Submission], filtered: RoundFilterResult | None, d
 def _score(
     base: NDArray[np.float64], ordered: Sequence[Submission], accepted: Sequence[int], inputs: RoundInputs,
     config: PipelineConfig, loss_fn: LossFn, filtered: RoundFilterResult | None, scaled: Mapping[int, float],
-    stacked: _Rows | None,
+    stacked: UpdateRows | None,
 ) -> _Scores:
     n = len(ordered)
     after, scores, values, weights = (np.full(n, np.nan) for _ in range(4))
@@ -295,7 +239,8 @@ def _clip_weights(accepted: Sequence[int], chosen: Sequence[int], scores: _Score
 
 def _step_model(
     base: NDArray[np.float64], ordered: Sequence[Submission], chosen: Sequence[int], group_weights: NDArray[np.float64],
-    inputs: RoundInputs, config: PipelineConfig, stacked: _Rows | None, clip_weights: NDArray[np.float64] | None = None,
+    inputs: RoundInputs, config: PipelineConfig, stacked: UpdateRows | None,
+    clip_weights: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.float32], AggregationState]:
     """Robust aggregation (DP-FedAvg with `config.dp`) of the chosen updates, weighted as in the value game
     (`contribution.group_weights` for FedAvg, `clip_weights` for centered clipping), and the outer step; none: no

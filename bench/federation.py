@@ -26,7 +26,6 @@ import numpy as np
 from eth_utils.address import to_checksum_address
 from numpy.typing import NDArray
 
-from aggregator.compute import update_matrix
 from aggregator.contribution import ContributionConfig, PublicWorkConfig
 from aggregator.filters import FilterConfig, Fingerprint, RejectReason
 from aggregator.outer import OuterConfig
@@ -41,6 +40,7 @@ from aggregator.pipeline import (
 from aggregator.public_work import round_public_steps
 from aggregator.ratings import Rating
 from aggregator.rules import AggregationRule
+from aggregator.update_matrix import update_matrix
 from bench.behaviours import AttackerMemory, AttackParams, LocalTraining, SimTrainer, round_deltas
 from bench.data import BenchData
 from flchain.codec import CodecError, NonFiniteValues, content_digest, decode_update, encode_model, encode_update

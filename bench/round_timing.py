@@ -46,10 +46,10 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 
 from aggregator import pipeline
-from aggregator.compute import update_matrix
 from aggregator.payouts import payout_values
 from aggregator.pipeline import PipelineConfig, RoundInputs, RoundOutcome, Submission, run_round
 from aggregator.scoring import compute_loss_scores
+from aggregator.update_matrix import update_matrix
 from bench.federation import BUDGET_WEI, TASK_ID, account
 from flchain.codec import content_digest, decode_update, encode_model, encode_update
 from flchain.merkle import PAYOUT_LEAF_ENCODING, StandardMerkleTree

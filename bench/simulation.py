@@ -32,8 +32,8 @@ from typing import TypeAlias
 import numpy as np
 import ray
 
-from aggregator.compute import update_matrix
 from aggregator.pipeline import PipelineConfig, Submission
+from aggregator.update_matrix import update_matrix
 from bench.behaviours import (
     SELF_CONTAINED,
     AttackParams,

@@ -1,4 +1,4 @@
-"""The round's update matrix is stacked once (`pipeline._Rows`); every subset the steps ask for must equal the
+"""The round's update matrix is stacked once (`update_matrix.UpdateRows`); every subset the steps ask for must equal the
 stack of those deltas, with the same dtype, and a contiguous run must be a read-only view, not a copy."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from aggregator.pipeline import RoundInputs, RoundOutcome, _Rows, run_round
+from aggregator.pipeline import RoundInputs, RoundOutcome, run_round
 from aggregator.round_inputs import Submission
+from aggregator.update_matrix import UpdateRows
 from tests.unit.test_pipeline_value import BUDGET_WEI, DIM, _honest, _others, _sub, quadratic_loss
 
 
@@ -24,7 +25,7 @@ def _stack(subs: list[Submission], indices: list[int]) -> np.ndarray:
 
 def test_subsets_are_the_stacks_of_their_deltas_and_a_contiguous_run_is_a_view() -> None:
     subs = _subs([np.float32] * 5)
-    rows = _Rows(subs, [0, 1, 2, 3, 4])
+    rows = UpdateRows(subs, [0, 1, 2, 3, 4])
 
     for indices in ([0, 1, 2, 3, 4], [1, 2, 3], [0, 2, 4], [3], [4, 0]):
         got = rows(indices)
@@ -37,7 +38,7 @@ def test_subsets_are_the_stacks_of_their_deltas_and_a_contiguous_run_is_a_view()
 def test_only_decoded_submissions_are_rows_and_a_rescaled_update_replaces_its_row() -> None:
     subs = _subs([np.float32] * 4)
     subs[1] = replace(subs[1], delta=None)  # not decoded: no row
-    rows = _Rows(subs, [0, 2, 3])
+    rows = UpdateRows(subs, [0, 2, 3])
     scaled = list(subs)
     scaled[2] = replace(subs[2], delta=(np.asarray(subs[2].delta) * 0.5).astype(np.float32))
 
@@ -49,7 +50,7 @@ def test_only_decoded_submissions_are_rows_and_a_rescaled_update_replaces_its_ro
 
 def test_deltas_of_mixed_dtypes_keep_the_dtype_each_subset_had() -> None:
     subs = _subs([np.float32, np.float64, np.float32])
-    rows = _Rows(subs, [0, 1, 2])
+    rows = UpdateRows(subs, [0, 1, 2])
 
     assert rows([0, 2]).dtype == np.float32 and rows([0, 2]).tobytes() == _stack(subs, [0, 2]).tobytes()
     assert rows([0, 1]).dtype == np.float64 and rows([0, 1]).tobytes() == _stack(subs, [0, 1]).tobytes()
@@ -69,7 +70,7 @@ def test_deltas_that_are_rows_of_one_matrix_are_used_in_place_and_never_written(
     matrix = np.random.default_rng(1).normal(size=(5, 6)).astype(np.float32)
     kept = matrix.copy()
     subs = _rows_of(matrix, [0, 1, 2, 3, 4])
-    rows = _Rows(subs, [0, 1, 2, 3, 4])
+    rows = UpdateRows(subs, [0, 1, 2, 3, 4])
 
     assert rows.matrix is matrix and np.shares_memory(rows([0, 1, 2, 3, 4]), matrix)
     assert rows([1, 3]).tobytes() == _stack(subs, [1, 3]).tobytes()
@@ -83,7 +84,7 @@ def test_deltas_that_are_rows_of_one_matrix_are_used_in_place_and_never_written(
 def test_rows_in_another_order_or_with_gaps_map_to_their_own_rows() -> None:
     matrix = np.random.default_rng(2).normal(size=(5, 6)).astype(np.float32)
     subs = _rows_of(matrix, [3, 0, 4, 1])  # submission order is not the matrix's, and row 2 was never decoded
-    rows = _Rows(subs, [0, 1, 2, 3])
+    rows = UpdateRows(subs, [0, 1, 2, 3])
 
     assert rows.matrix is matrix
     for indices in ([0, 1, 2, 3], [1, 3], [0], [2, 3]):
@@ -94,7 +95,7 @@ def test_a_column_or_a_strided_view_is_not_taken_for_a_row() -> None:
     square = np.arange(36, dtype=np.float32).reshape(6, 6)
     subs = _subs([np.float32])
     columns = [replace(subs[0], delta=square[:, 0]), replace(subs[0], account="0x" + "11" * 20, delta=square[:, 1])]
-    rows = _Rows(columns, [0, 1])
+    rows = UpdateRows(columns, [0, 1])
 
     assert rows.matrix is not square
     assert rows([0, 1]).tobytes() == _stack(columns, [0, 1]).tobytes()
